@@ -1,0 +1,5 @@
+import sys
+
+from vptracker.cli import main
+
+sys.exit(main())

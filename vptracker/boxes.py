@@ -1,0 +1,359 @@
+"""The one box grammar: formats, coordinate scales, resize maps, answer renderers and parsers, IoU.
+
+Every coordinate that enters or leaves a model passes through this module. Conventions:
+
+* A *frame box* is ``(x1, y1, x2, y2)`` in absolute pixels of the original frame (continuous
+  coordinates, ``x2 = x + w``). Dataset files hold ``x, y, w, h``; use :func:`xywh_to_xyxy`.
+* A *scale* says how a box is written for a model: ``abs`` (original-frame pixels), ``resized``
+  (pixels of the model-resized image, Qwen2.5-VL's pre-training convention), ``norm1`` (0-1) and
+  ``norm1000`` (0-1000, Qwen2-VL / Qwen3-VL). :class:`CoordMap` converts both ways.
+* Answer grammars: OmniPT ``<bbox>x,y,w,h</bbox>`` / ``<None>`` (single boxes, trajectories,
+  several trajectories), VPTracker fenced JSON with ``visible``, Qwen
+  ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` and the plain ``[x1, y1, x2, y2]`` list.
+
+Parsers never raise: they return what they found and in which :class:`Form` it was written, which
+is what the GRPO format reward needs.
+"""
+from __future__ import annotations
+
+import enum
+import math
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+Box = tuple[float, float, float, float]
+
+SCALES = ("abs", "resized", "norm1", "norm1000")
+# Coordinate convention each family was pre-trained on, and the pixel multiple its processor uses
+# (patch 14 x merge 2 for Qwen2/2.5-VL, patch 16 x merge 2 for Qwen3-VL).
+FAMILY_SCALE = {"qwen2_vl": "norm1000", "qwen2_5_vl": "resized", "qwen3_vl": "norm1000"}
+FAMILY_FACTOR = {"qwen2_vl": 28, "qwen2_5_vl": 28, "qwen3_vl": 32}
+DEFAULT_MIN_PIXELS = 4 * 28 * 28
+DEFAULT_MAX_PIXELS = 16384 * 28 * 28
+
+
+# --------------------------------------------------------------------------- conversions
+
+def xywh_to_xyxy(box: Sequence[float]) -> Box:
+    x, y, w, h = (float(v) for v in box)
+    return (x, y, x + w, y + h)
+
+
+def xyxy_to_xywh(box: Sequence[float]) -> Box:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (x1, y1, x2 - x1, y2 - y1)
+
+
+def clip_xyxy(box: Sequence[float], width: float, height: float) -> Box:
+    x1, y1, x2, y2 = (float(v) for v in box)
+    return (min(max(x1, 0.0), width), min(max(y1, 0.0), height),
+            min(max(x2, 0.0), width), min(max(y2, 0.0), height))
+
+
+def is_valid_xyxy(box: Sequence[float] | None, width: float | None = None,
+                  height: float | None = None) -> bool:
+    """Finite, not inverted, non-empty and, when the image size is given, overlapping the image."""
+    if box is None or len(box) != 4:
+        return False
+    x1, y1, x2, y2 = box
+    if not all(math.isfinite(v) for v in (x1, y1, x2, y2)) or x2 <= x1 or y2 <= y1:
+        return False
+    if width is not None and height is not None:
+        return x2 > 0 and y2 > 0 and x1 < width and y1 < height
+    return True
+
+
+def smart_resize(width: int, height: int, family: str = "qwen2_5_vl",
+                 min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """The model-input size ``(width, height)`` the family's processor produces for a frame."""
+    from qwen_vl_utils.vision_process import smart_resize as qwen_smart_resize
+
+    factor = FAMILY_FACTOR.get(family, 28)
+    h, w = qwen_smart_resize(int(height), int(width), factor=factor, min_pixels=min_pixels,
+                             max_pixels=max_pixels)
+    return int(w), int(h)
+
+
+@dataclass(frozen=True)
+class CoordMap:
+    """Maps frame boxes to a model's coordinate scale and back, for one image size."""
+
+    scale: str
+    width: int
+    height: int
+    resized_width: int | None = None
+    resized_height: int | None = None
+
+    def __post_init__(self):
+        if self.scale not in SCALES:
+            raise ValueError(f"unknown box scale {self.scale!r}; expected one of {SCALES}")
+        if self.scale == "resized" and not (self.resized_width and self.resized_height):
+            raise ValueError("scale 'resized' needs resized_width and resized_height")
+
+    @classmethod
+    def for_family(cls, family: str, width: int, height: int, scale: str | None = None,
+                   min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS) -> "CoordMap":
+        """The family's own convention unless ``scale`` overrides it."""
+        if family not in FAMILY_SCALE:
+            raise ValueError(f"unknown model family {family!r}; expected one of {sorted(FAMILY_SCALE)}")
+        rw, rh = smart_resize(width, height, family, min_pixels, max_pixels)
+        return cls(scale or FAMILY_SCALE[family], width, height, rw, rh)
+
+    def _factors(self) -> tuple[float, float]:
+        if self.scale == "abs":
+            return 1.0, 1.0
+        if self.scale == "resized":
+            return self.resized_width / self.width, self.resized_height / self.height
+        unit = 1.0 if self.scale == "norm1" else 1000.0
+        return unit / self.width, unit / self.height
+
+    def to_model(self, frame_box: Sequence[float]) -> Box:
+        fx, fy = self._factors()
+        x1, y1, x2, y2 = frame_box
+        return (x1 * fx, y1 * fy, x2 * fx, y2 * fy)
+
+    def to_frame(self, model_box: Sequence[float]) -> Box:
+        fx, fy = self._factors()
+        x1, y1, x2, y2 = model_box
+        return (x1 / fx, y1 / fy, x2 / fx, y2 / fy)
+
+    @property
+    def decimals(self) -> int:
+        """Digits after the point when rendering in this scale (0-1 needs three)."""
+        return 3 if self.scale == "norm1" else 0
+
+
+# --------------------------------------------------------------------------- IoU
+
+def iou_xyxy(a: Sequence[float], b: Sequence[float]) -> float:
+    """Continuous IoU of two ``x1,y1,x2,y2`` boxes; 0 for empty or invalid boxes."""
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def iou_xywh(a: Sequence[float], b: Sequence[float]) -> float:
+    return iou_xyxy(xywh_to_xyxy(a), xywh_to_xyxy(b))
+
+
+def iou_xywh_arrays(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise IoU of two ``(N, 4)`` x,y,w,h arrays (continuous, the toolkits' ``+1`` reading)."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    iw = np.minimum(a[:, 0] + a[:, 2], b[:, 0] + b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    ih = np.minimum(a[:, 1] + a[:, 3], b[:, 1] + b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
+    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
+    union = a[:, 2] * a[:, 3] + b[:, 2] * b[:, 3] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(union > 0, inter / union, 0.0)
+    return out
+
+
+# --------------------------------------------------------------------------- rendering
+
+def _num(v: float, decimals: int) -> str:
+    if decimals == 0:
+        return str(int(round(v)))
+    return f"{v:.{decimals}f}"
+
+
+def render_bbox(model_xyxy: Sequence[float], decimals: int = 0) -> str:
+    """OmniPT ``<bbox>x,y,w,h</bbox>`` from a box already in model scale (x1,y1,x2,y2)."""
+    x1, y1, x2, y2 = model_xyxy
+    if decimals == 0:  # round the corners, so that x+w lands on the rounded x2
+        rx1, ry1, rx2, ry2 = (int(round(v)) for v in model_xyxy)
+        return f"<bbox>{rx1},{ry1},{rx2 - rx1},{ry2 - ry1}</bbox>"
+    vals = (x1, y1, x2 - x1, y2 - y1)
+    return "<bbox>" + ",".join(_num(v, decimals) for v in vals) + "</bbox>"
+
+
+NONE_TOKEN = "<None>"
+
+
+def render_trajectory(boxes: Iterable[Sequence[float] | None], decimals: int = 0) -> str:
+    """One ``<bbox>`` or ``<None>`` per image, concatenated (OmniPT SOT / trajectory answer)."""
+    return "".join(NONE_TOKEN if b is None else render_bbox(b, decimals) for b in boxes)
+
+
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
+            "tenth")
+
+
+def ordinal(i: int) -> str:
+    return ORDINALS[i] if i < len(ORDINALS) else f"{i + 1}th"
+
+
+def render_trajectories(trajectories: Sequence[Sequence[Sequence[float] | None]], decimals: int = 0,
+                        noun: str = "people") -> str:
+    """Several trajectories, in the wording of the paper's Fig. 4."""
+    parts = [f"the trajectory of the {ordinal(i)} {noun} are: {render_trajectory(t, decimals)}"
+             for i, t in enumerate(trajectories)]
+    text = ", ".join(parts)
+    return text[:1].upper() + text[1:] if text else NONE_TOKEN
+
+
+def render_vptracker(model_xyxy: Sequence[float] | None, decimals: int = 0) -> str:
+    """VPTracker's fenced JSON answer; ``None`` means the target is not visible."""
+    if model_xyxy is None:
+        visible, coords = "no", "[0, 0, 0, 0]"
+    else:
+        visible = "yes"
+        coords = "[" + ", ".join(_num(v, decimals) for v in model_xyxy) + "]"
+    return f'```json\n{{\n  "visible": "{visible}",\n  "bbox": {coords}\n}}\n```'
+
+
+def render_qwen_box(model_xyxy: Sequence[float], decimals: int = 0) -> str:
+    x1, y1, x2, y2 = (_num(v, decimals) for v in model_xyxy)
+    return f"<|box_start|>({x1},{y1}),({x2},{y2})<|box_end|>"
+
+
+def render_list(model_xyxy: Sequence[float], decimals: int = 0) -> str:
+    return "[" + ", ".join(_num(v, decimals) for v in model_xyxy) + "]"
+
+
+# --------------------------------------------------------------------------- parsing
+
+class Form(str, enum.Enum):
+    """How a box was written; the format reward scores exact 2, other 0.6, untagged 0.4, else 0."""
+
+    EXACT = "exact"          # <bbox>x,y,w,h</bbox>
+    OTHER = "other_form"     # a box in another form: (x1,y1,x2,y2), [..], Qwen box tokens, JSON bbox
+    UNTAGGED = "untagged"    # four bare numbers without any enclosing tags or brackets
+    NONE = "none"            # the <None> token: the object is not in that image
+    NO_BOX = "no_box"
+
+
+@dataclass(frozen=True)
+class ParsedBox:
+    """A box found in text, in model scale as ``x1,y1,x2,y2`` (``None`` for ``<None>``/no box)."""
+
+    box: Box | None
+    form: Form
+
+
+_NUM = r"[-+]?(?:\d{1,12}(?:\.\d{0,12})?|\.\d{1,12})"
+_SEP = r"\s*[,;\s]\s*"
+_BBOX_EXACT = re.compile(rf"<bbox>\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*</bbox>")
+_BBOX_ANY = re.compile(r"<bbox>(.{0,200}?)</bbox>", re.S)
+_QWEN_BOX = re.compile(rf"<\|box_start\|>\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,?\s*\(\s*({_NUM})\s*,"
+                       rf"\s*({_NUM})\s*\)\s*<\|box_end\|>")
+_PAIRS = re.compile(rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,?\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)")
+_BRACKET4 = re.compile(rf"[\[(]\s*({_NUM}){_SEP}({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*[\])]")
+_BARE4 = re.compile(rf"(?<![\w.\-+])({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})(?![\w.])")
+_TOKEN = re.compile(r"<bbox>.{0,200}?</bbox>|<None>", re.S)
+_VISIBLE = re.compile(r"[\"']?visible[\"']?\s*:\s*[\"']?\s*(yes|no|true|false)", re.I)
+_JSON_BBOX = re.compile(rf"[\"']?bbox[\"']?\s*:\s*\[\s*({_NUM}){_SEP}({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*\]",
+                        re.I)
+
+
+def _floats(match: re.Match) -> Box | None:
+    try:
+        vals = tuple(float(g) for g in match.groups()[:4])
+    except (TypeError, ValueError):
+        return None
+    return vals if all(math.isfinite(v) for v in vals) else None
+
+
+def _xywh_to_xyxy_or_none(vals: Box | None) -> Box | None:
+    return None if vals is None else xywh_to_xyxy(vals)
+
+
+def parse_box(text: str) -> ParsedBox:
+    """The first box in ``text``, read in the OmniPT grammar (``<bbox>`` holds x,y,w,h).
+
+    Other enclosures are read as corners (x1,y1,x2,y2), bare number quadruples as x,y,w,h.
+    """
+    if not isinstance(text, str):
+        return ParsedBox(None, Form.NO_BOX)
+    m = _BBOX_EXACT.search(text)
+    if m and (box := _xywh_to_xyxy_or_none(_floats(m))) is not None:
+        return ParsedBox(box, Form.EXACT)
+    for pattern in (_QWEN_BOX, _PAIRS, _JSON_BBOX, _BRACKET4):
+        m = pattern.search(text)
+        if m and (box := _floats(m)) is not None:
+            return ParsedBox(box, Form.OTHER)
+    m = _BBOX_ANY.search(text)  # <bbox> tags holding something other than x,y,w,h
+    if m:
+        inner = _BARE4.search(m.group(1))
+        if inner and (box := _floats(inner)) is not None:
+            return ParsedBox(box, Form.OTHER)
+    m = _BARE4.search(text)
+    if m and (box := _xywh_to_xyxy_or_none(_floats(m))) is not None:
+        return ParsedBox(box, Form.UNTAGGED)
+    if NONE_TOKEN in text:
+        return ParsedBox(None, Form.NONE)
+    return ParsedBox(None, Form.NO_BOX)
+
+
+def parse_trajectory(text: str) -> list[ParsedBox]:
+    """Every ``<bbox>``/``<None>`` token in order, one per image; malformed tokens parse as NO_BOX."""
+    if not isinstance(text, str):
+        return []
+    out = []
+    for m in _TOKEN.finditer(text):
+        token = m.group(0)
+        out.append(ParsedBox(None, Form.NONE) if token == NONE_TOKEN else parse_box(token))
+    return out
+
+
+_TRAJ_HEAD = re.compile(r"trajectory of the [\w-]{1,20} [\w-]{1,20} (?:are|is)\s*:?", re.I)
+
+
+def parse_trajectories(text: str) -> list[list[ParsedBox]]:
+    """Several trajectories ("the trajectory of the first people are: ..."); one if no heading."""
+    if not isinstance(text, str):
+        return []
+    heads = list(_TRAJ_HEAD.finditer(text))
+    if not heads:
+        single = parse_trajectory(text)
+        return [single] if single else []
+    bounds = [h.end() for h in heads] + [len(text)]
+    starts = [h.start() for h in heads[1:]] + [len(text)]
+    return [parse_trajectory(text[bounds[i]:starts[i]]) for i in range(len(heads))]
+
+
+@dataclass(frozen=True)
+class VPAnswer:
+    """A parsed VPTracker answer; ``visible`` is None when the answer does not say."""
+
+    visible: bool | None
+    box: Box | None
+    form: Form
+
+
+def parse_vptracker(text: str) -> VPAnswer:
+    """VPTracker's JSON answer (fenced or not, tolerant of spacing and quotes), corners in model scale."""
+    if not isinstance(text, str):
+        return VPAnswer(None, None, Form.NO_BOX)
+    v = _VISIBLE.search(text)
+    visible = None if v is None else v.group(1).lower() in ("yes", "true")
+    m = _JSON_BBOX.search(text)
+    if m and (box := _floats(m)) is not None:
+        return VPAnswer(visible, box, Form.EXACT)
+    for pattern in (_QWEN_BOX, _PAIRS, _BRACKET4):
+        m = pattern.search(text)
+        if m and (box := _floats(m)) is not None:
+            return VPAnswer(visible, box, Form.OTHER)
+    return VPAnswer(visible, None, Form.NO_BOX)
+
+
+def parse_qwen_boxes(text: str) -> list[Box]:
+    """All ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` boxes, in model scale."""
+    if not isinstance(text, str):
+        return []
+    return [b for m in _QWEN_BOX.finditer(text) if (b := _floats(m)) is not None]
+
+
+def parse_list(text: str) -> Box | None:
+    """The first ``[x1, y1, x2, y2]`` list."""
+    if not isinstance(text, str):
+        return None
+    m = _BRACKET4.search(text)
+    return _floats(m) if m else None

@@ -1,0 +1,41 @@
+"""The `vptracker` command: each subcommand is one module in `vptracker/commands/`.
+
+A module there defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``;
+adding a file adds a subcommand, so `vptracker --help` lists exactly what exists.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+import vptracker.commands as commands_pkg
+
+
+def _commands() -> dict[str, object]:
+    found = {}
+    for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda i: i.name):
+        if info.name.startswith("_"):
+            continue
+        found[info.name.replace("_", "-")] = importlib.import_module(f"vptracker.commands.{info.name}")
+    return found
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vptracker", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in _commands().items():
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the `vptracker` CLI, one module each (see vptracker/cli.py)."""

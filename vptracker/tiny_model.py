@@ -1,0 +1,154 @@
+"""Builds tiny random-weight Qwen-VL models offline, for tests, benchmarks and the CPU demo.
+
+The tokenizer is a small byte-level BPE trained here, padded with inert filler tokens so that the
+Qwen special tokens keep their real ids: ms-swift's Qwen templates hard-code those ids.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+
+# The Qwen2/2.5/3-VL special tokens, at their real ids from 151643 on.
+QWEN_SPECIAL_TOKENS = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>",
+    "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
+    "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>", "<think>", "</think>",
+)
+FIRST_SPECIAL_ID = 151643
+VOCAB_SIZE = 151680  # the next multiple of 64 above the last special id
+
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in content %}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}"
+    "<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Text the BPE learns its merges from: digits, punctuation and the words of our prompts and answers.
+_CORPUS = [
+    "<bbox>12,34,56,78</bbox><None> 0123456789 ,.:;()[]{}\"' visible yes no bbox json",
+    "You are a visual object tracker. Track the object located at the first image.",
+    "There are some images of a video. Describe this video. The trajectory of the first people are",
+    "Please return the answer in JSON format x_min y_min x_max y_max rectangular bounding box red",
+    "a man woman person car dog walking running wearing black white shirt trousers shoes",
+]
+
+
+def _tokenizer(out: Path) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE(unk_token=None))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                  show_progress=False)
+    bpe.train_from_iterator(_CORPUS * 20, trainer=trainer)
+    state = json.loads(bpe.to_str())
+    vocab = state["model"]["vocab"]
+    # Filler entries no merge can produce: they only pad the id space up to the special tokens.
+    for i in range(len(vocab), FIRST_SPECIAL_ID):
+        vocab[f"<|filler_{i}|>"] = i
+    state["added_tokens"] = [
+        {"id": FIRST_SPECIAL_ID + k, "content": tok, "single_word": False, "lstrip": False, "rstrip": False,
+         "normalized": False, "special": True}
+        for k, tok in enumerate(QWEN_SPECIAL_TOKENS)
+    ]
+    fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(state)),
+                                   eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                   bos_token=None, unk_token=None)
+    fast.chat_template = CHAT_TEMPLATE
+    fast.model_max_length = 32768
+    fast.save_pretrained(out)
+    cfg_path = out / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tokenizer_class"] = "Qwen2Tokenizer"
+    cfg_path.write_text(json.dumps(cfg, indent=2))
+
+
+def _config(family: str, hidden: int, layers: int, vision_depth: int):
+    from transformers import Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
+
+    heads, head_dim = 4, hidden // 4
+    half = head_dim // 2
+    mrope = [half - 2 * (half // 4 + half // 8), half // 4 + half // 8, half // 4 + half // 8]
+    text = dict(vocab_size=VOCAB_SIZE, hidden_size=hidden, intermediate_size=hidden * 2,
+                num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=2,
+                max_position_embeddings=32768, tie_word_embeddings=True,
+                bos_token_id=FIRST_SPECIAL_ID, eos_token_id=FIRST_SPECIAL_ID + 2,
+                pad_token_id=FIRST_SPECIAL_ID)
+    ids = dict(image_token_id=151655, video_token_id=151656, vision_start_token_id=151652,
+               vision_end_token_id=151653, tie_word_embeddings=True)
+    if family == "qwen2_vl":
+        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope}
+        vision = dict(depth=vision_depth, embed_dim=hidden, hidden_size=hidden, num_heads=4,
+                      mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
+        return Qwen2VLConfig(text_config=text, vision_config=vision, **ids)
+    if family == "qwen2_5_vl":
+        text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope}
+        vision = dict(depth=vision_depth, hidden_size=hidden, out_hidden_size=hidden, intermediate_size=hidden * 2,
+                      num_heads=4, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+                      window_size=112, fullatt_block_indexes=[vision_depth - 1])
+        return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **ids)
+    if family == "qwen3_vl":
+        text.update(head_dim=head_dim, rope_parameters={"rope_type": "default", "rope_theta": 5e5,
+                                                         "mrope_section": mrope, "mrope_interleaved": True})
+        vision = dict(depth=vision_depth, hidden_size=hidden, out_hidden_size=hidden, intermediate_size=hidden * 2,
+                      num_heads=4, patch_size=16, spatial_merge_size=2, temporal_patch_size=2,
+                      num_position_embeddings=256, deepstack_visual_indexes=[0])
+        return Qwen3VLConfig(text_config=text, vision_config=vision, **ids)
+    raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+
+
+def _processor(family: str, out: Path, tokenizer_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    if family == "qwen3_vl":
+        from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
+
+        image = Qwen2VLImageProcessor(patch_size=16, merge_size=2, temporal_patch_size=2,
+                                      image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],
+                                      min_pixels=64 * 32 * 32, max_pixels=16384 * 32 * 32)
+        video = Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2)
+        proc = Qwen3VLProcessor(image_processor=image, tokenizer=tok, video_processor=video,
+                                chat_template=CHAT_TEMPLATE)
+    else:
+        from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+        image = Qwen2VLImageProcessor(patch_size=14, merge_size=2, temporal_patch_size=2)
+        video = Qwen2VLVideoProcessor(patch_size=14, merge_size=2, temporal_patch_size=2)
+        if family == "qwen2_vl":
+            from transformers import Qwen2VLProcessor as Proc
+        else:
+            from transformers import Qwen2_5_VLProcessor as Proc
+        proc = Proc(image_processor=image, tokenizer=tok, video_processor=video, chat_template=CHAT_TEMPLATE)
+    proc.save_pretrained(out)
+
+
+def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int = 2, vision_depth: int = 2,
+                    seed: int = 0) -> Path:
+    """Writes a random-weight model, tokenizer and processor of ``family`` to ``out``."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = _config(family, hidden, layers, vision_depth)
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
+    _tokenizer(out)
+    _processor(family, out, out)
+    model.generation_config.eos_token_id = [FIRST_SPECIAL_ID + 2, FIRST_SPECIAL_ID]
+    model.generation_config.pad_token_id = FIRST_SPECIAL_ID
+    model.save_pretrained(out)
+    (out / "vptracker_tiny.json").write_text(json.dumps(
+        {"family": family, "hidden": hidden, "layers": layers, "vision_depth": vision_depth, "seed": seed}))
+    return out
