@@ -1,0 +1,44 @@
+"""Shared fixtures: offline Hugging Face settings, tiny models built once per session, shared data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Nothing in the test suite may touch the network.
+for _var, _val in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+                   "MODELSCOPE_OFFLINE": "1", "USE_HF": "1", "TOKENIZERS_PARALLELISM": "false",
+                   "WANDB_MODE": "disabled"}.items():
+    os.environ.setdefault(_var, _val)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED_DATA = SHARED / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real third-party data in ../shared/data (skips when the checkout has no ../shared)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data not available: {SHARED_DATA} is absent (tests need ../shared beside the repo)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model_factory(tmp_path_factory):
+    """``factory(family) -> Path`` building each tiny model once per test session."""
+    from vptracker.tiny_model import make_tiny_model
+
+    built: dict[str, Path] = {}
+
+    def factory(family: str = "qwen2_5_vl") -> Path:
+        if family not in built:
+            built[family] = make_tiny_model(family, tmp_path_factory.mktemp(f"tiny_{family}"))
+        return built[family]
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_factory) -> Path:
+    return tiny_model_factory("qwen2_5_vl")

@@ -1,0 +1,6 @@
+"""Dataset readers, one module per family; importing this package registers them all.
+
+Adding a dataset: one file here with a function decorated by ``@register("name")`` and one import
+line below.
+"""
+from vptracker.datasets.base import DatasetFormatError, Sequence, Track, available, load, register  # noqa: F401

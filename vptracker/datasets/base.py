@@ -1,0 +1,97 @@
+"""The one sequence model every dataset reader returns, and the dataset registry.
+
+Boxes are ``x, y, w, h`` in absolute pixels of the original frame (float64), one row per frame of
+the sequence; ``visible[t]`` says whether the object is annotated as present in frame ``t`` (rows of
+absent frames keep whatever the file held, usually ``0,0,0,0``). Image size is read from the first
+frame's header once per sequence (or from ``seqinfo.ini``), never by decoding frames.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass
+class Track:
+    """One object through a sequence: ``boxes`` is ``(T, 4)`` xywh, ``visible`` is ``(T,)`` bool."""
+
+    id: int
+    boxes: np.ndarray
+    visible: np.ndarray
+    caption: str | None = None
+    category: str | None = None
+
+    def __post_init__(self):
+        self.boxes = np.asarray(self.boxes, dtype=np.float64).reshape(-1, 4)
+        self.visible = np.asarray(self.visible, dtype=bool).reshape(-1)
+        if len(self.boxes) != len(self.visible):
+            raise ValueError(f"track {self.id}: {len(self.boxes)} boxes but {len(self.visible)} visibility flags")
+
+
+@dataclass
+class Sequence:
+    """A video (or one view of one, or one referring expression over one) with its annotations."""
+
+    name: str
+    dataset: str
+    frames: list[str]                      # image paths in temporal order
+    width: int
+    height: int
+    tracks: list[Track] = field(default_factory=list)
+    language: str | None = None            # SOT description / referring expression
+    caption: str | None = None             # video caption (BenSMOT)
+    view: str | None = None                # CRTrack view name, e.g. "View1"
+    scene: str | None = None               # CRTrack scene / grouping key
+    frame_ids: list[int] | None = None     # original frame numbers when not 1..T
+    attributes: dict[str, np.ndarray | int | str] = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    @property
+    def target(self) -> Track:
+        """The single target of an SOT sequence."""
+        if len(self.tracks) != 1:
+            raise ValueError(f"{self.dataset}/{self.name}: expected one track for SOT, found {len(self.tracks)}")
+        return self.tracks[0]
+
+
+class DatasetFormatError(ValueError):
+    """A malformed annotation file: names the file, the line and what was expected."""
+
+    def __init__(self, path: str | Path, line: int | None, expected: str, got: str | None = None):
+        where = f"{path}:{line}" if line is not None else str(path)
+        msg = f"{where}: expected {expected}"
+        if got is not None:
+            msg += f", got {got!r}"
+        super().__init__(msg)
+        self.path, self.line, self.expected = str(path), line, expected
+
+
+Reader = Callable[..., list[Sequence]]
+_READERS: dict[str, Reader] = {}
+
+
+def register(*names: str):
+    """Registers a reader ``fn(root, split=None, **options) -> list[Sequence]`` under ``names``."""
+    def deco(fn: Reader) -> Reader:
+        for name in names:
+            _READERS[name] = fn
+        return fn
+    return deco
+
+
+def available() -> list[str]:
+    import vptracker.datasets  # noqa: F401  (importing the package registers every reader)
+    return sorted(_READERS)
+
+
+def load(name: str, root: str | Path, split: str | None = None, **options) -> list[Sequence]:
+    import vptracker.datasets  # noqa: F401
+    if name not in _READERS:
+        raise KeyError(f"unknown dataset {name!r}; registered: {', '.join(sorted(_READERS))}")
+    return _READERS[name](Path(root), split=split, **options)
