@@ -4,3 +4,4 @@ Adding a dataset: one file here with a function decorated by ``@register("name")
 line below.
 """
 from vptracker.datasets.base import DatasetFormatError, Sequence, Track, available, load, register  # noqa: F401
+from vptracker.datasets import synthetic  # noqa: F401  (registers synthetic_sot, synthetic_mot)
