@@ -1,0 +1,137 @@
+"""Single-object readers for the vision-language SOT benchmarks: TNL2K and TNLLT.
+
+Both keep one folder per sequence with ``imgs/``, ``groundtruth.txt`` (x,y,w,h) and
+``language.txt``. Visibility comes from the absent flags when the release has them (TNL2K's
+evaluation toolkit ``absent/<seq>.txt``, TNLLT's ``absent_label.txt``; 1 = absent) and otherwise
+from the box itself (w > 0 and h > 0). Quirks handled on purpose: an absent list longer than the
+ground truth (one TNL2K test sequence has 929 gt lines and 930 absent lines) is cut to the gt
+length; CRLF files; frame names with varying zero-padding and png/jpg.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register
+from vptracker.datasets.frames import fit_frames, image_size, list_frames, split_dir
+from vptracker.datasets.textfiles import read_boxes, read_flags, read_text
+
+
+def visibility_from_absent(absent: np.ndarray, n: int, path: Path) -> np.ndarray:
+    """``absent`` (1 = absent) cut to ``n`` rows; a shorter list is an error."""
+    if len(absent) < n:
+        raise DatasetFormatError(path, None, f"one absent flag per ground-truth line ({n}), found {len(absent)}")
+    bad = ~np.isin(absent[:n], (0, 1))
+    if bad.any():
+        raise DatasetFormatError(path, int(np.argmax(bad)) + 1, "absent flags 0 or 1", str(absent[:n][bad][0]))
+    return absent[:n] == 0
+
+
+def visibility_from_boxes(boxes: np.ndarray) -> np.ndarray:
+    return (boxes[:, 2] > 0) & (boxes[:, 3] > 0)
+
+
+def sot_sequence(name: str, dataset: str, seq_dir: Path, img_dir: Path, gt_path: Path, language: str | None,
+                 visible: np.ndarray | None = None, boxes: np.ndarray | None = None,
+                 allow_missing: bool = False, first_frame: int = 0) -> Sequence:
+    """One SOT sequence: frames cut to the ground-truth length, image size from the first header."""
+    if boxes is None:
+        boxes = read_boxes(gt_path)
+    if len(boxes) == 0:
+        raise DatasetFormatError(gt_path, None, "at least one x,y,w,h line")
+    frames, numbers, missing = list_frames(img_dir, allow_missing=allow_missing)
+    frames, numbers = frames[first_frame:], numbers[first_frame:]
+    frames = fit_frames(seq_dir, frames, len(boxes), gt_path)
+    if visible is None:
+        visible = visibility_from_boxes(boxes)
+    width, height = image_size(frames[0])
+    meta = {"missing_frames": [i - first_frame for i in missing if first_frame <= i < first_frame + len(frames)]}
+    return Sequence(name=name, dataset=dataset, frames=frames, width=width, height=height,
+                    tracks=[Track(1, boxes, visible)], language=language,
+                    frame_ids=numbers[:len(frames)], meta=meta)
+
+
+def _sequence_dirs(base: Path, gt_name: str) -> list[Path]:
+    dirs = sorted(p for p in base.iterdir() if p.is_dir() and (p / gt_name).is_file())
+    if not dirs:
+        raise DatasetFormatError(base, None, f"sequence folders holding {gt_name}")
+    return dirs
+
+
+def read_toolkit_annotation(annos: Path, seq: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(boxes, visible)`` of one sequence from the TNL2K evaluation toolkit's annotation folder."""
+    gt_path = annos / "gt_rect" / f"{seq}.txt"
+    absent_path = annos / "absent" / f"{seq}.txt"
+    boxes = read_boxes(gt_path)
+    return boxes, visibility_from_absent(read_flags(absent_path), len(boxes), absent_path)
+
+
+def toolkit_sequences(annos: str | Path) -> list[str]:
+    """Names of the sequences in a TNL2K toolkit annotation folder (``gt_rect/<seq>.txt``)."""
+    gt_dir = Path(annos) / "gt_rect"
+    if not gt_dir.is_dir():
+        raise DatasetFormatError(annos, None, "a toolkit annotation folder with gt_rect/ and absent/")
+    return sorted(p.stem for p in gt_dir.glob("*.txt"))
+
+
+@register("tnl2k")
+def load_tnl2k(root: Path, split: str | None = None, annos: str | Path | None = None,
+               allow_missing: bool = False) -> list[Sequence]:
+    """``root/{train,test}/<seq>/{imgs, groundtruth.txt, language.txt}``.
+
+    ``annos`` points to the evaluation toolkit's annotation folder (``gt_rect/``, ``absent/``);
+    when given, its ground truth and absent flags are used for the sequences it lists.
+    """
+    base = split_dir(root, split)
+    out = []
+    for seq_dir in _sequence_dirs(base, "groundtruth.txt"):
+        gt_path = seq_dir / "groundtruth.txt"
+        boxes, visible = read_boxes(gt_path), None
+        if annos is not None and (Path(annos) / "gt_rect" / f"{seq_dir.name}.txt").is_file():
+            boxes, visible = read_toolkit_annotation(Path(annos), seq_dir.name)
+        elif (seq_dir / "absent.txt").is_file():
+            visible = visibility_from_absent(read_flags(seq_dir / "absent.txt"), len(boxes), seq_dir / "absent.txt")
+        language = read_text(seq_dir / "language.txt")
+        out.append(sot_sequence(seq_dir.name, "tnl2k", seq_dir, seq_dir / "imgs", gt_path, language,
+                                visible, boxes, allow_missing))
+    return out
+
+
+def _split_names(root: Path, split: str) -> set[str] | None:
+    for name in (f"{split}.txt", f"{split}_list.txt", f"{split}ing_set.txt", f"{split}_set.txt"):
+        path = root / name
+        if path.is_file():
+            return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+    return None
+
+
+@register("tnllt")
+def load_tnllt(root: Path, split: str | None = None, allow_missing: bool = False) -> list[Sequence]:
+    """``root/[split/]<seq>/{imgs/%05d.png, groundtruth.txt, absent_label.txt, attributes.txt, language.txt}``.
+
+    The split is a sub-folder or a list file in ``root`` (``test.txt``, ``test_list.txt``, ...).
+    """
+    names = None
+    base = root
+    if split is not None:
+        names = _split_names(root, split)
+        if names is None:
+            base = split_dir(root, split)
+    out = []
+    for seq_dir in _sequence_dirs(base, "groundtruth.txt"):
+        if names is not None and seq_dir.name not in names:
+            continue
+        gt_path = seq_dir / "groundtruth.txt"
+        boxes = read_boxes(gt_path)
+        absent_path = seq_dir / "absent_label.txt"
+        visible = (visibility_from_absent(read_flags(absent_path), len(boxes), absent_path)
+                   if absent_path.is_file() else None)
+        seq = sot_sequence(seq_dir.name, "tnllt", seq_dir, seq_dir / "imgs", gt_path,
+                           read_text(seq_dir / "language.txt"), visible, boxes, allow_missing)
+        if (seq_dir / "attributes.txt").is_file():
+            seq.attributes["attributes"] = read_flags(seq_dir / "attributes.txt")
+        out.append(seq)
+    if names is not None and not out:
+        raise DatasetFormatError(root, None, f"sequences listed in the {split!r} list file")
+    return out

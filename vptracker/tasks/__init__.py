@@ -1,0 +1,7 @@
+"""Task sample builders, one module per task; importing this package registers them all.
+
+Adding a task: one file here with a :class:`~vptracker.tasks.base.Task` subclass decorated by
+``@register_task("name")`` and one import line below.
+"""
+from vptracker.tasks.base import Task, generate, get_task, register_task, tasks  # noqa: F401
+from vptracker.tasks import vptracker_sot  # noqa: F401,E402

@@ -1,0 +1,138 @@
+"""VPTracker SOT pairs (SPEC section 4): a template frame and a later search frame per row.
+
+A row keeps the two *source frame paths* and a ``visual_prompt`` record (template crop region,
+outline rectangle, colour, width); ``vptracker/swift_plugin.py`` renders the crop and the outline
+when ms-swift loads the row, so a million samples do not mean two million image files.
+
+Sampling rule: a random sequence of the source; the template is a random frame where the target is
+visible (w, h > 0) and that has a later frame; the search frame is a random later frame, visible or
+not. The outline is the target box scaled by ``randint(2, 8)`` about a centre jittered by
+``visual_prompt.training_centre`` (target inside with probability ``inbbox_ratio``). When the
+search frame has no target, the outline is placed around the last box seen before it, which is
+what the tracker has at test time. The answer is VPTracker's JSON in the chosen scale (absolute
+pixels by default; ``norm1000`` or the family's ``resized`` pixels optional), boxes clipped to the
+image; an absent target answers ``"visible": "no"``, ``[0, 0, 0, 0]``.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from vptracker.boxes import FAMILY_FACTOR, SCALES, CoordMap, render_vptracker
+from vptracker.datasets.base import Sequence
+from vptracker.prompts import vptracker_prompt
+from vptracker.tasks.base import Task, chat, register_task
+from vptracker.visual_prompt import (INBBOX_RATIO, TEMPLATE_SCALE, TRAIN_SCALE_RANGE, VP_COLOR, VP_LINE_WIDTH,
+                                     outline_region, template_region, training_centre)
+
+VISUAL_TOKENS_PER_IMAGE = 1024  # the released recipe's cap; sets max_pixels for the 'resized' scale
+
+
+@dataclass
+class _SotEntry:
+    frames: list[str]
+    boxes: np.ndarray          # (T, 4) xywh
+    usable: np.ndarray         # (T,) target visible with a non-empty box inside the image
+    last_usable: np.ndarray    # (T,) index of the last usable frame at or before t (-1 if none)
+    templates: np.ndarray      # usable frame indices that have a later frame
+    prompt: str
+    coord: CoordMap
+    width: int
+    height: int
+    missing: frozenset
+
+
+def usable_frames(seq: Sequence) -> np.ndarray:
+    """Frames whose target is visible with a non-empty box overlapping the image."""
+    track = seq.target
+    b = track.boxes
+    ok = track.visible & (b[:, 2] > 0) & (b[:, 3] > 0)
+    ok &= (b[:, 0] < seq.width) & (b[:, 1] < seq.height) & (b[:, 0] + b[:, 2] > 0) & (b[:, 1] + b[:, 3] > 0)
+    missing = seq.meta.get("missing_frames") or []
+    if missing:
+        ok[np.asarray(missing, dtype=int)] = False
+    return ok
+
+
+@register_task("vptracker_sot")
+class VPTrackerSOT(Task):
+    defaults = {
+        "scale": "abs", "family": "qwen3_vl", "max_pixels": None, "visual_prompt": True,
+        "template_scale": TEMPLATE_SCALE, "scale_range": list(TRAIN_SCALE_RANGE), "inbbox_ratio": INBBOX_RATIO,
+        "color": VP_COLOR, "line_width": VP_LINE_WIDTH, "max_gap": None,
+    }
+
+    def validate(self) -> None:
+        if self.scale not in SCALES:
+            raise ValueError(f"task vptracker_sot: option scale={self.scale!r}, expected one of {SCALES}")
+        lo, hi = self.scale_range
+        if not (1 <= int(lo) <= int(hi)):
+            raise ValueError(f"task vptracker_sot: option scale_range={self.scale_range}, expected [lo, hi] with 1 <= lo <= hi")
+        if not 0.0 <= float(self.inbbox_ratio) <= 1.0:
+            raise ValueError(f"task vptracker_sot: option inbbox_ratio={self.inbbox_ratio}, expected 0..1")
+        if self.max_gap is not None and int(self.max_gap) < 1:
+            raise ValueError(f"task vptracker_sot: option max_gap={self.max_gap}, expected >= 1")
+
+    def _coord(self, width: int, height: int) -> CoordMap:
+        if self.scale == "resized":
+            max_pixels = self.max_pixels or VISUAL_TOKENS_PER_IMAGE * FAMILY_FACTOR.get(self.family, 28) ** 2
+            return CoordMap.for_family(self.family, width, height, "resized", max_pixels=max_pixels)
+        return CoordMap(self.scale, width, height)
+
+    def index(self, sequences: list[Sequence]) -> list[_SotEntry]:
+        entries = []
+        for seq in sequences:
+            usable = usable_frames(seq)
+            n = len(seq)
+            idx = np.where(usable, np.arange(n), -1)
+            last = np.maximum.accumulate(idx) if n else idx
+            templates = np.flatnonzero(usable[:-1]).astype(np.int32)
+            if len(templates) == 0:
+                continue
+            entries.append(_SotEntry(seq.frames, seq.target.boxes, usable, last.astype(np.int32), templates,
+                                     vptracker_prompt(seq.language or "", self.color, bool(self.visual_prompt)),
+                                     self._coord(seq.width, seq.height), seq.width, seq.height,
+                                     frozenset(seq.meta.get("missing_frames") or ())))
+        if not entries:
+            raise ValueError("task vptracker_sot: no sequence has a visible target frame followed by another frame")
+        return entries
+
+    def sample(self, index: list[_SotEntry], rng: random.Random) -> dict | None:
+        entry = index[rng.randrange(len(index))]
+        t = int(entry.templates[rng.randrange(len(entry.templates))])
+        last = len(entry.frames) - 1
+        if self.max_gap is not None:
+            last = min(last, t + int(self.max_gap))
+        s = rng.randint(t + 1, last)
+        if s in entry.missing:
+            return None
+        return self.row(entry, t, s, rng)
+
+    def row(self, entry: _SotEntry, t: int, s: int, rng: random.Random) -> dict:
+        W, H = entry.width, entry.height
+        tx, ty, tw, th = entry.boxes[t].tolist()
+        region = template_region((tx, ty, tw, th), W, H, self.template_scale)
+        visible = bool(entry.usable[s])
+        outline = None
+        if self.visual_prompt:
+            ref = entry.boxes[s if visible else int(entry.last_usable[s])].tolist()
+            scale = rng.randint(int(self.scale_range[0]), int(self.scale_range[1]))
+            centre, _ = training_centre(ref, scale, rng, self.inbbox_ratio)
+            outline = outline_region(ref, scale, W, H, centre)
+            if outline[2] <= outline[0] or outline[3] <= outline[1]:  # jittered off the image
+                outline = outline_region(ref, scale, W, H)
+            outline = [round(v, 1) for v in outline]
+        if visible:
+            x, y, w, h = entry.boxes[s].tolist()
+            box = (max(x, 0.0), max(y, 0.0), min(x + w, W), min(y + h, H))
+            answer = render_vptracker(entry.coord.to_model(box), entry.coord.decimals)
+        else:
+            answer = render_vptracker(None)
+        return {
+            "messages": chat(entry.prompt, answer),
+            "images": [entry.frames[t], entry.frames[s]],
+            "visual_prompt": {"template_region": list(region), "outline": outline, "color": self.color,
+                              "line_width": int(self.line_width)},
+        }
