@@ -74,7 +74,8 @@ def smart_resize(width: int, height: int, family: str = "qwen2_5_vl",
     factor = FAMILY_FACTOR.get(family, 28)
     h, w = qwen_smart_resize(int(height), int(width), factor=factor, min_pixels=min_pixels,
                              max_pixels=max_pixels)
-    return int(w), int(h)
+    # qwen-vl-utils can floor a thin side to 0 under max_pixels; the processor would then fail.
+    return max(int(w), factor), max(int(h), factor)
 
 
 @dataclass(frozen=True)
@@ -165,11 +166,11 @@ def _num(v: float, decimals: int) -> str:
 
 
 def render_bbox(model_xyxy: Sequence[float], decimals: int = 0) -> str:
-    """OmniPT ``<bbox>x,y,w,h</bbox>`` from a box already in model scale (x1,y1,x2,y2)."""
-    x1, y1, x2, y2 = model_xyxy
-    if decimals == 0:  # round the corners, so that x+w lands on the rounded x2
-        rx1, ry1, rx2, ry2 = (int(round(v)) for v in model_xyxy)
-        return f"<bbox>{rx1},{ry1},{rx2 - rx1},{ry2 - ry1}</bbox>"
+    """OmniPT ``<bbox>x,y,w,h</bbox>`` from a box already in model scale (x1,y1,x2,y2).
+
+    Corners are rounded first and w, h derived from them, so ``x + w`` is the rounded ``x2``.
+    """
+    x1, y1, x2, y2 = (round(float(v), decimals) for v in model_xyxy)
     vals = (x1, y1, x2 - x1, y2 - y1)
     return "<bbox>" + ",".join(_num(v, decimals) for v in vals) + "</bbox>"
 

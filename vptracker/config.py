@@ -6,10 +6,24 @@ Override values are read as YAML, so ``lr=2e-5``, ``stages=[sft,grpo]`` and ``lo
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
+
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads "2e-5" (no dot) as a string; researchers write learning rates that way."""
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$"),
+                              list("-+0123456789."))
+
+
+def _scalar(raw: str) -> Any:
+    return yaml.load(raw, Loader=_Loader) if raw != "" else ""
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -25,7 +39,7 @@ def _merge(base: dict, over: dict) -> dict:
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_Loader) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -44,7 +58,7 @@ def apply_overrides(config: dict, overrides: Iterable[str]) -> dict:
         if "=" not in item:
             raise ValueError(f"override {item!r}: expected key=value")
         key, raw = item.split("=", 1)
-        value: Any = yaml.safe_load(raw) if raw != "" else ""
+        value = _scalar(raw)
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:
