@@ -8,3 +8,8 @@ from vptracker.datasets import synthetic  # noqa: F401  (registers synthetic_sot
 from vptracker.datasets import sot  # noqa: F401,E402
 from vptracker.datasets import lasot  # noqa: F401,E402
 from vptracker.datasets import otb  # noqa: F401,E402
+from vptracker.datasets import mot  # noqa: F401,E402
+from vptracker.datasets import refer_kitti  # noqa: F401,E402
+from vptracker.datasets import crtrack  # noqa: F401,E402
+from vptracker.datasets import bensmot  # noqa: F401,E402
+from vptracker.datasets import synth_pedes  # noqa: F401,E402

@@ -1,0 +1,123 @@
+"""Refer-KITTI and Refer-KITTI-V2 readers: one :class:`Sequence` per (video, expression).
+
+Layout: ``root/KITTI/training/image_02/<vid>/%06d.png`` (0-based), ``root/KITTI/labels_with_ids/
+image_02/<vid>/%06d.txt`` (space separated ``class track_id x/W y/H w/W h/H``, top-left corner,
+normalised) and ``root/expression/<vid>/<name>.json`` with ``{"label": {"<frame>": [ids]},
+"ignore": [...], "video_name": ..., "sentence": ...}`` (V2 adds ``raw_sentence``; names may hold
+commas). An object counts as referred, hence visible, only in the frames whose ``label`` lists it,
+which is how the RMOT evaluation builds its ground truth. ``frame_ids`` keep the 0-based image
+indices (the evaluation writes frame = index + 1). The test split is videos 0005, 0011, 0013, 0019.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register
+from vptracker.datasets.frames import image_size, list_frames
+
+TEST_VIDEOS = ("0005", "0011", "0013", "0019")
+
+
+def read_label_file(path: Path) -> dict[int, tuple[float, float, float, float]]:
+    """``{track_id: (x, y, w, h)}`` normalised, from one frame's labels_with_ids file."""
+    out = {}
+    text = path.read_text().replace("\r\n", "\n")
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        toks = line.split()
+        if not toks:
+            continue
+        if len(toks) < 6:
+            raise DatasetFormatError(path, lineno, "6 space-separated values: class track_id x y w h", line)
+        try:
+            tid = int(float(toks[1]))
+            out[tid] = tuple(float(t) for t in toks[2:6])
+        except ValueError:
+            raise DatasetFormatError(path, lineno, "numbers: class track_id x y w h", line) from None
+    return out
+
+
+def _video_labels(label_dir: Path, n_frames: int, numbers: list[int]) -> list[dict]:
+    return [read_label_file(label_dir / f"{num:06d}.txt") if (label_dir / f"{num:06d}.txt").is_file() else {}
+            for num in numbers[:n_frames]]
+
+
+def read_expression(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DatasetFormatError(path, err.lineno, f"valid JSON ({err.msg})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("label"), dict) or "sentence" not in data:
+        raise DatasetFormatError(path, None, 'an object with "label": {"<frame>": [ids]} and "sentence"')
+    return data
+
+
+def _video_dirs(root: Path) -> tuple[Path, Path, Path]:
+    kitti = root / "KITTI"
+    images, labels, expressions = kitti / "training" / "image_02", kitti / "labels_with_ids" / "image_02", root / "expression"
+    for folder in (images, labels, expressions):
+        if not folder.is_dir():
+            raise DatasetFormatError(folder, None, "the Refer-KITTI layout KITTI/training/image_02, "
+                                     "KITTI/labels_with_ids/image_02 and expression/")
+    return images, labels, expressions
+
+
+def load_refer_kitti(root: Path, split: str | None, dataset: str, videos: list[str] | None = None,
+                     allow_missing: bool = False) -> list[Sequence]:
+    images, labels, expressions = _video_dirs(root)
+    if videos is None:
+        all_videos = sorted(p.name for p in expressions.iterdir() if p.is_dir())
+        if split == "test":
+            videos = [v for v in all_videos if v in TEST_VIDEOS]
+        elif split == "train":
+            videos = [v for v in all_videos if v not in TEST_VIDEOS]
+        else:
+            videos = all_videos
+    out = []
+    for vid in videos:
+        frames, numbers, missing = list_frames(images / vid, allow_missing=allow_missing)
+        width, height = image_size(frames[0])
+        per_frame = _video_labels(labels / vid, len(frames), numbers)
+        index_of = {num: i for i, num in enumerate(numbers)}
+        for expr_path in sorted((expressions / vid).glob("*.json")):
+            expr = read_expression(expr_path)
+            referred: dict[int, list[int]] = {}
+            for key, ids in expr["label"].items():
+                try:
+                    t = index_of[int(key)]
+                except (ValueError, KeyError):
+                    raise DatasetFormatError(expr_path, None, f"label keys that are frame numbers of video {vid}",
+                                             key) from None
+                for tid in ids:
+                    referred.setdefault(int(tid), []).append(t)
+            tracks = []
+            for tid in sorted(referred):
+                boxes = np.zeros((len(frames), 4))
+                visible = np.zeros(len(frames), dtype=bool)
+                for t in referred[tid]:
+                    box = per_frame[t].get(tid)
+                    if box is not None:
+                        boxes[t] = (box[0] * width, box[1] * height, box[2] * width, box[3] * height)
+                        visible[t] = True
+                tracks.append(Track(tid, boxes, visible))
+            sentence = expr.get("sentence", "")
+            out.append(Sequence(name=f"{vid}/{expr_path.stem}", dataset=dataset, frames=frames, width=width,
+                                height=height, tracks=tracks, language=sentence, scene=vid, frame_ids=numbers,
+                                meta={"expression": expr_path.stem, "raw_sentence": expr.get("raw_sentence"),
+                                      "ignore": expr.get("ignore", []), "missing_frames": missing}))
+    if not out:
+        raise DatasetFormatError(expressions, None, "expression/<vid>/<name>.json files" +
+                                 (f" for the {split!r} videos" if split else ""))
+    return out
+
+
+@register("refer_kitti")
+def load_refer_kitti_v1(root: Path, split: str | None = None, **options) -> list[Sequence]:
+    return load_refer_kitti(root, split, "refer_kitti", **options)
+
+
+@register("refer_kitti_v2")
+def load_refer_kitti_v2(root: Path, split: str | None = None, **options) -> list[Sequence]:
+    return load_refer_kitti(root, split, "refer_kitti_v2", **options)

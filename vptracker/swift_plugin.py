@@ -1,0 +1,93 @@
+"""The ms-swift extension that renders our rows' images at load time (``--external_plugins``).
+
+Rows written by ``vptracker prepare`` keep *source frame paths* in ``images`` plus a description of
+what to draw, so that a million training pairs do not mean two million image files:
+
+* ``visual_prompt`` (VPTracker rows, see :class:`vptracker.visual_prompt.VisualPrompt`): image 0 is
+  cropped to the template region, image 1 gets the coloured outline. The drawing is
+  :func:`vptracker.visual_prompt.render`, the same function inference uses.
+* ``crops`` (ReID rows): one ``[x1, y1, x2, y2]`` or ``null`` per image; the image is cropped.
+
+Importing this module registers, for each supported family, a template ``vptracker_<family>``
+(``vptracker_qwen2_vl``, ``vptracker_qwen2_5_vl``, ``vptracker_qwen3_vl``): the family's own
+ms-swift template class and meta with the rendering step added before swift's own image loading
+and resizing (``max_pixels``), exactly where the released VPTracker fork drew it. Use::
+
+    swift sft --external_plugins vptracker/swift_plugin.py --template vptracker_qwen3_vl \\
+        --remove_unused_columns false --dataset data/train-*.jsonl ...
+
+``--remove_unused_columns false`` keeps the ``visual_prompt`` / ``crops`` columns until the
+template sees them (swift's GRPO sets it itself); the template removes them from the row before
+the batch is built, so the model never receives them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+# Loaded by swift as a file path: make the package importable from a source checkout.
+_REPO = Path(__file__).resolve().parents[1]
+if str(_REPO) not in sys.path:
+    sys.path.insert(0, str(_REPO))
+
+from vptracker.visual_prompt import VisualPrompt, render  # noqa: E402
+
+ROW_FIELDS = ("visual_prompt", "crops")
+FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+TEMPLATE_PREFIX = "vptracker_"
+
+
+def render_row_images(images: list, visual_prompt: dict | None, crops: list | None, load) -> list:
+    """The model images of one row: ``load(image)`` gives a PIL image for a path / swift image entry."""
+    images = list(images)
+    if visual_prompt:
+        if len(images) != 2:
+            raise ValueError(f"a row with a visual_prompt needs 2 images (template, search), got {len(images)}")
+        prompt = VisualPrompt.from_json(visual_prompt)
+        images = list(render(load(images[0]), load(images[1]), prompt))
+    if crops:
+        if len(crops) != len(images):
+            raise ValueError(f"a row's crops must list one region or null per image: {len(crops)} for {len(images)}")
+        for i, region in enumerate(crops):
+            if region is not None:
+                images[i] = load(images[i]).convert("RGB").crop(tuple(int(round(v)) for v in region))
+    return images
+
+
+def _with_rendering(base_cls: type) -> type:
+    class VisualPromptTemplate(base_cls):
+        """``{base}`` that renders the row's visual prompt / crops before swift loads the images."""
+
+        def _preprocess_inputs(self, inputs):
+            extra = inputs.extra_kwargs
+            visual_prompt = extra.pop("visual_prompt", None)
+            crops = extra.pop("crops", None)
+            if (visual_prompt or crops) and inputs.images:
+                inputs.images = render_row_images(inputs.images, visual_prompt, crops,
+                                                  lambda image: self._load_image(image, True))
+            return super()._preprocess_inputs(inputs)
+
+    VisualPromptTemplate.__name__ = f"VPTracker{base_cls.__name__}"
+    VisualPromptTemplate.__doc__ = VisualPromptTemplate.__doc__.format(base=base_cls.__name__)
+    return VisualPromptTemplate
+
+
+def register_templates() -> list[str]:
+    """Registers ``vptracker_<family>`` for every family swift knows; returns their names."""
+    from swift.template import TEMPLATE_MAPPING, register_template
+
+    names = []
+    for family in FAMILIES:
+        name = TEMPLATE_PREFIX + family
+        if family not in TEMPLATE_MAPPING:
+            continue
+        if name not in TEMPLATE_MAPPING:
+            meta = TEMPLATE_MAPPING[family]
+            register_template(dataclasses.replace(meta, template_type=name,
+                                                  template_cls=_with_rendering(meta.template_cls)))
+        names.append(name)
+    return names
+
+
+TEMPLATES = register_templates()
