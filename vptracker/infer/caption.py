@@ -1,0 +1,76 @@
+"""OmniPT's semantic tasks (BenSMOT): one video caption per sequence and one caption per person.
+
+The video caption sees ``caption_frames`` frames spread evenly over the sequence. An instance
+caption sees up to ``caption_frames`` frames spread over the span where the person is annotated,
+starting on their first visible frame, whose box the query gives ("There is a people at <bbox> in
+the first image").
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from vptracker.boxes import is_valid_xyxy, render_bbox, xywh_to_xyxy
+from vptracker.datasets.base import Sequence
+from vptracker.infer.common import TaskOptions
+from vptracker.infer.engine import Request
+from vptracker.infer.loop import TrackerBase
+from vptracker.prompts import omnipt_instance_caption, omnipt_video_caption
+
+
+def spread(start: int, stop: int, count: int) -> list[int]:
+    """Up to ``count`` distinct frame indices evenly over ``[start, stop)``, always including ``start``."""
+    n = stop - start
+    if n <= 0:
+        return []
+    if n <= count:
+        return list(range(start, stop))
+    return sorted({int(round(v)) for v in np.linspace(start, stop - 1, count)})
+
+
+class CaptionTracker(TrackerBase):
+    def __init__(self, seq: Sequence, options: TaskOptions):
+        super().__init__(seq.name)
+        if len(seq.frames) == 0:
+            raise ValueError(f"{seq.dataset}/{seq.name}: sequence has no frames")
+        self.seq = seq
+        self.options = options
+        self.cmap = options.coord_map(seq.width, seq.height)
+        self.video_caption: str | None = None
+        self.instance_captions: dict[int, str] = {}
+        self._queue: list[tuple[str, int | None, Request]] = [("video", None, self._video_request())]
+        for track in seq.tracks:
+            request = self._instance_request(track)
+            if request is not None:
+                self._queue.append(("instance", int(track.id), request))
+
+    def _video_request(self) -> Request:
+        idx = spread(0, len(self.seq.frames), self.options.caption_frames)
+        return Request.user(omnipt_video_caption(len(idx)), [str(self.seq.frames[i]) for i in idx],
+                            frames=idx, query="video_caption")
+
+    def _instance_request(self, track) -> Request | None:
+        visible = [t for t in np.flatnonzero(track.visible)
+                   if is_valid_xyxy(xywh_to_xyxy(track.boxes[t]), self.seq.width, self.seq.height)]
+        if not visible:
+            return None
+        idx = spread(int(visible[0]), int(visible[-1]) + 1, self.options.caption_frames)
+        box = render_bbox(self.cmap.to_model(xywh_to_xyxy(track.boxes[idx[0]])), self.cmap.decimals)
+        return Request.user(omnipt_instance_caption(len(idx), box), [str(self.seq.frames[i]) for i in idx],
+                            frames=idx, query="instance_caption", track_id=int(track.id))
+
+    def _next(self) -> Request | None:
+        return self._queue[0][2] if self._queue else None
+
+    def _consume(self, request: Request, answer: str) -> None:
+        kind, track_id, _ = self._queue.pop(0)
+        text = answer.strip()
+        if kind == "video":
+            self.video_caption = text
+        else:
+            self.instance_captions[track_id] = text
+        if not self._queue:
+            self.frames_done = len(self.seq.frames)
+
+    def result(self) -> dict:
+        return {"sequence": self.seq.name, "video_caption": self.video_caption,
+                "instance_captions": {str(k): v for k, v in sorted(self.instance_captions.items())}}

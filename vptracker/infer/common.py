@@ -1,0 +1,92 @@
+"""What every tracker shares: task options, frame loading and the answer-to-frame-box rule."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Sequence as Seq
+
+from PIL import Image
+
+from vptracker.boxes import (DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Box, CoordMap, clip_xyxy, is_valid_xyxy,
+                             xywh_to_xyxy)
+from vptracker.datasets.base import Sequence
+from vptracker.visual_prompt import TEMPLATE_SCALE, TEST_VP_SCALE, VP_COLOR
+
+
+@dataclass
+class TaskOptions:
+    """Knobs of the tracking loops (config keys of the same names, see configs/infer/base.yaml)."""
+
+    family: str = "qwen2_5_vl"
+    box_scale: str | None = None          # None: the family's own convention (vptracker.boxes.FAMILY_SCALE)
+    min_pixels: int = DEFAULT_MIN_PIXELS
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    vp_scale: float = TEST_VP_SCALE
+    template_scale: float = TEMPLATE_SCALE
+    vp_color: str = VP_COLOR
+    visual_prompt: bool = True
+    frames_per_sample: int = 16           # OmniPT images per round (32 for the semantic tasks)
+    caption_frames: int = 32
+    match_iou: float = 0.3                # RMOT/CRMOT: overlap that carries an id into the next round
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TaskOptions":
+        known = {f.name for f in fields(cls)}
+        # None means "not set" except for box_scale, where None selects the family's convention
+        return cls(**{k: data[k] for k in known if k in data and (data[k] is not None or k == "box_scale")})
+
+    def coord_map(self, width: int, height: int) -> CoordMap:
+        return CoordMap.for_family(self.family, width, height, scale=self.box_scale,
+                                   min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+
+
+def load_rgb(path) -> Image.Image:
+    with Image.open(path) as im:
+        return im.convert("RGB")
+
+
+def answer_box(model_xyxy: Seq[float] | None, cmap: CoordMap) -> Box | None:
+    """A model-scale box as a frame box clipped to the image, or None when unusable.
+
+    Unusable: missing, not finite, inverted or empty, or not overlapping the image at all (the
+    released loop then keeps the previous box). A box that only pokes out of the image is clipped.
+    """
+    if model_xyxy is None:
+        return None
+    try:
+        frame = cmap.to_frame(model_xyxy)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    if not is_valid_xyxy(frame, cmap.width, cmap.height):
+        return None
+    clipped = clip_xyxy(frame, cmap.width, cmap.height)
+    return clipped if is_valid_xyxy(clipped) else None
+
+
+def initial_box(seq: Sequence) -> Box | None:
+    """The first frame's target box (x1,y1,x2,y2) when annotated and usable, else None."""
+    if not seq.tracks:
+        return None
+    track = seq.tracks[0]
+    if len(track.boxes) == 0 or not bool(track.visible[0]):
+        return None
+    box = xywh_to_xyxy(track.boxes[0])
+    return box if is_valid_xyxy(box, seq.width, seq.height) else None
+
+
+def frame_number(seq: Sequence, index: int) -> int:
+    """The frame number written to MOTChallenge files: the original id when known, else 1-based."""
+    if seq.frame_ids is not None and index < len(seq.frame_ids):
+        return int(seq.frame_ids[index])
+    return index + 1
+
+
+def windows(n_frames: int, per_window: int) -> list[tuple[int, int]]:
+    """``[start, end)`` rounds of OmniPT's iterative loop; each starts on the previous one's last frame."""
+    if per_window < 2:
+        raise ValueError(f"frames_per_sample must be >= 2 (one prior frame + one new), got {per_window}")
+    out, start = [], 0
+    while start < n_frames - 1:
+        end = min(start + per_window, n_frames)
+        out.append((start, end))
+        start = end - 1
+    return out

@@ -1,0 +1,211 @@
+"""The engine interface the tracking loops talk to, and its ms-swift implementations.
+
+A tracking loop only ever calls :meth:`Engine.generate` (a batch of :class:`Request` in, one answer
+text per request out) or, for engines that batch continuously, ``await engine.agenerate(request)``.
+It never sees a concrete engine, so the same loop runs on a scripted fake in tests, on swift's
+``TransformersEngine`` (CPU and GPU) and on swift's ``VllmEngine`` (GPU, the ``gpu`` extra).
+
+Decoding is greedy by default. Every image is resized by the engine under ``min_pixels`` /
+``max_pixels`` passed per request (swift hands them to qwen-vl-utils' ``fetch_image``), and the
+trackers map boxes with :meth:`vptracker.boxes.CoordMap.for_family` under the same two numbers,
+so the model's coordinates and ours agree.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+
+from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, FAMILY_FACTOR
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("transformers", "vllm")
+
+
+@dataclass
+class Request:
+    """One model call: chat ``messages`` (user turns hold ``<image>`` tags) and their ``images``.
+
+    ``images`` are PIL images or file paths, in tag order. ``audit`` describes the request for the
+    responses log (image paths, crops, outlines, frame numbers); it is never sent to the model.
+    """
+
+    messages: list[dict]
+    images: list[Any] = field(default_factory=list)
+    audit: dict = field(default_factory=dict)
+
+    @classmethod
+    def user(cls, text: str, images: Sequence[Any] = (), **audit) -> "Request":
+        return cls([{"role": "user", "content": text}], list(images), audit)
+
+    @property
+    def prompt(self) -> str:
+        """The last user turn (the question this call asks)."""
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return message["content"]
+        return ""
+
+    def to_json(self) -> dict:
+        images = [str(im) if isinstance(im, (str, Path)) else f"<{type(im).__name__} {getattr(im, 'size', '')}>"
+                  for im in self.images]
+        return {"messages": self.messages, "images": images, **self.audit}
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What a tracking loop needs from a model: answers for a batch of requests, in order."""
+
+    def generate(self, requests: Sequence[Request]) -> list[str]: ...
+
+
+class CallableEngine:
+    """An engine from a function ``fn(request) -> str`` (scripted fakes, baselines, tests)."""
+
+    def __init__(self, fn: Callable[[Request], str]):
+        self.fn = fn
+        self.calls = 0           # engine calls, to check batching
+        self.batch_sizes: list[int] = []
+
+    def generate(self, requests: Sequence[Request]) -> list[str]:
+        self.calls += 1
+        self.batch_sizes.append(len(requests))
+        return [self.fn(r) for r in requests]
+
+    async def agenerate(self, request: Request) -> str:
+        return self.generate([request])[0]
+
+
+def detect_family(model_dir: str | Path) -> str:
+    """The model family (``qwen2_vl``, ``qwen2_5_vl``, ``qwen3_vl``) from ``config.json``."""
+    path = Path(model_dir) / "config.json"
+    try:
+        model_type = json.loads(path.read_text()).get("model_type", "")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: expected a model directory with config.json; pass --family "
+                                "for a model that is not on disk") from None
+    if model_type not in FAMILY_FACTOR:
+        raise ValueError(f"{path}: model_type {model_type!r} is not a supported family "
+                         f"({', '.join(sorted(FAMILY_FACTOR))}); pass family explicitly")
+    return model_type
+
+
+class SwiftEngine:
+    """:class:`Engine` over a swift infer engine (``TransformersEngine`` or ``VllmEngine``)."""
+
+    def __init__(self, swift_engine, family: str, *, max_tokens: int = 256, temperature: float = 0.0,
+                 min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 backend: str = "transformers"):
+        from swift import RequestConfig
+
+        self.swift = swift_engine
+        self.family = family
+        self.backend = backend
+        self.min_pixels, self.max_pixels = int(min_pixels), int(max_pixels)
+        self.request_config = RequestConfig(max_tokens=max_tokens, temperature=temperature)
+
+    def _swift_request(self, request: Request):
+        from swift import InferRequest
+
+        return InferRequest(messages=[dict(m) for m in request.messages], images=list(request.images),
+                            chat_template_kwargs={"min_pixels": self.min_pixels, "max_pixels": self.max_pixels})
+
+    @staticmethod
+    def _text(response) -> str:
+        if isinstance(response, BaseException) or response is None:
+            return ""
+        return response.choices[0].message.content or ""
+
+    def generate(self, requests: Sequence[Request]) -> list[str]:
+        if not requests:
+            return []
+        batch = [self._swift_request(r) for r in requests]
+        try:
+            responses = self.swift.infer(batch, self.request_config, use_tqdm=False)
+        except Exception as err:  # one bad request must not sink the others: retry them one by one
+            log.warning("batched inference failed (%s); retrying %d requests one at a time", err, len(batch))
+            responses = []
+            for one in batch:
+                try:
+                    responses.extend(self.swift.infer([one], self.request_config, use_tqdm=False))
+                except Exception as single_err:
+                    log.warning("request failed, answering empty: %s", single_err)
+                    responses.append(single_err)
+        return [self._text(r) for r in responses]
+
+    async def agenerate(self, request: Request) -> str:
+        """One request through swift's async path (vLLM's continuous batching keeps the GPU full)."""
+        try:
+            response = await self.swift.infer_async(self._swift_request(request), self.request_config)
+        except Exception as err:
+            log.warning("request failed, answering empty: %s", err)
+            return ""
+        return self._text(response)
+
+
+def make_engine(model_dir: str | Path, family: str | None = None, adapter: str | Path | None = None,
+                backend: str = "transformers", *, max_batch_size: int = 16, max_tokens: int = 256,
+                temperature: float = 0.0, min_pixels: int = DEFAULT_MIN_PIXELS,
+                max_pixels: int = DEFAULT_MAX_PIXELS, special_tokens: Sequence[str] = (),
+                torch_dtype: str | None = None, engine_kwargs: dict | None = None) -> SwiftEngine:
+    """An :class:`Engine` over ms-swift for a local model directory (and optional LoRA adapter).
+
+    ``special_tokens`` are added to the tokenizer as swift's ``new_special_tokens`` do in training
+    (a checkpoint that already holds them, like the released VPTracker one, is left unchanged).
+    ``backend="vllm"`` needs the ``gpu`` extra; ``engine_kwargs`` go to the swift engine as is
+    (e.g. ``gpu_memory_utilization``, ``tensor_parallel_size``).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"model directory {model_dir} does not exist")
+    if adapter is not None and not Path(adapter).is_dir():
+        raise FileNotFoundError(f"adapter directory {adapter} does not exist")
+    family = family or detect_family(model_dir)
+    if family not in FAMILY_FACTOR:
+        raise ValueError(f"unknown model family {family!r}; expected one of {sorted(FAMILY_FACTOR)}")
+    kwargs = dict(engine_kwargs or {})
+    if torch_dtype:
+        import torch
+
+        kwargs["torch_dtype"] = getattr(torch, torch_dtype)
+    adapters = [str(adapter)] if adapter is not None else None
+    if backend == "transformers":
+        from swift import TransformersEngine
+
+        if special_tokens:
+            kwargs["new_special_tokens"] = list(special_tokens)
+        swift_engine = TransformersEngine(str(model_dir), model_type=family, template_type=family,
+                                          adapters=adapters, max_batch_size=max_batch_size, **kwargs)
+    else:
+        swift_engine = _vllm_engine(model_dir, family, adapters, max_batch_size, special_tokens, kwargs)
+    return SwiftEngine(swift_engine, family, max_tokens=max_tokens, temperature=temperature,
+                       min_pixels=min_pixels, max_pixels=max_pixels, backend=backend)
+
+
+def _vllm_engine(model_dir: Path, family: str, adapters, max_batch_size: int, special_tokens, kwargs):
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        raise ImportError("backend 'vllm' needs vLLM, which is in the GPU extra: "
+                          "pip install -c scripts/constraints.txt -e '.[gpu]' (or set backend=transformers)") from None
+    from swift.infer_engine import VllmEngine
+
+    if special_tokens:
+        # vLLM reads the tokenizer from disk: new tokens must already be saved with the checkpoint.
+        from transformers import AutoTokenizer
+
+        vocab = AutoTokenizer.from_pretrained(str(model_dir)).get_vocab()
+        missing = [t for t in special_tokens if t not in vocab]
+        if missing:
+            raise ValueError(f"{model_dir}: tokenizer lacks special tokens {missing}; the vLLM backend "
+                             "cannot add them at load time (use a checkpoint trained with them)")
+    kwargs.setdefault("max_num_seqs", max_batch_size)
+    kwargs.setdefault("use_async_engine", True)
+    if adapters:
+        kwargs.setdefault("enable_lora", True)
+    return VllmEngine(str(model_dir), model_type=family, template_type=family, adapters=adapters, **kwargs)

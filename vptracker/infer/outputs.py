@@ -1,0 +1,86 @@
+"""Result files: atomic writes, the toolkits' text formats, the audit log and its merge.
+
+Every file is written to a temporary name beside it and renamed, so a file that exists is
+complete; this is what lets a killed run resume by skipping sequences whose files exist. Raw
+answers go to one part file per finished sequence (``.responses/``); ``responses.jsonl`` is rebuilt
+from the parts in a fixed order, so a resumed run ends with the same bytes as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from vptracker.boxes import Box
+
+RESPONSES = "responses.jsonl"
+PARTS_DIR = ".responses"
+CAPTIONS = "captions.json"
+CAPTION_DIR = "captions"
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def safe_name(key: str) -> str:
+    """A file name for any unit key (descriptions hold spaces, commas, slashes), unique by hash."""
+    stem = re.sub(r"[^\w.-]+", "_", key).strip("._")[:80] or "unit"
+    return f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:10]}"
+
+
+def _num(v: float, decimals: int) -> str:
+    text = f"{float(v):.{decimals}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def sot_text(boxes_xywh: Iterable[Sequence[float]]) -> str:
+    """``x,y,w,h`` per line (pytracking/TNL2K toolkit layout), first line the initial box."""
+    return "".join(",".join(_num(v, 4) for v in box) + "\n" for box in boxes_xywh)
+
+
+def mot_text(rows: Iterable[tuple[int, int, Box]]) -> str:
+    """MOTChallenge ``frame,id,x,y,w,h,conf,-1,-1,-1`` from ``(frame, id, x1,y1,x2,y2)`` rows."""
+    return "".join(f"{f},{i},{x1:.2f},{y1:.2f},{x2 - x1:.2f},{y2 - y1:.2f},1,-1,-1,-1\n"
+                   for f, i, (x1, y1, x2, y2) in rows)
+
+
+def crmot_text(rows: Iterable[tuple[int, int, Box]]) -> str:
+    """CRTrack prediction rows: ``frame,id,x1,y1,x2,y2,1,-1,-1,-1`` (corners, as its devkit reads)."""
+    return "".join(f"{f},{i},{x1:.2f},{y1:.2f},{x2:.2f},{y2:.2f},1,-1,-1,-1\n" for f, i, (x1, y1, x2, y2) in rows)
+
+
+def write_responses_part(out_dir: Path, key: str, responses: list[dict]) -> Path:
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in responses)
+    return atomic_write_text(out_dir / PARTS_DIR / f"{safe_name(key)}.jsonl", text)
+
+
+def merge(out_dir: str | Path) -> dict[str, Path]:
+    """Rebuilds ``responses.jsonl`` (and ``captions.json`` when captions exist) from per-unit parts."""
+    out_dir = Path(out_dir)
+    written = {}
+    parts = sorted((out_dir / PARTS_DIR).glob("*.jsonl"))
+    if parts:
+        written["responses"] = atomic_write_text(out_dir / RESPONSES, "".join(p.read_text() for p in parts))
+    captions = sorted((out_dir / CAPTION_DIR).glob("*.json"))
+    if captions:
+        merged = {}
+        for path in captions:
+            data = json.loads(path.read_text())
+            merged[data["sequence"]] = {k: v for k, v in data.items() if k != "sequence"}
+        written["captions"] = atomic_write_text(out_dir / CAPTIONS, json.dumps(merged, indent=1, ensure_ascii=False,
+                                                                                sort_keys=True) + "\n")
+    return written

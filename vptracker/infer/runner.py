@@ -1,0 +1,253 @@
+"""Running a task over a dataset: units of work, shards, resume, progress and result files.
+
+A *unit* is what one tracker handles and what one set of result files holds: a sequence for SOT,
+MOT, RMOT (one expression over one video) and captions, a (scene, description) pair over all its
+views for CRMOT. A unit is finished when all its files exist (they are written atomically), so a
+restarted run skips it. ``--shard i/n`` gives each worker a share of the units, longest first,
+balanced by frame count.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from vptracker.datasets.base import Sequence
+from vptracker.infer.caption import CaptionTracker
+from vptracker.infer.common import TaskOptions
+from vptracker.infer.engine import Engine
+from vptracker.infer.loop import LoopStats, run_async, run_batched
+from vptracker.infer.multi import OmniMOT, OmniReferring
+from vptracker.infer.outputs import (CAPTION_DIR, atomic_write_text, crmot_text, merge, mot_text, sot_text,
+                                     write_responses_part)
+from vptracker.infer.sot import OmniSOT, VPTrackerSOT
+
+
+@dataclass
+class Unit:
+    key: str
+    sequences: list[Sequence]
+    outputs: list[str]                 # paths relative to the output directory
+    language: str | None = None
+
+    @property
+    def frames(self) -> int:
+        return sum(len(s.frames) for s in self.sequences)
+
+
+@dataclass
+class Task:
+    name: str
+    units: Callable[[list[Sequence]], list[Unit]]
+    tracker: Callable[[Unit, TaskOptions], object]
+    write: Callable[[object, Unit, Path], None]
+    special_tokens: tuple[str, ...] = ()
+
+
+def _path_part(text: str) -> str:
+    return text.replace("/", "_").replace("\\", "_").strip() or "_"
+
+
+def _per_sequence(suffix: str) -> Callable[[list[Sequence]], list[Unit]]:
+    def units(sequences):
+        return [Unit(s.name, [s], [f"{_path_part(s.name)}{suffix}"]) for s in sequences]
+    return units
+
+
+def _rmot_units(sequences):
+    out = []
+    for s in sequences:
+        video = str(s.meta.get("video") or s.scene or s.name)
+        expression = str(s.meta.get("expression") or s.name)
+        rel = f"{_path_part(video)}/predict.txt" if expression == video else \
+            f"{_path_part(video)}/{_path_part(expression)}/predict.txt"
+        out.append(Unit(s.name, [s], [rel], s.language))
+    return out
+
+
+def _crmot_units(sequences):
+    groups: dict[tuple[str, str], list[Sequence]] = {}
+    for s in sequences:
+        if not s.language:
+            raise ValueError(f"{s.dataset}/{s.name}: CRMOT needs a description (Sequence.language)")
+        scene = str(s.scene or s.meta.get("scene") or s.name)
+        groups.setdefault((scene, s.language.strip()), []).append(s)
+    units = []
+    for (scene, description), views in sorted(groups.items()):
+        views = sorted(views, key=lambda v: str(v.view or v.name))
+        key = f"{scene}_{description}"
+        units.append(Unit(key, views, [f"{_path_part(key)}/{_path_part(str(v.view or v.name))}.txt" for v in views],
+                          description))
+    return units
+
+
+def _write_sot(tracker, unit: Unit, out_dir: Path) -> None:
+    atomic_write_text(out_dir / unit.outputs[0], sot_text(tracker.result()))
+
+
+def _write_mot(tracker, unit: Unit, out_dir: Path) -> None:
+    atomic_write_text(out_dir / unit.outputs[0], mot_text(tracker.rows(0)))
+
+
+def _write_crmot(tracker, unit: Unit, out_dir: Path) -> None:
+    for v, rel in enumerate(unit.outputs):
+        atomic_write_text(out_dir / rel, crmot_text(tracker.rows(v)))
+
+
+def _write_caption(tracker, unit: Unit, out_dir: Path) -> None:
+    atomic_write_text(out_dir / unit.outputs[0], json.dumps(tracker.result(), indent=1, ensure_ascii=False) + "\n")
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    TASKS[task.name] = task
+    return task
+
+
+def _vp_tokens():
+    from vptracker.prompts import VPTRACKER_SPECIAL_TOKENS
+    return tuple(VPTRACKER_SPECIAL_TOKENS)
+
+
+register_task(Task("vptracker_sot", _per_sequence(".txt"), lambda u, o: VPTrackerSOT(u.sequences[0], o), _write_sot,
+                   _vp_tokens()))
+register_task(Task("omnipt_sot", _per_sequence(".txt"), lambda u, o: OmniSOT(u.sequences[0], o), _write_sot))
+register_task(Task("omnipt_mot", _per_sequence(".txt"), lambda u, o: OmniMOT(u.sequences[0], o), _write_mot))
+register_task(Task("omnipt_rmot", _rmot_units, lambda u, o: OmniReferring(u.key, u.sequences, u.language, o),
+                   _write_mot))
+register_task(Task("omnipt_crmot", _crmot_units, lambda u, o: OmniReferring(u.key, u.sequences, u.language, o),
+                   _write_crmot))
+register_task(Task("omnipt_caption", lambda seqs: [Unit(s.name, [s], [f"{CAPTION_DIR}/{_path_part(s.name)}.json"])
+                                                   for s in seqs],
+                   lambda u, o: CaptionTracker(u.sequences[0], o), _write_caption))
+
+
+def get_task(name: str) -> Task:
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; expected one of {', '.join(sorted(TASKS))}")
+    return TASKS[name]
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """``"i/n"`` (0-based ``i``) -> ``(i, n)``; ``None`` -> the whole run ``(0, 1)``."""
+    if text in (None, ""):
+        return 0, 1
+    try:
+        i, n = (int(v) for v in str(text).split("/"))
+    except ValueError:
+        raise ValueError(f"shard {text!r}: expected i/n, e.g. 0/4") from None
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"shard {text!r}: expected 0 <= i < n")
+    return i, n
+
+
+def plan(units: list[Unit], shard: tuple[int, int] = (0, 1)) -> list[Unit]:
+    """This shard's units, longest first; units go greedily to the least-loaded shard (LPT)."""
+    index, count = shard
+    order = sorted(units, key=lambda u: (-u.frames, u.key))
+    loads = [0] * count
+    mine = []
+    for unit in order:
+        target = min(range(count), key=lambda k: (loads[k], k))
+        loads[target] += unit.frames
+        if target == index:
+            mine.append(unit)
+    return mine
+
+
+def is_finished(unit: Unit, out_dir: Path) -> bool:
+    return all((out_dir / rel).is_file() for rel in unit.outputs)
+
+
+@dataclass
+class RunSummary:
+    planned: int = 0
+    skipped: int = 0
+    finished: list[str] = field(default_factory=list)
+    stats: LoopStats = field(default_factory=LoopStats)
+
+
+def run_task(task: str | Task, engine: Engine, sequences: Iterable[Sequence], out_dir: str | Path,
+             options: TaskOptions | dict | None = None, *, shard: tuple[int, int] | str | None = None,
+             concurrency: int = 16, loop: str = "batched", progress: bool = True,
+             merge_outputs: bool | None = None) -> RunSummary:
+    """Tracks every unfinished unit of this shard and writes its files as soon as it finishes."""
+    task = get_task(task) if isinstance(task, str) else task
+    options = _resolve_options(options, engine)
+    shard = shard if isinstance(shard, tuple) else parse_shard(shard)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    units = plan(task.units(list(sequences)), shard)
+    todo = [u for u in units if not is_finished(u, out_dir)]
+    summary = RunSummary(planned=len(units), skipped=len(units) - len(todo))
+    by_tracker: dict[int, Unit] = {}
+
+    def trackers():
+        for unit in todo:  # built lazily: only `concurrency` sequences hold state at a time
+            tracker = task.tracker(unit, options)
+            by_tracker[id(tracker)] = unit
+            yield tracker
+
+    bar = _progress_bar(len(units), summary.skipped, progress)
+
+    def on_finish(tracker) -> None:
+        unit = by_tracker.pop(id(tracker))
+        write_responses_part(out_dir, unit.key, tracker.responses)
+        task.write(tracker, unit, out_dir)   # outputs last: their existence marks the unit done
+        summary.finished.append(unit.key)
+        if bar is not None:
+            bar.update(1)
+
+    def on_step(stats: LoopStats) -> None:
+        if bar is not None:
+            bar.set_postfix(fps=f"{stats.frames_per_s:.2f}", batch=stats.batch_sizes[-1] if stats.batch_sizes else 0)
+
+    runner = run_async if loop == "async" else run_batched
+    if loop not in ("batched", "async"):
+        raise ValueError(f"loop {loop!r}: expected 'batched' or 'async'")
+    try:
+        summary.stats = runner(engine, trackers(), concurrency=concurrency, on_finish=on_finish, on_step=on_step)
+    finally:
+        if bar is not None:
+            bar.close()
+    if merge_outputs if merge_outputs is not None else shard[1] == 1:
+        merge(out_dir)
+    return summary
+
+
+def _resolve_options(options: TaskOptions | dict | None, engine) -> TaskOptions:
+    """Box geometry must be the engine's: family and pixel limits come from it unless set."""
+    if isinstance(options, TaskOptions):
+        resolved = options
+    else:
+        data = dict(options or {})
+        for key in ("family", "min_pixels", "max_pixels"):
+            if data.get(key) is None and getattr(engine, key, None) is not None:
+                data[key] = getattr(engine, key)
+        resolved = TaskOptions.from_dict(data)
+    for key in ("family", "min_pixels", "max_pixels"):
+        ours, theirs = getattr(resolved, key), getattr(engine, key, None)
+        if theirs is not None and ours != theirs:
+            raise ValueError(f"task option {key}={ours!r} differs from the engine's {theirs!r}: boxes would be "
+                             "mapped with a different geometry than the model sees")
+    return resolved
+
+
+def _progress_bar(total: int, done: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=done, unit="seq", desc="sequences", dynamic_ncols=True, file=sys.stderr)
+
+
+def track_sot(engine: Engine, sequences: Iterable[Sequence], out_dir: str | Path, *, task: str = "vptracker_sot",
+              options: TaskOptions | dict | None = None, **kwargs) -> RunSummary:
+    """Python API for SOT: writes ``out_dir/<seq>.txt`` and ``out_dir/responses.jsonl``."""
+    if task not in ("vptracker_sot", "omnipt_sot"):
+        raise ValueError(f"track_sot runs an SOT task, not {task!r}")
+    return run_task(task, engine, sequences, out_dir, options, **kwargs)
