@@ -1,0 +1,87 @@
+"""Rows from ``vptracker prepare`` load through ms-swift's own dataset loading and template encoding,
+with the visual prompt rendered by the plugin at load time (tiny model, offline)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from PIL import Image
+
+from vptracker.boxes import smart_resize
+from vptracker.datasets import fixtures as fx
+from vptracker.swift_plugin import render_row_images
+from vptracker.tasks.prepare import direct_config, prepare
+from vptracker.visual_prompt import VisualPrompt, render
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def vp_rows(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tnl2k")
+    boxes = [(20 + 4 * i, 12 + i, 18, 14) for i in range(6)]
+    fx.write_tnl2k(root, "train", "s", boxes, "the green box", size=(160, 96))
+    out = tmp_path_factory.mktemp("rows")
+    prepare(direct_config("tnl2k", str(root), "vptracker_sot", 4, 0, str(out), split="train"), progress=False)
+    return out / "train-vptracker_sot-00000.jsonl"
+
+
+def _template(model_dir, family):
+    from swift.model import get_processor
+    from swift.template import get_template
+
+    import vptracker.swift_plugin as plugin
+
+    assert f"vptracker_{family}" in plugin.TEMPLATES
+    processor = get_processor(str(model_dir), model_type=family)
+    template = get_template(processor, template_type=f"vptracker_{family}", remove_unused_columns=False)
+    template.set_mode("train")
+    return template
+
+
+def test_render_row_images_matches_visual_prompt_module(vp_rows):
+    import json
+
+    row = json.loads(vp_rows.read_text().splitlines()[0])
+    images = render_row_images(row["images"], row["visual_prompt"], None, Image.open)
+    expected = render(Image.open(row["images"][0]), Image.open(row["images"][1]),
+                      VisualPrompt.from_json(row["visual_prompt"]))
+    assert [im.tobytes() for im in images] == [im.tobytes() for im in expected]
+    with pytest.raises(ValueError, match="needs 2 images"):
+        render_row_images(row["images"][:1], row["visual_prompt"], None, Image.open)
+
+
+def test_swift_loads_and_encodes_vptracker_rows(vp_rows, tiny_model):
+    from swift.dataset import load_dataset
+
+    dataset, _ = load_dataset([str(vp_rows)], remove_unused_columns=False)
+    assert len(dataset) == 4 and "visual_prompt" in dataset.features
+    template = _template(tiny_model, "qwen2_5_vl")
+    batch = []
+    for row in dataset:
+        encoded = template.encode(row)
+        # image 0 is the template crop, not the full frame: its grid follows the crop's size
+        x1, y1, x2, y2 = row["visual_prompt"]["template_region"]
+        crop_w, crop_h = smart_resize(x2 - x1, y2 - y1, "qwen2_5_vl")
+        full_w, full_h = smart_resize(160, 96, "qwen2_5_vl")
+        grid = encoded["image_grid_thw"].tolist()
+        assert grid[0] == [1, crop_h // 14, crop_w // 14] and grid[1] == [1, full_h // 14, full_w // 14]
+        assert math.prod(grid[0]) != math.prod(grid[1])
+        assert "visual_prompt" not in (encoded.get("_extra_kwargs") or {})
+        batch.append(encoded)
+    collated = template.data_collator(batch)
+    assert "visual_prompt" not in collated and collated["input_ids"].shape[0] == 4
+    labels = collated["labels"][0]
+    answer = template.tokenizer.decode(labels[labels >= 0])
+    assert '"visible": "yes"' in answer
+
+
+def test_swift_template_for_qwen3_vl_family(vp_rows, tiny_model_factory):
+    from swift.dataset import load_dataset
+
+    dataset, _ = load_dataset([str(vp_rows)], remove_unused_columns=False)
+    template = _template(tiny_model_factory("qwen3_vl"), "qwen3_vl")
+    encoded = template.encode(dataset[0])
+    x1, y1, x2, y2 = dataset[0]["visual_prompt"]["template_region"]
+    crop_w, crop_h = smart_resize(x2 - x1, y2 - y1, "qwen3_vl")
+    assert encoded["image_grid_thw"].tolist()[0] == [1, crop_h // 16, crop_w // 16]
