@@ -1,7 +1,7 @@
 """What every tracker shares: task options, frame loading and the answer-to-frame-box rule."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Sequence as Seq
 
 from PIL import Image
@@ -90,3 +90,12 @@ def windows(n_frames: int, per_window: int) -> list[tuple[int, int]]:
         out.append((start, end))
         start = end - 1
     return out
+
+
+def truncate(seq: Sequence, n_frames: int) -> Sequence:
+    """The first ``n_frames`` frames of a sequence with its annotations (smoke runs, demos)."""
+    if n_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {n_frames}")
+    tracks = [replace(t, boxes=t.boxes[:n_frames], visible=t.visible[:n_frames]) for t in seq.tracks]
+    ids = seq.frame_ids[:n_frames] if seq.frame_ids is not None else None
+    return replace(seq, frames=list(seq.frames[:n_frames]), tracks=tracks, frame_ids=ids)

@@ -40,6 +40,8 @@ class TrackerBase:
     def next_request(self) -> Request | None:
         if self._pending is None:
             self._pending = self._next()
+            if self._pending is not None:  # engines and fakes may key on the sequence
+                self._pending.audit.setdefault("sequence", self.name)
         return self._pending
 
     def update(self, answer: str) -> None:

@@ -50,10 +50,15 @@ class MultiTracker(TrackerBase):
         if box is not None:
             self.results[view].setdefault(frame, {}).setdefault(track_id, box)
 
-    def rows(self, view: int = 0) -> list[tuple[int, int, Box]]:
-        """``(frame number, id, x1,y1,x2,y2)`` sorted by frame then id."""
+    def rows(self, view: int = 0, image_index: bool = False) -> list[tuple[int, int, Box]]:
+        """``(frame number, id, x1,y1,x2,y2)`` sorted by frame then id.
+
+        ``image_index``: number frames as the image file's index + 1 (Refer-KITTI's 0-based files,
+        the RMOT evaluation's convention) instead of the file number itself.
+        """
         seq = self.views[view]
-        return [(frame_number(seq, f), tid, box) for f in sorted(self.results[view])
+        shift = 1 if image_index and seq.frame_ids is not None else 0
+        return [(frame_number(seq, f) + shift, tid, box) for f in sorted(self.results[view])
                 for tid, box in sorted(self.results[view][f].items())]
 
     def _model(self, view: int, box: Box):

@@ -91,6 +91,10 @@ def _write_mot(tracker, unit: Unit, out_dir: Path) -> None:
     atomic_write_text(out_dir / unit.outputs[0], mot_text(tracker.rows(0)))
 
 
+def _write_rmot(tracker, unit: Unit, out_dir: Path) -> None:
+    atomic_write_text(out_dir / unit.outputs[0], mot_text(tracker.rows(0, image_index=True)))
+
+
 def _write_crmot(tracker, unit: Unit, out_dir: Path) -> None:
     for v, rel in enumerate(unit.outputs):
         atomic_write_text(out_dir / rel, crmot_text(tracker.rows(v)))
@@ -118,7 +122,7 @@ register_task(Task("vptracker_sot", _per_sequence(".txt"), lambda u, o: VPTracke
 register_task(Task("omnipt_sot", _per_sequence(".txt"), lambda u, o: OmniSOT(u.sequences[0], o), _write_sot))
 register_task(Task("omnipt_mot", _per_sequence(".txt"), lambda u, o: OmniMOT(u.sequences[0], o), _write_mot))
 register_task(Task("omnipt_rmot", _rmot_units, lambda u, o: OmniReferring(u.key, u.sequences, u.language, o),
-                   _write_mot))
+                   _write_rmot))
 register_task(Task("omnipt_crmot", _crmot_units, lambda u, o: OmniReferring(u.key, u.sequences, u.language, o),
                    _write_crmot))
 register_task(Task("omnipt_caption", lambda seqs: [Unit(s.name, [s], [f"{CAPTION_DIR}/{_path_part(s.name)}.json"])
