@@ -1,0 +1,100 @@
+"""What every OmniPT task shares: frame windows, the box scale of the model family, box texts.
+
+Options common to the OmniPT tasks (``OMNIPT_DEFAULTS``): ``frames`` per sample (2..32; the paper
+uses 16, 32 for semantic tasks), ``stride`` between sampled frames, the model ``family`` and the
+box ``scale`` (``norm1000`` by default, the OmniPT answer grammar's normalised coordinates;
+``family`` picks the family's own convention, e.g. Qwen2.5-VL's resized pixels), ``max_pixels``
+(the paper's 28x28x646) for the resized scale. Boxes are clipped to the image before rendering;
+a box with nothing left inside the image is rendered as ``<None>``.
+"""
+from __future__ import annotations
+
+import random
+from functools import lru_cache
+
+import numpy as np
+
+from vptracker.boxes import FAMILY_SCALE, SCALES, CoordMap, render_bbox
+from vptracker.datasets.base import Sequence, Track
+
+OMNIPT_MAX_PIXELS = 28 * 28 * 646
+OMNIPT_DEFAULTS = {"frames": 16, "stride": 1, "family": "qwen2_5_vl", "scale": "norm1000",
+                   "max_pixels": OMNIPT_MAX_PIXELS}
+
+
+def validate_common(task) -> None:
+    if not 2 <= int(task.frames) <= 32:
+        raise ValueError(f"task {task.name}: option frames={task.frames}, expected 2..32")
+    if int(task.stride) < 1:
+        raise ValueError(f"task {task.name}: option stride={task.stride}, expected >= 1")
+    if task.family not in FAMILY_SCALE:
+        raise ValueError(f"task {task.name}: option family={task.family!r}, expected one of {sorted(FAMILY_SCALE)}")
+    if task.scale != "family" and task.scale not in SCALES:
+        raise ValueError(f"task {task.name}: option scale={task.scale!r}, expected 'family' or one of {SCALES}")
+
+
+@lru_cache(maxsize=4096)
+def coord_map(family: str, scale: str, width: int, height: int, max_pixels: int) -> CoordMap:
+    scale = FAMILY_SCALE[family] if scale == "family" else scale
+    if scale == "resized":
+        return CoordMap.for_family(family, width, height, "resized", max_pixels=max_pixels)
+    return CoordMap(scale, width, height)
+
+
+def task_coord(task, seq: Sequence) -> CoordMap:
+    return coord_map(task.family, task.scale, int(seq.width), int(seq.height), int(task.max_pixels))
+
+
+def usable(track: Track, t: int, width: int, height: int) -> bool:
+    """Visible at ``t`` with a non-empty part of its box inside the image."""
+    if not track.visible[t]:
+        return False
+    x, y, w, h = track.boxes[t]
+    return w > 0 and h > 0 and x < width and y < height and x + w > 0 and y + h > 0
+
+
+def usable_mask(track: Track, width: int, height: int) -> np.ndarray:
+    """:func:`usable` for every frame at once."""
+    b = track.boxes
+    return (track.visible & (b[:, 2] > 0) & (b[:, 3] > 0) & (b[:, 0] < width) & (b[:, 1] < height)
+            & (b[:, 0] + b[:, 2] > 0) & (b[:, 1] + b[:, 3] > 0))
+
+
+def model_box(track: Track, t: int, seq: Sequence, coord: CoordMap):
+    """The clipped frame box in model scale, or ``None`` when the object is not in frame ``t``."""
+    if not usable(track, t, seq.width, seq.height):
+        return None
+    x, y, w, h = track.boxes[t].tolist()
+    return coord.to_model((max(x, 0.0), max(y, 0.0), min(x + w, seq.width), min(y + h, seq.height)))
+
+
+def box_text(track: Track, t: int, seq: Sequence, coord: CoordMap) -> str | None:
+    box = model_box(track, t, seq, coord)
+    return None if box is None else render_bbox(box, coord.decimals)
+
+
+def trajectory(track: Track, frames: list[int], seq: Sequence, coord: CoordMap) -> list:
+    return [model_box(track, t, seq, coord) for t in frames]
+
+
+def window(n_frames: int, frames: int, stride: int, rng: random.Random) -> list[int] | None:
+    """``frames`` indices ``stride`` apart at a random start (the stride shrinks for short videos)."""
+    if n_frames < frames:
+        return None
+    stride = max(1, min(stride, (n_frames - 1) // max(frames - 1, 1)))
+    start = rng.randint(0, n_frames - 1 - (frames - 1) * stride)
+    return list(range(start, start + frames * stride, stride))
+
+
+def spread(first: int, last: int, frames: int) -> list[int]:
+    """``frames`` indices spread evenly over ``first..last`` (repeats when the span is short)."""
+    return np.linspace(first, last, frames).round().astype(int).tolist()
+
+
+def frame_paths(seq: Sequence, frames: list[int]) -> list[str]:
+    return [seq.frames[t] for t in frames]
+
+
+def has_missing(seq: Sequence, frames: list[int]) -> bool:
+    missing = seq.meta.get("missing_frames")
+    return bool(missing) and not set(missing).isdisjoint(frames)

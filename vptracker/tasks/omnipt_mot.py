@@ -1,0 +1,114 @@
+"""OmniPT MOT (three queries in one conversation) and the detection pretext.
+
+``omnipt_mot`` (paper Fig. 4): one window of ``frames`` images and three turns:
+1. where are the objects in the first frame -> their boxes, in random order;
+2. track these objects (the true first-frame boxes are given, in that order) -> one trajectory per
+   object, same order;
+3. are there objects added midway -> the trajectories of objects absent from the first frame
+   (or "There are no objects.").
+Windows whose first frame has no object are redrawn. ``max_objects`` caps each list (answers
+of dense scenes otherwise exceed the 2,048-token output budget).
+
+``pretext_detection``: one random frame, every object's box (sorted left to right).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import numpy as np
+
+from vptracker.boxes import render_bbox, render_trajectories
+from vptracker.datasets.base import Sequence
+from vptracker.prompts import (no_objects_answer, omnipt_mot_first, omnipt_mot_new, omnipt_mot_track,
+                               pretext_detection)
+from vptracker.tasks.base import Task, register_task
+from vptracker.tasks.omnipt_common import (OMNIPT_DEFAULTS, frame_paths, has_missing, model_box, task_coord,
+                                           usable_mask, validate_common, window)
+
+
+@dataclass
+class _MotEntry:
+    seq: Sequence
+    present: np.ndarray   # (n_tracks, T) usable masks
+
+
+def mot_index(task, sequences: list[Sequence], min_frames: int) -> list[_MotEntry]:
+    out = [_MotEntry(s, np.stack([usable_mask(t, s.width, s.height) for t in s.tracks]))
+           for s in sequences if s.tracks and len(s) >= min_frames]
+    if not out:
+        raise ValueError(f"task {task.name}: no sequence with tracks and at least {min_frames} frames")
+    return out
+
+
+def _boxes_text(boxes, decimals: int) -> str:
+    return "".join(render_bbox(b, decimals) for b in boxes)
+
+
+@register_task("omnipt_mot")
+class OmniPTMOT(Task):
+    defaults = {**OMNIPT_DEFAULTS, "max_objects": 30}
+
+    def validate(self) -> None:
+        validate_common(self)
+        if int(self.max_objects) < 1:
+            raise ValueError(f"task {self.name}: option max_objects={self.max_objects}, expected >= 1")
+
+    def index(self, sequences):
+        return mot_index(self, sequences, int(self.frames))
+
+    def sample(self, index, rng: random.Random) -> dict | None:
+        entry = index[rng.randrange(len(index))]
+        seq = entry.seq
+        frames = window(len(seq), int(self.frames), int(self.stride), rng)
+        if frames is None or has_missing(seq, frames):
+            return None
+        present = entry.present[:, frames]
+        first = np.flatnonzero(present[:, 0]).tolist()
+        if not first:
+            return None
+        new = np.flatnonzero(~present[:, 0] & present[:, 1:].any(axis=1)).tolist()
+        rng.shuffle(first)
+        first, new = first[: int(self.max_objects)], new[: int(self.max_objects)]
+        coord = task_coord(self, seq)
+        d = coord.decimals
+
+        def traj(i):
+            return [model_box(seq.tracks[i], t, seq, coord) for t in frames]
+
+        first_boxes = _boxes_text([model_box(seq.tracks[i], frames[0], seq, coord) for i in first], d)
+        new_answer = render_trajectories([traj(i) for i in new], d) if new else no_objects_answer()
+        messages = [
+            {"role": "user", "content": omnipt_mot_first(len(frames))},
+            {"role": "assistant", "content": first_boxes},
+            {"role": "user", "content": omnipt_mot_track(first_boxes)},
+            {"role": "assistant", "content": render_trajectories([traj(i) for i in first], d)},
+            {"role": "user", "content": omnipt_mot_new()},
+            {"role": "assistant", "content": new_answer},
+        ]
+        return {"messages": messages, "images": frame_paths(seq, frames)}
+
+
+@register_task("pretext_detection")
+class Detection(Task):
+    defaults = {key: OMNIPT_DEFAULTS[key] for key in ("family", "scale", "max_pixels")}
+
+    def validate(self) -> None:
+        self.frames, self.stride = 2, 1
+        validate_common(self)
+
+    def index(self, sequences):
+        return mot_index(self, sequences, 1)
+
+    def sample(self, index, rng: random.Random) -> dict | None:
+        entry = index[rng.randrange(len(index))]
+        seq = entry.seq
+        t = rng.randrange(len(seq))
+        if has_missing(seq, [t]):
+            return None
+        coord = task_coord(self, seq)
+        boxes = sorted(model_box(seq.tracks[i], t, seq, coord) for i in np.flatnonzero(entry.present[:, t]))
+        answer = _boxes_text(boxes, coord.decimals) if boxes else no_objects_answer()
+        return {"messages": [{"role": "user", "content": pretext_detection()},
+                             {"role": "assistant", "content": answer}],
+                "images": [seq.frames[t]]}
