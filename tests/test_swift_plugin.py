@@ -85,3 +85,41 @@ def test_swift_template_for_qwen3_vl_family(vp_rows, tiny_model_factory):
     x1, y1, x2, y2 = dataset[0]["visual_prompt"]["template_region"]
     crop_w, crop_h = smart_resize(x2 - x1, y2 - y1, "qwen3_vl")
     assert encoded["image_grid_thw"].tolist()[0] == [1, crop_h // 16, crop_w // 16]
+
+
+def test_swift_encodes_omnipt_rows_and_cuts_reid_crops(tmp_path, tiny_model):
+    from swift.dataset import load_dataset
+
+    root = tmp_path / "dance"
+    people = {tid: {f: (5 + 20 * tid + f, 5, 12, 30) for f in range(1, 13)} for tid in (1, 2, 3)}
+    fx.write_mot(root, "train", "dancetrack0001", 12, fx.mot_rows(people), size=(120, 60), pad=8)
+    out = tmp_path / "rows"
+    config = {"seed": 0, "out": str(out), "jobs": {
+        "mot": {"task": "omnipt_mot", "options": {"frames": 4},
+                "sources": {"dance": {"dataset": "dancetrack", "root": str(root), "split": "train"}},
+                "samples": {"train": 2}},
+        "reid": {"task": "pretext_reid", "options": {"negatives": 2, "min_gap": 2},
+                 "sources": {"dance": {"dataset": "dancetrack", "root": str(root), "split": "train"}},
+                 "samples": {"train": 2}},
+        "grpo": {"task": "omnipt_sot_grpo", "options": {"frames": 3},
+                 "sources": {"dance": {"dataset": "dancetrack", "root": str(root), "split": "train"}},
+                 "samples": {"train": 2}}}}
+    card = prepare(config, progress=False)
+    assert card["totals"]["train"] == {"omnipt_mot": 2, "pretext_reid": 2, "omnipt_sot_grpo": 2}
+    template = _template(tiny_model, "qwen2_5_vl")
+
+    mot, _ = load_dataset([str(out / "train-mot-00000.jsonl")])
+    encoded = template.encode(mot[0])
+    assert encoded["image_grid_thw"].shape[0] == 4
+    answer = template.tokenizer.decode([x for x in encoded["labels"] if x >= 0])
+    assert "trajectory of the first people are: <bbox>" in answer and answer.count("<bbox>") >= 3
+
+    reid, _ = load_dataset([str(out / "train-reid-00000.jsonl")], remove_unused_columns=False)
+    row = reid[0]
+    encoded = template.encode(row)
+    for (x1, y1, x2, y2), grid in zip(row["crops"], encoded["image_grid_thw"].tolist()):
+        w, h = smart_resize(x2 - x1, y2 - y1, "qwen2_5_vl")
+        assert grid == [1, h // 14, w // 14]
+
+    grpo, _ = load_dataset([str(out / "train-grpo-00000.jsonl")], remove_unused_columns=False)
+    assert grpo[0]["solution"].startswith("<bbox>") and [m["role"] for m in grpo[0]["messages"]] == ["user"]
