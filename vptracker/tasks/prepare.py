@@ -5,6 +5,7 @@ Config (``configs/data/*.yaml``; every path comes from the config or a ``key=val
     seed: 0
     out: data/prepared/vptracker
     shard_size: 100000
+    roots: {tnl2k: /data/TNL2K}        # a source without ``root`` uses roots.<dataset>
     jobs:
       <job>:
         task: vptracker_sot              # a registered task
@@ -54,12 +55,15 @@ def _count(value: Any, where: str) -> int | None:
 class SourceCache:
     """Loads each (dataset, root, split, options) once even when several jobs use it."""
 
-    def __init__(self):
+    def __init__(self, roots: dict | None = None):
         self._loaded: dict[str, list[Sequence]] = {}
+        self.roots = roots or {}
 
     def get(self, spec: dict, where: str) -> list[Sequence]:
         dataset = _require(spec, "dataset", where)
-        root = _require(spec, "root", where)
+        root = spec.get("root") or self.roots.get(dataset)
+        if not root:
+            raise ValueError(f"data config: {where} needs 'root' (or a top-level roots.{dataset})")
         options = dict(spec.get("options") or {})
         key = json.dumps([dataset, str(root), spec.get("split"), options], sort_keys=True, default=str)
         if key not in self._loaded:
@@ -75,7 +79,7 @@ def prepare(config: dict, progress: bool | None = None) -> dict:
     seed = int(config.get("seed", 0))
     shard_size = int(config.get("shard_size", 100_000))
     jobs = _require(config, "jobs", "the top level")
-    cache = SourceCache()
+    cache = SourceCache(config.get("roots"))
     card: dict[str, Any] = {"seed": seed, "config": config, "outputs": {}, "totals": {}}
     for job_name, job in jobs.items():
         where = f"jobs.{job_name}"
