@@ -1,0 +1,34 @@
+"""vptracker train: run one stage config, or chain the OmniPT stages, over ms-swift."""
+from __future__ import annotations
+
+HELP = "train a stage (configs/stages/NAME.yaml) or chain the OmniPT stages ('all') over ms-swift"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--stage", required=True,
+                        help="a stage name in configs/stages (e.g. stage3_sft, vptracker_sft), a YAML path, "
+                             "or 'all' for the OmniPT chain (select with stages=[...])")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the exact commands for the cluster shape in NPROC_PER_NODE/NNODES/... and exit")
+    parser.add_argument("--force", action="store_true", help="retrain stages whose manifest says they finished")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides, e.g. profile=cpu model=/models/qwen lr=2e-5 frames=8; "
+                             "'<stage>.key=value' applies to one stage of a chain")
+
+
+def run(args) -> int:
+    import sys
+
+    from vptracker.train import StageConfigError, StageFailed, run_chain, run_stage
+
+    try:
+        if args.stage == "all":
+            out = run_chain(args.overrides, dry_run=args.dry_run, force=args.force)
+        else:
+            out = run_stage(args.stage, args.overrides, dry_run=args.dry_run, force=args.force)
+    except (StageConfigError, StageFailed, ValueError) as err:
+        print(f"vptracker train: error: {err}", file=sys.stderr)
+        return 2
+    if not args.dry_run:
+        print(f"final weights: {out}")
+    return 0

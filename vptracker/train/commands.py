@@ -1,0 +1,238 @@
+"""Turns a resolved stage config into the exact commands that run it.
+
+A stage is a short list of :class:`Command`: ``swift sft`` or ``swift rlhf --rlhf_type grpo``
+for training, ``python -m vptracker.train.clip`` for the CLIP-style phase of mid-training, and
+``swift export --merge_lora`` when the next stage needs full weights. Multi-GPU and multi-node runs
+go through ms-swift's own launcher, which reads NPROC_PER_NODE, NNODES, NODE_RANK, MASTER_ADDR
+and MASTER_PORT from the environment and starts torchrun; the CLIP phase uses torchrun directly
+with the same variables.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from vptracker.train.stages import StageConfig, frames_format, resolve_path
+
+LAUNCH_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
+# Values whose relative paths are repository paths, resolved so runs work from any directory.
+PATH_ARGS = {"deepspeed"}
+
+
+@dataclass
+class Command:
+    role: str                   # "train", "clip" or "merge"
+    argv: list[str]
+    output_dir: Path
+    env: dict[str, str] = field(default_factory=dict)  # launcher variables, shown by --dry-run
+    payload: dict | None = None  # a JSON config the runner writes to payload_path before running
+    payload_path: Path | None = None
+    rank0_only: bool = False     # merges run once, on the first node, and the others wait for them
+
+    def shell(self) -> str:
+        prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+        return (prefix + " " if prefix else "") + shlex.join(self.argv)
+
+
+def launcher_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    return {k: str(environ[k]) for k in LAUNCH_ENV if environ.get(k) not in (None, "")}
+
+
+def world_size(env: Mapping[str, str]) -> int:
+    return int(env.get("NPROC_PER_NODE", 1)) * int(env.get("NNODES", 1))
+
+
+def swift_executable() -> str:
+    beside = Path(sys.executable).parent / "swift"
+    return str(beside) if beside.exists() else "swift"
+
+
+def render_value(value: Any) -> list[str]:
+    """One ms-swift argument value as argv items (lists become several items, dicts JSON)."""
+    if isinstance(value, bool):
+        return ["true" if value else "false"]
+    if isinstance(value, (list, tuple)):
+        return [item for v in value for item in render_value(v)]
+    if isinstance(value, dict):
+        return [json.dumps(value, separators=(",", ":"))]
+    return [str(value)]
+
+
+def render_args(args: Mapping[str, Any]) -> list[str]:
+    argv: list[str] = []
+    for key, value in args.items():
+        if value is None:  # null in a config means "ms-swift's default"
+            continue
+        if key in PATH_ARGS and isinstance(value, str):
+            value = str(resolve_path(value))
+        argv += [f"--{key}", *render_value(value)]
+    return argv
+
+
+def expand_datasets(cfg: StageConfig, key: str, entries: list | None, must_exist: bool) -> list[str]:
+    """JSONL files from files, folders (their ``*.jsonl``, sorted) and globs; ``{frames}`` filled."""
+    files: list[str] = []
+    for entry in entries or []:
+        path = resolve_path(frames_format(entry, cfg, key))
+        if path.is_dir():
+            found = sorted(str(p) for p in path.glob("*.jsonl"))
+            if not found and must_exist:
+                raise cfg.error(key, f"folder {path} holds no *.jsonl (run `vptracker prepare` first)")
+            files += found
+        elif any(c in str(path) for c in "*?["):
+            found = sorted(glob.glob(str(path)))
+            if not found and must_exist:
+                raise cfg.error(key, f"no file matches {path}")
+            files += found
+        elif path.is_file() or not must_exist:
+            files.append(str(path))
+        else:
+            raise cfg.error(key, f"{path} does not exist (run `vptracker prepare` or set {key}=...)")
+    return files
+
+
+def count_rows(files: list[str]) -> int | None:
+    """Rows in JSONL files, or None when any is missing (dry runs before data preparation)."""
+    total = 0
+    for name in files:
+        if not Path(name).is_file():
+            return None
+        with open(name, "rb") as fh:
+            total += sum(1 for line in fh if line.strip())
+    return total
+
+
+def _batch_args(cfg: StageConfig, swift: dict, env: Mapping[str, str]) -> None:
+    """Derives gradient accumulation from ``global_batch_size`` for this cluster shape."""
+    gbs = cfg.get("global_batch_size")
+    if gbs is None:
+        return
+    per_step = int(swift.get("per_device_train_batch_size") or 1) * world_size(env)
+    if gbs % per_step:
+        raise cfg.error("global_batch_size", f"{gbs} is not a multiple of per_device_train_batch_size x "
+                                             f"processes = {per_step} for this cluster shape")
+    swift["gradient_accumulation_steps"] = gbs // per_step
+
+
+def _schedule_args(cfg: StageConfig, swift: dict, rollout: dict, files: list[str], env) -> None:
+    """warmup_stable_decay needs its decay length in steps: ``lr_decay_ratio`` of the run's steps."""
+    if swift.get("lr_scheduler_type") != "warmup_stable_decay":
+        return
+    kwargs = dict(swift.get("lr_scheduler_kwargs") or {})
+    if "num_decay_steps" in kwargs:
+        return
+    steps = swift.get("max_steps")
+    if not steps or steps < 0:
+        rows = count_rows(files)
+        if rows is None:  # a dry run before the data exists: say how it will be computed
+            kwargs["num_decay_steps"] = f"{cfg.get('lr_decay_ratio', 0.1)} x steps (computed from the data)"
+            swift["lr_scheduler_kwargs"] = kwargs
+            return
+        samples = int(swift.get("per_device_train_batch_size") or 1) * int(
+            swift.get("gradient_accumulation_steps") or 1) * world_size(env)
+        if cfg.kind == "grpo":  # a GRPO batch counts completions: num_generations per prompt
+            samples = max(1, samples // int(rollout.get("num_generations") or 1))
+        steps = math.ceil(rows / samples) * math.ceil(float(swift.get("num_train_epochs") or 1))
+    kwargs["num_decay_steps"] = max(1, round(float(cfg.get("lr_decay_ratio", 0.1)) * steps))
+    swift["lr_scheduler_kwargs"] = kwargs
+
+
+def _plugins(cfg: StageConfig, must_exist: bool) -> list[str]:
+    out = []
+    for entry in cfg.get("plugins") or []:
+        path = resolve_path(entry)
+        if must_exist and not path.is_file():
+            raise cfg.error("plugins", f"plugin file {path} does not exist")
+        out.append(str(path))
+    return out
+
+
+def train_command(cfg: StageConfig, model: str, output_dir: Path, datasets: list[str], env: dict,
+                  must_exist: bool) -> Command:
+    model_cfg = cfg["model"]
+    swift = dict(cfg.get("swift") or {})
+    rollout = dict(cfg.get("rollout") or {}) if cfg.kind == "grpo" else {}
+    if swift.get("tuner_type", "lora") == "lora" and "target_modules" not in swift and model_cfg.get("target_modules"):
+        swift["target_modules"] = model_cfg["target_modules"]
+    _batch_args(cfg, swift, env)
+    _schedule_args(cfg, swift, rollout, datasets, env)
+    head = [swift_executable(), "rlhf", "--rlhf_type", "grpo"] if cfg.kind == "grpo" else [swift_executable(), "sft"]
+    argv = head + ["--model", model, "--model_type", model_cfg["model_type"], "--template", model_cfg["template"],
+                   "--check_model", "false", "--dataset", *datasets]
+    val = expand_datasets(cfg, "val_dataset", cfg.get("val_dataset"), must_exist)
+    if val:
+        argv += ["--val_dataset", *val]
+    plugins = _plugins(cfg, must_exist)
+    if plugins:
+        argv += ["--external_plugins", *plugins]
+    argv += ["--output_dir", str(output_dir), "--add_version", "false"]
+    argv += render_args(swift) + render_args(rollout)
+    return Command("train", argv, output_dir, env=dict(env))
+
+
+def merge_command(cfg: StageConfig, train_dir: Path, merged_dir: Path, env: dict) -> Command:
+    model_cfg = cfg["model"]
+    argv = [swift_executable(), "export", "--adapters", str(train_dir / "last-checkpoint"), "--merge_lora", "true",
+            "--model_type", model_cfg["model_type"], "--template", model_cfg["template"],
+            "--output_dir", str(merged_dir)]
+    dtype = (cfg.get("swift") or {}).get("torch_dtype")
+    if dtype:
+        argv += ["--torch_dtype", str(dtype)]
+    return Command("merge", argv, merged_dir, env={}, rank0_only=True)
+
+
+def clip_command(cfg: StageConfig, model: str, output_dir: Path, env: dict, must_exist: bool) -> Command:
+    clip = dict(cfg.get("clip") or {})
+    payload = {
+        "model": model,
+        "family": cfg["model"].get("family"),
+        "dataset": expand_datasets(cfg, "clip.dataset", clip.pop("dataset"), must_exist),
+        "output_dir": str(output_dir),
+        "torch_dtype": (cfg.get("swift") or {}).get("torch_dtype") or "float32",
+        **{k: (str(resolve_path(v)) if k in PATH_ARGS and v else v) for k, v in clip.items()},
+    }
+    payload_path = output_dir / "clip_config.json"
+    if "NPROC_PER_NODE" in env or "NNODES" in env:
+        launch = [sys.executable, "-m", "torch.distributed.run"]
+        for key in LAUNCH_ENV:
+            if key in env:
+                launch += [f"--{key.lower()}", env[key]]
+    else:
+        launch = [sys.executable]
+    argv = launch + ["-m", "vptracker.train.clip", "--config", str(payload_path)]
+    return Command("clip", argv, output_dir, env=dict(env), payload=payload, payload_path=payload_path)
+
+
+def final_weights(cfg: StageConfig) -> Path:
+    """Where a finished stage's weights are: merged LoRA weights, or the last full checkpoint."""
+    train_dir = cfg.stage_dir / ("sft" if cfg.kind == "midtrain" else "train")
+    lora = (cfg.get("swift") or {}).get("tuner_type", "lora") == "lora"
+    if lora and cfg.get("merge_lora", True):
+        return cfg.stage_dir / "merged"
+    return train_dir / "last-checkpoint"
+
+
+def plan_stage(cfg: StageConfig, env: dict | None = None, must_exist: bool = False) -> list[Command]:
+    """The commands that run ``cfg``; ``must_exist`` checks data and plugin files (real runs)."""
+    env = launcher_env() if env is None else dict(env)
+    stage_dir = cfg.stage_dir
+    model = cfg.start_model
+    commands = []
+    if cfg.kind == "midtrain":
+        clip = clip_command(cfg, model, stage_dir / "clip", env, must_exist)
+        commands.append(clip)
+        model = str(stage_dir / "clip" / "final")
+    train_dir = stage_dir / ("sft" if cfg.kind == "midtrain" else "train")
+    datasets = expand_datasets(cfg, "dataset", cfg["dataset"], must_exist)
+    commands.append(train_command(cfg, model, train_dir, datasets, env, must_exist))
+    if final_weights(cfg) == stage_dir / "merged":
+        commands.append(merge_command(cfg, train_dir, stage_dir / "merged", env))
+    return commands

@@ -1,0 +1,184 @@
+"""Runs stages: the Python API behind ``vptracker train`` and ``train.sh``.
+
+``run_stage("stage3_sft", ["profile=cpu", "model=/path/to/model"])`` resolves the config, writes the
+manifest, runs each command (resuming from the last complete checkpoint when a previous run was
+killed), merges LoRA when the stage says so and returns the directory of the stage's final weights.
+``run_chain(["stage1_format_grpo", ...], overrides)`` starts each stage from the previous stage's
+weights and skips stages whose manifest says they finished. ``dry_run=True`` prints the exact
+commands for the cluster shape in the environment and runs nothing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from vptracker.train.commands import Command, expand_datasets, final_weights, launcher_env, plan_stage
+from vptracker.train.manifest import new_manifest, now, read_manifest, write_manifest
+from vptracker.train.stages import OMNIPT_STAGES, StageConfig, available_stages, load_stage, stage_overrides
+
+
+class StageFailed(RuntimeError):
+    """A command of a stage exited with an error; rerunning the stage resumes it."""
+
+
+def last_checkpoint(output_dir: Path) -> Path | None:
+    """The newest ``checkpoint-N`` that was saved completely (the Trainer writes its state last)."""
+    best = None
+    for path in Path(output_dir).glob("checkpoint-*"):
+        suffix = path.name.rsplit("-", 1)[-1]
+        if suffix.isdigit() and (path / "trainer_state.json").is_file():
+            if best is None or int(suffix) > int(best.name.rsplit("-", 1)[-1]):
+                best = path
+    return best
+
+
+def _is_rank0(env: dict) -> bool:
+    return env.get("NODE_RANK", "0") in ("0", "")
+
+
+def _execute(cmd: Command, log_path: Path, env: dict) -> int:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    full_env = {**os.environ, **env}
+    with open(log_path, "a", encoding="utf-8") as log:
+        log.write(f"\n# {now()} {cmd.shell()}\n")
+        log.flush()
+        proc = subprocess.Popen(cmd.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env,
+                                text=True, errors="replace", start_new_session=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.write(line)
+            sys.stdout.write(line)
+        return proc.wait()
+
+
+def _wait_for_node0(stage_dir: Path, poll_s: float = 10.0) -> dict:
+    """Nodes other than the first wait for its merge, which the manifest reports as complete."""
+    while True:
+        manifest = read_manifest(stage_dir)
+        if manifest and manifest.get("status") == "complete":
+            return manifest
+        if manifest and manifest.get("status") == "failed":
+            raise StageFailed(f"{stage_dir}: node 0 reports the stage failed")
+        time.sleep(poll_s)
+
+
+def _datasets_for_manifest(cfg: StageConfig) -> list[str]:
+    files = expand_datasets(cfg, "dataset", cfg["dataset"], False)
+    files += expand_datasets(cfg, "val_dataset", cfg.get("val_dataset"), False)
+    if cfg.kind == "midtrain":
+        files += expand_datasets(cfg, "clip.dataset", (cfg.get("clip") or {}).get("dataset"), False)
+    return files
+
+
+def dry_run_text(cfg: StageConfig, commands: Sequence[Command]) -> str:
+    lines = [f"# {cfg.name} ({cfg.kind}) from {cfg.path}", f"# starts from {cfg.start_model}"]
+    for cmd in commands:
+        if cmd.payload is not None:
+            lines.append(f"# writes {cmd.payload_path}: {json.dumps(cmd.payload, sort_keys=True)}")
+        if cmd.rank0_only:
+            lines.append("# on NODE_RANK 0 only; other nodes wait for it")
+        lines.append(cmd.shell())
+    lines.append(f"# final weights: {final_weights(cfg)}")
+    return "\n".join(lines)
+
+
+def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = False,
+              env: dict | None = None, echo: Callable[[str], None] = print, force: bool = False) -> Path:
+    """Runs one stage and returns the directory of its final weights (``dry_run``: prints only)."""
+    env = launcher_env() if env is None else dict(env)
+    # "<stage>.key=value" overrides reach only their stage, so one override list serves a chain
+    overrides = stage_overrides(overrides, Path(str(stage)).stem, available_stages())
+    cfg = load_stage(stage, overrides)
+    commands = plan_stage(cfg, env, must_exist=not dry_run)
+    output = final_weights(cfg)
+    if dry_run:
+        echo(dry_run_text(cfg, commands))
+        return output
+    stage_dir = cfg.stage_dir
+    previous = read_manifest(stage_dir) or {}
+    if previous.get("status") == "complete" and output.exists() and not force:
+        echo(f"# {cfg.name}: already complete ({output}); pass force=true to retrain")
+        return output
+    rank0 = _is_rank0(env)
+    manifest = new_manifest(cfg.name, cfg.path, cfg.overrides, cfg.data, [c.shell() for c in commands],
+                            _datasets_for_manifest(cfg), env)
+    done = set(previous.get("completed", [])) if not force else set()
+    manifest["completed"] = sorted(done)
+    manifest["runs"] = previous.get("runs", 0) + 1
+    if rank0:
+        write_manifest(stage_dir, manifest)
+    for cmd in commands:
+        if cmd.role in done:
+            continue
+        if cmd.rank0_only and not rank0:
+            _wait_for_node0(stage_dir)
+            continue
+        argv = list(cmd.argv)
+        # force=true retrains from scratch; otherwise a killed run continues where it stopped
+        if cmd.role in ("train", "clip") and not force and (ckpt := last_checkpoint(cmd.output_dir)):
+            argv += ["--resume_from_checkpoint", str(ckpt)]
+            manifest["resumed_from"][cmd.role] = str(ckpt)
+            echo(f"# {cfg.name}: resuming {cmd.role} from {ckpt}")
+        if cmd.payload is not None and cmd.payload_path is not None:
+            cmd.payload_path.parent.mkdir(parents=True, exist_ok=True)
+            cmd.payload_path.write_text(json.dumps(cmd.payload, indent=2))
+        run = Command(cmd.role, argv, cmd.output_dir, cmd.env)
+        if rank0:
+            write_manifest(stage_dir, manifest)
+        rc = _execute(run, stage_dir / "logs" / f"{cmd.role}.log", env)
+        if rc != 0:
+            manifest.update(status="failed", failed_command=run.shell(), finished=now())
+            if rank0:
+                write_manifest(stage_dir, manifest)
+            raise StageFailed(f"{cfg.name}: {cmd.role} exited with status {rc}; log: "
+                              f"{stage_dir / 'logs' / (cmd.role + '.log')}; rerun to resume")
+        done.add(cmd.role)
+        manifest["completed"] = sorted(done)
+    if not rank0:
+        return output
+    manifest.update(status="complete", finished=now(), output=str(output.resolve()))
+    write_manifest(stage_dir, manifest)
+    return output
+
+
+def chain_stages(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The stages an ``all`` run covers (``stages=[...]`` override, else the four OmniPT stages)."""
+    from vptracker.config import apply_overrides
+
+    rest, stages = [], list(OMNIPT_STAGES)
+    for item in overrides:
+        if item.split("=", 1)[0].strip() == "stages":
+            value = apply_overrides({}, [item])["stages"]
+            stages = [value] if isinstance(value, str) else list(value or [])
+        else:
+            rest.append(item)
+    known = available_stages()
+    for name in stages:
+        if name not in known:
+            raise ValueError(f"override stages: unknown stage {name!r}; available: {known}")
+    if not stages:
+        raise ValueError("override stages: the list is empty")
+    return stages, rest
+
+
+def run_chain(overrides: Sequence[str] = (), dry_run: bool = False, env: dict | None = None,
+              echo: Callable[[str], None] = print, force: bool = False) -> Path:
+    """Runs stages in order, each from the previous stage's final weights; returns the last output.
+
+    Overrides apply to every stage; ``<stage>.key=value`` applies to that stage only.
+    """
+    stages, rest = chain_stages(overrides)
+    known = available_stages()
+    previous: Path | None = None
+    for name in stages:
+        mine = stage_overrides(rest, name, known)
+        if previous is not None:
+            mine.append(f"init={previous}")
+        previous = run_stage(name, mine, dry_run=dry_run, env=env, echo=echo, force=force)
+    assert previous is not None
+    return previous
