@@ -1,0 +1,61 @@
+"""The real loops on a real (tiny, random-weight) model through ms-swift, on real OTB frames."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vptracker.datasets import load
+from vptracker.infer import get_task, make_engine, run_task, track_sot
+from vptracker.infer.common import truncate
+
+pytestmark = pytest.mark.slow
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "infer"
+
+
+def test_cli_tracks_real_otb_frames_with_a_tiny_model(tmp_path, tiny_model, shared_data):
+    from vptracker.cli import main
+
+    out = tmp_path / "otb"
+    argv = ["infer", "--config", str(CONFIGS / "tiny_cpu.yaml"), "--task", "vptracker_sot", "--model",
+            str(tiny_model), "--dataset", "otb", "--root", str(shared_data / "otb"), "--out", str(out),
+            "--max-frames", "3", "--limit", "2", "max_tokens=8", "progress=false"]
+    assert main(argv) == 0
+    sequences = load("otb", shared_data / "otb")[:2]
+    for seq in sequences:
+        rows = [[float(v) for v in line.split(",")] for line in (out / f"{seq.name}.txt").read_text().splitlines()]
+        assert len(rows) == 3
+        np.testing.assert_allclose(rows[0], seq.tracks[0].boxes[0])      # first line: the initial box
+        for x, y, w, h in rows:
+            assert w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= seq.width and y + h <= seq.height
+    log = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
+    assert len(log) == 4 and all(isinstance(entry["answer"], str) for entry in log)
+    assert json.loads((out / "infer_config.json").read_text())["family"] == "qwen2_5_vl"
+    # a restart finds everything done and calls no model
+    assert main(argv) == 0
+
+
+def test_vptracker_special_tokens_are_single_tokens(tiny_model):
+    engine = make_engine(tiny_model, special_tokens=get_task("vptracker_sot").special_tokens, max_tokens=4,
+                         max_pixels=50176)
+    tokenizer = engine.swift.tokenizer
+    for token in ("<ref>", "</ref>", "<template>", "</template>", "<search>", "</search>"):
+        assert tokenizer.tokenize(token) == [token]
+    assert engine.family == "qwen2_5_vl"
+
+
+@pytest.mark.parametrize("family,task", [("qwen2_5_vl", "omnipt_mot"), ("qwen3_vl", "omnipt_sot")])
+def test_multi_round_loops_run_on_a_tiny_model(tmp_path, tiny_model_factory, shared_data, family, task):
+    model = tiny_model_factory(family)
+    engine = make_engine(model, max_tokens=6, max_pixels=50176, max_batch_size=4)
+    assert engine.family == family
+    seqs = [truncate(s, 4) for s in load("otb", shared_data / "otb")[:2]]
+    if task == "omnipt_sot":
+        summary = track_sot(engine, seqs, tmp_path, task=task, options={"frames_per_sample": 3}, progress=False)
+        assert all(len((tmp_path / f"{s.name}.txt").read_text().splitlines()) == 4 for s in seqs)
+    else:
+        summary = run_task(task, engine, seqs, tmp_path, {"frames_per_sample": 3}, progress=False)
+        assert all((tmp_path / f"{s.name}.txt").exists() for s in seqs)
+    assert summary.stats.engine_calls < summary.stats.requests   # two sequences per call
