@@ -59,3 +59,34 @@ def test_multi_round_loops_run_on_a_tiny_model(tmp_path, tiny_model_factory, sha
         summary = run_task(task, engine, seqs, tmp_path, {"frames_per_sample": 3}, progress=False)
         assert all((tmp_path / f"{s.name}.txt").exists() for s in seqs)
     assert summary.stats.engine_calls < summary.stats.requests   # two sequences per call
+
+
+def test_infer_sh_runs_one_worker_per_device_and_merges(tmp_path, tiny_model, shared_data):
+    import os
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "sharded"
+    env = {**os.environ, "NPROC_PER_NODE": "2", "NNODES": "1", "NODE_RANK": "0"}
+    cmd = ["bash", str(repo / "infer.sh"), "--config", str(CONFIGS / "tiny_cpu.yaml"), "--model", str(tiny_model),
+           "--dataset", "otb", "--root", str(shared_data / "otb"), "--out", str(out), "--max-frames", "2",
+           "max_tokens=4", "progress=false"]
+    subprocess.run(cmd, check=True, env=env, cwd=repo, capture_output=True, text=True, timeout=600)
+    names = sorted(s.name for s in load("otb", shared_data / "otb"))
+    assert sorted(p.stem for p in out.glob("*.txt")) == names
+    assert sorted((out / ".shards").iterdir()) == [out / ".shards" / "0-of-2.done", out / ".shards" / "1-of-2.done"]
+    log = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
+    assert sorted(entry["sequence"] for entry in log) == names
+
+
+def test_infer_sh_dry_run_assigns_global_shards(tmp_path):
+    import os
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "NPROC_PER_NODE": "4", "NNODES": "3", "NODE_RANK": "1", "DRY_RUN": "1"}
+    result = subprocess.run(["bash", str(repo / "infer.sh"), "--model", "m", "--out", str(tmp_path)], env=env,
+                            cwd=repo, capture_output=True, text=True, check=True, timeout=120)
+    lines = result.stdout.splitlines()
+    assert [line.split("--shard ")[1].split()[0] for line in lines] == ["4/12", "5/12", "6/12", "7/12"]
+    assert [line.split()[0] for line in lines] == [f"CUDA_VISIBLE_DEVICES={r}" for r in range(4)]

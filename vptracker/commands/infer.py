@@ -122,7 +122,7 @@ def run(args) -> int:
                                                             default=str) + "\n")
     summary = run_task(task, engine, sequences, out, options, shard=shard, concurrency=concurrency,
                        loop=cfg.get("loop") or "batched", progress=bool(cfg.get("progress", True)))
-    if shard[1] > 1:  # infer.sh waits for every shard's marker before merging
+    if cfg.get("shard"):  # infer.sh waits for every shard's marker before merging
         atomic_write_text(out / ".shards" / f"{shard[0]}-of-{shard[1]}.done", f"{len(summary.finished)}\n")
     stats = summary.stats
     print(f"{task.name}: {summary.planned} units in shard {shard[0]}/{shard[1]}, {summary.skipped} already done, "
