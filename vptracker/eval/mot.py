@@ -1,0 +1,124 @@
+"""MOT / RMOT / SMOT tracking scores through TrackEval (HOTA, CLEAR, Identity): not a re-implementation.
+
+Loading and preprocessing are TrackEval's ``MotChallenge2DBox``; this module only points it at a
+MOTChallenge layout (``<seq>/gt/gt.txt``, ``<seq>/seqinfo.ini``; results ``<seq>.txt``) and
+reads its numbers back. ``benchmark`` picks TrackEval's preprocessing: ``MOT15`` keeps every
+ground-truth row whatever its class column; the others keep gt rows with flag != 0 and class 1 and
+drop tracker boxes matched to distractor classes {2, 7, 8, 12} (``MOT20`` also 6). DanceTrack's
+own evaluation runs the MOT17 preprocessing.
+
+Sequence names are handed to TrackEval as a dict (``SEQ_INFO``), never through a seqmap CSV, so
+names with commas (Refer-KITTI expressions) survive.
+"""
+from __future__ import annotations
+
+import configparser
+import contextlib
+import io
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from vptracker.datasets.base import DatasetFormatError
+from vptracker.datasets.textfiles import read_table
+
+BENCHMARKS = ("MOT15", "MOT16", "MOT17", "MOT20", "DanceTrack")
+# Fields reported per sequence and COMBINED: HOTA family averaged over TrackEval's 19 alphas.
+MOT_FIELDS = ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDSW")
+_TRACKEVAL_BENCHMARK = {"DanceTrack": "MOT17"}
+
+
+def sequence_length(seq_dir: Path) -> int:
+    """``seqLength`` from ``seqinfo.ini``; without one, the last frame of ``gt/gt.txt``."""
+    ini = seq_dir / "seqinfo.ini"
+    if ini.is_file():
+        parser = configparser.ConfigParser()
+        parser.read(ini)
+        try:
+            return int(parser["Sequence"]["seqLength"])
+        except (KeyError, ValueError):
+            raise DatasetFormatError(ini, None, "a [Sequence] section with an integer seqLength") from None
+    table = read_table(seq_dir / "gt" / "gt.txt", 6)
+    return int(table[:, 0].max()) if len(table) else 0
+
+
+def find_sequences(gt_root: str | Path) -> dict[str, int]:
+    """``{seq: length}`` for every ``<gt_root>/<seq>/gt/gt.txt``."""
+    gt_root = Path(gt_root)
+    seqs = {p.parent.parent.name: sequence_length(p.parent.parent) for p in sorted(gt_root.glob("*/gt/gt.txt"))}
+    if not seqs:
+        raise DatasetFormatError(gt_root, None, "MOTChallenge sequences <seq>/gt/gt.txt (with seqinfo.ini)")
+    return seqs
+
+
+def _metric_row(res: dict) -> dict[str, float]:
+    hota, clear, ident = res["HOTA"], res["CLEAR"], res["Identity"]
+    return {"HOTA": 100 * float(np.mean(hota["HOTA"])), "DetA": 100 * float(np.mean(hota["DetA"])),
+            "AssA": 100 * float(np.mean(hota["AssA"])), "MOTA": 100 * float(clear["MOTA"]),
+            "MOTP": 100 * float(clear["MOTP"]), "IDF1": 100 * float(ident["IDF1"]),
+            "IDSW": int(clear["IDSW"]), "FP": int(clear["CLR_FP"]), "FN": int(clear["CLR_FN"]),
+            "GT_Dets": int(clear["CLR_TP"] + clear["CLR_FN"])}
+
+
+def run_trackeval(gt_folder: str | Path, tracker_dir: str | Path, seq_info: dict[str, int],
+                  benchmark: str = "MOT17", gt_loc_format: str = "{gt_folder}/{seq}/gt/gt.txt") -> dict:
+    """TrackEval's MotChallenge2DBox + HOTA/CLEAR/Identity over ``tracker_dir/<seq>.txt``.
+
+    Returns ``{"per_sequence": {seq: row}, "COMBINED": row}`` with rows of :data:`MOT_FIELDS`
+    (percent; IDSW a count). A missing result file raises with its path.
+    """
+    import trackeval
+
+    if benchmark not in BENCHMARKS:
+        raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
+    tracker_dir = Path(tracker_dir)
+    for seq in seq_info:
+        if not (tracker_dir / f"{seq}.txt").is_file():
+            raise DatasetFormatError(tracker_dir / f"{seq}.txt", None, "a MOTChallenge result file for the sequence")
+    with tempfile.TemporaryDirectory() as out_tmp:
+        dataset_config = {
+            "GT_FOLDER": str(gt_folder), "TRACKERS_FOLDER": str(tracker_dir.parent),
+            "TRACKERS_TO_EVAL": [tracker_dir.name], "TRACKER_SUB_FOLDER": "", "OUTPUT_FOLDER": out_tmp,
+            "BENCHMARK": _TRACKEVAL_BENCHMARK.get(benchmark, benchmark), "SPLIT_TO_EVAL": "all",
+            "SKIP_SPLIT_FOL": True, "SEQ_INFO": dict(seq_info), "GT_LOC_FORMAT": gt_loc_format,
+            "PRINT_CONFIG": False, "DO_PREPROC": True,
+        }
+        eval_config = {"USE_PARALLEL": False, "BREAK_ON_ERROR": True, "LOG_ON_ERROR": None,
+                       "PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False,
+                       "DISPLAY_LESS_PROGRESS": True, "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False,
+                       "PLOT_CURVES": False, "OUTPUT_EMPTY_CLASSES": False}
+        metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR(), trackeval.metrics.Identity()]
+        evaluator = trackeval.Evaluator(eval_config)
+        # TrackEval prints progress lines unconditionally; keep our command's output readable.
+        with contextlib.redirect_stdout(io.StringIO()):
+            dataset = trackeval.datasets.MotChallenge2DBox(dataset_config)
+            output, _ = evaluator.evaluate([dataset], metrics)
+    res = output["MotChallenge2DBox"][tracker_dir.name]
+    per_seq = {seq: _metric_row(res[seq]["pedestrian"]) for seq in seq_info}
+    return {"per_sequence": per_seq, "COMBINED": _metric_row(res["COMBINED_SEQ"]["pedestrian"])}
+
+
+def evaluate_mot(gt_root: str | Path, results_dir: str | Path, benchmark: str = "MOT17",
+                 sequences: list[str] | None = None) -> dict:
+    """Scores ``<results_dir>/<seq>.txt`` against ``<gt_root>/<seq>/gt/gt.txt`` (all or ``sequences``)."""
+    seq_info = find_sequences(gt_root)
+    if sequences:
+        unknown = [s for s in sequences if s not in seq_info]
+        if unknown:
+            raise DatasetFormatError(Path(gt_root) / unknown[0], None, "a sequence folder with gt/gt.txt")
+        seq_info = {s: seq_info[s] for s in sequences}
+    out = run_trackeval(gt_root, results_dir, seq_info, benchmark)
+    out["benchmark"] = benchmark
+    return out
+
+
+def format_mot_table(result: dict, fields: tuple[str, ...] = MOT_FIELDS) -> str:
+    rows = {**result["per_sequence"], "COMBINED": result["COMBINED"]}
+    width = max(12, max(len(s) for s in rows) + 2)
+    head = f"{'sequence':<{width}}" + "".join(f"{f:>8}" for f in fields)
+    lines = [head, "-" * len(head)]
+    for seq, row in rows.items():
+        cells = "".join(f"{row[f]:>8d}" if isinstance(row[f], int) else f"{row[f]:>8.2f}" for f in fields)
+        lines.append(f"{seq:<{width}}{cells}")
+    return "\n".join(lines)

@@ -1,0 +1,274 @@
+"""SOT metrics: success (AUC), precision and normalised precision under four named protocols.
+
+The communities disagree on what a frame without a valid target counts as, and published numbers
+move by more than 1.5 AUC because of it, so each reading is a protocol of its own (SPEC section 7):
+
+* ``tnl2k``  - the TNL2K MATLAB toolkit (``calc_seq_err_robust`` with absent flags) as written.
+* ``ostrack`` - OSTrack/SUTrack/VPTracker ``extract_results.py`` (pytracking, no visibility flags).
+* ``lasot``  - pytracking's ``extract_results.py`` in LaSOT mode (visibility flags).
+* ``otb``    - got10k's ``ExperimentOTB``.
+
+Shape (TrackEval's): a protocol turns one sequence's predictions and ground truth into per-frame
+errors (:meth:`Protocol.frame_errors`); :func:`sequence_curves` turns errors into three curves;
+:func:`combine` averages curves over sequences. Nothing here opens a file.
+
+Shared conventions: IoU with ``x2 = x+w-1`` and ``+1`` in the overlap (identical to continuous
+``x+w``); centre ``x+(w-1)/2``; success counts ``IoU > t`` (strictly), precision ``error <= t``;
+the first frame's prediction is replaced by the ground truth and counted; the denominator is every
+frame of the sequence (invalid frames stay in it) and curves are averaged over sequences.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from vptracker.boxes import iou_xywh_arrays
+
+PROTOCOLS = ("tnl2k", "ostrack", "lasot", "otb")
+PRECISION_PIXELS = 20
+NORM_PRECISION_AT = 0.20
+
+
+def matlab_colon(start: float, step: float, stop: float) -> np.ndarray:
+    """MATLAB's ``start:step:stop``: first half counted up from start, second half down from stop.
+
+    It differs from ``numpy.arange`` in the last bit of some values (0.85, 0.95, ...), which decides
+    ties such as an IoU of exactly 0.85.
+    """
+    n = int(np.floor((stop - start) / step + 1e-10)) + 1
+    k = np.arange(n, dtype=np.float64)
+    half = n // 2
+    out = start + k * step
+    out[half:] = stop - (n - 1 - k[half:]) * step if np.isclose(start + (n - 1) * step, stop) else out[half:]
+    return out
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    overlap: np.ndarray
+    center: np.ndarray
+    norm_center: np.ndarray
+
+    @property
+    def precision_index(self) -> int:
+        return int(np.argmin(np.abs(self.center - PRECISION_PIXELS)))
+
+    @property
+    def norm_precision_index(self) -> int:
+        return int(np.argmin(np.abs(self.norm_center - NORM_PRECISION_AT)))
+
+
+# pytracking and got10k both produce k*0.05 (torch.arange / np.linspace); MATLAB's colon does not.
+PYTHON_THRESHOLDS = Thresholds(np.arange(21, dtype=np.float64) * 0.05, np.arange(51, dtype=np.float64),
+                               np.arange(51, dtype=np.float64) / 100.0)
+MATLAB_THRESHOLDS = Thresholds(matlab_colon(0.0, 0.05, 1.0), np.arange(51, dtype=np.float64),
+                               np.arange(51, dtype=np.float64) / 100.0)
+
+
+def _centres(boxes: np.ndarray) -> np.ndarray:
+    return boxes[:, :2] + (boxes[:, 2:] - 1.0) / 2.0
+
+
+def _forward_fill(pred: np.ndarray, replace: np.ndarray) -> np.ndarray:
+    """Rows flagged in ``replace`` (never row 0) take the nearest earlier unflagged row, as the
+    toolkits' sequential ``results(i,:) = results(i-1,:)`` loops do."""
+    keep = ~replace
+    keep[0] = True
+    src = np.maximum.accumulate(np.where(keep, np.arange(len(pred)), 0))
+    return pred[src]
+
+
+class ResultError(ValueError):
+    """A result file the protocol's reference toolkit refuses (names the sequence and why)."""
+
+
+class Protocol:
+    """Turns one sequence into per-frame errors ``(overlap, center, norm_center)`` of length N."""
+
+    name = ""
+    thresholds = PYTHON_THRESHOLDS
+
+    def frame_errors(self, pred: np.ndarray, gt: np.ndarray, visible: np.ndarray | None,
+                     seq: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError  # abstract: every protocol in PROTOCOLS overrides it
+
+
+class TNL2KProtocol(Protocol):
+    """The TNL2K MATLAB toolkit.
+
+    Quirks kept on purpose: results with NaN or non-positive w/h take the previous row; absent
+    frames are removed before scoring but the curve is still divided by the full length (a miss);
+    a visible frame whose gt has any value <= 0 (touching x=0 or y=0, negative, empty) gets
+    overlap -1 (a miss) and centre error -1, which is a *hit* at every precision and normalised
+    precision threshold.
+    """
+
+    name = "tnl2k"
+    thresholds = MATLAB_THRESHOLDS
+
+    def frame_errors(self, pred, gt, visible, seq=""):
+        n = len(gt)
+        if len(pred) < n:
+            raise ResultError(f"{seq}: {len(pred)} result rows for {n} ground-truth frames (the toolkit "
+                              "indexes past the end of such a result)")
+        pred = pred[:n].copy()
+        bad = np.isnan(pred).any(axis=1) | (pred[:, 2] <= 0) | (pred[:, 3] <= 0)
+        pred = _forward_fill(pred, bad & ~np.isnan(gt).any(axis=1))
+        pred[0] = gt[0]
+        valid_gt = (gt > 0).all(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            overlap = np.where(valid_gt, iou_xywh_arrays(pred, gt), -1.0)
+            diff = _centres(pred) - _centres(gt)
+            center = np.where(valid_gt, np.hypot(diff[:, 0], diff[:, 1]), -1.0)
+            nd = diff / gt[:, 2:]
+            norm_center = np.where(valid_gt, np.hypot(nd[:, 0], nd[:, 1]), -1.0)
+        if visible is not None:
+            # Removed from the numerator only: NaN never passes `>` or `<=`.
+            absent = ~visible
+            overlap[absent] = np.nan
+            center[absent] = np.nan
+            norm_center[absent] = np.nan
+        return overlap, center, norm_center
+
+
+class PytrackingProtocol(Protocol):
+    """pytracking ``calc_seq_err_robust``: ``ostrack`` ignores visibility, ``lasot`` uses it.
+
+    Frames with gt w or h <= 0 (and, for ``lasot``, invisible frames) are invalid: overlap -1,
+    centre error infinity, normalised centre error -1 - the known quirk that invalid frames are
+    *hits* for normalised precision. ``lasot`` then sets both centre errors of invisible frames to
+    infinity, so there they miss everywhere. Only w,h are checked: a visible gt box at x<=0 or
+    y<=0 is scored like any other, unlike ``tnl2k``.
+    """
+
+    def __init__(self, use_visibility: bool):
+        self.use_visibility = use_visibility
+        self.name = "lasot" if use_visibility else "ostrack"
+
+    def frame_errors(self, pred, gt, visible, seq=""):
+        if np.isnan(pred).any() or (pred[:, 2:] < 0).any():
+            raise ResultError(f"{seq}: result holds NaN or negative width/height (pytracking: 'Invalid results')")
+        if np.isnan(gt).any():
+            raise ResultError(f"{seq}: NaNs in annotation")
+        pred = pred.copy()
+        zero = (pred[:, 2:] == 0).any(axis=1)
+        if zero.any():
+            pred = _forward_fill(pred, zero)  # gt rows have no NaN here
+        n = len(gt)
+        if len(pred) > n:
+            pred = pred[:n]
+        elif len(pred) < n:
+            if self.use_visibility:
+                raise ResultError(f"{seq}: mis-match in tracker prediction ({len(pred)}) and GT ({n}) lengths")
+            pred = np.concatenate([pred, np.zeros((n - len(pred), 4))])
+        pred[0] = gt[0]
+        use_vis = self.use_visibility and visible is not None
+        valid = (gt[:, 2:] > 0).all(axis=1)
+        if use_vis:
+            valid &= visible
+        diff = _centres(pred) - _centres(gt)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nd = diff / gt[:, 2:]
+            overlap = np.where(valid, iou_xywh_arrays(pred, gt), -1.0)
+        center = np.where(valid, np.hypot(diff[:, 0], diff[:, 1]), np.inf)
+        norm_center = np.where(valid, np.hypot(nd[:, 0], nd[:, 1]), -1.0)
+        if use_vis:
+            center[~visible] = np.inf
+            norm_center[~visible] = np.inf
+        return overlap, center, norm_center
+
+
+class OTBProtocol(Protocol):
+    """got10k ``ExperimentOTB``: no absent frames; mismatched lengths are cut to the shorter.
+
+    got10k's IoU divides by ``union + eps`` and clips to [0, 1]. got10k reports no normalised
+    precision; ours uses the pytracking rule (invalid gt frames are hits) so the number exists.
+    """
+
+    name = "otb"
+
+    def frame_errors(self, pred, gt, visible, seq=""):
+        n = min(len(pred), len(gt))
+        if len(pred) != len(gt):
+            warnings.warn(f"{seq}: {len(pred)} result rows for {len(gt)} gt rows; both cut to {n} (got10k)")
+        pred, gt = pred[:n].copy(), gt[:n]
+        pred[0] = gt[0]
+        iw = np.clip(np.minimum(pred[:, 0] + pred[:, 2], gt[:, 0] + gt[:, 2]) - np.maximum(pred[:, 0], gt[:, 0]), 0, None)
+        ih = np.clip(np.minimum(pred[:, 1] + pred[:, 3], gt[:, 1] + gt[:, 3]) - np.maximum(pred[:, 1], gt[:, 1]), 0, None)
+        inter = iw * ih
+        union = pred[:, 2] * pred[:, 3] + gt[:, 2] * gt[:, 3] - inter
+        overlap = np.clip(inter / (union + np.finfo(float).eps), 0.0, 1.0)
+        diff = _centres(pred) - _centres(gt)
+        center = np.hypot(diff[:, 0], diff[:, 1])
+        valid = (gt[:, 2:] > 0).all(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            nd = diff / gt[:, 2:]
+        norm_center = np.where(valid, np.hypot(nd[:, 0], nd[:, 1]), -1.0)
+        return overlap, center, norm_center
+
+
+def get_protocol(name: str) -> Protocol:
+    if name == "tnl2k":
+        return TNL2KProtocol()
+    if name in ("ostrack", "lasot"):
+        return PytrackingProtocol(use_visibility=name == "lasot")
+    if name == "otb":
+        return OTBProtocol()
+    raise ValueError(f"unknown SOT protocol {name!r}; expected one of {PROTOCOLS}")
+
+
+@dataclass
+class Curves:
+    """Success / precision / normalised-precision curves (fractions, one value per threshold)."""
+
+    success: np.ndarray
+    precision: np.ndarray
+    norm_precision: np.ndarray
+
+
+def sequence_curves(overlap: np.ndarray, center: np.ndarray, norm_center: np.ndarray,
+                    thresholds: Thresholds, length: int | None = None) -> Curves:
+    """One sequence's curves; ``length`` is the denominator (all frames unless given)."""
+    n = len(overlap) if length is None else length
+    if n <= 0:
+        raise ValueError("a sequence with no frames cannot be scored")
+    with np.errstate(invalid="ignore"):
+        success = (overlap[:, None] > thresholds.overlap[None, :]).sum(0) / n
+        precision = (center[:, None] <= thresholds.center[None, :]).sum(0) / n
+        norm_precision = (norm_center[:, None] <= thresholds.norm_center[None, :]).sum(0) / n
+    return Curves(success, precision, norm_precision)
+
+
+def sequence_curves_batch(overlap: np.ndarray, center: np.ndarray, norm_center: np.ndarray,
+                          starts: np.ndarray, lengths: np.ndarray, thresholds: Thresholds) -> Curves:
+    """Curves of many sequences concatenated frame-wise (``starts`` offsets, ``lengths`` denominators).
+
+    Same numbers as :func:`sequence_curves` per sequence; each frame is placed once among the
+    sorted thresholds (a histogram per sequence) instead of being compared with every threshold.
+    """
+    seq_of = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(overlap))))
+    n_seq = len(starts)
+
+    def histogram(position: np.ndarray, size: int) -> np.ndarray:
+        flat = np.bincount(seq_of * size + position, minlength=n_seq * size)
+        return flat.reshape(n_seq, size).astype(np.float64)
+
+    def strict_curve(values: np.ndarray, thr: np.ndarray) -> np.ndarray:
+        # value > thr[j] for exactly j < k, k = number of thresholds below the value
+        t = len(thr)
+        k = np.where(np.isnan(values), 0, np.searchsorted(thr, values, side="left"))
+        hist = histogram(k, t + 1)
+        return hist[:, ::-1].cumsum(1)[:, ::-1][:, 1:]
+
+    def loose_curve(values: np.ndarray, thr: np.ndarray) -> np.ndarray:
+        # value <= thr[j] for exactly j >= m, m = first threshold not below the value
+        t = len(thr)
+        m = np.where(np.isnan(values), t, np.searchsorted(thr, values, side="left"))
+        return histogram(m, t + 1).cumsum(1)[:, :t]
+
+    lengths = np.asarray(lengths, dtype=np.float64)[:, None]
+    return Curves(strict_curve(overlap, thresholds.overlap) / lengths,
+                  loose_curve(center, thresholds.center) / lengths,
+                  loose_curve(norm_center, thresholds.norm_center) / lengths)

@@ -1,0 +1,132 @@
+"""``evaluate_sot``: ground truth + a results folder + a protocol -> scores, per sequence and attribute.
+
+The Python entry point that the CLI, the demo and the benchmark share. Scores are in percent:
+``auc`` is the mean of the sequence-averaged success curve over the overlap thresholds,
+``precision`` the sequence-averaged precision curve at 20 px, ``norm_precision`` the
+normalised-precision curve at 0.20.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from vptracker.eval.sot import Curves, get_protocol, sequence_curves_batch
+from vptracker.eval.sot_data import SOTGroundTruth, load_ground_truth, load_results
+
+
+def _as_ground_truth(gt: str | Path | Iterable[SOTGroundTruth]) -> list[SOTGroundTruth]:
+    if isinstance(gt, (str, Path)):
+        return load_ground_truth(gt)
+    sequences = list(gt)
+    for s in sequences:
+        if not isinstance(s, SOTGroundTruth):
+            raise TypeError(f"ground truth must be a folder or SOTGroundTruth records, got {type(s).__name__}")
+    return sequences
+
+
+def score_sequences(sequences: list[SOTGroundTruth], predictions: dict[str, np.ndarray],
+                    protocol: str) -> dict:
+    """Scores in-memory predictions (``{seq: (N, 4) x,y,w,h}``); sequences without one are skipped."""
+    proto = get_protocol(protocol)
+    scored = [s for s in sequences if s.name in predictions]
+    if not scored:
+        raise ValueError("no sequence has a prediction to score")
+    overlaps, centers, norms, lengths = [], [], [], []
+    for seq in scored:
+        pred = np.asarray(predictions[seq.name], dtype=np.float64).reshape(-1, 4)
+        o, c, nc = proto.frame_errors(pred, seq.boxes, seq.visible, seq.name)
+        overlaps.append(o)
+        centers.append(c)
+        norms.append(nc)
+        lengths.append(len(o))
+    lengths_arr = np.asarray(lengths)
+    starts = np.concatenate([[0], np.cumsum(lengths_arr)[:-1]])
+    per_seq = sequence_curves_batch(np.concatenate(overlaps), np.concatenate(centers), np.concatenate(norms),
+                                    starts, lengths_arr, proto.thresholds)
+    return _summarise(scored, per_seq, proto, lengths_arr)
+
+
+def _scores(curves: Curves, proto, rows: np.ndarray | slice = slice(None)) -> dict[str, float]:
+    success = curves.success[rows].mean(0)
+    precision = curves.precision[rows].mean(0)
+    norm_precision = curves.norm_precision[rows].mean(0)
+    t = proto.thresholds
+    return {"auc": 100.0 * float(success.mean()),
+            "precision": 100.0 * float(precision[t.precision_index]),
+            "norm_precision": 100.0 * float(norm_precision[t.norm_precision_index])}
+
+
+def _summarise(scored: list[SOTGroundTruth], per_seq: Curves, proto, lengths: np.ndarray) -> dict:
+    t = proto.thresholds
+    summary = _scores(per_seq, proto)
+    summary.update({
+        "protocol": proto.name,
+        "num_sequences": len(scored),
+        "num_frames": int(lengths.sum()),
+        "curves": {"overlap_thresholds": t.overlap.tolist(), "center_thresholds": t.center.tolist(),
+                   "norm_center_thresholds": t.norm_center.tolist(),
+                   "success": (100 * per_seq.success.mean(0)).tolist(),
+                   "precision": (100 * per_seq.precision.mean(0)).tolist(),
+                   "norm_precision": (100 * per_seq.norm_precision.mean(0)).tolist()},
+        "per_sequence": {s.name: {"auc": 100.0 * float(per_seq.success[i].mean()),
+                                  "precision": 100.0 * float(per_seq.precision[i, t.precision_index]),
+                                  "norm_precision": 100.0 * float(per_seq.norm_precision[i, t.norm_precision_index]),
+                                  "frames": int(lengths[i])}
+                         for i, s in enumerate(scored)},
+    })
+    names = sorted({a for s in scored for a, on in s.attributes.items() if on})
+    attributes = {}
+    for name in names:
+        rows = np.array([i for i, s in enumerate(scored) if s.attributes.get(name)])
+        attributes[name] = {**_scores(per_seq, proto, rows), "num_sequences": int(len(rows))}
+    summary["attributes"] = attributes
+    return summary
+
+
+def evaluate_sot(gt: str | Path | Iterable[SOTGroundTruth], results_dir: str | Path, protocol: str = "tnl2k",
+                 skip_missing: bool = False) -> dict:
+    """Scores ``<results_dir>/<seq>.txt`` against ground truth (a folder in any official layout,
+    or :class:`SOTGroundTruth` records) under ``protocol`` (one of ``PROTOCOLS``).
+
+    Returns ``{"auc", "precision", "norm_precision", "per_sequence", "attributes", "curves", ...}``,
+    numbers in percent. A missing result file raises unless ``skip_missing``.
+    """
+    sequences = _as_ground_truth(gt)
+    predictions = load_results(results_dir, [s.name for s in sequences], skip_missing=skip_missing)
+    result = score_sequences(sequences, predictions, protocol)
+    result["results_dir"] = str(results_dir)
+    return result
+
+
+def write_sot_outputs(summary: dict, out_dir: str | Path) -> Path:
+    """``summary.json`` and ``per_sequence.csv`` (and ``attributes.csv`` when there are any)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+    with open(out_dir / "per_sequence.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["sequence", "auc", "precision", "norm_precision", "frames"])
+        for name, s in summary["per_sequence"].items():
+            w.writerow([name, f"{s['auc']:.4f}", f"{s['precision']:.4f}", f"{s['norm_precision']:.4f}", s["frames"]])
+    if summary.get("attributes"):
+        with open(out_dir / "attributes.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["attribute", "auc", "precision", "norm_precision", "num_sequences"])
+            for name, s in summary["attributes"].items():
+                w.writerow([name, f"{s['auc']:.4f}", f"{s['precision']:.4f}", f"{s['norm_precision']:.4f}",
+                            s["num_sequences"]])
+    return out_dir / "summary.json"
+
+
+def format_sot_table(summaries: dict[str, dict]) -> str:
+    """A readable table, one row per tracker."""
+    head = f"{'tracker':<24} {'protocol':<8} {'seqs':>5} {'AUC':>7} {'P':>7} {'P_norm':>7}"
+    lines = [head, "-" * len(head)]
+    for tracker, s in summaries.items():
+        lines.append(f"{tracker:<24} {s['protocol']:<8} {s['num_sequences']:>5} {s['auc']:>7.2f} "
+                     f"{s['precision']:>7.2f} {s['norm_precision']:>7.2f}")
+    return "\n".join(lines)
