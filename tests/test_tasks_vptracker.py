@@ -187,3 +187,20 @@ def test_prepare_config_mixes_sources_by_ratio(tnl2k, tmp_path):
     config["jobs"]["vp"]["sources"]["tnllt"]["root"] = str(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match=r"jobs\.vp\.sources\.tnllt\.root .*nowhere does not exist"):
         prepare(config, progress=False)
+
+
+def test_output_does_not_depend_on_worker_count(tnl2k, tmp_path):
+    from vptracker.tasks.base import ShardWriter
+
+    seqs = load("tnl2k", tnl2k, split="train")
+    task = get_task("vptracker_sot")
+    index = {"tnl2k": task.index(seqs)}
+    outs = []
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        counts, files = ShardWriter(out, "train", 7).write_random(task, index, {}, 30, 11, workers, False)
+        assert counts == {"tnl2k": 30} and len(files) == 5
+        outs.append(b"".join((out / f).read_bytes() for f in files))
+    assert outs[0] == outs[1]
+    streamed = [json.dumps(r, separators=(",", ":")) for _, r in generate(task, index, {}, 30, 11, shard_size=7)]
+    assert outs[0].decode().splitlines() == streamed

@@ -100,22 +100,26 @@ def ratio_counts(ratios: dict[str, float], total: int) -> dict[str, int]:
 
 
 MAX_FAILED_DRAWS = 1000
+DEFAULT_SHARD_SIZE = 100_000
 
 
-def generate(task: Task, indices: dict[str, Any], ratios: dict[str, float], num_samples: int | None,
-             seed: int) -> Iterator[tuple[str, dict]]:
-    """``(source, row)`` pairs: ``num_samples`` random draws mixed by ratio, or every unit once."""
-    if num_samples is None:
-        for source, index in indices.items():
-            for row in task.enumerate(index):
-                yield source, row
-        return
+def source_order(indices: dict[str, Any], ratios: dict[str, float], num_samples: int, seed: int) -> tuple[list[str], np.ndarray]:
+    """The source of every sample: exact ratio counts in a seeded random order."""
     counts = ratio_counts({s: ratios.get(s, 1.0) for s in indices}, num_samples)
     names = list(indices)
     order = np.repeat(np.arange(len(names), dtype=np.int16), [counts[n] for n in names])
     np.random.default_rng(seed).shuffle(order)
-    rng = random.Random(seed)
-    for code in order.tolist():
+    return names, order
+
+
+def shard_rng(seed: int, shard: int) -> random.Random:
+    """Each shard draws from its own generator, so shards can be built in any order or in parallel."""
+    return random.Random(f"{seed}:{shard}")
+
+
+def draw(task: Task, indices: dict[str, Any], names: list[str], codes: np.ndarray,
+         rng: random.Random) -> Iterator[tuple[str, dict]]:
+    for code in codes.tolist():
         source = names[code]
         for _ in range(MAX_FAILED_DRAWS):
             row = task.sample(indices[source], rng)
@@ -127,13 +131,89 @@ def generate(task: Task, indices: dict[str, Any], ratios: dict[str, float], num_
         yield source, row
 
 
+def generate(task: Task, indices: dict[str, Any], ratios: dict[str, float], num_samples: int | None,
+             seed: int, shard_size: int = DEFAULT_SHARD_SIZE) -> Iterator[tuple[str, dict]]:
+    """``(source, row)`` pairs: ``num_samples`` random draws mixed by ratio, or every unit once.
+
+    The rows equal those :meth:`ShardWriter.write_random` writes with the same ``shard_size``.
+    """
+    if num_samples is None:
+        for source, index in indices.items():
+            for row in task.enumerate(index):
+                yield source, row
+        return
+    names, order = source_order(indices, ratios, num_samples, seed)
+    for shard, start in enumerate(range(0, num_samples, shard_size)):
+        yield from draw(task, indices, names, order[start:start + shard_size], shard_rng(seed, shard))
+
+
+# Shared with forked workers (copy-on-write) instead of pickling a million-frame index per shard.
+_WORK: dict[str, Any] = {}
+
+
+def _write_shard(shard: int) -> tuple[str, dict[str, int]]:
+    w = _WORK
+    start = shard * w["shard_size"]
+    codes = w["order"][start:start + w["shard_size"]]
+    rows = draw(w["task"], w["indices"], w["names"], codes, shard_rng(w["seed"], shard))
+    name = f"{w['prefix']}-{shard:05d}.jsonl"
+    counts: dict[str, int] = {}
+    encode = msgspec.json.Encoder().encode
+    with open(w["out"] / name, "wb") as handle:
+        buffer: list[bytes] = []
+        for source, row in rows:
+            buffer.append(encode(row) + b"\n")
+            counts[source] = counts.get(source, 0) + 1
+            if len(buffer) >= 4096:
+                handle.write(b"".join(buffer))
+                buffer.clear()
+        handle.write(b"".join(buffer))
+    return name, counts
+
+
+def tqdm_iter(items, bar):
+    for item in items:
+        bar.update(1)
+        yield item
+
+
 @dataclass
 class ShardWriter:
     """Writes rows to ``<out>/<prefix>-00000.jsonl``, ``-00001``... with ``shard_size`` rows each."""
 
     out: Path
     prefix: str
-    shard_size: int = 100_000
+    shard_size: int = DEFAULT_SHARD_SIZE
+
+    def write_random(self, task: Task, indices: dict[str, Any], ratios: dict[str, float], num_samples: int,
+                     seed: int, workers: int = 1, progress: bool | None = None) -> tuple[dict[str, int], list[str]]:
+        """``num_samples`` random rows, one shard per job, on ``workers`` forked processes."""
+        import multiprocessing
+
+        from tqdm import tqdm
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        names, order = source_order(indices, ratios, num_samples, seed)
+        _WORK.update(task=task, indices=indices, names=names, order=order, seed=seed, out=self.out,
+                     prefix=self.prefix, shard_size=self.shard_size)
+        shards = range((num_samples + self.shard_size - 1) // self.shard_size)
+        counts: dict[str, int] = {}
+        files: list[str] = []
+        show = sys.stderr.isatty() if progress is None else progress
+        try:
+            with tqdm(total=len(shards), desc=self.prefix, unit="shard", disable=not show) as bar:
+                if workers > 1 and len(shards) > 1:
+                    with multiprocessing.get_context("fork").Pool(min(workers, len(shards))) as pool:
+                        results = list(tqdm_iter(pool.imap(_write_shard, shards), bar))
+                else:
+                    results = list(tqdm_iter(map(_write_shard, shards), bar))
+        finally:
+            _WORK.clear()
+        for name, shard_counts in results:
+            files.append(name)
+            for source, n in shard_counts.items():
+                counts[source] = counts.get(source, 0) + n
+        return counts, files
 
     def write(self, rows: Iterable[tuple[str, dict]], total: int | None = None,
               progress: bool | None = None) -> tuple[dict[str, int], list[str]]:

@@ -5,6 +5,7 @@ Config (``configs/data/*.yaml``; every path comes from the config or a ``key=val
     seed: 0
     out: data/prepared/vptracker
     shard_size: 100000
+    workers: auto                      # processes building shards (the output does not depend on it)
     roots: {tnl2k: /data/TNL2K}        # a source without ``root`` uses roots.<dataset>
     jobs:
       <job>:
@@ -16,11 +17,13 @@ Config (``configs/data/*.yaml``; every path comes from the config or a ``key=val
 
 Writes ``<out>/<split>-<job>-NNNNN.jsonl`` and ``<out>/card.json`` (counts per job, task and
 source, the resolved config and the seed). Each (job, split) draws from its own seed derived from
-the config seed, so adding a job does not change the rows of another.
+the config seed, so adding a job does not change the rows of another; each shard draws from its
+own generator, so the files are the same whatever the number of workers.
 """
 from __future__ import annotations
 
 import json
+import os
 import zlib
 from pathlib import Path
 from typing import Any
@@ -78,6 +81,8 @@ def prepare(config: dict, progress: bool | None = None) -> dict:
     out = Path(_require(config, "out", "the top level"))
     seed = int(config.get("seed", 0))
     shard_size = int(config.get("shard_size", 100_000))
+    workers = config.get("workers", "auto")
+    workers = (os.cpu_count() or 1) if workers == "auto" else int(workers)
     jobs = _require(config, "jobs", "the top level")
     cache = SourceCache(config.get("roots"))
     card: dict[str, Any] = {"seed": seed, "config": config, "outputs": {}, "totals": {}}
@@ -95,8 +100,12 @@ def prepare(config: dict, progress: bool | None = None) -> dict:
             ratios[source_name] = float(spec.get("ratio", 1.0))
         for split, value in (_require(job, "samples", where) or {}).items():
             num = _count(value, f"{where}.samples.{split}")
-            rows = generate(task, indices, ratios, num, job_seed(seed, job_name, split))
-            counts, files = ShardWriter(out, f"{split}-{job_name}", shard_size).write(rows, num, progress)
+            writer = ShardWriter(out, f"{split}-{job_name}", shard_size)
+            if num is None:
+                counts, files = writer.write(generate(task, indices, ratios, None, 0), None, progress)
+            else:
+                counts, files = writer.write_random(task, indices, ratios, num, job_seed(seed, job_name, split),
+                                                    workers, progress)
             card["outputs"].setdefault(split, {})[job_name] = {"task": task.name, "counts": counts,
                                                               "files": files, "rows": sum(counts.values())}
             per_task = card["totals"].setdefault(split, {})

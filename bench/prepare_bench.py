@@ -1,0 +1,100 @@
+"""Benchmark: 1,000,000 VPTracker pairs from a TNL2K-scale index, streamed to sharded JSONL.
+
+The index is generated in memory (2,000 sequences, 1.24 M frames, random-walk boxes with absent
+stretches, TNL2K-like image sizes and language), so the benchmark measures the builder and the
+writer, not a disk of images. Target (issue #3): at most 60 s wall on 2 cores and 2 GB peak RSS,
+with memory that does not grow with the sample count. The last line printed is
+``samples_per_s=<float> peak_rss_mb=<float>``.
+
+    .venv/bin/python bench/prepare_bench.py [--samples 1000000] [--sequences 2000] [--frames 1240000]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vptracker.datasets.base import Sequence, Track  # noqa: E402
+from vptracker.tasks import get_task  # noqa: E402
+from vptracker.tasks.base import ShardWriter  # noqa: E402
+
+
+def rss_mb(workers: int = 0) -> float:
+    """Peak RSS of this process plus ``workers`` times the largest worker's: an upper bound, since
+    the forked workers share the index pages with this process and those count twice here."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return (own + workers * child) / 1024.0
+
+
+def cpu_s() -> float:
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def synthetic_index(n_sequences: int, n_frames: int, seed: int = 0) -> list[Sequence]:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(200, 1040, n_sequences)
+    lengths = np.maximum((lengths * n_frames / lengths.sum()).astype(int), 2)
+    lengths[-1] += n_frames - lengths.sum()
+    sizes = [(1280, 720), (1920, 1080), (640, 480), (960, 540)]
+    seqs = []
+    for i, n in enumerate(lengths.tolist()):
+        width, height = sizes[i % len(sizes)]
+        wh = rng.uniform(20, 200, 2)
+        centre = np.cumsum(rng.normal(0, 4, (n, 2)), axis=0) + (width / 2, height / 2)
+        boxes = np.column_stack([centre - wh / 2, np.tile(wh, (n, 1))])
+        visible = rng.random(n) > 0.05
+        boxes[~visible] = 0
+        folder = f"/data/TNL2K/train/seq_{i:04d}/imgs"
+        frames = [f"{folder}/{t:05d}.jpg" for t in range(1, n + 1)]
+        seqs.append(Sequence(f"seq_{i:04d}", "tnl2k", frames, width, height, [Track(1, boxes, visible)],
+                             language=f"the target object number {i} moving in the scene"))
+    return seqs
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=1_000_000)
+    parser.add_argument("--sequences", type=int, default=2_000)
+    parser.add_argument("--frames", type=int, default=1_240_000)
+    parser.add_argument("--workers", type=int, default=2, help="processes building shards (2 cores here)")
+    parser.add_argument("--out", default=None, help="output folder (default: a temporary one, removed)")
+    args = parser.parse_args(argv)
+
+    t0 = time.perf_counter()
+    seqs = synthetic_index(args.sequences, args.frames)
+    task = get_task("vptracker_sot")
+    index = task.index(seqs)
+    t_index = time.perf_counter() - t0
+    rss_index = rss_mb()
+    print(f"index: {len(seqs)} sequences, {sum(len(s) for s in seqs)} frames in {t_index:.1f} s, "
+          f"rss {rss_index:.0f} MB", flush=True)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.out or tmp)
+        t1 = time.perf_counter()
+        counts, files = ShardWriter(out, "train-vptracker_sot", 100_000).write_random(
+            task, {"tnl2k": index}, {"tnl2k": 1.0}, args.samples, seed=0, workers=args.workers, progress=False)
+        t_build = time.perf_counter() - t1
+        size = sum((out / f).stat().st_size for f in files)
+    wall = time.perf_counter() - t0
+    peak = rss_mb(args.workers if args.workers > 1 else 0)
+    load = os.getloadavg()[0]
+    print(f"built {sum(counts.values())} rows in {len(files)} shards ({size / 2**20:.0f} MB) in {t_build:.1f} s; "
+          f"total wall {wall:.1f} s, cpu {cpu_s():.1f} s (load average {load:.1f} on {os.cpu_count()} cores); "
+          f"largest worker rss {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MB", flush=True)
+    print(f"samples_per_s={args.samples / wall:.1f} peak_rss_mb={peak:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
