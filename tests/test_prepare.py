@@ -55,3 +55,17 @@ def test_data_preparation_script_reproduces_the_recipe_small(tmp_path):
     assert (tmp_path / "out" / "vptracker" / "train-vptracker_sot-00000.jsonl").read_bytes() == first
     bad = subprocess.run(["bash", str(REPO / "data_preparation.sh"), "nothing"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_enumerating_task_fills_consecutive_shards(tmp_path):
+    from vptracker.cli import main
+
+    fx.write_synth_pedes(tmp_path / "pedes", [(1, "a man"), (2, "a woman"), (3, "a child")])
+    assert main(["prepare", "--dataset", "synth_pedes", "--root", str(tmp_path / "pedes"), "--task", "pretext_clip",
+                 "--out", str(tmp_path / "out"), "--shard-size", "2", "--workers", "1"]) == 0
+    files = sorted(p.name for p in (tmp_path / "out").glob("*.jsonl"))
+    assert files == ["train-pretext_clip-00000.jsonl", "train-pretext_clip-00001.jsonl"]
+    card = json.loads((tmp_path / "out" / "card.json").read_text())
+    assert card["outputs"]["train"]["pretext_clip"]["counts"] == {"synth_pedes": 3}
+    with pytest.raises(SystemExit, match="give --config, or all of --root, --task, --out"):
+        main(["prepare", "--dataset", "synth_pedes"])

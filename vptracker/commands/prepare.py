@@ -24,6 +24,8 @@ def add_arguments(parser) -> None:
     direct.add_argument("--option", action="append", default=[], metavar="key=value",
                         help="a task option (repeatable), e.g. --option scale=norm1000")
     direct.add_argument("--shard-size", type=int, default=100_000)
+    direct.add_argument("--workers", default="auto", help="processes building shards ('auto': one per core); "
+                        "the output is the same for any value")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -50,6 +52,7 @@ def run(args) -> int:
         config = direct_config(args.dataset, args.root, args.task, args.num_samples, args.seed, args.out,
                                args.split, args.output_split, _pairs(args.option, "--option"),
                                shard_size=args.shard_size)
+        config["workers"] = args.workers if args.workers == "auto" else int(args.workers)
         config = apply_overrides(config, args.overrides)
     card = prepare(config, progress=False if args.no_progress else None)
     print(json.dumps(card["totals"], sort_keys=True))

@@ -13,6 +13,7 @@ same bytes.
 """
 from __future__ import annotations
 
+import itertools
 import random
 import sys
 from dataclasses import dataclass
@@ -147,6 +148,22 @@ def generate(task: Task, indices: dict[str, Any], ratios: dict[str, float], num_
         yield from draw(task, indices, names, order[start:start + shard_size], shard_rng(seed, shard))
 
 
+def write_jsonl(path: Path, rows: Iterable[tuple[str, dict]], limit: int | None = None) -> dict[str, int]:
+    """Writes up to ``limit`` rows to ``path``, buffered; returns the count per source."""
+    encode = msgspec.json.Encoder().encode
+    counts: dict[str, int] = {}
+    with open(path, "wb") as handle:
+        buffer: list[bytes] = []
+        for source, row in itertools.islice(rows, limit):
+            buffer.append(encode(row) + b"\n")
+            counts[source] = counts.get(source, 0) + 1
+            if len(buffer) >= 4096:
+                handle.write(b"".join(buffer))
+                buffer.clear()
+        handle.write(b"".join(buffer))
+    return counts
+
+
 # Shared with forked workers (copy-on-write) instead of pickling a million-frame index per shard.
 _WORK: dict[str, Any] = {}
 
@@ -157,24 +174,19 @@ def _write_shard(shard: int) -> tuple[str, dict[str, int]]:
     codes = w["order"][start:start + w["shard_size"]]
     rows = draw(w["task"], w["indices"], w["names"], codes, shard_rng(w["seed"], shard))
     name = f"{w['prefix']}-{shard:05d}.jsonl"
-    counts: dict[str, int] = {}
-    encode = msgspec.json.Encoder().encode
-    with open(w["out"] / name, "wb") as handle:
-        buffer: list[bytes] = []
-        for source, row in rows:
-            buffer.append(encode(row) + b"\n")
-            counts[source] = counts.get(source, 0) + 1
-            if len(buffer) >= 4096:
-                handle.write(b"".join(buffer))
-                buffer.clear()
-        handle.write(b"".join(buffer))
-    return name, counts
+    return name, write_jsonl(w["out"] / name, rows)
 
 
-def tqdm_iter(items, bar):
-    for item in items:
-        bar.update(1)
-        yield item
+def _merge(counts: dict[str, int], more: dict[str, int]) -> None:
+    for source, n in more.items():
+        counts[source] = counts.get(source, 0) + n
+
+
+def _progress(total: int | None, desc: str, unit: str, progress: bool | None):
+    from tqdm import tqdm
+
+    show = sys.stderr.isatty() if progress is None else progress
+    return tqdm(total=total, desc=desc, unit=unit, disable=not show)
 
 
 @dataclass
@@ -190,8 +202,6 @@ class ShardWriter:
         """``num_samples`` random rows, one shard per job, on ``workers`` forked processes."""
         import multiprocessing
 
-        from tqdm import tqdm
-
         self.out.mkdir(parents=True, exist_ok=True)
         names, order = source_order(indices, ratios, num_samples, seed)
         _WORK.update(task=task, indices=indices, names=names, order=order, seed=seed, out=self.out,
@@ -199,58 +209,41 @@ class ShardWriter:
         shards = range((num_samples + self.shard_size - 1) // self.shard_size)
         counts: dict[str, int] = {}
         files: list[str] = []
-        show = sys.stderr.isatty() if progress is None else progress
         try:
-            with tqdm(total=len(shards), desc=self.prefix, unit="shard", disable=not show) as bar:
+            with _progress(len(shards), self.prefix, "shard", progress) as bar:
                 if workers > 1 and len(shards) > 1:
                     with multiprocessing.get_context("fork").Pool(min(workers, len(shards))) as pool:
-                        results = list(tqdm_iter(pool.imap(_write_shard, shards), bar))
+                        results = pool.imap(_write_shard, shards)
+                        for name, shard_counts in results:
+                            files.append(name)
+                            _merge(counts, shard_counts)
+                            bar.update(1)
                 else:
-                    results = list(tqdm_iter(map(_write_shard, shards), bar))
+                    for shard in shards:
+                        name, shard_counts = _write_shard(shard)
+                        files.append(name)
+                        _merge(counts, shard_counts)
+                        bar.update(1)
         finally:
             _WORK.clear()
-        for name, shard_counts in results:
-            files.append(name)
-            for source, n in shard_counts.items():
-                counts[source] = counts.get(source, 0) + n
         return counts, files
 
-    def write(self, rows: Iterable[tuple[str, dict]], total: int | None = None,
-              progress: bool | None = None) -> tuple[dict[str, int], list[str]]:
-        """Streams ``rows``; returns the count per source and the shard file names."""
-        from tqdm import tqdm
-
+    def write(self, rows: Iterable[tuple[str, dict]], progress: bool | None = None) -> tuple[dict[str, int], list[str]]:
+        """Streams ``rows`` (e.g. every unit of an enumerating task) into consecutive shards."""
         self.out.mkdir(parents=True, exist_ok=True)
-        encode = msgspec.json.Encoder().encode
+        rows = iter(rows)
         counts: dict[str, int] = {}
         files: list[str] = []
-        handle = None
-        n = 0
-        show = sys.stderr.isatty() if progress is None else progress
-        bar = tqdm(total=total, desc=self.prefix, unit="rows", disable=not show, mininterval=1.0)
-        try:
-            buffer: list[bytes] = []
-            for source, row in rows:
-                if n % self.shard_size == 0:
-                    if handle is not None:
-                        handle.write(b"".join(buffer))
-                        buffer.clear()
-                        handle.close()
-                    files.append(f"{self.prefix}-{len(files):05d}.jsonl")
-                    handle = open(self.out / files[-1], "wb")
-                buffer.append(encode(row) + b"\n")
-                if len(buffer) >= 4096:
-                    handle.write(b"".join(buffer))
-                    buffer.clear()
-                counts[source] = counts.get(source, 0) + 1
-                n += 1
-                if n % 4096 == 0:
-                    bar.update(4096)
-            if handle is not None:
-                handle.write(b"".join(buffer))
-            bar.update(n % 4096)
-        finally:
-            if handle is not None:
-                handle.close()
-            bar.close()
+        with _progress(None, self.prefix, "shard", progress) as bar:
+            while True:
+                name = f"{self.prefix}-{len(files):05d}.jsonl"
+                shard_counts = write_jsonl(self.out / name, rows, self.shard_size)
+                if not shard_counts and files:
+                    (self.out / name).unlink()
+                    break
+                files.append(name)
+                _merge(counts, shard_counts)
+                bar.update(1)
+                if sum(shard_counts.values()) < self.shard_size:
+                    break
         return counts, files

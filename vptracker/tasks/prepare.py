@@ -102,7 +102,7 @@ def prepare(config: dict, progress: bool | None = None) -> dict:
             num = _count(value, f"{where}.samples.{split}")
             writer = ShardWriter(out, f"{split}-{job_name}", shard_size)
             if num is None:
-                counts, files = writer.write(generate(task, indices, ratios, None, 0), None, progress)
+                counts, files = writer.write(generate(task, indices, ratios, None, 0), progress)
             else:
                 counts, files = writer.write_random(task, indices, ratios, num, job_seed(seed, job_name, split),
                                                     workers, progress)
