@@ -1,0 +1,160 @@
+"""Caption scores (BenSMOT video and instance captions): BLEU-1..4, METEOR, ROUGE-L, CIDEr-D.
+
+Two protocols exist and give different numbers, so every result names its protocol:
+
+* ``coco``: the COCO caption toolkit (pycocoevalcap): PTB tokenizer (Java), corpus BLEU with
+  the closest reference length, METEOR 1.5 (Java), ROUGE-L, CIDEr-D.
+* ``smoter``: SMOTer's ``eval_vu.py`` reading: no tokenizer; nltk BLEU on the raw strings split
+  at whitespace (case and punctuation kept), averaged over captions; nltk METEOR (needs nltk's
+  WordNet corpus); pycocoevalcap ROUGE-L and CIDEr-D on the untokenised strings.
+
+Inputs are plain dicts: ``refs = {id: [reference, ...]}``, ``preds = {id: prediction}``; an id
+without a prediction scores against an empty string (the toolkits need one per id). Scores are
+fractions (0-1), as the BenSMOT table prints them.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import shutil
+from pathlib import Path
+
+CAPTION_FIELDS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")
+CAPTION_PROTOCOLS = ("coco", "smoter")
+
+
+class CaptionInputError(ValueError):
+    """Malformed refs/preds files or a scorer that cannot run here (names the file or the cause)."""
+
+
+def load_caption_file(path: str | Path, many: bool) -> dict[str, list[str] | str]:
+    """``refs.json`` (``{id: [str, ...]}``, ``many``) or ``preds.json`` (``{id: str}``)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CaptionInputError(f"{path}: file not found") from None
+    except json.JSONDecodeError as e:
+        raise CaptionInputError(f"{path}:{e.lineno}: expected JSON ({e.msg})") from None
+    if not isinstance(data, dict):
+        raise CaptionInputError(f"{path}: expected a JSON object {{id: ...}}, got {type(data).__name__}")
+    out = {}
+    for key, value in data.items():
+        if many:
+            if isinstance(value, str):
+                value = [value]
+            if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+                raise CaptionInputError(f"{path}: id {key!r}: expected a non-empty list of reference strings")
+        elif not isinstance(value, str):
+            raise CaptionInputError(f"{path}: id {key!r}: expected one prediction string")
+        out[str(key)] = value
+    return out
+
+
+def _aligned(refs: dict, preds: dict) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    if not refs:
+        raise CaptionInputError("no reference captions to score against")
+    unknown = sorted(set(preds) - set(refs))
+    if unknown:
+        raise CaptionInputError(f"predictions for ids without references: {unknown[:5]}")
+    gts = {k: list(v) if not isinstance(v, str) else [v] for k, v in refs.items()}
+    res = {k: [preds.get(k, "")] for k in refs}
+    return gts, res
+
+
+def _require_java() -> None:
+    if shutil.which("java") is None:
+        raise CaptionInputError("the coco protocol needs Java for the PTB tokenizer and METEOR "
+                                "(install a JRE, e.g. openjdk-17-jre-headless)")
+
+
+def coco_scores(refs: dict, preds: dict) -> dict[str, float]:
+    """pycocoevalcap exactly as the COCO caption evaluation runs it (SPICE left out: it downloads)."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    _require_java()
+    gts, res = _aligned(refs, preds)
+    tokenizer = PTBTokenizer()
+    with contextlib.redirect_stdout(io.StringIO()):  # the scorers print progress
+        gts_tok = tokenizer.tokenize({k: [{"caption": c} for c in v] for k, v in gts.items()})
+        res_tok = tokenizer.tokenize({k: [{"caption": c} for c in v] for k, v in res.items()})
+        bleu, _ = Bleu(4).compute_score(gts_tok, res_tok)
+        meteor_scorer = Meteor()  # a Java subprocess, killed when the scorer is collected
+        meteor, _ = meteor_scorer.compute_score(gts_tok, res_tok)
+        del meteor_scorer
+        rouge, _ = Rouge().compute_score(gts_tok, res_tok)
+        cider, _ = Cider().compute_score(gts_tok, res_tok)
+    scores = {f"BLEU-{i + 1}": float(b) for i, b in enumerate(bleu)}
+    scores.update({"METEOR": float(meteor), "ROUGE-L": float(rouge), "CIDEr-D": float(cider)})
+    return scores
+
+
+def _nltk_wordnet():
+    import nltk
+
+    try:
+        nltk.data.find("corpora/wordnet")
+    except LookupError:
+        try:
+            nltk.data.find("corpora/wordnet.zip")
+        except LookupError:
+            raise CaptionInputError(
+                "the smoter protocol's METEOR is nltk's meteor_score, which needs the WordNet corpus: "
+                "run `python -m nltk.downloader wordnet` (or set NLTK_DATA to a folder holding "
+                "corpora/wordnet), or use --protocol coco") from None
+    from nltk.corpus import wordnet
+
+    return wordnet
+
+
+def smoter_scores(refs: dict, preds: dict, wordnet=None) -> dict[str, float]:
+    """SMOTer's reading; ``wordnet`` replaces nltk's WordNet corpus for METEOR (tests, offline)."""
+    from nltk.translate.bleu_score import sentence_bleu
+    from nltk.translate.meteor_score import meteor_score
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    gts, res = _aligned(refs, preds)
+    if wordnet is None:
+        wordnet = _nltk_wordnet()
+    weights = {1: (1.0,), 2: (0.5, 0.5), 3: (1 / 3, 1 / 3, 1 / 3), 4: (0.25, 0.25, 0.25, 0.25)}
+    bleu = {n: 0.0 for n in weights}
+    meteor = 0.0
+    for key, references in gts.items():
+        ref_tokens = [r.split() for r in references]
+        hyp_tokens = res[key][0].split()
+        for n, w in weights.items():
+            with contextlib.redirect_stderr(io.StringIO()):
+                bleu[n] += sentence_bleu(ref_tokens, hyp_tokens, weights=w)
+        meteor += meteor_score(ref_tokens, hyp_tokens, wordnet=wordnet)
+    count = len(gts)
+    with contextlib.redirect_stdout(io.StringIO()):
+        rouge, _ = Rouge().compute_score(gts, res)
+        cider, _ = Cider().compute_score(gts, res)
+    scores = {f"BLEU-{n}": bleu[n] / count for n in weights}
+    scores.update({"METEOR": meteor / count, "ROUGE-L": float(rouge), "CIDEr-D": float(cider)})
+    return scores
+
+
+def evaluate_captions(refs: dict, preds: dict, protocol: str = "coco", wordnet=None) -> dict:
+    """``{"protocol", "num_captions", "BLEU-1", ..., "CIDEr-D"}`` under the named protocol."""
+    if protocol == "coco":
+        scores = coco_scores(refs, preds)
+    elif protocol == "smoter":
+        scores = smoter_scores(refs, preds, wordnet=wordnet)
+    else:
+        raise ValueError(f"unknown caption protocol {protocol!r}; expected one of {CAPTION_PROTOCOLS}")
+    return {"protocol": protocol, "num_captions": len(refs), **scores}
+
+
+def format_caption_table(rows: dict[str, dict]) -> str:
+    head = f"{'captions':<18} {'protocol':<8}" + "".join(f"{f:>9}" for f in CAPTION_FIELDS)
+    lines = [head, "-" * len(head)]
+    for name, s in rows.items():
+        lines.append(f"{name:<18} {s['protocol']:<8}" + "".join(f"{s[f]:>9.4f}" for f in CAPTION_FIELDS))
+    return "\n".join(lines)

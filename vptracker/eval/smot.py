@@ -1,0 +1,125 @@
+"""BenSMOT semantic MOT: tracking (TrackEval HOTA/IDF1/MOTA) + video captions + instance captions.
+
+The row of the BenSMOT table: video-caption BLEU/ROUGE/METEOR/CIDEr, instance-caption
+BLEU/ROUGE/METEOR/CIDEr, then HOTA, IDF1, MOTA. "BLEU" in that table is BLEU-4.
+
+Layout: ``<gt_root>/<category>/<seq>/gt/gt.txt``, ``video_caption.txt`` and
+``instance_captions.txt`` (``woman0: A woman in ...``; the order of first appearance is gt id
+1, 2, ...). Predictions: ``<results>/<seq>.txt`` (MOTChallenge rows), ``video_captions.json``
+(``{seq: caption}``) and ``instance_captions.json`` (``{"<seq>/<predicted track id>": caption}``).
+
+An instance caption is scored against the ground-truth object its predicted track follows: the
+track-to-object assignment maximises the number of frames matched at IoU >= 0.5 (the identity
+assignment of IDF1); a gt object without a captioned track is scored against an empty caption.
+Tracking uses TrackEval's MOT15 preprocessing (BenSMOT has no distractor classes to filter).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from vptracker.datasets.base import DatasetFormatError
+from vptracker.datasets.textfiles import read_table, read_text
+from vptracker.eval.captions import evaluate_captions, load_caption_file
+from vptracker.eval.crmot import _iou_matrix
+from vptracker.eval.mot import run_trackeval
+
+
+def find_bensmot_sequences(gt_root: Path) -> dict[str, Path]:
+    seqs = {p.parent.parent.name: p.parent.parent for p in sorted(gt_root.glob("*/*/gt/gt.txt"))}
+    seqs.update({p.parent.parent.name: p.parent.parent for p in sorted(gt_root.glob("*/gt/gt.txt"))})
+    if not seqs:
+        raise DatasetFormatError(gt_root, None, "BenSMOT sequences <category>/<seq>/gt/gt.txt")
+    return seqs
+
+
+def instance_captions(path: Path) -> dict[int, str]:
+    """``{gt id: caption}``; ids follow the order of first appearance of each name."""
+    out, order = {}, {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        name, sep, caption = line.partition(":")
+        if not sep:
+            raise DatasetFormatError(path, lineno, '"<name>: <caption>"', line)
+        gid = order.setdefault(name.strip(), len(order) + 1)
+        out[gid] = caption.strip()
+    return out
+
+
+def track_assignment(gt: np.ndarray, pred: np.ndarray) -> dict[int, int]:
+    """``{predicted id: gt id}`` maximising frames matched at IoU >= 0.5 over the sequence."""
+    if not len(gt) or not len(pred):
+        return {}
+    gt_ids, pr_ids = np.unique(gt[:, 1].astype(int)), np.unique(pred[:, 1].astype(int))
+    counts = np.zeros((len(gt_ids), len(pr_ids)))
+    for frame in np.intersect1d(gt[:, 0], pred[:, 0]):
+        g, p = gt[gt[:, 0] == frame], pred[pred[:, 0] == frame]
+        hit = _iou_matrix(g[:, 2:6], p[:, 2:6]) >= 0.5
+        gi, pi = np.nonzero(hit)
+        np.add.at(counts, (np.searchsorted(gt_ids, g[gi, 1].astype(int)),
+                           np.searchsorted(pr_ids, p[pi, 1].astype(int))), 1)
+    rows, cols = linear_sum_assignment(-counts)
+    return {int(pr_ids[c]): int(gt_ids[r]) for r, c in zip(rows, cols) if counts[r, c] > 0}
+
+
+def evaluate_smot(gt_root: str | Path, results_dir: str | Path, caption_protocol: str = "coco",
+                  wordnet=None) -> dict:
+    gt_root, results_dir = Path(gt_root), Path(results_dir)
+    seqs = find_bensmot_sequences(gt_root)
+    video_preds = load_caption_file(results_dir / "video_captions.json", many=False)
+    inst_preds = load_caption_file(results_dir / "instance_captions.json", many=False)
+    video_refs, inst_refs, inst_hyps, seq_info = {}, {}, {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        trk_dir = Path(tmp) / "trackers" / "tracker"
+        trk_dir.mkdir(parents=True)
+        for name, seq_dir in seqs.items():
+            result = results_dir / f"{name}.txt"
+            if not result.is_file():
+                raise DatasetFormatError(result, None, "a MOTChallenge result file for the sequence")
+            shutil.copyfile(result, trk_dir / f"{name}.txt")
+            gt = read_table(seq_dir / "gt" / "gt.txt", 6)
+            pred = read_table(result, 6) if result.stat().st_size else np.empty((0, 6))
+            n_imgs = len(list((seq_dir / "imgs").glob("*"))) if (seq_dir / "imgs").is_dir() else 0
+            seq_info[name] = max(n_imgs, int(gt[:, 0].max()) if len(gt) else 0,
+                                 int(pred[:, 0].max()) if len(pred) else 0)
+            if (seq_dir / "video_caption.txt").is_file():
+                video_refs[name] = [read_text(seq_dir / "video_caption.txt")]
+            if (seq_dir / "instance_captions.txt").is_file():
+                to_gt = track_assignment(gt, pred)
+                by_gt = {to_gt[int(k.rsplit("/", 1)[1])]: v for k, v in inst_preds.items()
+                         if k.rsplit("/", 1)[0] == name and k.rsplit("/", 1)[1].lstrip("-").isdigit()
+                         and int(k.rsplit("/", 1)[1]) in to_gt}
+                for gid, caption in instance_captions(seq_dir / "instance_captions.txt").items():
+                    inst_refs[f"{name}/{gid}"] = [caption]
+                    inst_hyps[f"{name}/{gid}"] = by_gt.get(gid, "")
+        gt_dir = Path(tmp) / "gt"
+        for name, seq_dir in seqs.items():
+            (gt_dir / name / "gt").mkdir(parents=True)
+            shutil.copyfile(seq_dir / "gt" / "gt.txt", gt_dir / name / "gt" / "gt.txt")
+        tracking = run_trackeval(gt_dir, trk_dir, seq_info, benchmark="MOT15")
+    out = {"tracking": tracking, "caption_protocol": caption_protocol}
+    if video_refs:
+        out["video_caption"] = evaluate_captions(video_refs, {k: video_preds.get(k, "") for k in video_refs},
+                                                 caption_protocol, wordnet=wordnet)
+    if inst_refs:
+        out["instance_caption"] = evaluate_captions(inst_refs, inst_hyps, caption_protocol, wordnet=wordnet)
+    return out
+
+
+def smot_table_row(result: dict) -> dict[str, float]:
+    """The BenSMOT table's columns (captions as fractions, tracking in percent)."""
+    row = {}
+    for part, label in (("video_caption", "video"), ("instance_caption", "instance")):
+        if part in result:
+            c = result[part]
+            row.update({f"{label} BLEU": c["BLEU-4"], f"{label} ROUGE": c["ROUGE-L"],
+                        f"{label} METEOR": c["METEOR"], f"{label} CIDEr": c["CIDEr-D"]})
+    comb = result["tracking"]["COMBINED"]
+    row.update({"HOTA": comb["HOTA"], "IDF1": comb["IDF1"], "MOTA": comb["MOTA"]})
+    return row
