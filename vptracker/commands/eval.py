@@ -1,0 +1,206 @@
+"""vptracker eval: score result files from any tracker with the official protocols.
+
+Every subcommand prints a table and writes ``<out>/summary.json`` (tracking numbers in percent)
+and a per-sequence CSV; ``report`` turns summaries into a markdown table beside published numbers.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+HELP = "evaluate SOT, MOT/RMOT/SMOT, CRMOT and caption results (official protocols)"
+
+
+def add_arguments(parser) -> None:
+    sub = parser.add_subparsers(dest="eval_task", metavar="TASK", required=True)
+
+    p = sub.add_parser("sot", help="success / precision / normalised precision (TNL2K, TNLLT, LaSOT, OTB)")
+    p.add_argument("--protocol", choices=("tnl2k", "ostrack", "lasot", "otb"), required=True)
+    p.add_argument("--gt-root", required=True, help="dataset folder or TNL2K toolkit folder (gt_rect/, absent/)")
+    p.add_argument("--results", required=True, nargs="+", metavar="[NAME=]DIR",
+                   help="folders of <seq>.txt files; several trackers share the plots, the first is summary.json")
+    p.add_argument("--out", required=True)
+    p.add_argument("--skip-missing", action="store_true", help="score only sequences that have a result file")
+    p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--benchmark-name", help="name in the report (default: TNL2K for the toolkit layout, "
+                   "else the gt folder's name)")
+
+    p = sub.add_parser("mot", help="HOTA / CLEAR / Identity through TrackEval (MOTChallenge layout)")
+    p.add_argument("--benchmark", choices=("MOT15", "MOT16", "MOT17", "MOT20", "DanceTrack"), default="MOT17")
+    p.add_argument("--gt-root", required=True, help="folder of <seq>/gt/gt.txt (+ seqinfo.ini)")
+    p.add_argument("--results", required=True, help="folder of <seq>.txt MOTChallenge files")
+    p.add_argument("--out", required=True)
+    p.add_argument("--seqs", nargs="*", help="only these sequences")
+    p.add_argument("--name", help="tracker name in the report")
+
+    p = sub.add_parser("rmot", help="Refer-KITTI(-V2): one sequence per (video, expression), COMBINED")
+    p.add_argument("--data-root", required=True, help="folder holding KITTI/ and expression/")
+    p.add_argument("--results", required=True, help="<vid>/<expression>/predict.txt or <vid>/<expression>.txt")
+    p.add_argument("--out", required=True)
+    p.add_argument("--videos", nargs="+", default=["0005", "0011", "0013", "0019"])
+    p.add_argument("--image-size", nargs=2, type=int, metavar=("W", "H"),
+                   help="frame size for every video (default: read from the first frame's header)")
+    p.add_argument("--benchmark-name", default="Refer-KITTI-V2")
+    p.add_argument("--name")
+
+    p = sub.add_parser("crmot", help="CVRIDF1 / CVRMA (CRTrack devkit rules)")
+    p.add_argument("--gt-root", required=True, help="<Scene>_<desc>/gt/View<k>.txt folders")
+    p.add_argument("--results", required=True, help="<Scene>_<desc>/View<k>.txt (x1,y1,x2,y2)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--skip-missing", action="store_true", help="pairs without predictions score as empty")
+    p.add_argument("--benchmark-name", default="CRTrack-In-domain")
+    p.add_argument("--name")
+
+    p = sub.add_parser("captions", help="BLEU-1..4, METEOR, ROUGE-L, CIDEr-D")
+    p.add_argument("--protocol", choices=("coco", "smoter"), default="coco")
+    p.add_argument("--refs", required=True, help='refs.json: {"id": ["reference", ...]}')
+    p.add_argument("--preds", required=True, help='preds.json: {"id": "prediction"}')
+    p.add_argument("--out", required=True)
+    p.add_argument("--name")
+
+    p = sub.add_parser("smot", help="BenSMOT: tracking + video captions + instance captions")
+    p.add_argument("--gt-root", required=True, help="<category>/<seq>/{gt/gt.txt, video_caption.txt, ...}")
+    p.add_argument("--results", required=True,
+                   help="<seq>.txt files, video_captions.json and instance_captions.json")
+    p.add_argument("--out", required=True)
+    p.add_argument("--caption-protocol", choices=("coco", "smoter"), default="coco")
+    p.add_argument("--name")
+
+    p = sub.add_parser("report", help="markdown table of our summaries beside the published numbers")
+    p.add_argument("--summaries", required=True, nargs="+", help="summary.json files or the folders holding them")
+    p.add_argument("--out", required=True, help="markdown file to write")
+
+
+def _write_summary(out: Path, summary: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+
+
+def _write_rows_csv(path: Path, rows: dict[str, dict], first: str) -> None:
+    fields = list(next(iter(rows.values())).keys()) if rows else []
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([first, *fields])
+        for key, row in rows.items():
+            w.writerow([key, *(row[f] for f in fields)])
+
+
+def _run_sot(args) -> int:
+    from vptracker.eval.plots import plot_curves
+    from vptracker.eval.sot_data import load_ground_truth
+    from vptracker.eval.sot_eval import evaluate_sot, format_sot_table, write_sot_outputs
+
+    gt = load_ground_truth(args.gt_root)
+    bench = args.benchmark_name or ("TNL2K" if (Path(args.gt_root) / "gt_rect").is_dir() else Path(args.gt_root).name)
+    summaries = {}
+    for spec in args.results:
+        name, _, folder = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
+        s = evaluate_sot(gt, folder, args.protocol, skip_missing=args.skip_missing)
+        s.update({"task": "sot", "benchmark": bench, "name": name})
+        summaries[name] = s
+    out = Path(args.out)
+    for i, (name, s) in enumerate(summaries.items()):
+        write_sot_outputs(s, out if i == 0 else out / name)
+    print(format_sot_table(summaries))
+    if not args.no_plots:
+        for path in plot_curves(summaries, out, title=bench):
+            print(f"plot: {path}")
+    return 0
+
+
+def _run_mot(args) -> int:
+    from vptracker.eval.mot import evaluate_mot, format_mot_table
+
+    r = evaluate_mot(args.gt_root, args.results, args.benchmark, args.seqs or None)
+    r.update({"task": "mot", "benchmark": args.benchmark, "name": args.name or Path(args.results).name})
+    out = Path(args.out)
+    _write_summary(out, r)
+    _write_rows_csv(out / "per_sequence.csv", {**r["per_sequence"], "COMBINED": r["COMBINED"]}, "sequence")
+    print(format_mot_table(r))
+    return 0
+
+
+def _run_rmot(args) -> int:
+    from vptracker.eval.mot import format_mot_table
+    from vptracker.eval.rmot import evaluate_rmot
+
+    sizes = {v: tuple(args.image_size) for v in args.videos} if args.image_size else None
+    r = evaluate_rmot(args.data_root, args.results, tuple(args.videos), image_sizes=sizes)
+    r.update({"task": "rmot", "benchmark": args.benchmark_name, "name": args.name or Path(args.results).name})
+    out = Path(args.out)
+    _write_summary(out, r)
+    _write_rows_csv(out / "per_expression.csv", {**r["per_sequence"], "COMBINED": r["COMBINED"]}, "expression")
+    print(format_mot_table({"per_sequence": {}, "COMBINED": r["COMBINED"]}))
+    print(f"{r['num_expressions']} expression-sequences")
+    return 0
+
+
+def _run_crmot(args) -> int:
+    from vptracker.eval.crmot import evaluate_crmot
+
+    r = evaluate_crmot(args.gt_root, args.results, skip_missing=args.skip_missing)
+    r.update({"task": "crmot", "benchmark": args.benchmark_name, "name": args.name or Path(args.results).name})
+    out = Path(args.out)
+    _write_summary(out, r)
+    _write_rows_csv(out / "per_pair.csv", r["per_pair"], "pair")
+    print(f"{'pairs':>6} {'CVRIDF1':>9} {'CVRMA':>9}\n{r['num_pairs']:>6} {r['cvridf1']:>9.2f} {r['cvrma']:>9.2f}")
+    return 0
+
+
+def _run_captions(args) -> int:
+    from vptracker.eval.captions import evaluate_captions, format_caption_table, load_caption_file
+
+    refs = load_caption_file(args.refs, many=True)
+    preds = load_caption_file(args.preds, many=False)
+    r = evaluate_captions(refs, preds, args.protocol)
+    r.update({"task": "captions", "benchmark": "captions", "name": args.name or Path(args.preds).stem})
+    _write_summary(Path(args.out), r)
+    print(format_caption_table({r["name"]: r}))
+    return 0
+
+
+def _run_smot(args) -> int:
+    from vptracker.eval.captions import format_caption_table
+    from vptracker.eval.mot import format_mot_table
+    from vptracker.eval.smot import evaluate_smot, smot_table_row
+
+    r = evaluate_smot(args.gt_root, args.results, args.caption_protocol)
+    r.update({"task": "smot", "benchmark": "BenSMOT", "name": args.name or Path(args.results).name,
+              "protocol": args.caption_protocol, "table_row": None})
+    r["table_row"] = smot_table_row(r)
+    out = Path(args.out)
+    _write_summary(out, r)
+    _write_rows_csv(out / "per_sequence.csv", {**r["tracking"]["per_sequence"], "COMBINED": r["tracking"]["COMBINED"]},
+                    "sequence")
+    print(format_mot_table(r["tracking"]))
+    captions = {k: r[k] for k in ("video_caption", "instance_caption") if k in r}
+    if captions:
+        print(format_caption_table(captions))
+    return 0
+
+
+def _run_report(args) -> int:
+    from vptracker.eval.report import write_report
+
+    path = write_report(args.summaries, args.out)
+    print(path.read_text())
+    return 0
+
+
+_RUNNERS = {"sot": _run_sot, "mot": _run_mot, "rmot": _run_rmot, "crmot": _run_crmot,
+            "captions": _run_captions, "smot": _run_smot, "report": _run_report}
+
+
+def run(args) -> int:
+    from vptracker.datasets.base import DatasetFormatError
+    from vptracker.eval.captions import CaptionInputError
+    from vptracker.eval.sot import ResultError
+
+    try:
+        return _RUNNERS[args.eval_task](args)
+    except (DatasetFormatError, CaptionInputError, ResultError, FileNotFoundError) as e:
+        # Input problems are the user's to fix: one clear line, not a traceback.
+        print(f"vptracker eval {args.eval_task}: {e}", file=sys.stderr)
+        return 2
