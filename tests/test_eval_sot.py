@@ -1,0 +1,291 @@
+"""SOT metrics against straightforward per-frame loops written from the official toolkits' code,
+on real data: the TNL2K toolkit annotations (700 sequences) and published OTB tracker outputs."""
+from __future__ import annotations
+
+import json
+import math
+import tarfile
+
+import numpy as np
+import pytest
+
+from vptracker.datasets.base import DatasetFormatError
+from vptracker.eval.sot import ResultError
+from vptracker.eval.sot_data import SOTGroundTruth, load_ground_truth
+from vptracker.eval.sot_eval import evaluate_sot, score_sequences
+
+
+# ----------------------------------------------------------------------------- reference loops
+
+def _iou_pixels(a, b):
+    # calc_rect_int / calc_iou_overlap: x2 = x+w-1, +1 in the overlap
+    ix = max(0.0, min(a[0] + a[2] - 1, b[0] + b[2] - 1) - max(a[0], b[0]) + 1)
+    iy = max(0.0, min(a[1] + a[3] - 1, b[1] + b[3] - 1) - max(a[1], b[1]) + 1)
+    inter = ix * iy
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def _centre(b):
+    return b[0] + (b[2] - 1) / 2, b[1] + (b[3] - 1) / 2
+
+
+def _matlab_thresholds():
+    # MATLAB 0:0.05:1 fills the first half upwards from 0 and the second half down from 1
+    return [k * 0.05 if k < 10 else 1 - (20 - k) * 0.05 for k in range(21)]
+
+
+def reference_tnl2k(pred, gt, absent):
+    """TNL2K toolkit: eval_tracker + calc_seq_err_robust, one frame at a time."""
+    n = len(gt)
+    pred = [list(r) for r in pred[:n]]
+    for i in range(1, n):
+        r = pred[i]
+        if (any(math.isnan(v) for v in r) or r[2] <= 0 or r[3] <= 0) and not any(math.isnan(v) for v in gt[i]):
+            pred[i] = list(pred[i - 1])
+    pred[0] = list(gt[0])
+    thr_o, thr_c = _matlab_thresholds(), list(range(51))
+    succ, prec, nprec = [0] * 21, [0] * 51, [0] * 51
+    for i in range(n):
+        if absent[i]:
+            continue  # removed from the frames scored; the denominator stays n
+        g, p = gt[i], pred[i]
+        if all(v > 0 for v in g):
+            o = _iou_pixels(p, g)
+            (pcx, pcy), (gcx, gcy) = _centre(p), _centre(g)
+            c = math.hypot(pcx - gcx, pcy - gcy)
+            nc = math.hypot(pcx / g[2] - gcx / g[2], pcy / g[3] - gcy / g[3])
+        else:
+            o, c, nc = -1.0, -1.0, -1.0
+        for j, t in enumerate(thr_o):
+            succ[j] += o > t
+        for j, t in enumerate(thr_c):
+            prec[j] += c <= t
+            nprec[j] += nc <= t / 100
+    return [s / n for s in succ], [p / n for p in prec], [p / n for p in nprec]
+
+
+def reference_pytracking(pred, gt, visible, lasot_mode):
+    """pytracking analysis/extract_results.py calc_seq_err_robust + curve counting."""
+    pred = [list(r) for r in pred]
+    for i in range(1, len(pred)):
+        if (pred[i][2] == 0 or pred[i][3] == 0):
+            pred[i] = list(pred[i - 1])
+    n = len(gt)
+    pred = pred[:n] + [[0.0] * 4] * max(0, n - len(pred))
+    pred[0] = list(gt[0])
+    succ, prec, nprec = [0] * 21, [0] * 51, [0] * 51
+    for i in range(n):
+        g, p = gt[i], pred[i]
+        vis = visible[i] if lasot_mode else True
+        valid = g[2] > 0 and g[3] > 0 and vis
+        (pcx, pcy), (gcx, gcy) = _centre(p), _centre(g)
+        if valid:
+            o = _iou_pixels(p, g)
+            c = math.hypot(pcx - gcx, pcy - gcy)
+            nc = math.hypot(pcx / g[2] - gcx / g[2], pcy / g[3] - gcy / g[3])
+        else:
+            o, c, nc = -1.0, math.inf, -1.0
+        if lasot_mode and not vis:
+            c, nc = math.inf, math.inf
+        for j in range(21):
+            succ[j] += o > j * 0.05
+        for j in range(51):
+            prec[j] += c <= j
+            nprec[j] += nc <= j / 100.0
+    return [s / n for s in succ], [p / n for p in prec], [p / n for p in nprec]
+
+
+def reference_got10k(pred, gt):
+    """got10k ExperimentOTB: rect_iou (union + eps, clipped), centre x+(w-1)/2, linspace thresholds."""
+    n = min(len(pred), len(gt))
+    pred = [list(r) for r in pred[:n]]
+    pred[0] = list(gt[0])
+    succ, prec = [0] * 21, [0] * 51
+    thr = np.linspace(0, 1, 21)
+    for i in range(n):
+        a, b = pred[i], gt[i]
+        iw = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+        ih = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+        inter = iw * ih
+        o = min(1.0, max(0.0, inter / (a[2] * a[3] + b[2] * b[3] - inter + np.finfo(float).eps)))
+        (pcx, pcy), (gcx, gcy) = _centre(a), _centre(b)
+        c = math.hypot(pcx - gcx, pcy - gcy)
+        for j in range(21):
+            succ[j] += o > thr[j]
+        for j in range(51):
+            prec[j] += c <= j
+    return [s / n for s in succ], [p / n for p in prec]
+
+
+def _reference_scores(curves_per_seq):
+    succ = np.mean([c[0] for c in curves_per_seq], axis=0)
+    prec = np.mean([c[1] for c in curves_per_seq], axis=0)
+    out = {"auc": 100 * float(np.mean(succ)), "precision": 100 * float(prec[20])}
+    if len(curves_per_seq[0]) > 2:
+        out["norm_precision"] = 100 * float(np.mean([c[2] for c in curves_per_seq], axis=0)[20])
+    return out
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+@pytest.fixture(scope="session")
+def tnl2k_annos(shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("tnl2k")
+    with tarfile.open(shared_data / "tnl2k" / "test_annos.tar.gz") as tar:
+        tar.extractall(out, filter="data")
+    return out / "annos"
+
+
+@pytest.fixture(scope="session")
+def tnl2k_gt(tnl2k_annos):
+    return load_ground_truth(tnl2k_annos)
+
+
+def perturbed(gt: np.ndarray, seed: int) -> np.ndarray:
+    """A plausible tracker: jittered boxes, some zero-size answers, some lost frames."""
+    rng = np.random.default_rng(seed)
+    n = len(gt)
+    size = np.maximum(gt[:, 2:], 1.0)
+    pred = gt.copy()
+    pred[:, :2] += rng.normal(0, 0.15, (n, 2)) * size
+    pred[:, 2:] = np.abs(size * rng.lognormal(0, 0.15, (n, 2)))
+    lost = rng.random(n) < 0.05
+    pred[lost, :2] += 10 * size[lost]
+    pred[rng.random(n) < 0.02, 2] = 0.0  # zero width: the toolkits carry the previous box forward
+    return np.round(pred, 2)
+
+
+# ----------------------------------------------------------------------------- tests
+
+def test_toolkit_layout_loads_700_sequences_with_quirks(tnl2k_gt):
+    assert len(tnl2k_gt) == 700
+    assert sum(len(s) for s in tnl2k_gt) == 516038
+    quirk = next(s for s in tnl2k_gt if s.name == "advSamp_monitor_bikeyellow")
+    assert len(quirk) == 929 and len(quirk.visible) == 929  # 930 absent flags cut to the gt length
+    assert sum(int((~s.visible).sum()) for s in tnl2k_gt) == 65253
+    assert all(len(s.attributes) == 17 for s in tnl2k_gt)
+
+
+@pytest.mark.parametrize("protocol", ["tnl2k", "ostrack", "lasot"])
+def test_tnl2k_perturbed_matches_reference_loops(tnl2k_gt, protocol):
+    # every 12th sequence (59 sequences, ~45k frames) keeps the pure-Python loops fast
+    subset = tnl2k_gt[::12]
+    preds = {s.name: perturbed(s.boxes, i) for i, s in enumerate(subset)}
+    ours = score_sequences(subset, preds, protocol)
+    ref_curves = []
+    for s in subset:
+        p, g = preds[s.name].tolist(), s.boxes.tolist()
+        if protocol == "tnl2k":
+            ref_curves.append(reference_tnl2k(p, g, (~s.visible).tolist()))
+        else:
+            ref_curves.append(reference_pytracking(p, g, s.visible.tolist(), protocol == "lasot"))
+    ref = _reference_scores(ref_curves)
+    for key in ("auc", "precision", "norm_precision"):
+        assert ours[key] == pytest.approx(ref[key], abs=1e-9), key
+    name = subset[3].name
+    assert ours["per_sequence"][name]["auc"] == pytest.approx(100 * np.mean(ref_curves[3][0]), abs=1e-9)
+
+
+def test_gt_against_itself(tnl2k_gt):
+    preds = {s.name: s.boxes for s in tnl2k_gt}
+    clean = [s for s in tnl2k_gt if s.visible.all() and (s.boxes > 0).all()]
+    assert len(clean) > 100
+    for protocol in ("tnl2k", "ostrack", "lasot", "otb"):
+        r = score_sequences(tnl2k_gt, preds, protocol)
+        for s in clean:
+            row = r["per_sequence"][s.name]
+            # IoU 1 is never > the last threshold 1.0: a perfect sequence scores 20/21 of the AUC
+            assert row["auc"] == pytest.approx(100 * 20 / 21, abs=1e-9)
+            assert row["precision"] == pytest.approx(100.0) and row["norm_precision"] == pytest.approx(100.0)
+    # the protocols disagree exactly where the SPEC says they do
+    tnl2k, ostrack, lasot = (score_sequences(tnl2k_gt, preds, p) for p in ("tnl2k", "ostrack", "lasot"))
+    assert tnl2k["auc"] < ostrack["auc"] == pytest.approx(lasot["auc"])
+    assert ostrack["norm_precision"] == pytest.approx(100.0)  # invalid frames are hits (known quirk)
+    assert lasot["norm_precision"] < 100.0 and lasot["precision"] < 100.0
+
+
+def test_otb_published_trackers_match_got10k_loop(shared_data):
+    gt = load_ground_truth(shared_data / "otb")
+    assert [s.name for s in gt] == ["Couple", "Crossing", "Football1"]
+    assert gt[0].attributes == {"SV": True, "DEF": True, "FM": True, "OPR": True, "BC": True}
+    for tracker in ("MEEM", "MUSTer", "STRUCK"):
+        preds = {s.name: np.array(json.loads((shared_data / "otb" / "results" / tracker / f"{s.name}.json")
+                                             .read_text())[0]["res"], dtype=float) for s in gt}
+        ours = score_sequences(gt, preds, "otb")
+        ref = _reference_scores([reference_got10k(preds[s.name].tolist(), s.boxes.tolist()) for s in gt])
+        assert ours["auc"] == pytest.approx(ref["auc"], abs=1e-9)
+        assert ours["precision"] == pytest.approx(ref["precision"], abs=1e-9)
+        assert 40 < ours["auc"] < 80  # published trackers on easy sequences
+    assert set(ours["attributes"]) >= {"SV", "DEF", "FM"}
+
+
+def test_results_folder_any_delimiter_and_errors(tmp_path, shared_data):
+    gt = load_ground_truth(shared_data / "otb")
+    res = tmp_path / "res"
+    res.mkdir()
+    for i, s in enumerate(gt):
+        sep = [",", "\t", " "][i]
+        text = "\r\n".join(sep.join(f"{v:g}" for v in row) for row in s.boxes)
+        (res / f"{s.name}.txt").write_text(text)
+    r = evaluate_sot(gt, res, "ostrack")
+    assert r["precision"] == pytest.approx(100.0)
+    (res / "Crossing.txt").write_text("1,2,3,4\n5,6,x,8\n")
+    with pytest.raises(DatasetFormatError, match=r"Crossing.txt:2"):
+        evaluate_sot(gt, res, "otb")
+    (res / "Crossing.txt").unlink()
+    with pytest.raises(DatasetFormatError, match="Crossing.txt"):
+        evaluate_sot(gt, res, "otb")
+    assert evaluate_sot(gt, res, "otb", skip_missing=True)["num_sequences"] == 2
+
+
+def test_protocol_refusals_name_the_sequence():
+    seq = SOTGroundTruth("seqA", np.array([[10, 10, 5, 5]] * 4, dtype=float), np.ones(4, bool))
+    with pytest.raises(ResultError, match="seqA"):
+        score_sequences([seq], {"seqA": np.array([[10, 10, 5, 5]] * 2, float)}, "tnl2k")
+    with pytest.raises(ResultError, match="seqA"):
+        score_sequences([seq], {"seqA": np.array([[10, 10, -5, 5]] * 4, float)}, "ostrack")
+    with pytest.raises(ValueError, match="unknown SOT protocol"):
+        score_sequences([seq], {"seqA": seq.boxes}, "vot")
+
+
+def test_lasot_and_tnllt_layouts(tmp_path):
+    seq = tmp_path / "lasot" / "airplane" / "airplane-1"
+    seq.mkdir(parents=True)
+    (seq / "groundtruth.txt").write_text("10,10,20,20\n12,10,20,20\n0,0,0,0\n14,10,20,20\n")
+    (seq / "full_occlusion.txt").write_text("0,0,1,0")
+    (seq / "out_of_view.txt").write_text("0,0,0,1")
+    (gt,) = load_ground_truth(tmp_path / "lasot")
+    assert gt.name == "airplane-1" and gt.visible.tolist() == [True, True, False, False]
+    tnllt = tmp_path / "tnllt" / "seq_001"
+    tnllt.mkdir(parents=True)
+    (tnllt / "groundtruth.txt").write_text("1.5,2.5,10.25,20\n1.5,2.5,10.25,20\n")
+    (tnllt / "absent_label.txt").write_text("0\n1\n")
+    (gt2,) = load_ground_truth(tmp_path / "tnllt")
+    assert gt2.boxes[0].tolist() == [1.5, 2.5, 10.25, 20.0] and gt2.visible.tolist() == [True, False]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetFormatError, match="groundtruth"):
+        load_ground_truth(tmp_path / "empty")
+
+
+def test_cli_sot_writes_contract(tmp_path, shared_data):
+    from vptracker.cli import main
+
+    res = {}
+    for tracker in ("MEEM", "STRUCK"):
+        res[tracker] = tmp_path / tracker
+        res[tracker].mkdir()
+        for seq in ("Couple", "Crossing", "Football1"):
+            boxes = json.loads((shared_data / "otb" / "results" / tracker / f"{seq}.json").read_text())[0]["res"]
+            (res[tracker] / f"{seq}.txt").write_text("\n".join(",".join(map(str, b)) for b in boxes))
+    out = tmp_path / "out"
+    rc = main(["eval", "sot", "--protocol", "otb", "--gt-root", str(shared_data / "otb"), "--results",
+               str(res["MEEM"]), f"struck={res['STRUCK']}", "--out", str(out)])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert {"auc", "precision", "norm_precision", "per_sequence"} <= set(summary)
+    assert summary["name"] == "MEEM" and (out / "struck" / "summary.json").is_file()
+    assert (out / "per_sequence.csv").read_text().splitlines()[0].startswith("sequence,auc")
+    for kind in ("success", "precision", "norm_precision"):
+        assert (out / f"{kind}_plot.png").stat().st_size > 1000
+    assert main(["eval", "sot", "--protocol", "otb", "--gt-root", str(tmp_path / "nope"), "--results",
+                 str(res["MEEM"]), "--out", str(out)]) == 2
