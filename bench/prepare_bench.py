@@ -22,9 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vptracker.datasets.base import Sequence, Track  # noqa: E402
-from vptracker.tasks import get_task  # noqa: E402
-from vptracker.tasks.base import ShardWriter  # noqa: E402
+from vptracker.datasets.base import Sequence, Track
+from vptracker.tasks import get_task
+from vptracker.tasks.base import ShardWriter
 
 
 def rss_mb(workers: int = 0) -> float:

@@ -61,9 +61,11 @@ def test_omnipt_sot_trajectory_maps_back(mot):
         assert len(traj) == 8 and traj[0].box is not None
         first = parse_box(row["messages"][0]["content"])
         assert first.box == traj[0].box
-        candidates = [tr for tr in seq.tracks if tr.visible[t0]]
-        match = [tr for tr in candidates
-                 if np.allclose(coord.to_frame(first.box), (lambda b: (b[0], b[1], min(b[0] + b[2], W), min(b[1] + b[3], H)))(tr.boxes[t0]), atol=0.1)]
+        def clipped(b):
+            return b[0], b[1], min(b[0] + b[2], W), min(b[1] + b[3], H)
+
+        match = [tr for tr in seq.tracks
+                 if tr.visible[t0] and np.allclose(coord.to_frame(first.box), clipped(tr.boxes[t0]), atol=0.1)]
         track = match[0]
         for t, parsed in zip(frames, traj):
             if track.visible[t]:

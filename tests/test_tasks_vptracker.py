@@ -204,3 +204,22 @@ def test_output_does_not_depend_on_worker_count(tnl2k, tmp_path):
     assert outs[0] == outs[1]
     streamed = [json.dumps(r, separators=(",", ":")) for _, r in generate(task, index, {}, 30, 11, shard_size=7)]
     assert outs[0].decode().splitlines() == streamed
+
+
+def test_real_otb_pairs_stay_inside_the_frames(shared_data):
+    seqs = load("otb", shared_data / "otb")
+    where = _lookup(seqs)
+    for row in _rows(seqs, 60, seed=2):
+        seq, s = where[row["images"][1]]
+        ans = parse_vptracker(row["messages"][1]["content"])
+        x1, y1, x2, y2 = ans.box
+        assert 0 <= x1 < x2 <= seq.width and 0 <= y1 < y2 <= seq.height
+        x, y, w, h = seq.target.boxes[s]
+        assert (x1, y1) == (round(max(x, 0)), round(max(y, 0)))
+    row = _rows(seqs, 1, seed=9)[0]
+    template, search = render(Image.open(row["images"][0]), Image.open(row["images"][1]),
+                              VisualPrompt.from_json(row["visual_prompt"]))
+    x1, y1, x2, y2 = row["visual_prompt"]["template_region"]
+    original = Image.open(row["images"][0]).convert("RGB").crop((x1, y1, x2, y2))
+    assert template.tobytes() == original.tobytes()
+    assert search.size == Image.open(row["images"][1]).size

@@ -31,7 +31,7 @@ _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from vptracker.visual_prompt import VisualPrompt, render  # noqa: E402
+from vptracker.visual_prompt import VisualPrompt, render
 
 ROW_FIELDS = ("visual_prompt", "crops")
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")

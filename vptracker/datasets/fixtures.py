@@ -8,8 +8,8 @@ box filled, which lets pixel-level checks find the target.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence as Seq
 from pathlib import Path
-from typing import Sequence as Seq
 
 import numpy as np
 from PIL import Image

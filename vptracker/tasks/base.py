@@ -16,16 +16,17 @@ from __future__ import annotations
 import itertools
 import random
 import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import msgspec
 import numpy as np
 
 from vptracker.datasets.base import Sequence
 
-_TASKS: dict[str, type["Task"]] = {}
+_TASKS: dict[str, type[Task]] = {}
 
 
 def register_task(*names: str):
@@ -42,7 +43,7 @@ def tasks() -> list[str]:
     return sorted(_TASKS)
 
 
-def get_task(name: str, **options) -> "Task":
+def get_task(name: str, **options) -> Task:
     import vptracker.tasks  # noqa: F401
     if name not in _TASKS:
         raise KeyError(f"unknown task {name!r}; registered: {', '.join(sorted(_TASKS))}")

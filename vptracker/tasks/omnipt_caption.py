@@ -14,8 +14,15 @@ import numpy as np
 
 from vptracker.prompts import omnipt_instance_caption, omnipt_video_caption
 from vptracker.tasks.base import Task, chat, register_task
-from vptracker.tasks.omnipt_common import OMNIPT_DEFAULTS, box_text, frame_paths, spread, task_coord, usable_mask, \
-    validate_common
+from vptracker.tasks.omnipt_common import (
+    OMNIPT_DEFAULTS,
+    box_text,
+    frame_paths,
+    spread,
+    task_coord,
+    usable_mask,
+    validate_common,
+)
 
 
 @register_task("omnipt_video_caption")

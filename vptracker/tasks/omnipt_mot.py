@@ -20,11 +20,24 @@ import numpy as np
 
 from vptracker.boxes import render_bbox, render_trajectories
 from vptracker.datasets.base import Sequence
-from vptracker.prompts import (no_objects_answer, omnipt_mot_first, omnipt_mot_new, omnipt_mot_track,
-                               pretext_detection)
+from vptracker.prompts import (
+    no_objects_answer,
+    omnipt_mot_first,
+    omnipt_mot_new,
+    omnipt_mot_track,
+    pretext_detection,
+)
 from vptracker.tasks.base import Task, register_task
-from vptracker.tasks.omnipt_common import (OMNIPT_DEFAULTS, frame_paths, has_missing, model_box, task_coord,
-                                           usable_mask, validate_common, window)
+from vptracker.tasks.omnipt_common import (
+    OMNIPT_DEFAULTS,
+    frame_paths,
+    has_missing,
+    model_box,
+    task_coord,
+    usable_mask,
+    validate_common,
+    window,
+)
 
 
 @dataclass
@@ -39,6 +52,15 @@ def mot_index(task, sequences: list[Sequence], min_frames: int) -> list[_MotEntr
     if not out:
         raise ValueError(f"task {task.name}: no sequence with tracks and at least {min_frames} frames")
     return out
+
+
+def draw_window(task, index: list[_MotEntry], rng: random.Random):
+    """A random entry and a window of ``task.frames`` frames in it, or ``(None, None)`` to redraw."""
+    entry = index[rng.randrange(len(index))]
+    frames = window(len(entry.seq), int(task.frames), int(task.stride), rng)
+    if frames is None or has_missing(entry.seq, frames):
+        return None, None
+    return entry, frames
 
 
 def _boxes_text(boxes, decimals: int) -> str:
@@ -58,11 +80,10 @@ class OmniPTMOT(Task):
         return mot_index(self, sequences, int(self.frames))
 
     def sample(self, index, rng: random.Random) -> dict | None:
-        entry = index[rng.randrange(len(index))]
-        seq = entry.seq
-        frames = window(len(seq), int(self.frames), int(self.stride), rng)
-        if frames is None or has_missing(seq, frames):
+        entry, frames = draw_window(self, index, rng)
+        if entry is None:
             return None
+        seq = entry.seq
         present = entry.present[:, frames]
         first = np.flatnonzero(present[:, 0]).tolist()
         if not first:

@@ -18,9 +18,17 @@ import numpy as np
 from vptracker.boxes import render_trajectories
 from vptracker.prompts import omnipt_crmot, omnipt_rmot
 from vptracker.tasks.base import Task, chat, register_task
-from vptracker.tasks.omnipt_common import (OMNIPT_DEFAULTS, frame_paths, has_missing, model_box, task_coord,
-                                           usable_mask, validate_common, window)
-from vptracker.tasks.omnipt_mot import mot_index
+from vptracker.tasks.omnipt_common import (
+    OMNIPT_DEFAULTS,
+    frame_paths,
+    has_missing,
+    model_box,
+    task_coord,
+    usable_mask,
+    validate_common,
+    window,
+)
+from vptracker.tasks.omnipt_mot import draw_window, mot_index
 
 
 @register_task("omnipt_rmot")
@@ -37,11 +45,10 @@ class OmniPTRMOT(Task):
         return mot_index(self, usable, int(self.frames))
 
     def sample(self, index, rng: random.Random) -> dict | None:
-        entry = index[rng.randrange(len(index))]
-        seq = entry.seq
-        frames = window(len(seq), int(self.frames), int(self.stride), rng)
-        if frames is None or has_missing(seq, frames):
+        entry, frames = draw_window(self, index, rng)
+        if entry is None:
             return None
+        seq = entry.seq
         coord = task_coord(self, seq)
         seen = np.flatnonzero(entry.present[:, frames].any(axis=1)).tolist()
         trajectories = [[model_box(seq.tracks[i], t, seq, coord) for t in frames] for i in seen]

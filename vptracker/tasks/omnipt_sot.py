@@ -18,8 +18,16 @@ from vptracker.boxes import render_trajectory
 from vptracker.datasets.base import Sequence, Track
 from vptracker.prompts import omnipt_sot, pretext_location
 from vptracker.tasks.base import Task, chat, register_task
-from vptracker.tasks.omnipt_common import (OMNIPT_DEFAULTS, box_text, frame_paths, has_missing, task_coord,
-                                           trajectory, usable_mask, validate_common)
+from vptracker.tasks.omnipt_common import (
+    OMNIPT_DEFAULTS,
+    box_text,
+    frame_paths,
+    has_missing,
+    task_coord,
+    trajectory,
+    usable_mask,
+    validate_common,
+)
 
 
 @dataclass

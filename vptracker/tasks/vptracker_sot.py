@@ -24,8 +24,16 @@ from vptracker.boxes import FAMILY_FACTOR, SCALES, CoordMap, render_vptracker
 from vptracker.datasets.base import Sequence
 from vptracker.prompts import vptracker_prompt
 from vptracker.tasks.base import Task, chat, register_task
-from vptracker.visual_prompt import (INBBOX_RATIO, TEMPLATE_SCALE, TRAIN_SCALE_RANGE, VP_COLOR, VP_LINE_WIDTH,
-                                     outline_region, template_region, training_centre)
+from vptracker.visual_prompt import (
+    INBBOX_RATIO,
+    TEMPLATE_SCALE,
+    TRAIN_SCALE_RANGE,
+    VP_COLOR,
+    VP_LINE_WIDTH,
+    outline_region,
+    template_region,
+    training_centre,
+)
 
 VISUAL_TOKENS_PER_IMAGE = 1024  # the released recipe's cap; sets max_pixels for the 'resized' scale
 
