@@ -41,16 +41,16 @@ _CORPUS = [
 ]
 
 
-def _tokenizer(out: Path) -> None:
+def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 600) -> None:
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     bpe = Tokenizer(models.BPE(unk_token=None))
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    trainer = trainers.BpeTrainer(vocab_size=bpe_vocab, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
                                   show_progress=False)
-    bpe.train_from_iterator(_CORPUS * 20, trainer=trainer)
+    bpe.train_from_iterator((_CORPUS + list(extra_corpus)) * 20, trainer=trainer)
     state = json.loads(bpe.to_str())
     vocab = state["model"]["vocab"]
     # Filler entries no merge can produce: they only pad the id space up to the special tokens.
@@ -134,8 +134,12 @@ def _processor(family: str, out: Path, tokenizer_dir: Path) -> None:
 
 
 def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int = 2, vision_depth: int = 2,
-                    seed: int = 0) -> Path:
-    """Writes a random-weight model, tokenizer and processor of ``family`` to ``out``."""
+                    seed: int = 0, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 600) -> Path:
+    """Writes a random-weight model, tokenizer and processor of ``family`` to ``out``.
+
+    ``extra_corpus`` / ``bpe_vocab`` let the BPE learn merges for long prompts (the CPU demo trains
+    on VPTracker's 130-word prompt, which the default 600-token BPE spells in ~460 tokens).
+    """
     import torch
     from transformers import AutoModelForImageTextToText
 
@@ -144,7 +148,7 @@ def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int 
     config = _config(family, hidden, layers, vision_depth)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
-    _tokenizer(out)
+    _tokenizer(out, tuple(extra_corpus), bpe_vocab)
     _processor(family, out, out)
     model.generation_config.eos_token_id = [FIRST_SPECIAL_ID + 2, FIRST_SPECIAL_ID]
     model.generation_config.pad_token_id = FIRST_SPECIAL_ID
