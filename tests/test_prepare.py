@@ -70,3 +70,13 @@ def test_enumerating_task_fills_consecutive_shards(tmp_path):
     assert card["outputs"]["train"]["pretext_clip"]["counts"] == {"synth_pedes": 3}
     with pytest.raises(SystemExit, match="give --config, or all of --root, --task, --out"):
         main(["prepare", "--dataset", "synth_pedes"])
+
+
+def test_relative_roots_give_absolute_frame_paths(tmp_path, monkeypatch):
+    from vptracker.tasks.prepare import direct_config, prepare
+
+    fx.write_tnl2k(tmp_path / "TNL2K", "train", "a", [(4 + i, 4, 10, 8) for i in range(4)], "a box")
+    monkeypatch.chdir(tmp_path)
+    prepare(direct_config("tnl2k", "TNL2K", "vptracker_sot", 3, 0, "out", split="train"), progress=False)
+    row = json.loads((tmp_path / "out" / "train-vptracker_sot-00000.jsonl").read_text().splitlines()[0])
+    assert all(Path(p).is_absolute() and Path(p).is_file() for p in row["images"])

@@ -72,7 +72,8 @@ class SourceCache:
         if key not in self._loaded:
             if not Path(root).exists():
                 raise FileNotFoundError(f"data config: {where}.root {root} does not exist")
-            self._loaded[key] = load(dataset, root, split=spec.get("split"), **options)
+            # Rows name frames by absolute path, so training can run from any working directory.
+            self._loaded[key] = load(dataset, Path(root).expanduser().resolve(), split=spec.get("split"), **options)
         return self._loaded[key]
 
 
