@@ -173,6 +173,13 @@ def test_otb_space_separated_and_two_target_sequences(tmp_path):
     assert seqs["Jogging-2"].target.boxes[1].tolist() == [2, 2, 4, 4]
 
 
+def test_mixed_delimiters_and_crlf_in_one_file(tmp_path):
+    seq = fx.write_otb(tmp_path, "Mixed", BOXES[:3])
+    (seq / "groundtruth_rect.txt").write_bytes(b"1,2,3,4\r\n5\t6\t7\t8\r\n9 10, 11\t12,\r\n\r\n")
+    s = load("otb", tmp_path)[0]
+    assert s.target.boxes.tolist() == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]
+
+
 def test_otb_cfg_start_frame(tmp_path):
     seq = fx.write_otb(tmp_path, "David", BOXES[:2], extra_frames=3)
     (seq / "cfg.json").write_text('{"startFrame": 3, "endFrame": 4}')

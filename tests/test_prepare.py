@@ -80,3 +80,19 @@ def test_relative_roots_give_absolute_frame_paths(tmp_path, monkeypatch):
     prepare(direct_config("tnl2k", "TNL2K", "vptracker_sot", 3, 0, "out", split="train"), progress=False)
     row = json.loads((tmp_path / "out" / "train-vptracker_sot-00000.jsonl").read_text().splitlines()[0])
     assert all(Path(p).is_absolute() and Path(p).is_file() for p in row["images"])
+
+
+def test_verify_frames_skips_and_reports_a_damaged_frame(tmp_path):
+    from vptracker.tasks.prepare import direct_config, prepare
+
+    seq = fx.write_tnl2k(tmp_path / "TNL2K", "train", "a", [(4 + i, 4, 10, 8) for i in range(4)], "a box")
+    damaged = seq / "imgs" / "00003.jpg"
+    damaged.write_bytes(damaged.read_bytes()[:200])  # a valid header, truncated pixels
+    config = direct_config("tnl2k", str(tmp_path / "TNL2K"), "vptracker_sot", 60, 0, str(tmp_path / "out"),
+                           split="train")
+    config["verify_frames"] = True
+    with pytest.warns(UserWarning, match="damaged frames"):
+        card = prepare(config, progress=False)
+    assert card["damaged_frames"] == [str(damaged)]
+    text = (tmp_path / "out" / "train-vptracker_sot-00000.jsonl").read_text()
+    assert "00003.jpg" not in text and text.count("\n") == 60

@@ -110,3 +110,29 @@ def fit_frames(seq_dir: Path, frames: list[str], n_annotated: int, ann_path: Pat
         raise DatasetFormatError(ann_path, None, f"no more annotation rows than frame images "
                                  f"({n_annotated} rows for {len(frames)} images in {seq_dir})")
     return frames[:n_annotated]
+
+
+def damaged_frames(paths: list[str]) -> list[int]:
+    """Positions of frames that do not decode (TNL2K ships one damaged frame). Decodes every frame:
+    slow, so only run on request (``verify_frames`` in a data config)."""
+    from PIL import Image
+
+    bad = []
+    for i, path in enumerate(paths):
+        try:
+            with Image.open(path) as im:
+                im.load()
+        except (OSError, SyntaxError, ValueError):
+            bad.append(i)
+    return bad
+
+
+def mark_damaged(seq) -> list[str]:
+    """Decodes every frame of ``seq``; damaged ones join ``meta["missing_frames"]`` (builders skip
+    them) and are returned, so the caller can report them."""
+    missing = set(seq.meta.get("missing_frames") or [])
+    bad = [i for i in damaged_frames(seq.frames) if i not in missing]
+    if bad:
+        seq.meta["missing_frames"] = sorted(missing | set(bad))
+        warnings.warn(f"{seq.dataset}/{seq.name}: damaged frames {[seq.frames[i] for i in bad]}", stacklevel=2)
+    return [seq.frames[i] for i in bad]

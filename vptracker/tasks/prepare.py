@@ -6,6 +6,7 @@ Config (``configs/data/*.yaml``; every path comes from the config or a ``key=val
     out: data/prepared/vptracker
     shard_size: 100000
     workers: auto                      # processes building shards (the output does not depend on it)
+    verify_frames: false               # decode every frame once; damaged ones are skipped and listed
     roots: {tnl2k: /data/TNL2K}        # a source without ``root`` uses roots.<dataset>
     jobs:
       <job>:
@@ -16,7 +17,7 @@ Config (``configs/data/*.yaml``; every path comes from the config or a ``key=val
         samples: {train: 1000000, val: 10000}   # per output split: a count, or ``all`` (each unit once)
 
 Writes ``<out>/<split>-<job>-NNNNN.jsonl`` and ``<out>/card.json`` (counts per job, task and
-source, the resolved config and the seed). Each (job, split) draws from its own seed derived from
+source, the resolved config, the seed, and the damaged frames found when ``verify_frames`` is on). Each (job, split) draws from its own seed derived from
 the config seed, so adding a job does not change the rows of another; each shard draws from its
 own generator, so the files are the same whatever the number of workers.
 """
@@ -30,6 +31,7 @@ from typing import Any
 
 from vptracker.datasets import load
 from vptracker.datasets.base import Sequence
+from vptracker.datasets.frames import mark_damaged
 from vptracker.tasks.base import ShardWriter, generate, get_task
 
 
@@ -58,9 +60,11 @@ def _count(value: Any, where: str) -> int | None:
 class SourceCache:
     """Loads each (dataset, root, split, options) once even when several jobs use it."""
 
-    def __init__(self, roots: dict | None = None):
+    def __init__(self, roots: dict | None = None, verify_frames: bool = False):
         self._loaded: dict[str, list[Sequence]] = {}
         self.roots = roots or {}
+        self.verify_frames = verify_frames
+        self.damaged: list[str] = []
 
     def get(self, spec: dict, where: str) -> list[Sequence]:
         dataset = _require(spec, "dataset", where)
@@ -73,7 +77,11 @@ class SourceCache:
             if not Path(root).exists():
                 raise FileNotFoundError(f"data config: {where}.root {root} does not exist")
             # Rows name frames by absolute path, so training can run from any working directory.
-            self._loaded[key] = load(dataset, Path(root).expanduser().resolve(), split=spec.get("split"), **options)
+            seqs = load(dataset, Path(root).expanduser().resolve(), split=spec.get("split"), **options)
+            if self.verify_frames:
+                for seq in seqs:
+                    self.damaged += mark_damaged(seq)
+            self._loaded[key] = seqs
         return self._loaded[key]
 
 
@@ -85,7 +93,7 @@ def prepare(config: dict, progress: bool | None = None) -> dict:
     workers = config.get("workers", "auto")
     workers = (os.cpu_count() or 1) if workers == "auto" else int(workers)
     jobs = _require(config, "jobs", "the top level")
-    cache = SourceCache(config.get("roots"))
+    cache = SourceCache(config.get("roots"), bool(config.get("verify_frames", False)))
     card: dict[str, Any] = {"seed": seed, "config": config, "outputs": {}, "totals": {}}
     for job_name, job in jobs.items():
         where = f"jobs.{job_name}"
@@ -111,6 +119,7 @@ def prepare(config: dict, progress: bool | None = None) -> dict:
                                                               "files": files, "rows": sum(counts.values())}
             per_task = card["totals"].setdefault(split, {})
             per_task[task.name] = per_task.get(task.name, 0) + sum(counts.values())
+    card["damaged_frames"] = cache.damaged
     out.mkdir(parents=True, exist_ok=True)
     (out / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True, default=str) + "\n")
     return card
