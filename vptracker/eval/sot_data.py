@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError
-from vptracker.datasets.textfiles import read_boxes, read_flags, read_text
+from vptracker.datasets.textfiles import read_text
+from vptracker.eval.numparse import boxes_many, boxes_one, flags_many
 
 # Attribute order of the TNL2K toolkit's per-sequence attribute files (paper Table 2 order).
 TNL2K_ATTRIBUTES = ("CM", "ROT", "DEF", "FOC", "IV", "OV", "POC", "VC", "SV", "BC", "MB", "ARC", "LR", "FM",
@@ -52,78 +53,12 @@ class SOTGroundTruth:
         return len(self.boxes)
 
 
-_SEPARATOR_TABLE = bytes.maketrans(b",\t;\r", b"    ")
-_SPACE, _NEWLINE, _DOT, _MINUS, _PLUS = 32, 10, 46, 45, 43
-
-
-def parse_numbers(text: bytes) -> tuple[np.ndarray, np.ndarray] | None:
-    """Plain decimal numbers (``-12``, ``3.25``) separated by commas, tabs, spaces, semicolons,
-    parsed with numpy instead of one ``float()`` per token.
-
-    Returns ``(values, tokens_per_line)`` or None when the text holds anything else (exponents,
-    ``nan``, more than 15 digits), so that the caller falls back to the exact slow reader. Each
-    value is ``mantissa / 10**decimals`` with both exact, hence the correctly rounded double that
-    ``float()`` gives.
-    """
-    buf = np.frombuffer(text.translate(_SEPARATOR_TABLE), dtype=np.uint8)
-    if buf.size == 0:
-        return np.empty(0), np.empty(0, dtype=np.int64)
-    is_digit = (buf >= 48) & (buf <= 57)
-    in_token = (buf != _SPACE) & (buf != _NEWLINE)
-    if not np.all(is_digit | ~in_token | (buf == _DOT) | (buf == _MINUS) | (buf == _PLUS)):
-        return None
-    start = in_token.copy()
-    start[1:] &= ~in_token[:-1]
-    token_of = np.cumsum(start.view(np.uint8), dtype=np.int32) - 1
-    n_tokens = int(token_of[-1]) + 1
-    is_sign = (buf == _MINUS) | (buf == _PLUS)
-    if np.any(is_sign & ~start):
-        return None
-    digit_token = token_of[is_digit]
-    n_digits = np.bincount(digit_token, minlength=n_tokens)
-    dots = np.bincount(token_of[buf == _DOT], minlength=n_tokens)
-    if np.any(n_digits == 0) or np.any(n_digits > 15) or np.any(dots > 1):
-        return None
-    first_digit = np.concatenate([[0], np.cumsum(n_digits)[:-1]])
-    rank = first_digit[digit_token] + n_digits[digit_token] - 1 - np.arange(digit_token.size)
-    # <= 15 digits keeps every term and partial sum an integer below 2**53: exact in float64.
-    mantissa = np.bincount(digit_token, weights=(buf[is_digit] - 48) * (10.0 ** rank), minlength=n_tokens)
-    dot_pos = np.full(n_tokens, np.iinfo(np.int64).max)
-    dot_pos[token_of[buf == _DOT]] = np.flatnonzero(buf == _DOT)
-    decimals = np.bincount(digit_token, weights=(np.flatnonzero(is_digit) > dot_pos[digit_token]),
-                           minlength=n_tokens).astype(np.int64)
-    values = mantissa / (10.0 ** decimals)
-    values[buf[start] == _MINUS] *= -1.0
-    line_of_start = np.cumsum((buf == _NEWLINE).view(np.uint8), dtype=np.int32)[start]
-    tokens_per_line = np.bincount(line_of_start)
-    return values, tokens_per_line[tokens_per_line > 0]
-
-
-def _read_bytes(path: str | Path, what: str) -> bytes:
-    try:
-        return Path(path).read_bytes().lstrip(b"\xef\xbb\xbf")
-    except FileNotFoundError:
-        raise DatasetFormatError(path, None, f"an existing {what}") from None
-
-
 def fast_boxes(path: str | Path, columns: int = 4) -> np.ndarray:
-    """``read_boxes`` semantics at numpy speed; any irregular file goes through ``read_boxes``.
-
-    The fast path only accepts files where every line has exactly ``columns`` plain numbers, so a
-    malformed file still gets ``read_boxes``' error naming the file and line.
-    """
-    parsed = parse_numbers(_read_bytes(path, "box file"))
-    if parsed is not None and np.all(parsed[1] == columns):
-        return parsed[0].reshape(-1, columns)
-    return read_boxes(path, columns)
+    return boxes_one(Path(path), columns)
 
 
 def fast_flags(path: str | Path) -> np.ndarray:
-    """``read_flags`` at numpy speed (one flag per line or one comma-separated line)."""
-    parsed = parse_numbers(_read_bytes(path, "flag file"))
-    if parsed is not None:
-        return parsed[0].astype(np.int64)
-    return read_flags(path)
+    return flags_many([Path(path)])[0]
 
 
 def _cut_flags(flags: np.ndarray, n: int, path: Path) -> np.ndarray:
@@ -134,24 +69,33 @@ def _cut_flags(flags: np.ndarray, n: int, path: Path) -> np.ndarray:
     return flags[:n]
 
 
+def _attribute_names(flags: np.ndarray) -> list[str]:
+    return list(TNL2K_ATTRIBUTES) if len(flags) == len(TNL2K_ATTRIBUTES) else [f"att{i + 1}" for i in range(len(flags))]
+
+
 def _toolkit_attributes(path: Path) -> dict[str, bool]:
     if not path.is_file():
         return {}
     flags = fast_flags(path)
-    names = TNL2K_ATTRIBUTES if len(flags) == len(TNL2K_ATTRIBUTES) else [f"att{i + 1}" for i in range(len(flags))]
-    return {name: bool(v) for name, v in zip(names, flags)}
+    return {name: bool(v) for name, v in zip(_attribute_names(flags), flags)}
 
 
 def _load_toolkit_folder(root: Path) -> list[SOTGroundTruth]:
+    gt_files = sorted((root / "gt_rect").glob("*.txt"))
+    names = [f.stem for f in gt_files]
+    all_boxes = boxes_many(gt_files, what="ground-truth file")
+    absent_files = [root / "absent" / f"{n}.txt" for n in names]
+    have_absent = [i for i, f in enumerate(absent_files) if f.is_file()]
+    absent = dict(zip(have_absent, flags_many([absent_files[i] for i in have_absent])))
+    att_files = [root / "att" / f"{n}_attribute.txt" for n in names]
+    have_att = [i for i, f in enumerate(att_files) if f.is_file()]
+    atts = dict(zip(have_att, flags_many([att_files[i] for i in have_att])))
     out = []
-    for gt_file in sorted((root / "gt_rect").glob("*.txt")):
-        name = gt_file.stem
-        boxes = fast_boxes(gt_file)
-        absent_file = root / "absent" / f"{name}.txt"
+    for i, (name, gt_file, boxes) in enumerate(zip(names, gt_files, all_boxes)):
         visible = None
-        if absent_file.is_file():
-            visible = _cut_flags(fast_flags(absent_file), len(boxes), absent_file) == 0
-        attributes = _toolkit_attributes(root / "att" / f"{name}_attribute.txt")
+        if i in absent:
+            visible = _cut_flags(absent[i], len(boxes), absent_files[i]) == 0
+        attributes = {a: bool(v) for a, v in zip(_attribute_names(atts[i]), atts[i])} if i in atts else {}
         out.append(SOTGroundTruth(name, boxes, visible, attributes, str(gt_file)))
     return out
 
@@ -208,15 +152,10 @@ def load_results(results_dir: str | Path, names: list[str], skip_missing: bool =
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise DatasetFormatError(results_dir, None, "a results folder holding <seq>.txt files")
-    out = {}
-    missing = []
-    for name in names:
-        path = results_dir / f"{name}.txt"
-        if path.is_file():
-            out[name] = fast_boxes(path)
-        else:
-            missing.append(name)
+    paths = {name: results_dir / f"{name}.txt" for name in names}
+    missing = [name for name, path in paths.items() if not path.is_file()]
     if missing and not skip_missing:
-        raise DatasetFormatError(results_dir / f"{missing[0]}.txt", None,
+        raise DatasetFormatError(paths[missing[0]], None,
                                  f"a result file for every sequence ({len(missing)} missing, e.g. {missing[:3]})")
-    return out
+    present = [name for name in names if name not in set(missing)]
+    return dict(zip(present, boxes_many([paths[n] for n in present], what="result file")))
