@@ -180,6 +180,17 @@ def test_mixed_delimiters_and_crlf_in_one_file(tmp_path):
     assert s.target.boxes.tolist() == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 11, 12]]
 
 
+def test_otb_bad_inputs(tmp_path):
+    seq = fx.write_otb(tmp_path, "Bad", BOXES[:2])
+    (seq / "groundtruth_rect.txt").write_text("1,2,3,4\n5,6,7\n")
+    with pytest.raises(DatasetFormatError, match=r"groundtruth_rect\.txt:2: expected 4 numbers"):
+        load("otb", tmp_path)
+    (seq / "groundtruth_rect.txt").write_text("1,2,3,4\n5,6,7,8\n")
+    (seq / "cfg.json").write_text("{startFrame: 1")
+    with pytest.raises(DatasetFormatError, match=r"cfg\.json: expected a JSON object with an integer startFrame"):
+        load("otb", tmp_path)
+
+
 def test_otb_cfg_start_frame(tmp_path):
     seq = fx.write_otb(tmp_path, "David", BOXES[:2], extra_frames=3)
     (seq / "cfg.json").write_text('{"startFrame": 3, "endFrame": 4}')
