@@ -88,7 +88,8 @@ def run_trackeval(gt_folder: str | Path, tracker_dir: str | Path, seq_info: dict
                        "PRINT_RESULTS": False, "PRINT_CONFIG": False, "TIME_PROGRESS": False,
                        "DISPLAY_LESS_PROGRESS": True, "OUTPUT_SUMMARY": False, "OUTPUT_DETAILED": False,
                        "PLOT_CURVES": False, "OUTPUT_EMPTY_CLASSES": False}
-        metrics = [trackeval.metrics.HOTA(), trackeval.metrics.CLEAR(), trackeval.metrics.Identity()]
+        quiet = {"PRINT_CONFIG": False}
+        metrics = [trackeval.metrics.HOTA(quiet), trackeval.metrics.CLEAR(quiet), trackeval.metrics.Identity(quiet)]
         evaluator = trackeval.Evaluator(eval_config)
         # TrackEval prints progress lines unconditionally; keep our command's output readable.
         with contextlib.redirect_stdout(io.StringIO()):
