@@ -30,6 +30,14 @@ def test_mot17_seqinfo_seqmap_and_trackeval_filter(tmp_path):
     assert s.meta["frame_rate"] == 30
 
 
+def test_mot_min_visibility_and_keep_ignored(tmp_path):
+    rows = [[1, 1, 1, 1, 4, 4, 1, 1, 0.9], [2, 1, 1, 1, 4, 4, 1, 1, 0.1], [1, 2, 9, 9, 4, 4, 0, 1, 1.0]]
+    fx.write_mot(tmp_path, "train", "A", 2, rows)
+    s = load("mot17", tmp_path, split="train", min_visibility=0.25)[0]
+    assert [t.id for t in s.tracks] == [1] and s.tracks[0].visible.tolist() == [True, False]
+    assert [t.id for t in load("mot17", tmp_path, split="train", keep_ignored=True)[0].tracks] == [1, 2]
+
+
 def test_dancetrack_eight_digit_frames_and_test_split_without_gt(tmp_path):
     fx.write_mot(tmp_path, "val", "dancetrack0004", 3, fx.mot_rows(_people()), pad=8)
     fx.write_mot(tmp_path, "test", "dancetrack0003", 2, None, pad=8)

@@ -22,11 +22,13 @@ PEDESTRIAN = 1
 
 
 def tracks_from_table(table: np.ndarray, n_frames: int, path: Path, first_frame: int = 1,
-                      classes: tuple[int, ...] | None = (PEDESTRIAN,), keep_ignored: bool = False) -> list[Track]:
+                      classes: tuple[int, ...] | None = (PEDESTRIAN,), keep_ignored: bool = False,
+                      min_visibility: float = 0.0) -> list[Track]:
     """One :class:`Track` per id from MOT rows ``frame,id,x,y,w,h[,flag,class,visibility]``.
 
     ``first_frame`` is the number of the sequence's first frame in the file (1 in MOTChallenge,
-    0 in CRTrack's cross-domain gt). A row outside the sequence or a repeated (frame, id) is an
+    0 in CRTrack's cross-domain gt). ``min_visibility`` drops rows whose visibility ratio (column 9)
+    is lower. A row outside the sequence or a repeated (frame, id) is an
     error naming the line.
     """
     if len(table) == 0:
@@ -36,6 +38,9 @@ def tracks_from_table(table: np.ndarray, n_frames: int, path: Path, first_frame:
         keep &= table[:, 6] != 0
     if classes is not None and table.shape[1] >= 8:
         keep &= np.isin(table[:, 7], classes) | (table[:, 7] == -1)
+    if min_visibility > 0 and table.shape[1] >= 9:
+        # rows below the threshold become absent frames of their track (heavily occluded people)
+        keep &= (table[:, 8] >= min_visibility) | (table[:, 8] == -1)
     frames = table[:, 0].astype(np.int64) - first_frame
     bad = (frames < 0) | (frames >= n_frames)
     if bad.any():
@@ -89,7 +94,7 @@ def _seqmap(root: Path, split: str | None, benchmark: str) -> list[str] | None:
 
 def read_mot_sequence(seq_dir: Path, dataset: str, classes: tuple[int, ...] | None = (PEDESTRIAN,),
                       keep_ignored: bool = False, allow_missing: bool = False,
-                      detect_zero_based: bool = False) -> Sequence:
+                      detect_zero_based: bool = False, min_visibility: float = 0.0) -> Sequence:
     """One sequence folder; ``detect_zero_based`` accepts gt numbering frames from 0 (CRTrack cross-domain)."""
     info_path = seq_dir / "seqinfo.ini"
     info = read_seqinfo(info_path) if info_path.is_file() else None
@@ -108,7 +113,7 @@ def read_mot_sequence(seq_dir: Path, dataset: str, classes: tuple[int, ...] | No
     if gt_path.is_file():
         table = read_table(gt_path, 6)
         first = 0 if detect_zero_based and len(table) and table[:, 0].min() == 0 else 1
-        tracks = tracks_from_table(table, len(frames), gt_path, first, classes, keep_ignored)
+        tracks = tracks_from_table(table, len(frames), gt_path, first, classes, keep_ignored, min_visibility)
     meta = {"has_gt": gt_path.is_file(), "missing_frames": missing}
     if info:
         meta["frame_rate"] = info["frame_rate"]
@@ -117,7 +122,8 @@ def read_mot_sequence(seq_dir: Path, dataset: str, classes: tuple[int, ...] | No
 
 
 def load_motchallenge(root: Path, split: str | None, dataset: str, classes=(PEDESTRIAN,),
-                      keep_ignored: bool = False, allow_missing: bool = False) -> list[Sequence]:
+                      keep_ignored: bool = False, allow_missing: bool = False,
+                      min_visibility: float = 0.0) -> list[Sequence]:
     names = _seqmap(root, split, dataset.upper())
     base = split_dir(root, split) if split is not None else root
     seq_dirs = sorted(p for p in base.iterdir() if p.is_dir() and ((p / "seqinfo.ini").is_file() or (p / "img1").is_dir()))
@@ -130,7 +136,8 @@ def load_motchallenge(root: Path, split: str | None, dataset: str, classes=(PEDE
     if not seq_dirs:
         raise DatasetFormatError(base, None, "<seq>/{img1, seqinfo.ini} sequence folders")
     cls = tuple(classes) if classes is not None else None
-    return [read_mot_sequence(p, dataset, cls, keep_ignored, allow_missing) for p in seq_dirs]
+    return [read_mot_sequence(p, dataset, cls, keep_ignored, allow_missing, min_visibility=min_visibility)
+            for p in seq_dirs]
 
 
 @register("mot17")
