@@ -8,8 +8,8 @@ per-source index once, then :meth:`Task.sample` draws one row from it (random ta
 video). Rows are written as they are produced; nothing keeps them in memory.
 
 Determinism: the source of every sample is fixed up front by exact ratio counts and a seeded
-permutation, and each row is drawn from one ``random.Random(seed)``, so the same seed writes the
-same bytes.
+permutation, and each shard's rows are drawn from a generator seeded by ``(seed, shard)``, so the
+same seed and shard size write the same bytes however many worker processes build the shards.
 """
 from __future__ import annotations
 
