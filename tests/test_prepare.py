@@ -96,3 +96,12 @@ def test_verify_frames_skips_and_reports_a_damaged_frame(tmp_path):
     assert card["damaged_frames"] == [str(damaged)]
     text = (tmp_path / "out" / "train-vptracker_sot-00000.jsonl").read_text()
     assert "00003.jpg" not in text and text.count("\n") == 60
+
+
+def test_list_shows_datasets_tasks_and_their_options(capsys):
+    from vptracker.cli import main
+
+    assert main(["prepare", "--list"]) == 0
+    out = capsys.readouterr().out
+    assert "tnl2k" in out and "refer_kitti_v2" in out
+    assert "task vptracker_sot: scale=abs" in out and "task omnipt_mot_grpo:" in out

@@ -27,6 +27,7 @@ def add_arguments(parser) -> None:
     direct.add_argument("--workers", default="auto", help="processes building shards ('auto': one per core); "
                         "the output is the same for any value")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--list", action="store_true", help="list the registered datasets and tasks, then exit")
 
 
 def _pairs(items: list[str], what: str) -> dict:
@@ -43,6 +44,15 @@ def run(args) -> int:
     from vptracker.config import apply_overrides, load_config
     from vptracker.tasks.prepare import direct_config, prepare
 
+    if args.list:
+        from vptracker.datasets import available
+        from vptracker.tasks import get_task, tasks
+
+        print("datasets: " + ", ".join(available()))
+        for name in tasks():
+            options = ", ".join(f"{k}={v}" for k, v in get_task(name).options.items())
+            print(f"task {name}: {options}")
+        return 0
     if args.config:
         config = load_config(args.config, args.overrides)
     else:
