@@ -229,3 +229,17 @@ def test_engine_geometry_must_match_the_task_options(tmp_path):
     with pytest.raises(ValueError, match="family"):
         run_task("vptracker_sot", engine, [make_sequence(tmp_path)], tmp_path / "o", TaskOptions(family="qwen2_vl"),
                  progress=False)
+
+
+def test_async_loop_writes_the_same_files_as_the_batched_loop(tmp_path):
+    seqs = [make_sequence(tmp_path / "data", f"s{i}", n=3 + i) for i in range(4)]
+
+    def fn(request):  # depends on the request only, so both loops must agree
+        t = request.audit.get("frame", 0)
+        return vp((20 + t, 10, 36 + t, 22)) if t % 2 else "garbage"
+    for loop in ("batched", "async"):
+        run_task("vptracker_sot", CallableEngine(fn), seqs, tmp_path / loop, OPTS, loop=loop, concurrency=3,
+                 progress=False)
+    for s in seqs:
+        assert (tmp_path / "async" / f"{s.name}.txt").read_text() == (tmp_path / "batched" / f"{s.name}.txt").read_text()
+    assert (tmp_path / "async" / "responses.jsonl").read_bytes() == (tmp_path / "batched" / "responses.jsonl").read_bytes()

@@ -107,6 +107,10 @@ def run(args) -> int:
     shard = parse_shard(cfg.get("shard"))
     if not cfg.get("model"):
         raise ValueError("missing model: pass --model DIR or model=DIR")
+    if cfg.get("cpu_threads"):
+        import torch
+
+        torch.set_num_threads(int(cfg["cpu_threads"]))
     family = cfg.get("family") or detect_family(cfg["model"])
     options = _options(cfg, family)
     sequences = _sequences(cfg)
