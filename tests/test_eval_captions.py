@@ -1,0 +1,166 @@
+"""Caption scores against loops written from the toolkits' definitions, on real text (the CRTrack
+referring descriptions), through the CLI for the Java-backed COCO protocol."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from collections import Counter
+
+import pytest
+
+from vptracker.eval.captions import CaptionInputError, evaluate_captions, load_caption_file
+
+
+@pytest.fixture(scope="module")
+def corpus(shared_data):
+    """refs: each description; preds: the neighbouring description (real, partly overlapping text)."""
+    names = sorted(p.name.split("_", 1)[1] for p in (shared_data / "crmot_in_domain" / "gt").iterdir())
+    names = list(dict.fromkeys(names))
+    refs = {f"q{i}": [text] for i, text in enumerate(names)}
+    preds = {f"q{i}": names[(i + 1) % len(names)] for i in range(len(names))}
+    return refs, preds
+
+
+def _ngrams(tokens, n):
+    return Counter(tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+
+
+def _closest_ref_len(hyp_len, refs):
+    return min((abs(len(r) - hyp_len), len(r)) for r in refs)[1]
+
+
+def reference_corpus_bleu(hyps, refs, max_n=4):
+    """coco-caption's Bleu: corpus counts, closest reference length, geometric mean."""
+    correct, guess = [0] * max_n, [0] * max_n
+    hyp_len = ref_len = 0
+    for hyp, rs in zip(hyps, refs):
+        hyp_len += len(hyp)
+        ref_len += _closest_ref_len(len(hyp), rs)
+        for n in range(1, max_n + 1):
+            h = _ngrams(hyp, n)
+            best = Counter()
+            for r in rs:
+                best |= _ngrams(r, n)
+            correct[n - 1] += sum(min(c, best[g]) for g, c in h.items())
+            guess[n - 1] += max(len(hyp) - n + 1, 0)
+    bp = 1.0 if hyp_len >= ref_len else math.exp(1 - ref_len / hyp_len)
+    out, log_sum = [], 0.0
+    for n in range(max_n):
+        log_sum += math.log(correct[n] / guess[n])
+        out.append(bp * math.exp(log_sum / (n + 1)))
+    return out
+
+
+def reference_rouge_l(hyps, refs, beta=1.2):
+    def lcs(a, b):
+        table = [[0] * (len(b) + 1) for _ in range(len(a) + 1)]
+        for i in range(1, len(a) + 1):
+            for j in range(1, len(b) + 1):
+                table[i][j] = table[i - 1][j - 1] + 1 if a[i - 1] == b[j - 1] else max(table[i - 1][j], table[i][j - 1])
+        return table[-1][-1]
+
+    scores = []
+    for hyp, rs in zip(hyps, refs):
+        prec = max(lcs(r, hyp) / len(hyp) for r in rs)
+        rec = max(lcs(r, hyp) / len(r) for r in rs)
+        scores.append(0.0 if prec == 0 or rec == 0 else (1 + beta ** 2) * prec * rec / (rec + beta ** 2 * prec))
+    return sum(scores) / len(scores)
+
+
+def reference_sentence_bleu(hyp, refs, n_max):
+    """nltk sentence_bleu without smoothing: 0 when an order has no match."""
+    log_sum = 0.0
+    for n in range(1, n_max + 1):
+        h = _ngrams(hyp, n)
+        best = Counter()
+        for r in refs:
+            best |= _ngrams(r, n)
+        matches = sum(min(c, best[g]) for g, c in h.items())
+        if matches == 0:
+            return 0.0
+        log_sum += math.log(matches / max(1, sum(h.values()))) / n_max
+    r = _closest_ref_len(len(hyp), refs)
+    bp = 1.0 if len(hyp) > r else math.exp(1 - r / len(hyp))
+    return bp * math.exp(log_sum)
+
+
+def _ptb(text):
+    # what the PTB tokenizer leaves of these descriptions: lower case, no commas or periods
+    return text.lower().replace(",", " ").replace(".", " ").split()
+
+
+class _NoSynonyms:
+    """Stands in for nltk's WordNet corpus (not downloadable here): METEOR's exact and stem stages only."""
+
+    def synsets(self, *args, **kwargs):
+        return []
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="the coco protocol needs Java")
+def test_coco_protocol_through_cli_matches_reference_loops(corpus, tmp_path):
+    from vptracker.cli import main
+
+    refs, preds = corpus
+    (tmp_path / "refs.json").write_text(json.dumps(refs))
+    (tmp_path / "preds.json").write_text(json.dumps(preds))
+    out = tmp_path / "out"
+    assert main(["eval", "captions", "--protocol", "coco", "--refs", str(tmp_path / "refs.json"),
+                 "--preds", str(tmp_path / "preds.json"), "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    keys = sorted(refs)
+    hyps = [_ptb(preds[k]) for k in keys]
+    rs = [[_ptb(r) for r in refs[k]] for k in keys]
+    for n, value in enumerate(reference_corpus_bleu(hyps, rs), start=1):
+        assert s[f"BLEU-{n}"] == pytest.approx(value, rel=1e-6), n
+    assert s["ROUGE-L"] == pytest.approx(reference_rouge_l(hyps, rs), rel=1e-9)
+    assert 0.0 < s["METEOR"] < 1.0 and s["CIDEr-D"] > 0.0 and s["protocol"] == "coco"
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="the coco protocol needs Java")
+def test_coco_perfect_predictions(corpus):
+    refs, _ = corpus
+    s = evaluate_captions(refs, {k: v[0] for k, v in refs.items()}, "coco")
+    assert s["BLEU-4"] == pytest.approx(1.0, abs=1e-6) and s["ROUGE-L"] == pytest.approx(1.0)
+    assert s["CIDEr-D"] == pytest.approx(10.0, rel=1e-6)  # CIDEr-D's x10 scale, no length penalty
+    assert s["METEOR"] > 0.95
+
+
+def test_smoter_protocol_raw_strings(corpus):
+    refs, preds = corpus
+    s = evaluate_captions(refs, preds, "smoter", wordnet=_NoSynonyms())
+    keys = sorted(refs)
+    for n in (1, 4):
+        expected = sum(reference_sentence_bleu(preds[k].split(), [r.split() for r in refs[k]], n) for k in keys) / len(keys)
+        assert s[f"BLEU-{n}"] == pytest.approx(expected, rel=1e-9)
+    assert 0.0 < s["METEOR"] < 1.0
+    # raw strings: case and punctuation are kept, so "coat," and "coat" differ (coco would tokenize)
+    cased = evaluate_captions({"a": ["A man, walking"]}, {"a": "a man walking"}, "smoter", wordnet=_NoSynonyms())
+    assert cased["BLEU-1"] < 1.0
+
+
+def test_smoter_meteor_without_wordnet_says_how_to_fix(corpus):
+    import nltk
+
+    try:
+        nltk.data.find("corpora/wordnet")
+        pytest.skip("WordNet is installed here")
+    except LookupError:
+        pass
+    refs, preds = corpus
+    with pytest.raises(CaptionInputError, match="wordnet"):
+        evaluate_captions(refs, preds, "smoter")
+
+
+def test_caption_files_errors_name_the_file(tmp_path):
+    bad = tmp_path / "refs.json"
+    bad.write_text('{"a": ["x"],\n "b": }')
+    with pytest.raises(CaptionInputError, match=r"refs.json:2"):
+        load_caption_file(bad, many=True)
+    (tmp_path / "preds.json").write_text(json.dumps({"a": ["not", "a", "string"]}))
+    with pytest.raises(CaptionInputError, match="preds.json.*'a'"):
+        load_caption_file(tmp_path / "preds.json", many=False)
+    with pytest.raises(CaptionInputError, match="without references"):
+        evaluate_captions({"a": ["x"]}, {"b": "y"}, "smoter", wordnet=_NoSynonyms())
+    with pytest.raises(ValueError, match="unknown caption protocol"):
+        evaluate_captions({"a": ["x"]}, {"a": "x"}, "spice")
