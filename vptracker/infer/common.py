@@ -17,7 +17,7 @@ class TaskOptions:
     """Knobs of the tracking loops (config keys of the same names, see configs/infer/base.yaml)."""
 
     family: str = "qwen2_5_vl"
-    box_scale: str | None = None          # None: the family's own convention (vptracker.boxes.FAMILY_SCALE)
+    box_scale: str | None = None          # None: the task's training default; "family": FAMILY_SCALE[family]
     min_pixels: int = DEFAULT_MIN_PIXELS
     max_pixels: int = DEFAULT_MAX_PIXELS
     vp_scale: float = TEST_VP_SCALE
@@ -35,7 +35,8 @@ class TaskOptions:
         return cls(**{k: data[k] for k in known if k in data and (data[k] is not None or k == "box_scale")})
 
     def coord_map(self, width: int, height: int) -> CoordMap:
-        return CoordMap.for_family(self.family, width, height, scale=self.box_scale,
+        scale = None if self.box_scale in (None, "family") else self.box_scale
+        return CoordMap.for_family(self.family, width, height, scale=scale,
                                    min_pixels=self.min_pixels, max_pixels=self.max_pixels)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -44,6 +44,8 @@ class Task:
     tracker: Callable[[Unit, TaskOptions], object]
     write: Callable[[object, Unit, Path], None]
     special_tokens: tuple[str, ...] = ()
+    # the box scale the training builders (vptracker/tasks) write answers in unless told otherwise
+    default_scale: str = "norm1000"
 
 
 def _path_part(text: str) -> str:
@@ -118,7 +120,7 @@ def _vp_tokens():
 
 
 register_task(Task("vptracker_sot", _per_sequence(".txt"), lambda u, o: VPTrackerSOT(u.sequences[0], o), _write_sot,
-                   _vp_tokens()))
+                   _vp_tokens(), default_scale="abs"))
 register_task(Task("omnipt_sot", _per_sequence(".txt"), lambda u, o: OmniSOT(u.sequences[0], o), _write_sot))
 register_task(Task("omnipt_mot", _per_sequence(".txt"), lambda u, o: OmniMOT(u.sequences[0], o), _write_mot))
 register_task(Task("omnipt_rmot", _rmot_units, lambda u, o: OmniReferring(u.key, u.sequences, u.language, o),
@@ -182,6 +184,8 @@ def run_task(task: str | Task, engine: Engine, sequences: Iterable[Sequence], ou
     """Tracks every unfinished unit of this shard and writes its files as soon as it finishes."""
     task = get_task(task) if isinstance(task, str) else task
     options = _resolve_options(options, engine)
+    if options.box_scale is None:
+        options = replace(options, box_scale=task.default_scale)
     shard = shard if isinstance(shard, tuple) else parse_shard(shard)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
