@@ -201,3 +201,20 @@ def test_sot_track_without_tracks_requires_vptracker(tmp_path):
     seq = make_sequence(tmp_path, n=3, with_box=False)
     with pytest.raises(ValueError, match="first-frame box"):
         run_task("omnipt_sot", CallableEngine(lambda r: ""), [seq], tmp_path / "o", OPTS, progress=False)
+
+
+def test_every_inference_config_resolves_to_a_task_and_known_options():
+    from dataclasses import fields
+    from pathlib import Path
+
+    from vptracker.config import load_config
+    from vptracker.infer import TaskOptions, get_task
+
+    known = {f.name for f in fields(TaskOptions)} | {"max_visual_tokens"}
+    configs = sorted((Path(__file__).resolve().parents[1] / "configs" / "infer").glob("*.yaml"))
+    assert len(configs) >= 8
+    for path in configs:
+        cfg = load_config(path)
+        get_task(cfg["task"])
+        assert set(cfg["options"]) <= known, f"{path.name}: unknown options {set(cfg['options']) - known}"
+        assert cfg["backend"] in ("transformers", "vllm") and cfg["loop"] in ("batched", "async")
