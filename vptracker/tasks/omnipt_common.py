@@ -27,6 +27,11 @@ def validate_common(task) -> None:
         raise ValueError(f"task {task.name}: option frames={task.frames}, expected 2..32")
     if int(task.stride) < 1:
         raise ValueError(f"task {task.name}: option stride={task.stride}, expected >= 1")
+    validate_boxes(task)
+
+
+def validate_boxes(task) -> None:
+    """Checks the ``family`` and ``scale`` options."""
     if task.family not in FAMILY_SCALE:
         raise ValueError(f"task {task.name}: option family={task.family!r}, expected one of {sorted(FAMILY_SCALE)}")
     if task.scale != "family" and task.scale not in SCALES:

@@ -35,6 +35,7 @@ from vptracker.tasks.omnipt_common import (
     model_box,
     task_coord,
     usable_mask,
+    validate_boxes,
     validate_common,
     window,
 )
@@ -115,8 +116,7 @@ class Detection(Task):
     defaults = {key: OMNIPT_DEFAULTS[key] for key in ("family", "scale", "max_pixels")}
 
     def validate(self) -> None:
-        self.frames, self.stride = 2, 1
-        validate_common(self)
+        validate_boxes(self)
 
     def index(self, sequences):
         return mot_index(self, sequences, 1)
