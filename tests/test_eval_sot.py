@@ -289,3 +289,29 @@ def test_cli_sot_writes_contract(tmp_path, shared_data):
         assert (out / f"{kind}_plot.png").stat().st_size > 1000
     assert main(["eval", "sot", "--protocol", "otb", "--gt-root", str(tmp_path / "nope"), "--results",
                  str(res["MEEM"]), "--out", str(out)]) == 2
+
+
+def test_number_parser_equals_float_and_falls_back(tmp_path):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from vptracker.eval.numparse import boxes_many, parse_numbers
+
+    number = st.tuples(st.integers(-10**7, 10**7), st.integers(0, 7)).map(lambda t: f"{t[0] / 10**t[1]:.{t[1]}f}")
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(st.lists(number, min_size=1, max_size=5), st.sampled_from([",", "\t", " ", ", ", ";"])),
+                    max_size=20), st.sampled_from(["\n", "\r\n"]))
+    def check(lines, newline):
+        text = newline.join(sep.join(tokens) for tokens, sep in lines)
+        values, per_line = parse_numbers(text.encode())
+        assert values.tolist() == [float(t) for tokens, _ in lines for t in tokens]
+        assert [c for c in per_line if c] == [len(tokens) for tokens, _ in lines]
+
+    check()
+    for text in (b"1e5,2", b"nan,1", b"3-4", b"1.2.3", b"- 1", b"1234567890123456"):
+        assert parse_numbers(text) is None
+    good, odd = tmp_path / "good.txt", tmp_path / "odd.txt"
+    good.write_text("1,2,3,4\n\n5 6 7 8\n")
+    odd.write_text("1,2,3,4,9\n1e1,2,3,4\n")  # extra columns are ignored, exponents read: read_boxes' rules
+    assert [b.tolist() for b in boxes_many([good, odd])] == [[[1, 2, 3, 4], [5, 6, 7, 8]], [[1, 2, 3, 4], [10, 2, 3, 4]]]
