@@ -94,7 +94,7 @@ def visual_tokens_per_frame(family: str, sequence: Sequence) -> dict[str, float]
         opts = TaskOptions.from_dict({**options, "family": family})
         requests = []
 
-        def answer(request):
+        def answer(request, requests=requests):
             requests.append(request)
             return "<bbox>20,20,40,40</bbox>" * 40 if "Describe" not in request.prompt else "A person."
         tracker = get_task(task).tracker(get_task(task).units([sequence])[0], opts)

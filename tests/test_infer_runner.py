@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_infer_loops import H, W, make_sequence
 
 from vptracker.datasets.base import Sequence
 from vptracker.infer import CallableEngine, merge, parse_shard, plan, run_task
 from vptracker.infer.engine import SwiftEngine, make_engine
 from vptracker.infer.runner import Unit
-from test_infer_loops import H, W, make_sequence
 
 TASKS = ("vptracker_sot", "omnipt_sot", "omnipt_mot", "omnipt_rmot", "omnipt_caption")
 OPTS = {"family": "qwen2_5_vl", "box_scale": "abs", "frames_per_sample": 3, "caption_frames": 4}
@@ -161,6 +161,9 @@ def test_swift_engine_retries_a_failed_batch_one_by_one():
     engine = SwiftEngine(swift, "qwen2_5_vl", max_tokens=8)
     got = engine.generate([Request.user("a"), Request.user("bad"), Request.user("c")])
     assert got == ["ok:a", "", "ok:c"] and swift.calls == [3, 1, 1, 1]
+    # when every request fails the engine is broken: that is an error, not a row of empty answers
+    with pytest.raises(RuntimeError, match="every request"):
+        engine.generate([Request.user("bad 1"), Request.user("bad 2")])
 
 
 def test_make_engine_errors_are_clear(tmp_path, monkeypatch):

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from test_infer_loops import make_sequence
 
 from vptracker.cli import main
 from vptracker.infer.outputs import mot_text, sot_text
 from vptracker.infer.visualize import SOT_COLOR, read_prediction, render_sequence
-from test_infer_loops import make_sequence
 
 
 def meem_predictions(shared_data, tmp_path):

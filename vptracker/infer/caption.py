@@ -24,7 +24,7 @@ def spread(start: int, stop: int, count: int) -> list[int]:
         return []
     if n <= count:
         return list(range(start, stop))
-    return sorted({int(round(v)) for v in np.linspace(start, stop - 1, count)})
+    return sorted(set(np.rint(np.linspace(start, stop - 1, count)).astype(int).tolist()))
 
 
 class CaptionTracker(TrackerBase):

@@ -1,13 +1,20 @@
 """What every tracker shares: task options, frame loading and the answer-to-frame-box rule."""
 from __future__ import annotations
 
+from collections.abc import Sequence as Seq
 from dataclasses import dataclass, fields, replace
-from typing import Sequence as Seq
 
 from PIL import Image
 
-from vptracker.boxes import (DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, Box, CoordMap, clip_xyxy, is_valid_xyxy,
-                             xywh_to_xyxy)
+from vptracker.boxes import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    Box,
+    CoordMap,
+    clip_xyxy,
+    is_valid_xyxy,
+    xywh_to_xyxy,
+)
 from vptracker.datasets.base import Sequence
 from vptracker.visual_prompt import TEMPLATE_SCALE, TEST_VP_SCALE, VP_COLOR
 
@@ -29,7 +36,7 @@ class TaskOptions:
     match_iou: float = 0.3                # RMOT/CRMOT: overlap that carries an id into the next round
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TaskOptions":
+    def from_dict(cls, data: dict) -> TaskOptions:
         known = {f.name for f in fields(cls)}
         # None means "not set" except for box_scale, where None selects the family's convention
         return cls(**{k: data[k] for k in known if k in data and (data[k] is not None or k == "box_scale")})

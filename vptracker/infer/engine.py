@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, FAMILY_FACTOR
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("transformers", "vllm")
+MAX_CONSECUTIVE_FAILURES = 8  # async path: this many failed requests in a row is a broken engine, not a bad input
 
 
 @dataclass
@@ -38,7 +40,7 @@ class Request:
     audit: dict = field(default_factory=dict)
 
     @classmethod
-    def user(cls, text: str, images: Sequence[Any] = (), **audit) -> "Request":
+    def user(cls, text: str, images: Sequence[Any] = (), **audit) -> Request:
         return cls([{"role": "user", "content": text}], list(images), audit)
 
     @property
@@ -106,6 +108,7 @@ class SwiftEngine:
         self.backend = backend
         self.min_pixels, self.max_pixels = int(min_pixels), int(max_pixels)
         self.request_config = RequestConfig(max_tokens=max_tokens, temperature=temperature)
+        self._failures = 0
 
     def _swift_request(self, request: Request):
         from swift import InferRequest
@@ -125,24 +128,31 @@ class SwiftEngine:
         batch = [self._swift_request(r) for r in requests]
         try:
             responses = self.swift.infer(batch, self.request_config, use_tqdm=False)
-        except Exception as err:  # one bad request must not sink the others: retry them one by one
+        except Exception as err:  # noqa: BLE001  one bad request must not sink the others: retry one by one
             log.warning("batched inference failed (%s); retrying %d requests one at a time", err, len(batch))
-            responses = []
-            for one in batch:
-                try:
-                    responses.extend(self.swift.infer([one], self.request_config, use_tqdm=False))
-                except Exception as single_err:
-                    log.warning("request failed, answering empty: %s", single_err)
-                    responses.append(single_err)
+            responses = [self._single(one, request) for one, request in zip(batch, requests)]
+            if all(isinstance(r, BaseException) for r in responses):
+                raise RuntimeError(f"every request of the batch failed; first error: {responses[0]}") from responses[0]
         return [self._text(r) for r in responses]
+
+    def _single(self, swift_request, request: Request):
+        try:
+            return self.swift.infer([swift_request], self.request_config, use_tqdm=False)[0]
+        except Exception as err:  # noqa: BLE001  logged with the request; the tracker keeps its box
+            log.warning("request %s failed, answering empty: %s", request.audit, err)
+            return err
 
     async def agenerate(self, request: Request) -> str:
         """One request through swift's async path (vLLM's continuous batching keeps the GPU full)."""
         try:
             response = await self.swift.infer_async(self._swift_request(request), self.request_config)
-        except Exception as err:
-            log.warning("request failed, answering empty: %s", err)
+        except Exception as err:  # a lone failure answers empty; a run of them is systemic
+            self._failures += 1
+            if self._failures >= MAX_CONSECUTIVE_FAILURES:
+                raise RuntimeError(f"{self._failures} requests in a row failed; last error: {err}") from err
+            log.warning("request %s failed, answering empty: %s", request.audit, err)
             return ""
+        self._failures = 0
         return self._text(response)
 
 

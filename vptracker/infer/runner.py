@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable
 
 from vptracker.datasets.base import Sequence
 from vptracker.infer.caption import CaptionTracker
@@ -20,8 +20,15 @@ from vptracker.infer.common import TaskOptions
 from vptracker.infer.engine import Engine
 from vptracker.infer.loop import LoopStats, run_async, run_batched
 from vptracker.infer.multi import OmniMOT, OmniReferring
-from vptracker.infer.outputs import (CAPTION_DIR, atomic_write_text, crmot_text, merge, mot_text, sot_text,
-                                     write_responses_part)
+from vptracker.infer.outputs import (
+    CAPTION_DIR,
+    atomic_write_text,
+    crmot_text,
+    merge,
+    mot_text,
+    sot_text,
+    write_responses_part,
+)
 from vptracker.infer.sot import OmniSOT, VPTrackerSOT
 
 

@@ -89,7 +89,7 @@ def write_animation(frames: list[Image.Image], path: Path, fps: float = 10.0) ->
         stream = None
         for codec in ("libx264", "mpeg4"):  # libx264 is not in every ffmpeg build
             try:
-                stream = container.add_stream(codec, rate=int(round(fps)))
+                stream = container.add_stream(codec, rate=max(1, round(fps)))
                 break
             except (ValueError, av.error.FFmpegError):
                 continue
@@ -130,7 +130,7 @@ def render_sequence(seq: Sequence, prediction: str | Path, out_dir: str | Path, 
     if not frames:
         raise ValueError(f"{seq.name}: no frames to draw")
     stem = seq.name.replace("/", "_")
-    picks = sorted({int(round(v)) for v in np.linspace(0, len(frames) - 1, min(sheet_frames, len(frames)))})
+    picks = sorted(set(np.rint(np.linspace(0, len(frames) - 1, min(sheet_frames, len(frames)))).astype(int).tolist()))
     sheet_path = out_dir / f"{stem}_sheet.png"
     out_dir.mkdir(parents=True, exist_ok=True)
     contact_sheet([frames[i] for i in picks]).save(sheet_path)
