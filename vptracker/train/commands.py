@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from vptracker.train.stages import StageConfig, frames_format, resolve_path
+from vptracker.train.stages import StageConfig, fill_placeholders, resolve_path
 
 LAUNCH_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
 # Values whose relative paths are repository paths, resolved so runs work from any directory.
@@ -78,10 +78,10 @@ def render_args(args: Mapping[str, Any]) -> list[str]:
 
 
 def expand_datasets(cfg: StageConfig, key: str, entries: list | None, must_exist: bool) -> list[str]:
-    """JSONL files from files, folders (their ``*.jsonl``, sorted) and globs; ``{frames}`` filled."""
+    """JSONL files from files, folders (their ``*.jsonl``, sorted) and globs; ``{data_root}`` filled."""
     files: list[str] = []
     for entry in entries or []:
-        path = resolve_path(frames_format(entry, cfg, key))
+        path = resolve_path(fill_placeholders(entry, cfg, key))
         if path.is_dir():
             found = sorted(str(p) for p in path.glob("*.jsonl"))
             if not found and must_exist:
@@ -89,9 +89,9 @@ def expand_datasets(cfg: StageConfig, key: str, entries: list | None, must_exist
             files += found
         elif any(c in str(path) for c in "*?["):
             found = sorted(glob.glob(str(path)))
-            if not found and must_exist:
-                raise cfg.error(key, f"no file matches {path}")
-            files += found
+            if not found and must_exist and key != "val_dataset":  # validation data is optional
+                raise cfg.error(key, f"no file matches {path} (run `bash data_preparation.sh` or set {key}=...)")
+            files += found if (found or must_exist) else [str(path)]
         elif path.is_file() or not must_exist:
             files.append(str(path))
         else:

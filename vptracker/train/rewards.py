@@ -18,8 +18,8 @@ one slot per frame (``<bbox>`` or ``<None>``), per trajectory:
 * a box where the ground truth is ``<None>`` has overlap 0 (a wrong box is a miss), and so has a
   ``<None>`` where the ground truth holds a box;
 * every slot scores like a single box, ``R_i * g(IoU_i)``, and the answer scores the sum divided
-  by ``max(#ground-truth slots, #predicted slots)``: missing frames count as zero and padding the
-  answer with extra frames is never free;
+  by ``max(#ground-truth slots, #predicted slots)``: missing frames and frames beyond the ground
+  truth's score zero, so neither dropping nor padding frames pays;
 * several trajectories ("the trajectory of the first people are: ...") are paired by order, the
   order the prompt fixed; ``matching="set"`` (a ``reward_matching`` dataset column) instead pairs
   boxes one-to-one by the best total IoU (Hungarian), for answers whose order is free, such as
@@ -82,7 +82,7 @@ def _slot_overlap(pred: ParsedBox | None, truth: ParsedBox | None) -> float:
 
 
 def _slot_score(pred: ParsedBox | None, truth: ParsedBox | None, mapping: Callable[[float], float]) -> float:
-    if pred is None:
+    if pred is None or truth is None:  # a missing slot, or one beyond the ground truth's frames
         return 0.0
     return FORM_SCORE[pred.form] * mapping(_slot_overlap(pred, truth))
 

@@ -48,7 +48,7 @@ def _execute(cmd: Command, log_path: Path, env: dict) -> int:
         log.write(f"\n# {now()} {cmd.shell()}\n")
         log.flush()
         proc = subprocess.Popen(cmd.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env,
-                                text=True, errors="replace", start_new_session=True)
+                                text=True, errors="replace")
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)

@@ -23,7 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "configs"
 OMNIPT_STAGES = ("stage1_format_grpo", "stage2_midtrain", "stage3_sft", "stage4_iou_grpo")
 KINDS = ("sft", "grpo", "midtrain")
-TOP_KEYS = {"stage", "kind", "model_preset", "model", "profile", "frames", "run_dir", "init", "merge_lora",
+TOP_KEYS = {"stage", "kind", "model_preset", "model", "profile", "data_root", "run_dir", "init", "merge_lora",
             "lr_decay_ratio", "plugins", "dataset", "val_dataset", "global_batch_size", "swift", "rollout",
             "clip"}
 MODEL_KEYS = {"path", "family", "model_type", "template", "box_scale", "target_modules"}
@@ -219,9 +219,9 @@ def validate(cfg: StageConfig) -> None:
         raise cfg.error("global_batch_size", f"expected a positive integer, got {gbs!r}")
 
 
-def frames_format(value: str, cfg: StageConfig, key: str) -> str:
-    """Fills ``{frames}`` (frames per sample) in dataset paths."""
+def fill_placeholders(value: str, cfg: StageConfig, key: str) -> str:
+    """Fills ``{data_root}`` in dataset paths."""
     try:
-        return str(value).format(frames=cfg.data.get("frames"))
+        return str(value).format(data_root=cfg.data.get("data_root") or "")
     except (KeyError, IndexError, ValueError) as err:
-        raise cfg.error(key, f"bad placeholder in {value!r} ({err}); only {{frames}} is known") from None
+        raise cfg.error(key, f"bad placeholder in {value!r} ({err}); only {{data_root}} is known") from None

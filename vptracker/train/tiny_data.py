@@ -71,5 +71,5 @@ def tiny_overrides(model_dir: str | Path, data: dict[str, Path], run_dir: str | 
         "profile=tiny", f"model={model_dir}", f"run_dir={run_dir}",
         f"stage1_format_grpo.dataset=[{data['grpo']}]", f"stage4_iou_grpo.dataset=[{data['grpo']}]",
         f"stage2_midtrain.dataset=[{data['midtrain']}]", f"stage2_midtrain.clip.dataset=[{data['clip']}]",
-        f"stage3_sft.dataset=[{data['sft']}]",
+        f"stage3_sft.dataset=[{data['sft']}]", "stage3_sft.val_dataset=[]",
     ]
