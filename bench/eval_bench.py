@@ -24,7 +24,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from vptracker.eval.sot_eval import evaluate_sot  # noqa: E402
+from vptracker.eval.sot_eval import evaluate_sot
 
 DEFAULT_ANNOS = REPO.parent / "shared" / "data" / "tnl2k" / "test_annos.tar.gz"
 

@@ -77,7 +77,7 @@ def test_cli_crmot(shared_data, tmp_path):
     from vptracker.cli import main
 
     src = shared_data / "crmot_in_domain"
-    pair = sorted(p for p in (src / "gt").iterdir())[0]
+    pair = min(p for p in (src / "gt").iterdir())
     shutil.copytree(pair, tmp_path / "gt" / pair.name)
     out = tmp_path / "out"
     assert main(["eval", "crmot", "--gt-root", str(tmp_path / "gt"), "--results", str(src / "CRTracker"),

@@ -14,7 +14,6 @@ from vptracker.eval.sot import ResultError
 from vptracker.eval.sot_data import SOTGroundTruth, load_ground_truth
 from vptracker.eval.sot_eval import evaluate_sot, score_sequences
 
-
 # ----------------------------------------------------------------------------- reference loops
 
 def _iou_pixels(a, b):

@@ -104,6 +104,10 @@ def _run_sot(args) -> int:
     for i, (name, s) in enumerate(summaries.items()):
         write_sot_outputs(s, out if i == 0 else out / name)
     print(format_sot_table(summaries))
+    first = next(iter(summaries.values()))
+    if first["attributes"]:
+        print(f"\nper attribute ({next(iter(summaries))}): " + ", ".join(
+            f"{a} {v['auc']:.1f}" for a, v in first["attributes"].items()) + " (AUC)")
     if not args.no_plots:
         for path in plot_curves(summaries, out, title=bench):
             print(f"plot: {path}")

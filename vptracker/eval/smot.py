@@ -15,7 +15,6 @@ Tracking uses TrackEval's MOT15 preprocessing (BenSMOT has no distractor classes
 """
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from pathlib import Path

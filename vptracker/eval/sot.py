@@ -19,6 +19,7 @@ frame of the sequence (invalid frames stay in it) and curves are averaged over s
 """
 from __future__ import annotations
 
+import abc
 import warnings
 from dataclasses import dataclass
 
@@ -34,14 +35,15 @@ NORM_PRECISION_AT = 0.20
 def matlab_colon(start: float, step: float, stop: float) -> np.ndarray:
     """MATLAB's ``start:step:stop``: first half counted up from start, second half down from stop.
 
-    It differs from ``numpy.arange`` in the last bit of some values (0.85, 0.95, ...), which decides
-    ties such as an IoU of exactly 0.85.
+    For 0:0.05:1 it differs from ``numpy.arange`` in the last bit of 0.6, 0.65, 0.7, 0.85 and 0.95
+    (one ulp lower), which decides ties such as an IoU of exactly 0.6 (a 3x5 box in a 5x5 one).
+    Only for ranges whose last value is ``stop``, as the toolkits' are.
     """
     n = int(np.floor((stop - start) / step + 1e-10)) + 1
     k = np.arange(n, dtype=np.float64)
     half = n // 2
     out = start + k * step
-    out[half:] = stop - (n - 1 - k[half:]) * step if np.isclose(start + (n - 1) * step, stop) else out[half:]
+    out[half:] = stop - (n - 1 - k[half:]) * step
     return out
 
 
@@ -84,15 +86,20 @@ class ResultError(ValueError):
     """A result file the protocol's reference toolkit refuses (names the sequence and why)."""
 
 
-class Protocol:
-    """Turns one sequence into per-frame errors ``(overlap, center, norm_center)`` of length N."""
+class Protocol(abc.ABC):
+    """Turns one sequence into per-frame errors ``(overlap, center, norm_center)``.
+
+    ``pred`` and ``gt`` are ``(N, 4)`` x,y,w,h; ``visible`` is ``(N,)`` bool or None. A frame error
+    of NaN is in no numerator (it still counts in the denominator, the sequence length).
+    """
 
     name = ""
     thresholds = PYTHON_THRESHOLDS
 
+    @abc.abstractmethod
     def frame_errors(self, pred: np.ndarray, gt: np.ndarray, visible: np.ndarray | None,
                      seq: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        raise NotImplementedError  # abstract: every protocol in PROTOCOLS overrides it
+        """Per-frame overlap, centre error (pixels) and normalised centre error."""
 
 
 class TNL2KProtocol(Protocol):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -82,7 +82,7 @@ def _summarise(scored: list[SOTGroundTruth], per_seq: Curves, proto, lengths: np
     attributes = {}
     for name in names:
         rows = np.array([i for i, s in enumerate(scored) if s.attributes.get(name)])
-        attributes[name] = {**_scores(per_seq, proto, rows), "num_sequences": int(len(rows))}
+        attributes[name] = {**_scores(per_seq, proto, rows), "num_sequences": len(rows)}
     summary["attributes"] = attributes
     return summary
 
