@@ -314,3 +314,26 @@ def test_number_parser_equals_float_and_falls_back(tmp_path):
     good.write_text("1,2,3,4\n\n5 6 7 8\n")
     odd.write_text("1,2,3,4,9\n1e1,2,3,4\n")  # extra columns are ignored, exponents read: read_boxes' rules
     assert [b.tolist() for b in boxes_many([good, odd])] == [[[1, 2, 3, 4], [5, 6, 7, 8]], [[1, 2, 3, 4], [10, 2, 3, 4]]]
+
+
+def test_dataset_layout_and_sequences_score_like_the_toolkit_folder(tnl2k_gt, tmp_path):
+    from vptracker.datasets.base import Sequence, Track
+
+    subset = tnl2k_gt[5:40:7]
+    for s in subset:  # the TNL2K dataset layout: no absent files, absent rows are 0,0,0,0
+        (tmp_path / "ds" / s.name).mkdir(parents=True)
+        np.savetxt(tmp_path / "ds" / s.name / "groundtruth.txt", s.boxes, fmt="%d", delimiter=",")
+    preds = {s.name: perturbed(s.boxes, 7) for s in subset}
+    toolkit = score_sequences(subset, preds, "tnl2k")
+    dataset = score_sequences(load_ground_truth(tmp_path / "ds"), preds, "tnl2k")
+    assert dataset["auc"] == pytest.approx(toolkit["auc"]) and dataset["precision"] == pytest.approx(toolkit["precision"])
+    res = tmp_path / "res"
+    res.mkdir()
+    for name, p in preds.items():
+        np.savetxt(res / f"{name}.txt", p, fmt="%.2f", delimiter=",")
+    sequences = [Sequence(s.name, "tnl2k", [], 0, 0, [Track(1, s.boxes, s.visible)],
+                          attributes={"attributes": np.array([int(v) for v in s.attributes.values()])})
+                 for s in subset]
+    from_sequences = evaluate_sot(sequences, res, "tnl2k")
+    assert from_sequences["auc"] == pytest.approx(toolkit["auc"])
+    assert set(from_sequences["attributes"]) == set(toolkit["attributes"])

@@ -96,7 +96,10 @@ def _run_sot(args) -> int:
     bench = args.benchmark_name or ("TNL2K" if (Path(args.gt_root) / "gt_rect").is_dir() else Path(args.gt_root).name)
     summaries = {}
     for spec in args.results:
-        name, _, folder = spec.rpartition("=") if "=" in spec else (Path(spec).name, "", spec)
+        if "=" in spec and not Path(spec).is_dir():
+            name, folder = spec.split("=", 1)
+        else:
+            name, folder = Path(spec).name, spec
         s = evaluate_sot(gt, folder, args.protocol, skip_missing=args.skip_missing)
         s.update({"task": "sot", "benchmark": bench, "name": name})
         summaries[name] = s

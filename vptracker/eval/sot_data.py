@@ -9,7 +9,8 @@ Layouts recognised by :func:`load_ground_truth` (``root`` is the folder given as
 * TNL2K evaluation toolkit: ``gt_rect/<seq>.txt``, ``absent/<seq>.txt`` (1 = absent),
   ``att/<seq>_attribute.txt`` (17 flags, one per line, CRLF).
 * TNL2K / TNLLT dataset: ``<seq>/groundtruth.txt`` with ``absent.txt`` or ``absent_label.txt``
-  (1 = absent) and ``attributes.txt`` (flags) when present.
+  (1 = absent; without one, all-zero gt rows are the absent frames) and ``attributes.txt``
+  (flags) when present.
 * LaSOT: ``<cls>/<cls>-N/groundtruth.txt`` with ``full_occlusion.txt`` and ``out_of_view.txt``
   (one comma-separated line each); visible = neither flag set.
 * OTB: ``<Seq>/groundtruth_rect.txt`` (comma, tab or space) and ``attrs.txt`` (attribute names).
@@ -69,7 +70,7 @@ def _cut_flags(flags: np.ndarray, n: int, path: Path) -> np.ndarray:
     return flags[:n]
 
 
-def _attribute_names(flags: np.ndarray) -> list[str]:
+def attribute_names(flags: np.ndarray) -> list[str]:
     return list(TNL2K_ATTRIBUTES) if len(flags) == len(TNL2K_ATTRIBUTES) else [f"att{i + 1}" for i in range(len(flags))]
 
 
@@ -77,7 +78,7 @@ def _toolkit_attributes(path: Path) -> dict[str, bool]:
     if not path.is_file():
         return {}
     flags = fast_flags(path)
-    return {name: bool(v) for name, v in zip(_attribute_names(flags), flags)}
+    return {name: bool(v) for name, v in zip(attribute_names(flags), flags)}
 
 
 def _load_toolkit_folder(root: Path) -> list[SOTGroundTruth]:
@@ -95,7 +96,7 @@ def _load_toolkit_folder(root: Path) -> list[SOTGroundTruth]:
         visible = None
         if i in absent:
             visible = _cut_flags(absent[i], len(boxes), absent_files[i]) == 0
-        attributes = {a: bool(v) for a, v in zip(_attribute_names(atts[i]), atts[i])} if i in atts else {}
+        attributes = {a: bool(v) for a, v in zip(attribute_names(atts[i]), atts[i])} if i in atts else {}
         out.append(SOTGroundTruth(name, boxes, visible, attributes, str(gt_file)))
     return out
 
@@ -115,6 +116,10 @@ def _load_sequence_folder(seq_dir: Path) -> SOTGroundTruth:
         occluded = _cut_flags(fast_flags(seq_dir / "full_occlusion.txt"), n, seq_dir / "full_occlusion.txt")
         out_of_view = _cut_flags(fast_flags(seq_dir / "out_of_view.txt"), n, seq_dir / "out_of_view.txt")
         visible = (occluded == 0) & (out_of_view == 0)
+    if visible is None and gt_file.name == "groundtruth.txt":
+        # TNL2K ships its absent flags only in the evaluation toolkit; they are exactly the all-zero
+        # gt rows (65,253 of 65,253 in the test set), so the dataset layout infers them.
+        visible = ~(boxes == 0).all(axis=1)
     attributes: dict[str, bool] = {}
     if (seq_dir / "attrs.txt").is_file():  # OTB: the names of the attributes the sequence has
         attributes = {a.strip(): True for a in read_text(seq_dir / "attrs.txt").split(",") if a.strip()}

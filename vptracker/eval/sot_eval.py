@@ -15,16 +15,34 @@ from pathlib import Path
 import numpy as np
 
 from vptracker.eval.sot import Curves, get_protocol, sequence_curves_batch
-from vptracker.eval.sot_data import SOTGroundTruth, load_ground_truth, load_results
+from vptracker.eval.sot_data import SOTGroundTruth, attribute_names, load_ground_truth, load_results
 
 
-def _as_ground_truth(gt: str | Path | Iterable[SOTGroundTruth]) -> list[SOTGroundTruth]:
+def _from_dataset_sequence(seq) -> SOTGroundTruth:
+    """A ``vptracker.datasets`` SOT ``Sequence`` (one track) as evaluation ground truth."""
+    track = seq.target
+    raw = seq.attributes.get("attributes")
+    attributes: dict[str, bool] = {}
+    if isinstance(raw, str):  # OTB: names of the attributes present
+        attributes = {a.strip(): True for a in raw.split(",") if a.strip()}
+    elif raw is not None and np.ndim(raw) == 1:  # TNL2K / TNLLT: one flag per attribute
+        attributes = {name: bool(v) for name, v in zip(attribute_names(np.asarray(raw)), raw)}
+    return SOTGroundTruth(seq.name, track.boxes, track.visible, attributes, f"{seq.dataset}/{seq.name}")
+
+
+def _as_ground_truth(gt) -> list[SOTGroundTruth]:
+    from vptracker.datasets.base import Sequence
+
     if isinstance(gt, (str, Path)):
         return load_ground_truth(gt)
-    sequences = list(gt)
-    for s in sequences:
+    sequences = []
+    for s in gt:
+        if isinstance(s, Sequence):
+            s = _from_dataset_sequence(s)
         if not isinstance(s, SOTGroundTruth):
-            raise TypeError(f"ground truth must be a folder or SOTGroundTruth records, got {type(s).__name__}")
+            raise TypeError("ground truth must be a folder, SOTGroundTruth records or dataset Sequences, "
+                            f"got {type(s).__name__}")
+        sequences.append(s)
     return sequences
 
 
@@ -87,10 +105,11 @@ def _summarise(scored: list[SOTGroundTruth], per_seq: Curves, proto, lengths: np
     return summary
 
 
-def evaluate_sot(gt: str | Path | Iterable[SOTGroundTruth], results_dir: str | Path, protocol: str = "tnl2k",
+def evaluate_sot(gt: str | Path | Iterable, results_dir: str | Path, protocol: str = "tnl2k",
                  skip_missing: bool = False) -> dict:
     """Scores ``<results_dir>/<seq>.txt`` against ground truth (a folder in any official layout,
-    or :class:`SOTGroundTruth` records) under ``protocol`` (one of ``PROTOCOLS``).
+    :class:`SOTGroundTruth` records, or single-track ``vptracker.datasets`` Sequences, whose
+    ``visible`` flags then play the absent files' role) under ``protocol`` (one of ``PROTOCOLS``).
 
     Returns ``{"auc", "precision", "norm_precision", "per_sequence", "attributes", "curves", ...}``,
     numbers in percent. A missing result file raises unless ``skip_missing``.
