@@ -221,3 +221,51 @@ def test_every_inference_config_resolves_to_a_task_and_known_options():
         get_task(cfg["task"])
         assert set(cfg["options"]) <= known, f"{path.name}: unknown options {set(cfg['options']) - known}"
         assert cfg["backend"] in ("transformers", "vllm") and cfg["loop"] in ("batched", "async")
+
+
+KILLABLE = """
+import sys, time, zlib, json
+sys.path.insert(0, {tests!r})
+from test_infer_loops import make_sequence
+from test_infer_runner import scripted, OPTS
+from pathlib import Path
+from vptracker.infer import CallableEngine, run_task
+seqs = [make_sequence(Path({data!r}), f"s{{i}}", n=3 + 2 * i) for i in range(6)]
+fn = scripted()
+def slow(request):
+    time.sleep({delay})
+    return fn(request)
+run_task("vptracker_sot", CallableEngine(slow), seqs, {out!r}, OPTS, progress=False, concurrency=2)
+"""
+
+
+def test_a_process_killed_at_random_points_resumes_to_the_same_files(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    tests = str(Path(__file__).resolve().parent)
+
+    def script(out, delay):
+        return KILLABLE.format(tests=tests, data=str(tmp_path / "data"), out=str(out), delay=delay)
+    seqs = [make_sequence(tmp_path / "data", f"s{i}", n=3 + 2 * i) for i in range(6)]
+    run_task("vptracker_sot", CallableEngine(scripted()), seqs, tmp_path / "ref", OPTS, progress=False, concurrency=2)
+    out = tmp_path / "killed"
+    finished = []
+    for extra in (0.05, 0.15):   # SIGKILL mid-run, some time after a unit finished: no chance to clean up
+        proc = subprocess.Popen([sys.executable, "-c", script(out, 0.03)])
+        deadline = time.time() + 60
+        while len(list(out.glob("*.txt"))) <= len(finished) and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.01)
+        time.sleep(extra)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        finished = list(out.glob("*.txt"))
+    assert 0 < len(finished) < 6
+    run_task("vptracker_sot", CallableEngine(scripted()), seqs, out, OPTS, progress=False, concurrency=2)
+    leftovers = {p.name for p in out.rglob("*.tmp")}
+    assert {k: v for k, v in snapshot(out).items() if not k.endswith(".tmp")} == snapshot(tmp_path / "ref")
+    assert all(name.startswith(".") for name in leftovers)   # a killed write leaves only a hidden temp file
