@@ -129,3 +129,36 @@ def test_rmot_per_expression_ground_truth_and_comma_names(tmp_path):
     people = r["per_sequence"]["0005/people"]
     assert people["FN"] == 1 and people["MOTA"] == pytest.approx(100 * 2 / 3)  # id 1 in frame 1 not predicted
     assert r["num_expressions"] == 2 and r["COMBINED"]["MOTA"] == pytest.approx(100 * 4 / 5)
+
+
+def test_cli_rmot_reads_image_size_from_frames(tmp_path):
+    from PIL import Image
+
+    from vptracker.cli import main
+
+    _refer_kitti(tmp_path / "rk")
+    frames = tmp_path / "rk" / "KITTI" / "training" / "image_02" / "0005"
+    frames.mkdir(parents=True)
+    for i in range(2):
+        Image.new("RGB", (200, 100)).save(frames / f"{i:06d}.png")
+    res = tmp_path / "res" / "0005"
+    res.mkdir(parents=True)
+    (res / "black cars, moving left.txt").write_text("1,1,20,20,20,20,1\n2,1,24,20,20,20,1\n")
+    (res / "people.txt").write_text("")
+    out = tmp_path / "out"
+    assert main(["eval", "rmot", "--data-root", str(tmp_path / "rk"), "--results", str(tmp_path / "res"),
+                 "--videos", "0005", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["per_sequence"]["0005/black cars, moving left"]["HOTA"] == pytest.approx(100.0)
+    assert summary["per_sequence"]["0005/people"]["HOTA"] == 0.0
+    assert '"0005/black cars, moving left"' in (out / "per_expression.csv").read_text()
+
+
+def test_cli_mot_trackeval_errors_are_one_line(tud, tmp_path):
+    from vptracker.cli import main
+
+    (tmp_path / "bad").mkdir()
+    for seq in TUD:  # a result beyond the sequence's last frame: TrackEval refuses it
+        (tmp_path / "bad" / f"{seq}.txt").write_text("999,1,1,1,5,5,1,-1,-1,-1\n")
+    assert main(["eval", "mot", "--benchmark", "MOT15", "--gt-root", str(tud / "gt"), "--results",
+                 str(tmp_path / "bad"), "--out", str(tmp_path / "out")]) == 2

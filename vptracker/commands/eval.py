@@ -201,13 +201,15 @@ _RUNNERS = {"sot": _run_sot, "mot": _run_mot, "rmot": _run_rmot, "crmot": _run_c
 
 
 def run(args) -> int:
+    from trackeval.utils import TrackEvalException
+
     from vptracker.datasets.base import DatasetFormatError
     from vptracker.eval.captions import CaptionInputError
     from vptracker.eval.sot import ResultError
 
     try:
         return _RUNNERS[args.eval_task](args)
-    except (DatasetFormatError, CaptionInputError, ResultError, FileNotFoundError) as e:
+    except (DatasetFormatError, CaptionInputError, ResultError, FileNotFoundError, TrackEvalException) as e:
         # Input problems are the user's to fix: one clear line, not a traceback.
         print(f"vptracker eval {args.eval_task}: {e}", file=sys.stderr)
         return 2
