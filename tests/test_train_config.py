@@ -20,6 +20,11 @@ def _argv_value(argv: list[str], flag: str) -> str:
     return argv[argv.index(flag) + 1]
 
 
+def _argv_values(argv: list[str], flag: str) -> list[str]:
+    rest = argv[argv.index(flag) + 1:]
+    return rest[:next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))]
+
+
 def test_every_stage_config_resolves():
     names = available_stages()
     assert set(OMNIPT_STAGES) | {"vptracker_sft"} <= set(names)
@@ -40,6 +45,20 @@ def test_released_vptracker_recipe_values():
     train = plan_stage(cfg, {"NPROC_PER_NODE": "8"})[0]
     assert _argv_value(train.argv, "--gradient_accumulation_steps") == "4"
     assert "--merge_lora" not in " ".join(train.argv)
+    assert _argv_value(train.argv, "--template") == "vptracker_qwen3_vl"
+    assert _argv_value(train.argv, "--external_plugins").endswith("vptracker/swift_plugin.py")
+    assert _argv_value(train.argv, "--remove_unused_columns") == "false"
+
+
+def test_render_images_follows_the_model_template():
+    plain = plan_stage(load_stage("stage3_sft", ["model_preset=internvl2_5_4b"]), {})[0].argv
+    assert _argv_value(plain, "--template") == "internvl2_5" and "--external_plugins" not in plain
+    off = plan_stage(load_stage("stage3_sft", ["render_images=false"]), {})[0].argv
+    assert _argv_value(off, "--template") == "qwen2_5_vl" and "--remove_unused_columns" not in off
+    with pytest.raises(StageConfigError, match="stage2_midtrain.yaml.*'model.family'.*internvl2_5"):
+        load_stage("stage2_midtrain", ["model_preset=internvl2_5_4b"])
+    with pytest.raises(StageConfigError, match="'render_images'.*llama3_llava_next_hf"):
+        load_stage("stage3_sft", ["model_preset=llava_next_8b", "render_images=true"])
 
 
 def test_omnipt_paper_values_and_model_presets():
@@ -121,7 +140,7 @@ def test_wsd_decay_steps_follow_the_data(tmp_path):
 def test_dry_run_for_a_three_node_cluster():
     env = {**os.environ, **CLUSTER}
     done = subprocess.run(["bash", str(REPO_ROOT / "train.sh"), "all", "--dry-run"], env=env, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [ln for ln in done.stdout.splitlines() if ln and not ln.startswith("#")]
     trains = [shlex.split(ln) for ln in lines if " sft " in ln or " rlhf " in ln]
@@ -132,9 +151,12 @@ def test_dry_run_for_a_three_node_cluster():
         # swift's launcher reads the cluster shape from the environment the line sets
         assert argv[:5] == ["NPROC_PER_NODE=8", "NNODES=3", "NODE_RANK=0", "MASTER_ADDR=10.0.0.1", "MASTER_PORT=29500"]
         assert _argv_value(argv, "--deepspeed").endswith("configs/deepspeed/zero2.json")
-        assert _argv_value(argv, "--template") == "qwen2_5_vl" and _argv_value(argv, "--add_version") == "false"
+        assert _argv_value(argv, "--template") == "vptracker_qwen2_5_vl"  # the plugin draws crops at load time
+        assert any(p.endswith("vptracker/swift_plugin.py") for p in _argv_values(argv, "--external_plugins"))
+        assert _argv_value(argv, "--add_version") == "false"
     assert [a[6] for a in trains] == ["rlhf", "sft", "sft", "rlhf"]
     assert _argv_value(trains[0], "--reward_funcs") == "omnipt_format"
+    assert _argv_values(trains[0], "--external_plugins")[0].endswith("vptracker/train/rewards.py")
     assert _argv_value(trains[3], "--reward_funcs") == "omnipt_iou"
     assert _argv_value(trains[0], "--use_vllm") == "true"
     clip = clips[0]

@@ -124,7 +124,7 @@ def test_all_chains_the_four_stages_and_a_killed_run_resumes(tiny_model, tiny_da
     killed_at = last_checkpoint(sft_dir)
     assert killed_at is not None and int(killed_at.name.split("-")[1]) < 12, "the run died before it finished"
     assert json.loads((run_dir / "stage3_sft" / "manifest.json").read_text())["status"] == "running"
-    done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = run_dir / "stage4_iou_grpo" / "merged"
     assert f"final weights: {out}" in done.stdout

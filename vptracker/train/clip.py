@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 
 from vptracker.prompts import CLS_TOKEN, IMAGE, clip_image_query, clip_text_query
+from vptracker.train.stages import QWEN_FAMILIES
 
-QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 VISION_TOKENS = "<|vision_start|><|image_pad|><|vision_end|>"
 
 
@@ -128,7 +128,7 @@ def set_trainable(model, parts: list[str]) -> int:
     visual = model.model.visual
     count = 0
     for name, p in visual.named_parameters():
-        is_aligner = name.startswith("merger") or name.startswith("deepstack_merger")
+        is_aligner = name.startswith(("merger", "deepstack_merger"))
         if ("aligner" in parts and is_aligner) or ("vision" in parts and not is_aligner):
             p.requires_grad_(True)
             count += p.numel()

@@ -15,11 +15,12 @@ import math
 import os
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from vptracker.train.stages import StageConfig, fill_placeholders, resolve_path
+from vptracker.train.stages import RENDER_PLUGIN, StageConfig, fill_placeholders, resolve_path
 
 LAUNCH_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
 # Values whose relative paths are repository paths, resolved so runs work from any directory.
@@ -147,7 +148,10 @@ def _schedule_args(cfg: StageConfig, swift: dict, rollout: dict, files: list[str
 
 def _plugins(cfg: StageConfig, must_exist: bool) -> list[str]:
     out = []
-    for entry in cfg.get("plugins") or []:
+    entries = list(cfg.get("plugins") or [])
+    if cfg.renders_images and RENDER_PLUGIN not in entries:
+        entries.append(RENDER_PLUGIN)
+    for entry in entries:
         path = resolve_path(entry)
         if must_exist and not path.is_file():
             raise cfg.error("plugins", f"plugin file {path} does not exist")
@@ -165,7 +169,9 @@ def train_command(cfg: StageConfig, model: str, output_dir: Path, datasets: list
     _batch_args(cfg, swift, env)
     _schedule_args(cfg, swift, rollout, datasets, env)
     head = [swift_executable(), "rlhf", "--rlhf_type", "grpo"] if cfg.kind == "grpo" else [swift_executable(), "sft"]
-    argv = head + ["--model", model, "--model_type", model_cfg["model_type"], "--template", model_cfg["template"],
+    if cfg.renders_images and cfg.kind != "grpo":  # the plugin's template reads the row's extra columns
+        swift.setdefault("remove_unused_columns", False)
+    argv = head + ["--model", model, "--model_type", model_cfg["model_type"], "--template", cfg.train_template,
                    "--check_model", "false", "--dataset", *datasets]
     val = expand_datasets(cfg, "val_dataset", cfg.get("val_dataset"), must_exist)
     if val:

@@ -35,7 +35,8 @@ def package_versions() -> dict[str, str | None]:
 def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
     def git(*args: str) -> str | None:
         try:
-            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+            done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30,
+                                  check=False)
         except (OSError, subprocess.TimeoutExpired):
             return None
         return done.stdout.strip() if done.returncode == 0 else None

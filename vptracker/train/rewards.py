@@ -33,10 +33,17 @@ truth invisible is a hit, a visibility mistake a miss.
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from vptracker.boxes import (Form, ParsedBox, iou_xyxy, parse_box, parse_trajectories, parse_trajectory,
-                             parse_vptracker)
+from vptracker.boxes import (
+    Form,
+    ParsedBox,
+    iou_xyxy,
+    parse_box,
+    parse_trajectories,
+    parse_trajectory,
+    parse_vptracker,
+)
 
 FORM_SCORE = {Form.EXACT: 2.0, Form.NONE: 2.0, Form.OTHER: 0.6, Form.UNTAGGED: 0.4, Form.NO_BOX: 0.0}
 MATCHINGS = ("order", "set")
@@ -59,7 +66,7 @@ _SLOT = re.compile(
     r"<bbox>.{0,200}?</bbox>|<None>|<\|box_start\|>.{0,200}?<\|box_end\|>"
     rf"|\(\s*{_N}\s*,\s*{_N}\s*\)\s*,?\s*\(\s*{_N}\s*,\s*{_N}\s*\)"  # (x1,y1),(x2,y2)
     r"|\[[^\[\]]{1,120}\]|\([^()]{1,120}\)"
-    rf"|{_N}\s*,\s*{_N}\s*,\s*{_N}\s*,\s*{_N}", re.S)
+    rf"|{_N}\s*,\s*{_N}\s*,\s*{_N}\s*,\s*{_N}", re.DOTALL)
 
 
 def split_slots(text: str) -> list[ParsedBox]:

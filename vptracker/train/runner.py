@@ -14,8 +14,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from vptracker.train.commands import Command, expand_datasets, final_weights, launcher_env, plan_stage
 from vptracker.train.manifest import new_manifest, now, read_manifest, write_manifest
@@ -31,9 +31,9 @@ def last_checkpoint(output_dir: Path) -> Path | None:
     best = None
     for path in Path(output_dir).glob("checkpoint-*"):
         suffix = path.name.rsplit("-", 1)[-1]
-        if suffix.isdigit() and (path / "trainer_state.json").is_file():
-            if best is None or int(suffix) > int(best.name.rsplit("-", 1)[-1]):
-                best = path
+        complete = suffix.isdigit() and (path / "trainer_state.json").is_file()
+        if complete and (best is None or int(suffix) > int(best.name.rsplit("-", 1)[-1])):
+            best = path
     return best
 
 

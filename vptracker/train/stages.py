@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from vptracker.config import _merge, apply_overrides, load_yaml
 
@@ -24,7 +25,7 @@ CONFIG_DIR = REPO_ROOT / "configs"
 OMNIPT_STAGES = ("stage1_format_grpo", "stage2_midtrain", "stage3_sft", "stage4_iou_grpo")
 KINDS = ("sft", "grpo", "midtrain")
 TOP_KEYS = {"stage", "kind", "model_preset", "model", "profile", "data_root", "run_dir", "init", "merge_lora",
-            "lr_decay_ratio", "plugins", "dataset", "val_dataset", "global_batch_size", "swift", "rollout",
+            "lr_decay_ratio", "plugins", "render_images", "dataset", "val_dataset", "global_batch_size", "swift", "rollout",
             "clip"}
 MODEL_KEYS = {"path", "family", "model_type", "template", "box_scale", "target_modules"}
 CLIP_KEYS = {"dataset", "train", "learning_rate", "warmup_ratio", "num_train_epochs", "max_steps",
@@ -36,6 +37,12 @@ SHORTCUTS = {"model": "model.path", "lr": "swift.learning_rate", "max_steps": "s
 # Keys the runner sets itself from the config's structure; a config that sets them would be ignored.
 RUNNER_OWNED = {"model", "dataset", "val_dataset", "output_dir", "external_plugins", "resume_from_checkpoint",
                 "add_version", "rlhf_type", "adapters", "model_type", "template"}
+
+
+QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+# Templates vptracker/swift_plugin.py wraps as vptracker_<template> to draw visual prompts and crops.
+RENDER_TEMPLATES = QWEN_FAMILIES
+RENDER_PLUGIN = "vptracker/swift_plugin.py"
 
 
 class StageConfigError(ValueError):
@@ -69,6 +76,17 @@ class StageConfig:
     @property
     def stage_dir(self) -> Path:
         return resolve_path(self.data["run_dir"]) / self.name
+
+    @property
+    def renders_images(self) -> bool:
+        """Rows' visual prompts / crops are drawn at load time (``render_images``, ``auto`` by default)."""
+        setting = self.data.get("render_images", "auto")
+        return setting is True or (setting == "auto" and self.data["model"]["template"] in RENDER_TEMPLATES)
+
+    @property
+    def train_template(self) -> str:
+        template = self.data["model"]["template"]
+        return f"vptracker_{template}" if self.renders_images else template
 
     @property
     def start_model(self) -> str:
@@ -158,7 +176,7 @@ def load_stage(stage: str | Path, overrides: Iterable[str] = (), config_dir: Pat
     return cfg
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def swift_fields(kind: str) -> frozenset[str]:
     """ms-swift's argument names for ``sft`` or ``grpo`` (imports ms-swift, a few seconds once)."""
     from swift.arguments import RLHFArguments, SftArguments
@@ -214,6 +232,14 @@ def validate(cfg: StageConfig) -> None:
                 raise cfg.error(f"clip.{key}", f"unknown key; expected one of {sorted(CLIP_KEYS)}")
         if not clip.get("dataset"):
             raise cfg.error("clip.dataset", "the CLIP-style phase needs image-caption data")
+        if model.get("family") not in QWEN_FAMILIES:  # the <CLS> trainer reads Qwen-VL backbones
+            raise cfg.error("model.family", f"the CLIP-style phase supports {QWEN_FAMILIES}, not "
+                                            f"{model.get('family')!r}")
+    if data.get("render_images", "auto") not in ("auto", True, False):
+        raise cfg.error("render_images", f"expected auto, true or false, got {data.get('render_images')!r}")
+    if data.get("render_images") is True and model["template"] not in RENDER_TEMPLATES:
+        raise cfg.error("render_images", f"vptracker/swift_plugin.py renders for templates {RENDER_TEMPLATES}, "
+                                         f"not {model['template']!r}; set render_images=auto or false")
     gbs = data.get("global_batch_size")
     if gbs is not None and (not isinstance(gbs, int) or gbs <= 0):
         raise cfg.error("global_batch_size", f"expected a positive integer, got {gbs!r}")
