@@ -337,3 +337,19 @@ def test_dataset_layout_and_sequences_score_like_the_toolkit_folder(tnl2k_gt, tm
     from_sequences = evaluate_sot(sequences, res, "tnl2k")
     assert from_sequences["auc"] == pytest.approx(toolkit["auc"])
     assert set(from_sequences["attributes"]) == set(toolkit["attributes"])
+
+
+def test_batched_curves_equal_single_sequence_curves():
+    from vptracker.eval.sot import MATLAB_THRESHOLDS, PYTHON_THRESHOLDS, sequence_curves, sequence_curves_batch
+
+    rng = np.random.default_rng(3)
+    values = [-1.0, 0.0, 0.05, 0.5, 0.6, 1.0, 20.0, 0.2, np.inf, np.nan]
+    overlap, center, norm = (rng.choice(values, 300) for _ in range(3))
+    starts, lengths = np.array([0, 40, 41, 200]), np.array([40, 1, 159, 100])
+    for thresholds in (MATLAB_THRESHOLDS, PYTHON_THRESHOLDS):
+        batch = sequence_curves_batch(overlap, center, norm, starts, lengths, thresholds)
+        for i, (s, n) in enumerate(zip(starts, lengths)):
+            one = sequence_curves(overlap[s:s + n], center[s:s + n], norm[s:s + n], thresholds)
+            np.testing.assert_array_equal(batch.success[i], one.success)
+            np.testing.assert_array_equal(batch.precision[i], one.precision)
+            np.testing.assert_array_equal(batch.norm_precision[i], one.norm_precision)
