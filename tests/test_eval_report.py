@@ -110,3 +110,21 @@ def test_cli_report_from_summary_folders(tmp_path, shared_data):
     text = report.read_text()
     assert "## OTB-3 (protocol: otb)" in text and "**MEEM** (ours)" in text
     assert main(["eval", "report", "--summaries", str(tmp_path / "missing"), "--out", str(report)]) == 2
+
+
+def test_cli_smot_smoter_needs_wordnet_or_scores(bensmot, capsys):
+    import nltk
+
+    from vptracker.cli import main
+
+    try:
+        nltk.data.find("corpora/wordnet")
+        has_wordnet = True
+    except LookupError:
+        has_wordnet = False
+    rc = main(["eval", "smot", "--gt-root", str(bensmot / "gt"), "--results", str(bensmot / "res"),
+               "--out", str(bensmot / "out"), "--caption-protocol", "smoter"])
+    if has_wordnet:
+        assert rc == 0 and json.loads((bensmot / "out" / "summary.json").read_text())["table_row"]["HOTA"] == 100.0
+    else:
+        assert rc == 2 and "wordnet" in capsys.readouterr().err.lower()

@@ -94,7 +94,7 @@ def coco_scores(refs: dict, preds: dict) -> dict[str, float]:
     return scores
 
 
-def _nltk_wordnet():
+def nltk_wordnet():
     import nltk
 
     try:
@@ -121,7 +121,7 @@ def smoter_scores(refs: dict, preds: dict, wordnet=None) -> dict[str, float]:
 
     gts, res = _aligned(refs, preds)
     if wordnet is None:
-        wordnet = _nltk_wordnet()
+        wordnet = nltk_wordnet()
     weights = {1: (1.0,), 2: (0.5, 0.5), 3: (1 / 3, 1 / 3, 1 / 3), 4: (0.25, 0.25, 0.25, 0.25)}
     bleu = {n: 0.0 for n in weights}
     meteor = 0.0

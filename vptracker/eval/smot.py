@@ -24,7 +24,7 @@ from scipy.optimize import linear_sum_assignment
 
 from vptracker.datasets.base import DatasetFormatError
 from vptracker.datasets.textfiles import read_table, read_text
-from vptracker.eval.captions import evaluate_captions, load_caption_file
+from vptracker.eval.captions import evaluate_captions, load_caption_file, nltk_wordnet
 from vptracker.eval.crmot import _iou_matrix
 from vptracker.eval.mot import run_trackeval
 
@@ -70,6 +70,8 @@ def track_assignment(gt: np.ndarray, pred: np.ndarray) -> dict[int, int]:
 def evaluate_smot(gt_root: str | Path, results_dir: str | Path, caption_protocol: str = "coco",
                   wordnet=None) -> dict:
     gt_root, results_dir = Path(gt_root), Path(results_dir)
+    if caption_protocol == "smoter" and wordnet is None:
+        wordnet = nltk_wordnet()  # fail before the tracking work when METEOR cannot run
     seqs = find_bensmot_sequences(gt_root)
     video_preds = load_caption_file(results_dir / "video_captions.json", many=False)
     inst_preds = load_caption_file(results_dir / "instance_captions.json", many=False)
