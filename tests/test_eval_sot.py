@@ -340,7 +340,12 @@ def test_dataset_layout_and_sequences_score_like_the_toolkit_folder(tnl2k_gt, tm
 
 
 def test_batched_curves_equal_single_sequence_curves():
-    from vptracker.eval.sot import MATLAB_THRESHOLDS, PYTHON_THRESHOLDS, sequence_curves, sequence_curves_batch
+    from vptracker.eval.sot import (
+        MATLAB_THRESHOLDS,
+        PYTHON_THRESHOLDS,
+        sequence_curves,
+        sequence_curves_batch,
+    )
 
     rng = np.random.default_rng(3)
     values = [-1.0, 0.0, 0.05, 0.5, 0.6, 1.0, 20.0, 0.2, np.inf, np.nan]
