@@ -76,8 +76,9 @@ def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def to_data_dict(gt: np.ndarray, pred: np.ndarray) -> dict:
     """TrackEval's per-sequence data dict from ``(timestep, id, x, y, w, h)`` rows (timesteps >= 0)."""
-    gt_ids, gt_map = np.unique(gt[:, 1].astype(np.int64), return_inverse=True) if len(gt) else (np.empty(0), np.empty(0, int))
-    tr_ids, tr_map = np.unique(pred[:, 1].astype(np.int64), return_inverse=True) if len(pred) else (np.empty(0), np.empty(0, int))
+    # TrackEval wants ids numbered 0..n-1 within the sequence
+    gt_ids, gt_map = np.unique(gt[:, 1].astype(np.int64), return_inverse=True)
+    tr_ids, tr_map = np.unique(pred[:, 1].astype(np.int64), return_inverse=True)
     last = int(max(gt[:, 0].max() if len(gt) else -1, pred[:, 0].max() if len(pred) else -1))
     data = {"num_timesteps": last + 1, "num_gt_ids": len(gt_ids), "num_tracker_ids": len(tr_ids),
             "num_gt_dets": len(gt), "num_tracker_dets": len(pred),

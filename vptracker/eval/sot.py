@@ -202,9 +202,9 @@ class OTBProtocol(Protocol):
             warnings.warn(f"{seq}: {len(pred)} result rows for {len(gt)} gt rows; both cut to {n} (got10k)")
         pred, gt = pred[:n].copy(), gt[:n]
         pred[0] = gt[0]
-        iw = np.clip(np.minimum(pred[:, 0] + pred[:, 2], gt[:, 0] + gt[:, 2]) - np.maximum(pred[:, 0], gt[:, 0]), 0, None)
-        ih = np.clip(np.minimum(pred[:, 1] + pred[:, 3], gt[:, 1] + gt[:, 3]) - np.maximum(pred[:, 1], gt[:, 1]), 0, None)
-        inter = iw * ih
+        far = np.minimum(pred[:, :2] + pred[:, 2:], gt[:, :2] + gt[:, 2:])
+        near = np.maximum(pred[:, :2], gt[:, :2])
+        inter = np.clip(far - near, 0, None).prod(axis=1)
         union = pred[:, 2] * pred[:, 3] + gt[:, 2] * gt[:, 3] - inter
         overlap = np.clip(inter / (union + np.finfo(float).eps), 0.0, 1.0)
         diff = _centres(pred) - _centres(gt)

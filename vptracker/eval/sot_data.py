@@ -71,7 +71,10 @@ def _cut_flags(flags: np.ndarray, n: int, path: Path) -> np.ndarray:
 
 
 def attribute_names(flags: np.ndarray) -> list[str]:
-    return list(TNL2K_ATTRIBUTES) if len(flags) == len(TNL2K_ATTRIBUTES) else [f"att{i + 1}" for i in range(len(flags))]
+    """TNL2K's names for its 17 flags; ``att1``.. for files of another length."""
+    if len(flags) == len(TNL2K_ATTRIBUTES):
+        return list(TNL2K_ATTRIBUTES)
+    return [f"att{i + 1}" for i in range(len(flags))]
 
 
 def _toolkit_attributes(path: Path) -> dict[str, bool]:
