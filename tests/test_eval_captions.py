@@ -115,6 +115,13 @@ def test_coco_protocol_through_cli_matches_reference_loops(corpus, tmp_path):
         assert s[f"BLEU-{n}"] == pytest.approx(value, rel=1e-6), n
     assert s["ROUGE-L"] == pytest.approx(reference_rouge_l(hyps, rs), rel=1e-9)
     assert 0.0 < s["METEOR"] < 1.0 and s["CIDEr-D"] > 0.0 and s["protocol"] == "coco"
+    each = s["per_caption"]
+    assert list(each) == list(refs)  # per-caption rows in the references' order
+    assert all(0.0 <= e["METEOR"] <= 1.0 for e in each.values())  # the corpus METEOR pools statistics
+    assert sum(e["CIDEr-D"] for e in each.values()) / len(each) == pytest.approx(s["CIDEr-D"])
+    first = keys[0]
+    assert each[first]["ROUGE-L"] == pytest.approx(reference_rouge_l([hyps[0]], [rs[0]]))
+    assert (out / "per_caption.csv").read_text().splitlines()[0] == "id,BLEU-1,BLEU-2,BLEU-3,BLEU-4,METEOR,ROUGE-L,CIDEr-D"
 
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="the coco protocol needs Java")
@@ -131,8 +138,9 @@ def test_smoter_protocol_raw_strings(corpus):
     s = evaluate_captions(refs, preds, "smoter", wordnet=_NoSynonyms())
     keys = sorted(refs)
     for n in (1, 4):
-        expected = sum(reference_sentence_bleu(preds[k].split(), [r.split() for r in refs[k]], n) for k in keys) / len(keys)
-        assert s[f"BLEU-{n}"] == pytest.approx(expected, rel=1e-9)
+        each = [reference_sentence_bleu(preds[k].split(), [r.split() for r in refs[k]], n) for k in keys]
+        assert s[f"BLEU-{n}"] == pytest.approx(sum(each) / len(each), rel=1e-9)
+        assert [s["per_caption"][k][f"BLEU-{n}"] for k in keys] == pytest.approx(each, rel=1e-9)
     assert 0.0 < s["METEOR"] < 1.0
     # raw strings: case and punctuation are kept, so "coat," and "coat" differ (coco would tokenize)
     cased = evaluate_captions({"a": ["A man, walking"]}, {"a": "a man walking"}, "smoter", wordnet=_NoSynonyms())

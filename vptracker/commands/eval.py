@@ -163,7 +163,9 @@ def _run_captions(args) -> int:
     preds = load_caption_file(args.preds, many=False)
     r = evaluate_captions(refs, preds, args.protocol)
     r.update({"task": "captions", "benchmark": "captions", "name": args.name or Path(args.preds).stem})
-    _write_summary(Path(args.out), r)
+    out = Path(args.out)
+    _write_summary(out, r)
+    _write_rows_csv(out / "per_caption.csv", r["per_caption"], "id")
     print(format_caption_table({r["name"]: r}))
     return 0
 

@@ -69,8 +69,14 @@ def _require_java() -> None:
                                 "(install a JRE, e.g. openjdk-17-jre-headless)")
 
 
-def coco_scores(refs: dict, preds: dict) -> dict[str, float]:
-    """pycocoevalcap exactly as the COCO caption evaluation runs it (SPICE left out: it downloads)."""
+def _per_caption(keys: list[str], columns: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    return {k: {field: float(values[i]) for field, values in columns.items()} for i, k in enumerate(keys)}
+
+
+def coco_scores(refs: dict, preds: dict) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """pycocoevalcap exactly as the COCO caption evaluation runs it (SPICE left out: it downloads).
+
+    Returns the corpus scores and each caption's own (the scorers' per-image lists)."""
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.meteor.meteor import Meteor
@@ -83,15 +89,18 @@ def coco_scores(refs: dict, preds: dict) -> dict[str, float]:
     with contextlib.redirect_stdout(io.StringIO()):  # the scorers print progress
         gts_tok = tokenizer.tokenize({k: [{"caption": c} for c in v] for k, v in gts.items()})
         res_tok = tokenizer.tokenize({k: [{"caption": c} for c in v] for k, v in res.items()})
-        bleu, _ = Bleu(4).compute_score(gts_tok, res_tok)
+        bleu, bleu_each = Bleu(4).compute_score(gts_tok, res_tok)
         meteor_scorer = Meteor()  # a Java subprocess, killed when the scorer is collected
-        meteor, _ = meteor_scorer.compute_score(gts_tok, res_tok)
+        meteor, meteor_each = meteor_scorer.compute_score(gts_tok, res_tok)
         del meteor_scorer
-        rouge, _ = Rouge().compute_score(gts_tok, res_tok)
-        cider, _ = Cider().compute_score(gts_tok, res_tok)
+        rouge, rouge_each = Rouge().compute_score(gts_tok, res_tok)
+        cider, cider_each = Cider().compute_score(gts_tok, res_tok)
     scores = {f"BLEU-{i + 1}": float(b) for i, b in enumerate(bleu)}
     scores.update({"METEOR": float(meteor), "ROUGE-L": float(rouge), "CIDEr-D": float(cider)})
-    return scores
+    # every scorer walks the ids in the order of the (tokenised) references
+    columns = {f"BLEU-{i + 1}": b for i, b in enumerate(bleu_each)}
+    columns.update({"METEOR": meteor_each, "ROUGE-L": rouge_each, "CIDEr-D": list(cider_each)})
+    return scores, _per_caption(list(gts_tok), columns)
 
 
 def nltk_wordnet():
@@ -112,7 +121,7 @@ def nltk_wordnet():
     return wordnet
 
 
-def smoter_scores(refs: dict, preds: dict, wordnet=None) -> dict[str, float]:
+def smoter_scores(refs: dict, preds: dict, wordnet=None) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """SMOTer's reading; ``wordnet`` replaces nltk's WordNet corpus for METEOR (tests, offline)."""
     from nltk.translate.bleu_score import sentence_bleu
     from nltk.translate.meteor_score import meteor_score
@@ -123,33 +132,34 @@ def smoter_scores(refs: dict, preds: dict, wordnet=None) -> dict[str, float]:
     if wordnet is None:
         wordnet = nltk_wordnet()
     weights = {1: (1.0,), 2: (0.5, 0.5), 3: (1 / 3, 1 / 3, 1 / 3), 4: (0.25, 0.25, 0.25, 0.25)}
-    bleu = {n: 0.0 for n in weights}
-    meteor = 0.0
+    columns: dict[str, list[float]] = {f"BLEU-{n}": [] for n in weights}
+    columns["METEOR"] = []
     for key, references in gts.items():
         ref_tokens = [r.split() for r in references]
         hyp_tokens = res[key][0].split()
         for n, w in weights.items():
-            with contextlib.redirect_stderr(io.StringIO()):
-                bleu[n] += sentence_bleu(ref_tokens, hyp_tokens, weights=w)
-        meteor += meteor_score(ref_tokens, hyp_tokens, wordnet=wordnet)
-    count = len(gts)
+            with contextlib.redirect_stderr(io.StringIO()):  # nltk warns on every zero-match order
+                columns[f"BLEU-{n}"].append(sentence_bleu(ref_tokens, hyp_tokens, weights=w))
+        columns["METEOR"].append(meteor_score(ref_tokens, hyp_tokens, wordnet=wordnet))
     with contextlib.redirect_stdout(io.StringIO()):
-        rouge, _ = Rouge().compute_score(gts, res)
-        cider, _ = Cider().compute_score(gts, res)
-    scores = {f"BLEU-{n}": bleu[n] / count for n in weights}
-    scores.update({"METEOR": meteor / count, "ROUGE-L": float(rouge), "CIDEr-D": float(cider)})
-    return scores
+        rouge, rouge_each = Rouge().compute_score(gts, res)
+        cider, cider_each = Cider().compute_score(gts, res)
+    scores = {field: sum(values) / len(values) for field, values in columns.items()}
+    scores.update({"ROUGE-L": float(rouge), "CIDEr-D": float(cider)})
+    columns.update({"ROUGE-L": rouge_each, "CIDEr-D": list(cider_each)})
+    return scores, _per_caption(list(gts), columns)
 
 
 def evaluate_captions(refs: dict, preds: dict, protocol: str = "coco", wordnet=None) -> dict:
-    """``{"protocol", "num_captions", "BLEU-1", ..., "CIDEr-D"}`` under the named protocol."""
+    """``{"protocol", "num_captions", "BLEU-1", ..., "CIDEr-D", "per_caption"}`` under the named
+    protocol; ``per_caption`` holds each id's own scores."""
     if protocol == "coco":
-        scores = coco_scores(refs, preds)
+        scores, per_caption = coco_scores(refs, preds)
     elif protocol == "smoter":
-        scores = smoter_scores(refs, preds, wordnet=wordnet)
+        scores, per_caption = smoter_scores(refs, preds, wordnet=wordnet)
     else:
         raise ValueError(f"unknown caption protocol {protocol!r}; expected one of {CAPTION_PROTOCOLS}")
-    return {"protocol": protocol, "num_captions": len(refs), **scores}
+    return {"protocol": protocol, "num_captions": len(refs), **scores, "per_caption": per_caption}
 
 
 def format_caption_table(rows: dict[str, dict]) -> str:
