@@ -124,6 +124,7 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--max-pixels", type=int, default=None, help="default: the frames' own size")
     parser.add_argument("--device", default=None, help="e.g. cuda; default: swift's choice")
+    parser.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 (default: the checkpoint's)")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each loop; the best counts")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (0: torch's default). On a shared 2-core CPU, OpenMP threads "
@@ -148,7 +149,8 @@ def main() -> int:
 
     engine = make_engine(model, family, max_batch_size=args.sequences, max_tokens=args.max_tokens,
                          max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
-                         special_tokens=get_task("vptracker_sot").special_tokens, engine_kwargs=engine_kwargs)
+                         special_tokens=get_task("vptracker_sot").special_tokens, torch_dtype=args.dtype,
+                         engine_kwargs=engine_kwargs)
     family = engine.family
     opts = TaskOptions(family=family, min_pixels=engine.min_pixels, max_pixels=engine.max_pixels)
     task = get_task("vptracker_sot")
@@ -157,7 +159,7 @@ def main() -> int:
         return [task.tracker(u, opts) for u in task.units(seqs)]
 
     print(f"model: {model} ({family}); {len(sequences)} sequences x {args.frames} frames of {source}; "
-          f"max_tokens={args.max_tokens}; torch threads {args.threads or 'default'}")
+          f"max_tokens={args.max_tokens}; torch threads {args.threads or 'default'}; dtype {args.dtype or 'checkpoint'}")
     run_batched(engine, trackers(sequences[:2]), concurrency=2)          # warm-up: first calls pay set-up
     serial_runs, batched_runs = [], []
     # alternate the two loops and keep each one's best run: other jobs on a shared CPU add noise

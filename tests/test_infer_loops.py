@@ -243,3 +243,27 @@ def test_async_loop_writes_the_same_files_as_the_batched_loop(tmp_path):
     for s in seqs:
         assert (tmp_path / "async" / f"{s.name}.txt").read_text() == (tmp_path / "batched" / f"{s.name}.txt").read_text()
     assert (tmp_path / "async" / "responses.jsonl").read_bytes() == (tmp_path / "batched" / "responses.jsonl").read_bytes()
+
+
+def test_smot_captions_follow_the_predicted_tracks(tmp_path):
+    seqs = [make_sequence(tmp_path / "data", "s0", n=4)]
+    out = tmp_path / "smot"
+
+    def fn(request):
+        if "Describe this person" in request.prompt:
+            return f"person at {request.prompt.split('There is a people at ')[1].split(' in the first')[0]}"
+        if "Describe" in request.prompt:
+            return "Two people."
+        if MOT_QUERY_NEW in request.prompt:
+            return mot_answer([None, (60, 30, 80, 50), (60, 30, 80, 50)])
+        return render_bbox((20, 10, 36, 22)) if MOT_QUERY_TRACK not in request.prompt else \
+            mot_answer([(20, 10, 36, 22)] * 4)
+    run_task("omnipt_mot", CallableEngine(fn), seqs, out, OPTS, progress=False)
+    run_task("omnipt_caption", CallableEngine(fn), seqs, out, {**OPTS.__dict__, "tracks_from": str(out)},
+             progress=False)
+    assert json.loads((out / "video_captions.json").read_text()) == {"s0": "Two people."}
+    assert json.loads((out / "instance_captions.json").read_text()) == {
+        "s0/1": "person at <bbox>20,10,16,12</bbox>", "s0/2": "person at <bbox>60,30,20,20</bbox>"}
+    with pytest.raises(FileNotFoundError, match="omnipt_mot"):
+        run_task("omnipt_caption", CallableEngine(fn), seqs, tmp_path / "x",
+                 {**OPTS.__dict__, "tracks_from": str(tmp_path / "none")}, progress=False)

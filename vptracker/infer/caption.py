@@ -1,20 +1,47 @@
 """OmniPT's semantic tasks (BenSMOT): one video caption per sequence and one caption per person.
 
 The video caption sees ``caption_frames`` frames spread evenly over the sequence. An instance
-caption sees up to ``caption_frames`` frames spread over the span where the person is annotated,
-starting on their first visible frame, whose box the query gives ("There is a people at <bbox> in
-the first image").
+caption sees up to ``caption_frames`` frames spread over the span where the person is tracked,
+starting on their first frame, whose box the query gives ("There is a people at <bbox> in the first
+image"). The persons are the ground-truth tracks, or with ``tracks_from`` the tracks an
+``omnipt_mot`` run wrote (``<dir>/<seq>.txt``): SMOT scores a caption through the predicted
+track it describes.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from vptracker.boxes import is_valid_xyxy, render_bbox, xywh_to_xyxy
-from vptracker.datasets.base import Sequence
-from vptracker.infer.common import TaskOptions
+from vptracker.datasets.base import Sequence, Track
+from vptracker.infer.common import TaskOptions, frame_number
 from vptracker.infer.engine import Request
 from vptracker.infer.loop import TrackerBase
 from vptracker.prompts import omnipt_instance_caption, omnipt_video_caption
+
+
+def predicted_tracks(seq: Sequence, results_dir: str | Path) -> list[Track]:
+    """The tracks of a MOTChallenge result file ``<results_dir>/<seq>.txt`` on the sequence's frames."""
+    from vptracker.infer.visualize import read_prediction
+
+    path = Path(results_dir) / f"{seq.name}.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no tracking result to caption (run omnipt_mot into {results_dir} first)")
+    kind, rows = read_prediction(path)
+    if kind != "mot":
+        raise ValueError(f"{path}: expected MOTChallenge rows frame,id,x,y,w,h,...")
+    index = {frame_number(seq, t): t for t in range(len(seq.frames))}
+    tracks = []
+    for track_id in sorted({int(i) for i in rows[:, 1]}):
+        boxes = np.zeros((len(seq.frames), 4))
+        visible = np.zeros(len(seq.frames), dtype=bool)
+        for frame, _, x, y, w, h in rows[rows[:, 1] == track_id]:
+            t = index.get(int(frame))
+            if t is not None:
+                boxes[t], visible[t] = (x, y, w, h), True
+        tracks.append(Track(track_id, boxes, visible))
+    return tracks
 
 
 def spread(start: int, stop: int, count: int) -> list[int]:
@@ -38,7 +65,8 @@ class CaptionTracker(TrackerBase):
         self.video_caption: str | None = None
         self.instance_captions: dict[int, str] = {}
         self._queue: list[tuple[str, int | None, Request]] = [("video", None, self._video_request())]
-        for track in seq.tracks:
+        tracks = seq.tracks if options.tracks_from is None else predicted_tracks(seq, options.tracks_from)
+        for track in tracks:
             request = self._instance_request(track)
             if request is not None:
                 self._queue.append(("instance", int(track.id), request))

@@ -34,6 +34,7 @@ class TaskOptions:
     frames_per_sample: int = 16           # OmniPT images per round (32 for the semantic tasks)
     caption_frames: int = 32
     match_iou: float = 0.3                # RMOT/CRMOT: overlap that carries an id into the next round
+    tracks_from: str | None = None        # captions: caption the tracks of <dir>/<seq>.txt (SMOT), not gt
 
     @classmethod
     def from_dict(cls, data: dict) -> TaskOptions:

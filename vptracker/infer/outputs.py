@@ -19,6 +19,8 @@ from vptracker.boxes import Box
 RESPONSES = "responses.jsonl"
 PARTS_DIR = ".responses"
 CAPTIONS = "captions.json"
+VIDEO_CAPTIONS = "video_captions.json"        # {seq: caption}
+INSTANCE_CAPTIONS = "instance_captions.json"  # {"<seq>/<track id>": caption}
 CAPTION_DIR = "captions"
 
 
@@ -77,10 +79,16 @@ def merge(out_dir: str | Path) -> dict[str, Path]:
         written["responses"] = atomic_write_text(out_dir / RESPONSES, "".join(p.read_text() for p in parts))
     captions = sorted((out_dir / CAPTION_DIR).glob("*.json"))
     if captions:
-        merged = {}
+        merged, video, instance = {}, {}, {}
         for path in captions:
             data = json.loads(path.read_text())
-            merged[data["sequence"]] = {k: v for k, v in data.items() if k != "sequence"}
-        written["captions"] = atomic_write_text(out_dir / CAPTIONS, json.dumps(merged, indent=1, ensure_ascii=False,
-                                                                                sort_keys=True) + "\n")
+            seq = data["sequence"]
+            merged[seq] = {k: v for k, v in data.items() if k != "sequence"}
+            video[seq] = data["video_caption"] or ""
+            instance.update({f"{seq}/{k}": v for k, v in data["instance_captions"].items()})
+        # captions.json for people; the two flat files are what `vptracker eval` (SMOT) reads
+        for key, name, value in (("captions", CAPTIONS, merged), ("video_captions", VIDEO_CAPTIONS, video),
+                                 ("instance_captions", INSTANCE_CAPTIONS, instance)):
+            written[key] = atomic_write_text(out_dir / name, json.dumps(value, indent=1, ensure_ascii=False,
+                                                                        sort_keys=True) + "\n")
     return written
