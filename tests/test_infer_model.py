@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "infer"
 
 
-def test_cli_tracks_real_otb_frames_with_a_tiny_model(tmp_path, tiny_model, shared_data):
+def test_cli_tracks_real_otb_frames_with_a_tiny_model(tmp_path, tiny_model, shared_data, monkeypatch):
     from vptracker.cli import main
 
     out = tmp_path / "otb"
@@ -33,8 +33,16 @@ def test_cli_tracks_real_otb_frames_with_a_tiny_model(tmp_path, tiny_model, shar
     log = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
     assert len(log) == 4 and all(isinstance(entry["answer"], str) for entry in log)
     assert json.loads((out / "infer_config.json").read_text())["family"] == "qwen2_5_vl"
-    # a restart finds everything done and calls no model
+    # a restart finds everything done and does not even load the model
+    import vptracker.infer
+
+    before = (out / "responses.jsonl").read_bytes()
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a finished run must not load the model")
+    monkeypatch.setattr(vptracker.infer, "make_engine", no_model)
     assert main(argv) == 0
+    assert (out / "responses.jsonl").read_bytes() == before
 
 
 def test_vptracker_special_tokens_are_single_tokens(tiny_model):

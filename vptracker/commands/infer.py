@@ -90,10 +90,15 @@ def _sequences(cfg: dict):
     return sequences
 
 
+def _nothing_to_do(request):
+    raise RuntimeError("every unit was finished; the engine should not have been called")
+
+
 def run(args) -> int:
-    from vptracker.infer import get_task, make_engine, merge, parse_shard, run_task
+    from vptracker.infer import CallableEngine, get_task, make_engine, merge, parse_shard, plan, run_task
     from vptracker.infer.engine import detect_family
     from vptracker.infer.outputs import atomic_write_text
+    from vptracker.infer.runner import is_finished
 
     cfg = resolve_config(args)
     if not cfg.get("out"):
@@ -115,12 +120,16 @@ def run(args) -> int:
     options = _options(cfg, family)
     sequences = _sequences(cfg)
     concurrency = int(cfg.get("concurrency") or 16)
-    engine = make_engine(cfg["model"], family, cfg.get("adapter"), cfg.get("backend") or "transformers",
-                         max_batch_size=int(cfg.get("max_batch_size") or concurrency),
-                         max_tokens=int(cfg.get("max_tokens") or 256), temperature=float(cfg.get("temperature") or 0.0),
-                         min_pixels=int(options["min_pixels"]), max_pixels=int(options["max_pixels"]),
-                         special_tokens=task.special_tokens, torch_dtype=cfg.get("torch_dtype"),
-                         engine_kwargs=cfg.get("engine_kwargs") or {})
+    if all(is_finished(u, out) for u in plan(task.units(sequences), shard)):
+        engine = CallableEngine(_nothing_to_do)   # a finished run restarts without loading the model
+    else:
+        engine = make_engine(
+            cfg["model"], family, cfg.get("adapter"), cfg.get("backend") or "transformers",
+            max_batch_size=int(cfg.get("max_batch_size") or concurrency),
+            max_tokens=int(cfg.get("max_tokens") or 256), temperature=float(cfg.get("temperature") or 0.0),
+            min_pixels=int(options["min_pixels"]), max_pixels=int(options["max_pixels"]),
+            special_tokens=task.special_tokens, torch_dtype=cfg.get("torch_dtype"),
+            engine_kwargs=cfg.get("engine_kwargs") or {})
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "infer_config.json", json.dumps({**cfg, "family": family, "options": options}, indent=1,
                                                             default=str) + "\n")
