@@ -96,9 +96,10 @@ def _nothing_to_do(request):
 
 def run(args) -> int:
     from vptracker.infer import CallableEngine, get_task, make_engine, merge, parse_shard, plan, run_task
+    from vptracker.infer.common import TaskOptions
     from vptracker.infer.engine import detect_family
     from vptracker.infer.outputs import atomic_write_text
-    from vptracker.infer.runner import is_finished
+    from vptracker.infer.runner import images_per_request, is_finished
 
     cfg = resolve_config(args)
     if not cfg.get("out"):
@@ -123,13 +124,17 @@ def run(args) -> int:
     if all(is_finished(u, out) for u in plan(task.units(sequences), shard)):
         engine = CallableEngine(_nothing_to_do)   # a finished run restarts without loading the model
     else:
+        engine_kwargs = dict(cfg.get("engine_kwargs") or {})
+        if (cfg.get("backend") or "transformers") == "vllm":
+            limit = images_per_request(task.name, TaskOptions.from_dict(options))
+            engine_kwargs.setdefault("limit_mm_per_prompt", {"image": limit})
         engine = make_engine(
             cfg["model"], family, cfg.get("adapter"), cfg.get("backend") or "transformers",
             max_batch_size=int(cfg.get("max_batch_size") or concurrency),
             max_tokens=int(cfg.get("max_tokens") or 256), temperature=float(cfg.get("temperature") or 0.0),
             min_pixels=int(options["min_pixels"]), max_pixels=int(options["max_pixels"]),
             special_tokens=task.special_tokens, torch_dtype=cfg.get("torch_dtype"),
-            engine_kwargs=cfg.get("engine_kwargs") or {})
+            engine_kwargs=engine_kwargs)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "infer_config.json", json.dumps({**cfg, "family": family, "options": options}, indent=1,
                                                             default=str) + "\n")

@@ -139,6 +139,17 @@ register_task(Task("omnipt_caption", lambda seqs: [Unit(s.name, [s], [f"{CAPTION
                    lambda u, o: CaptionTracker(u.sequences[0], o), _write_caption))
 
 
+def images_per_request(task: str, options: TaskOptions) -> int:
+    """The most images one request of ``task`` carries (vLLM reserves memory for that many)."""
+    if task == "vptracker_sot":
+        return 2
+    if task == "omnipt_caption":
+        return int(options.caption_frames)
+    if task == "omnipt_crmot":  # at least two frames per view; CRTrack has up to 4 views
+        return max(int(options.frames_per_sample), 8)
+    return int(options.frames_per_sample)
+
+
 def get_task(name: str) -> Task:
     if name not in TASKS:
         raise KeyError(f"unknown task {name!r}; expected one of {', '.join(sorted(TASKS))}")
