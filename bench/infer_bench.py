@@ -118,6 +118,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model directory (default: build a tiny random model)")
     parser.add_argument("--family", default="qwen2_5_vl", choices=sorted(FAMILY_FACTOR))
+    parser.add_argument("--hidden", type=int, default=64, help="size of the random model built here")
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--vision-depth", type=int, default=2)
+    parser.add_argument("--backend", default="transformers", choices=("transformers", "vllm"))
     parser.add_argument("--sequences", type=int, default=16)
     parser.add_argument("--frames", type=int, default=5, help="frames per sequence (the first is the initial box)")
     parser.add_argument("--serial-sequences", type=int, default=4, help="sequences the serial loop runs")
@@ -142,12 +146,12 @@ def main() -> int:
     else:
         from vptracker.tiny_model import make_tiny_model
 
-        model = make_tiny_model(args.family, tmp / "model")
+        model = make_tiny_model(args.family, tmp / "model", args.hidden, args.layers, args.vision_depth)
     family = args.family if not args.model else None
     engine_kwargs = {"device_map": args.device} if args.device else {}
     from vptracker.boxes import DEFAULT_MAX_PIXELS
 
-    engine = make_engine(model, family, max_batch_size=args.sequences, max_tokens=args.max_tokens,
+    engine = make_engine(model, family, backend=args.backend, max_batch_size=args.sequences, max_tokens=args.max_tokens,
                          max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
                          special_tokens=get_task("vptracker_sot").special_tokens, torch_dtype=args.dtype,
                          engine_kwargs=engine_kwargs)
