@@ -267,3 +267,10 @@ def test_smot_captions_follow_the_predicted_tracks(tmp_path):
     with pytest.raises(FileNotFoundError, match="omnipt_mot"):
         run_task("omnipt_caption", CallableEngine(fn), seqs, tmp_path / "x",
                  {**OPTS.__dict__, "tracks_from": str(tmp_path / "none")}, progress=False)
+
+
+def test_a_finished_sequence_s_slot_is_refilled_in_the_same_step(tmp_path):
+    seqs = [make_sequence(tmp_path, f"s{i}", n=n) for i, n in enumerate((2, 4, 4, 4))]
+    engine = CallableEngine(lambda r: "garbage")
+    run_batched(engine, [VPTrackerSOT(s, OPTS) for s in seqs], concurrency=2)
+    assert engine.batch_sizes == [2, 2, 2, 2, 1, 1]   # never a step below the limit while sequences wait

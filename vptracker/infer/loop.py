@@ -109,16 +109,22 @@ def run_batched(engine: Engine, trackers: Iterable[Tracker], concurrency: int = 
         if not active:
             break
         step: list[tuple[Tracker, Request]] = []
-        for tracker in list(active):
+        pending = list(active)
+        while pending:
+            tracker = pending.pop(0)
             request = tracker.next_request()
-            if request is None:  # finished: hand it over and free its slot
+            if request is None:  # finished: hand it over; a waiting tracker joins this very step
                 active.remove(tracker)
                 finished_frames += getattr(tracker, "frames_done", 0)
                 if on_finish is not None:
                     on_finish(tracker)
+                nxt = next(waiting, None)
+                if nxt is not None:
+                    active.append(nxt)
+                    pending.append(nxt)
             else:
                 step.append((tracker, request))
-        if not step:  # every active tracker just finished: refill the slots
+        if not step:
             continue
         t0 = time.perf_counter()
         answers = engine.generate([request for _, request in step])
