@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vptracker.train import last_checkpoint, run_chain
+from vptracker.train import last_checkpoint, run_chain, run_stage
 from vptracker.train.clip import clip_loss, cls_states
 from vptracker.train.stages import OMNIPT_STAGES, REPO_ROOT
 from vptracker.train.tiny_data import tiny_overrides, write_tiny_datasets
@@ -177,3 +177,30 @@ def test_all_chains_the_four_stages_and_a_killed_run_resumes(tiny_model, tiny_da
     messages: list[str] = []
     assert run_chain(overrides, echo=messages.append) == out
     assert sum("already complete" in m for m in messages) == 4
+
+
+def test_clip_rows_in_swift_embedding_layout(tmp_path):
+    from vptracker.prompts import clip_image_query, clip_text_query
+    from vptracker.train.clip import read_pairs
+
+    rows = tmp_path / "train-clip-00000.jsonl"
+    row = {"messages": [{"role": "user", "content": clip_image_query()}], "images": ["/d/p1.jpg"],
+           "positive_messages": [[{"role": "user", "content": clip_text_query("a man in a red coat")}]]}
+    rows.write_text(json.dumps(row) + "\n\n" + json.dumps({"image": "/d/p2.jpg", "caption": "a woman"}) + "\n")
+    assert read_pairs([str(rows)]) == [("/d/p1.jpg", "a man in a red coat"), ("/d/p2.jpg", "a woman")]
+    rows.write_text(json.dumps({"images": ["/d/p1.jpg"]}) + "\n")
+    with pytest.raises(ValueError, match=r"train-clip-00000.jsonl:1: .*caption"):
+        read_pairs([str(rows)])
+
+
+def test_vptracker_recipe_fully_tunes_qwen3_vl(tiny_model_factory, tiny_data, tmp_path):
+    model = tiny_model_factory("qwen3_vl")
+    out = run_stage("vptracker_sft", ["profile=tiny", f"model={model}", f"run_dir={tmp_path}", "max_steps=1",
+                                      f"dataset=[{tiny_data['sft']}]", "val_dataset=[]", "swift.max_pixels=65536"])
+    ckpt = out.resolve()
+    assert ckpt.name == "checkpoint-1" and (ckpt / "model.safetensors").is_file()
+    assert not (ckpt / "adapter_model.safetensors").exists(), "the released recipe tunes every weight"
+    args = json.loads((tmp_path / "vptracker_sft" / "train" / "args.json").read_text())
+    assert args["template"] == "vptracker_qwen3_vl" and args["tuner_type"] == "full"
+    vocab = (ckpt / "tokenizer.json").read_text()
+    assert all(tok in vocab for tok in ("<ref>", "</ref>", "<template>", "</template>", "<search>", "</search>"))
