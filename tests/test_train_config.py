@@ -123,6 +123,8 @@ def test_bad_files_are_reported(tmp_path):
     empty.mkdir()
     with pytest.raises(StageConfigError, match="holds no \\*.jsonl"):
         plan_stage(load_stage("stage3_sft", [f"dataset=[{empty}]"]), {}, must_exist=True)
+    with pytest.raises(StageConfigError, match=r"'rollout.num_generations'.*8 does not divide.* = 4"):
+        plan_stage(load_stage("stage1_format_grpo"), {"NPROC_PER_NODE": "1"})
     with pytest.raises(StageConfigError, match="global_batch_size.*not a multiple"):
         plan_stage(load_stage("vptracker_sft"), {"NPROC_PER_NODE": "8", "NNODES": "3"})
 
@@ -176,7 +178,7 @@ def test_dry_run_for_a_three_node_cluster():
 def test_chain_selects_stages_and_per_stage_overrides():
     lines: list[str] = []
     run_chain(["stages=[stage3_sft,stage4_iou_grpo]", "stage4_iou_grpo.lr=3e-6", "run_dir=/x/run"], dry_run=True,
-              env={}, echo=lines.append)
+              env={"NPROC_PER_NODE": "8"}, echo=lines.append)
     text = "\n".join(lines)
     assert "stage1_format_grpo" not in text and "stage2_midtrain" not in text
     sft, grpo = [ln for ln in text.splitlines() if "--learning_rate" in ln]

@@ -2,6 +2,14 @@
 
 Python API: :func:`run_stage` (one stage, returns its final weights' directory), :func:`run_chain`
 (several stages, each starting from the previous one), :func:`load_stage` (resolve a config).
+Overrides are the CLI's ``key=value`` strings, for example a small CPU run of the real configs::
+
+    run_stage("stage3_sft", ["profile=cpu", "model=/models/tiny", "dataset=[/data/sft]",
+                             "val_dataset=[]", "max_steps=50", "run_dir=/runs/demo"])
+
+``profile=cpu`` keeps the recipe and turns off bf16, DeepSpeed, flash-attn and vLLM rollouts;
+``profile=tiny`` also cuts steps, lengths and images for smoke tests
+(:mod:`vptracker.train.tiny_data` writes matching data).
 """
 from vptracker.train.runner import StageFailed, last_checkpoint, run_chain, run_stage
 from vptracker.train.stages import OMNIPT_STAGES, StageConfig, StageConfigError, available_stages, load_stage

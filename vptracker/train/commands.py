@@ -123,6 +123,19 @@ def _batch_args(cfg: StageConfig, swift: dict, env: Mapping[str, str]) -> None:
     swift["gradient_accumulation_steps"] = gbs // per_step
 
 
+def _check_generation_batch(cfg: StageConfig, swift: dict, rollout: dict, env: Mapping[str, str]) -> None:
+    """ms-swift's GRPO rule, checked before a model loads: each generation batch holds whole groups."""
+    if rollout.get("generation_batch_size") or rollout.get("steps_per_generation"):
+        return  # swift checks its own explicit settings
+    batch = int(swift.get("per_device_train_batch_size") or 1) * world_size(env) * int(
+        swift.get("gradient_accumulation_steps") or 1)
+    groups = int(rollout.get("num_generations") or 8)
+    if batch % groups:
+        raise cfg.error("rollout.num_generations", f"{groups} does not divide the generation batch per_device_"
+                                                   f"train_batch_size x processes x gradient_accumulation_steps = {batch} "
+                                                   "for this cluster shape")
+
+
 def _schedule_args(cfg: StageConfig, swift: dict, rollout: dict, files: list[str], env) -> None:
     """warmup_stable_decay needs its decay length in steps: ``lr_decay_ratio`` of the run's steps."""
     if swift.get("lr_scheduler_type") != "warmup_stable_decay":
@@ -167,6 +180,8 @@ def train_command(cfg: StageConfig, model: str, output_dir: Path, datasets: list
     if swift.get("tuner_type", "lora") == "lora" and "target_modules" not in swift and model_cfg.get("target_modules"):
         swift["target_modules"] = model_cfg["target_modules"]
     _batch_args(cfg, swift, env)
+    if cfg.kind == "grpo":
+        _check_generation_batch(cfg, swift, rollout, env)
     _schedule_args(cfg, swift, rollout, datasets, env)
     head = [swift_executable(), "rlhf", "--rlhf_type", "grpo"] if cfg.kind == "grpo" else [swift_executable(), "sft"]
     if cfg.renders_images and cfg.kind != "grpo":  # the plugin's template reads the row's extra columns
