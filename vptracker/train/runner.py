@@ -102,12 +102,14 @@ def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = 
     stage_dir = cfg.stage_dir
     previous = read_manifest(stage_dir) or {}
     if previous.get("status") == "complete" and output.exists() and not force:
-        echo(f"# {cfg.name}: already complete ({output}); pass force=true to retrain")
+        echo(f"# {cfg.name}: already complete ({output}); use --force (force=True) to retrain")
         return output
     rank0 = _is_rank0(env)
     manifest = new_manifest(cfg.name, cfg.path, cfg.overrides, cfg.data, [c.shell() for c in commands],
                             _datasets_for_manifest(cfg), env)
-    done = set(previous.get("completed", [])) if not force else set()
+    # a "complete" stage whose output was deleted reruns every command (training resumes at its end)
+    keep = not force and previous.get("status") != "complete"
+    done = set(previous.get("completed", [])) if keep else set()
     manifest["completed"] = sorted(done)
     manifest["runs"] = previous.get("runs", 0) + 1
     if rank0:
