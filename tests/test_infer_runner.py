@@ -269,3 +269,28 @@ def test_a_process_killed_at_random_points_resumes_to_the_same_files(tmp_path):
     leftovers = {p.name for p in out.rglob("*.tmp")}
     assert {k: v for k, v in snapshot(out).items() if not k.endswith(".tmp")} == snapshot(tmp_path / "ref")
     assert all(name.startswith(".") for name in leftovers)   # a killed write leaves only a hidden temp file
+
+
+def test_vllm_backend_is_selected_by_config_and_wired_to_swift(tmp_path, tiny_model, monkeypatch):
+    import sys
+    import types
+
+    import swift.infer_engine
+
+    created = {}
+
+    class FakeVllm:
+        def __init__(self, model, **kwargs):
+            created.update(model=model, **kwargs)
+
+    monkeypatch.setitem(sys.modules, "vllm", types.ModuleType("vllm"))
+    monkeypatch.setitem(swift.infer_engine.__dict__, "VllmEngine", FakeVllm)  # without importing vllm_engine
+    engine = make_engine(tiny_model, backend="vllm", max_batch_size=64, max_pixels=50176,
+                         engine_kwargs={"gpu_memory_utilization": 0.5})
+    assert isinstance(engine.swift, FakeVllm) and engine.backend == "vllm" and engine.family == "qwen2_5_vl"
+    assert created["max_num_seqs"] == 64 and created["use_async_engine"] is True
+    assert created["model_type"] == created["template_type"] == "qwen2_5_vl"
+    assert created["gpu_memory_utilization"] == 0.5 and created["adapters"] is None
+    # vLLM reads the tokenizer from disk: a checkpoint without the VPTracker tokens is refused clearly
+    with pytest.raises(ValueError, match="special tokens"):
+        make_engine(tiny_model, backend="vllm", special_tokens=("<template>",))
