@@ -98,3 +98,21 @@ def test_infer_sh_dry_run_assigns_global_shards(tmp_path):
     lines = result.stdout.splitlines()
     assert [line.split("--shard ")[1].split()[0] for line in lines] == ["4/12", "5/12", "6/12", "7/12"]
     assert [line.split()[0] for line in lines] == [f"CUDA_VISIBLE_DEVICES={r}" for r in range(4)]
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_the_model_sees_the_image_size_the_boxes_are_mapped_with(tiny_model_factory, shared_data, family):
+    """Boxes in the 'resized' convention only land right if our resize is the engine's resize."""
+    from PIL import Image
+
+    from vptracker.infer import TaskOptions
+    from vptracker.infer.engine import Request
+
+    engine = make_engine(tiny_model_factory(family), max_tokens=4, max_pixels=40000, min_pixels=3136)
+    frame = Image.open(shared_data / "otb" / "Football1" / "img" / "0001.jpg").convert("RGB")
+    cmap = TaskOptions(family=family, box_scale="resized", min_pixels=3136, max_pixels=40000).coord_map(*frame.size)
+    encoded = engine.swift.template.encode(engine._swift_request(Request.user("<image>where?", [frame])))
+    _, grid_h, grid_w = encoded["image_grid_thw"][0].tolist()
+    patch = engine.swift.processor.image_processor.patch_size
+    assert (grid_w * patch, grid_h * patch) == (cmap.resized_width, cmap.resized_height)
+    assert (cmap.resized_width, cmap.resized_height) != frame.size
