@@ -294,3 +294,12 @@ def test_vllm_backend_is_selected_by_config_and_wired_to_swift(tmp_path, tiny_mo
     # vLLM reads the tokenizer from disk: a checkpoint without the VPTracker tokens is refused clearly
     with pytest.raises(ValueError, match="special tokens"):
         make_engine(tiny_model, backend="vllm", special_tokens=("<template>",))
+
+
+def test_two_sequences_writing_one_file_are_refused(tmp_path):
+    views = [make_sequence(tmp_path / f"v{k}", "S_a man", n=3, scene="S", view=f"View{k}") for k in (1, 2)]
+    with pytest.raises(ValueError, match="both write"):
+        run_task("omnipt_mot", CallableEngine(lambda r: ""), views, tmp_path / "o", OPTS, progress=False)
+    views[0].language = views[1].language = "a man"   # as CRMOT they are one unit with a file per view
+    run_task("omnipt_crmot", CallableEngine(lambda r: ""), views, tmp_path / "o", OPTS, progress=False)
+    assert sorted(p.name for p in (tmp_path / "o" / "S_a man").iterdir()) == ["View1.txt", "View2.txt"]

@@ -207,7 +207,9 @@ def run_task(task: str | Task, engine: Engine, sequences: Iterable[Sequence], ou
     shard = shard if isinstance(shard, tuple) else parse_shard(shard)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    units = plan(task.units(list(sequences)), shard)
+    all_units = task.units(list(sequences))
+    _check_unique_outputs(all_units, task.name)
+    units = plan(all_units, shard)
     todo = [u for u in units if not is_finished(u, out_dir)]
     summary = RunSummary(planned=len(units), skipped=len(units) - len(todo))
     by_tracker: dict[int, Unit] = {}
@@ -243,6 +245,17 @@ def run_task(task: str | Task, engine: Engine, sequences: Iterable[Sequence], ou
     if merge_outputs if merge_outputs is not None else shard[1] == 1:
         merge(out_dir)
     return summary
+
+
+def _check_unique_outputs(units: list[Unit], task: str) -> None:
+    """Two units writing one file would make the second look finished: refuse, naming both."""
+    owner: dict[str, str] = {}
+    for unit in units:
+        for rel in unit.outputs:
+            if rel in owner:
+                raise ValueError(f"{task}: units {owner[rel]!r} and {unit.key!r} would both write {rel}; "
+                                 "sequence names must be unique (one view per sequence is a CRMOT input)")
+            owner[rel] = unit.key
 
 
 def _resolve_options(options: TaskOptions | dict | None, engine) -> TaskOptions:
