@@ -5,6 +5,8 @@ and the evaluation disagree on a layout, a frame number, an id or a coordinate c
 """
 from __future__ import annotations
 
+import numpy as np
+
 from vptracker.boxes import CoordMap, render_trajectories, xywh_to_xyxy
 from vptracker.datasets import load
 from vptracker.datasets.fixtures import write_crtrack, write_refer_kitti
@@ -67,3 +69,63 @@ def test_crmot_oracle_scores_perfectly_on_crtrack_layout(tmp_path):
     result = evaluate_crmot(base / "gt_test", out)
     assert result["num_pairs"] == 2
     assert result["cvridf1"] == 100.0 and result["cvrma"] == 100.0
+
+
+def test_sot_oracle_on_real_otb_frames_scores_perfectly(tmp_path, shared_data):
+    from vptracker.boxes import render_vptracker
+    from vptracker.eval.sot_eval import evaluate_sot
+    from vptracker.infer.common import truncate
+
+    seqs = [truncate(s, 25) for s in load("otb", shared_data / "otb")]
+    by_name = {s.name: s for s in seqs}
+
+    def fn(request):   # VPTracker answers in original-frame pixels (the released convention)
+        seq = by_name[request.audit["sequence"]]
+        return render_vptracker(xywh_to_xyxy(seq.tracks[0].boxes[request.audit["frame"]]))
+    out = tmp_path / "sot"
+    run_task("vptracker_sot", CallableEngine(fn), seqs, out, {"family": "qwen3_vl"}, progress=False)
+    result = evaluate_sot(seqs, out, protocol="otb")
+    # IoU 1 everywhere: every threshold but the last (IoU > 1) succeeds, 20 of 21
+    assert np.isclose(result["auc"], 100 * 20 / 21) and result["precision"] == 100
+
+
+def test_mot_oracle_scores_perfectly_on_motchallenge_layout(tmp_path):
+    from vptracker.datasets.fixtures import write_mot
+    from vptracker.eval.mot import evaluate_mot
+
+    n = 8
+    rows = [[f + 1, tid, x + 2 * f, y, 14, 20, 1, 1, 1] for f in range(n) for tid, (x, y) in ((1, (4, 4)), (2, (40, 20)))]
+    rows += [[f + 1, 3, 20, 2, 10, 10, 1, 1, 1] for f in range(4, n)]          # enters midway: a new id
+    write_mot(tmp_path / "dance", "val", "dancetrack0001", n, rows, size=(96, 64))
+    seqs = load("dancetrack", tmp_path / "dance", split="val")
+    engine = CallableEngine(mot_oracle({s.name: s for s in seqs}))
+    out = tmp_path / "mot"
+    run_task("omnipt_mot", engine, seqs, out, {"family": "qwen2_5_vl", "frames_per_sample": 4}, progress=False)
+    result = evaluate_mot(tmp_path / "dance" / "val", out)
+    assert result["COMBINED"]["HOTA"] > 95 and result["COMBINED"]["IDSW"] == 0
+
+
+def mot_oracle(by_name):
+    """The three MOT queries answered from the annotations, in the order the prompt gives."""
+    from vptracker.boxes import parse_trajectory, render_trajectory
+    from vptracker.prompts import MOT_QUERY_DETECT, MOT_QUERY_NEW
+
+    def fn(request):
+        seq = by_name[request.audit["sequence"]]
+        cmap = CoordMap("norm1000", seq.width, seq.height)
+        start, end = request.audit["frames"]
+
+        def box(track, t):
+            return cmap.to_model(xywh_to_xyxy(track.boxes[t])) if track.visible[t] else None
+        if request.prompt.endswith(MOT_QUERY_DETECT):
+            return render_trajectory([box(t, start) for t in seq.tracks if t.visible[start]])
+        if request.prompt.startswith(MOT_QUERY_NEW):
+            fresh = [t for t in seq.tracks if not t.visible[start] and t.visible[start:end].any()]
+            return render_trajectories([[box(t, f) for f in range(start, end)] for t in fresh]) if fresh else \
+                "There are no objects."
+        given = [p.box for p in parse_trajectory(request.prompt) if p.box is not None]  # not the note
+        order = []
+        for b in given:   # the prompt's first-frame boxes, matched back to the annotated tracks
+            order.append(min(seq.tracks, key=lambda t: np.abs(np.subtract(box(t, start) or (1e9,) * 4, b)).sum()))
+        return render_trajectories([[box(t, f) for f in range(start, end)] for t in order])
+    return fn
