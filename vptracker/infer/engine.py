@@ -178,6 +178,10 @@ def make_engine(model_dir: str | Path, family: str | None = None, adapter: str |
     family = family or detect_family(model_dir)
     if family not in FAMILY_FACTOR:
         raise ValueError(f"unknown model family {family!r}; expected one of {sorted(FAMILY_FACTOR)}")
+    # Checkpoints trained through our rendering templates name them (vptracker_<family>) in their
+    # args.json, which swift reads back when loading; importing the plugin registers them.
+    import vptracker.swift_plugin  # noqa: F401
+
     kwargs = dict(engine_kwargs or {})
     if torch_dtype:
         import torch
