@@ -1,0 +1,53 @@
+"""`vptracker demo --quick` end to end: every step runs and the report holds every section."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vptracker.cli import main
+from vptracker.demo import demo_config
+from vptracker.demo.report import SECTIONS
+
+
+def test_quick_config_is_a_small_version_of_the_full_one():
+    full, quick = demo_config(False), demo_config(True)
+    assert set(quick) == set(full)
+    assert quick["sft"]["max_steps"] < full["sft"]["max_steps"]
+    assert quick["data"]["test_sequences"] <= full["data"]["test_sequences"]
+    # The recipe that makes training cheap is shared: the padded embedding stays frozen.
+    assert "model.language_model.embed_tokens" in quick["sft"]["freeze_parameters"]
+
+
+def test_overrides_reach_the_demo_config():
+    cfg = demo_config(True, ["sft.max_steps=7", "model.hidden=32"])
+    assert cfg["sft"]["max_steps"] == 7 and cfg["model"]["hidden"] == 32
+
+
+@pytest.mark.slow
+def test_quick_demo_runs_the_whole_pipeline(tmp_path):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("auc_trained", "auc_untrained", "auc_hold_first_box", "parse_rate_before", "parse_rate_after"):
+        assert 0.0 <= summary[key] <= 100.0, key
+    # The first frame is the ground truth, so no tracker can score zero; the baseline is exact.
+    assert summary["auc_hold_first_box"] > 0
+    report = (out / "report.md").read_text()
+    for section in SECTIONS:
+        assert section in report, section
+    # Every picture the report links exists: curves, training curves and the tracking GIF.
+    import re
+
+    links = re.findall(r"\]\(([^)]+)\)", report)
+    assert any(link.endswith(".gif") for link in links)
+    assert any("success" in link for link in links)
+    for link in links:
+        assert (out / link).is_file(), link
+    # The real stages ran: both left their final weights and a manifest.
+    assert (out / "runs" / "vptracker_sft" / "train" / "last-checkpoint").is_dir()
+    assert (out / "runs" / "stage1_format_grpo" / "train" / "last-checkpoint").is_dir()
+    # Official layouts were written for both data sets and the held-out results for every tracker.
+    assert (out / "data" / "mot" / "train_seqmap.txt").is_file()
+    for tracker in ("untrained", "trained", "hold_first_box"):
+        assert len(list((out / "results" / tracker).glob("synth_test_*.txt"))) == 2

@@ -1,0 +1,174 @@
+"""The demo pipeline: each step calls the project's real entry points at laptop scale.
+
+Steps (each writes under ``out``): ``data/`` (synthetic TNL2K-style SOT and MOTChallenge-style
+MOT sets), ``model/`` (a tiny random-weight Qwen3-VL), ``prepared/`` (ms-swift JSONL from the
+``vptracker_sot`` / ``vptracker_sot_grpo`` task builders), ``runs/`` (the ``vptracker_sft`` stage,
+then a GRPO stage, through :func:`vptracker.train.runner.run_stage`), ``results/<tracker>/`` (the
+batched SOT loop, :func:`vptracker.infer.runner.track_sot`) and the scores of
+:func:`vptracker.eval.sot_eval.evaluate_sot`. The report is written by :mod:`vptracker.demo.report`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vptracker.boxes import Form, parse_vptracker, render_vptracker
+from vptracker.prompts import VPTRACKER_SPECIAL_TOKENS, vptracker_prompt
+
+PROTOCOL = "ostrack"  # frames without a valid target count as misses for every tracker alike
+
+
+@dataclass
+class StepLog:
+    """Wall time per step, shown as progress and kept for the report."""
+
+    echo: callable = print
+    times: dict = field(default_factory=dict)
+    _start: float = field(default_factory=time.time)
+
+    def step(self, name: str, fn, *args, **kwargs):
+        t0 = time.time()
+        self.echo(f"[demo {time.time() - self._start:6.0f}s] {name} ...")
+        value = fn(*args, **kwargs)
+        self.times[name] = round(time.time() - t0, 1)
+        self.echo(f"[demo {time.time() - self._start:6.0f}s] {name} done in {self.times[name]:.0f}s")
+        return value
+
+    @property
+    def total(self) -> float:
+        return round(time.time() - self._start, 1)
+
+
+# --------------------------------------------------------------------------- data and model
+
+def make_data(cfg: dict, out: Path) -> dict[str, Path]:
+    from vptracker.datasets.synthetic import SyntheticConfig, write_mot, write_sot
+
+    d = cfg["data"]
+    syn = SyntheticConfig(width=int(d["width"]), height=int(d["height"]), frames=int(d["frames"]),
+                          size_range=tuple(d["size_range"]), speed_range=tuple(d["speed_range"]),
+                          distractors=tuple(d["distractors"]), occluder_prob=float(d["occluder_prob"]),
+                          leave_prob=float(d["leave_prob"]))
+    sot = write_sot(out / "data" / "sot", {"train": int(d["train_sequences"]), "test": int(d["test_sequences"])},
+                    seed=int(cfg["seed"]), cfg=syn)
+    mot = write_mot(out / "data" / "mot", {"train": int(d["mot_sequences"])}, seed=int(cfg["seed"]), cfg=syn)
+    return {"sot": sot, "mot": mot}
+
+
+def make_model(cfg: dict, out: Path) -> Path:
+    from vptracker.tiny_model import make_tiny_model
+
+    m = cfg["model"]
+    # The BPE learns the prompt's words and the answer's punctuation, so that the released prompt
+    # costs ~230 tokens instead of ~460 (step time grows with sequence length).
+    corpus = (vptracker_prompt("the green striped square moving left"), render_vptracker((12, 34, 56, 78)),
+              render_vptracker(None))
+    return make_tiny_model(m["family"], out / "model", hidden=int(m["hidden"]), layers=int(m["layers"]),
+                           vision_depth=int(m["vision_depth"]), seed=int(cfg["seed"]), extra_corpus=corpus)
+
+
+def prepare_rows(cfg: dict, sot_root: Path, out: Path) -> dict[str, list[str]]:
+    """Training rows from the real task builders, via the same driver as ``vptracker prepare``."""
+    from vptracker.tasks.prepare import prepare
+
+    source = {"synthetic": {"dataset": "synthetic_sot", "root": str(sot_root), "split": "train"}}
+    options = {"scale": cfg["prepare"]["scale"], "family": cfg["model"]["family"]}
+    config = {"seed": int(cfg["seed"]), "out": str(out / "prepared"), "workers": 1, "jobs": {
+        "vptracker_sot": {"task": "vptracker_sot", "options": options, "sources": source,
+                          "samples": {"train": int(cfg["prepare"]["sft_samples"])}},
+        "vptracker_sot_grpo": {"task": "vptracker_sot_grpo", "options": options, "sources": source,
+                               "samples": {"train": int(cfg["prepare"]["grpo_samples"])}},
+    }}
+    card = prepare(config, progress=False)
+    folder = Path(config["out"])  # the card names shard files relative to the output folder
+    return {job: [str(folder / f) for f in card["outputs"]["train"][job]["files"]] for job in config["jobs"]}
+
+
+# --------------------------------------------------------------------------- training
+
+def _model_overrides(cfg: dict, model_dir: Path, out: Path) -> list[str]:
+    return ["model_preset=qwen3_vl_4b", f"model={model_dir}", f"model.family={cfg['model']['family']}",
+            f"model.box_scale={cfg['prepare']['scale']}", "profile=cpu", f"run_dir={out / 'runs'}",
+            "val_dataset=[]", "global_batch_size=null", "swift.freeze_vit=false", "swift.freeze_aligner=false",
+            "swift.report_to=none", "swift.save_total_limit=1", f"swift.seed={int(cfg['seed'])}",
+            "swift.max_length=1024", "swift.gradient_accumulation_steps=1", "swift.weight_decay=0.0"]
+
+
+def _list(value) -> str:
+    return "[" + ",".join(str(v) for v in value) + "]"
+
+
+def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=print) -> Path:
+    from vptracker.train.runner import run_stage
+
+    s = cfg["sft"]
+    steps = int(s["max_steps"])
+    overrides = _model_overrides(cfg, model_dir, out) + [
+        f"dataset={_list(files)}", f"swift.max_steps={steps}", f"swift.per_device_train_batch_size={s['batch_size']}",
+        f"swift.learning_rate={s['learning_rate']}", f"swift.warmup_ratio={s['warmup_ratio']}",
+        f"swift.freeze_parameters={_list(s['freeze_parameters'])}", f"swift.save_steps={steps}",
+        f"swift.logging_steps={max(1, steps // 20)}", "swift.eval_steps=null"]
+    return run_stage("vptracker_sft", overrides, echo=echo, force=True)
+
+
+def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Path, echo=print) -> Path:
+    from vptracker.train.runner import run_stage
+
+    g = cfg["grpo"]
+    steps = int(g["max_steps"])
+    overrides = _model_overrides(cfg, model_dir, out) + [
+        f"init={init}", f"dataset={_list(files)}", "merge_lora=false", "swift.tuner_type=full",
+        "swift.lora_rank=null", "swift.lora_alpha=null", "swift.lora_dropout=null",
+        f"swift.max_steps={steps}", f"swift.per_device_train_batch_size={g['batch_size']}",
+        f"swift.learning_rate={g['learning_rate']}", "swift.lr_scheduler_type=cosine", "swift.warmup_ratio=0.0",
+        f"swift.freeze_parameters={_list(cfg['sft']['freeze_parameters'])}", f"swift.save_steps={steps}",
+        "swift.logging_steps=1", f"swift.new_special_tokens={_list(VPTRACKER_SPECIAL_TOKENS)}",
+        f"rollout.num_generations={g['num_generations']}",
+        f"rollout.max_completion_length={g['max_completion_length']}", f"rollout.temperature={g['temperature']}"]
+    return run_stage(g["stage"], overrides, echo=echo, force=True)
+
+
+# --------------------------------------------------------------------------- inference and scores
+
+def track(cfg: dict, model_dir: Path, sequences, results: Path) -> Path:
+    """Runs the real batched VPTracker loop over ``sequences``; writes ``<seq>.txt`` + responses."""
+    from vptracker.infer.engine import make_engine
+    from vptracker.infer.runner import track_sot
+
+    # Checkpoints trained through the rendering template name it in their args.json, which swift
+    # reads back when it loads them; importing the plugin registers that template.
+    import vptracker.swift_plugin  # noqa: F401
+
+    i = cfg["infer"]
+    engine = make_engine(model_dir, cfg["model"]["family"], max_batch_size=int(i["batch_size"]),
+                         max_tokens=int(i["max_tokens"]), special_tokens=VPTRACKER_SPECIAL_TOKENS,
+                         torch_dtype="float32")
+    track_sot(engine, sequences, results, task="vptracker_sot",
+              options={"family": cfg["model"]["family"], "box_scale": cfg["prepare"]["scale"]},
+              concurrency=int(i["batch_size"]), progress=True)
+    return results
+
+
+def hold_first_box(sequences, results: Path) -> Path:
+    """The baseline every tracker must beat: the first frame's box, repeated."""
+    from vptracker.infer.outputs import sot_text
+
+    results.mkdir(parents=True, exist_ok=True)
+    for seq in sequences:
+        (results / f"{seq.name}.txt").write_text(sot_text([seq.target.boxes[0]] * len(seq)))
+    return results
+
+
+def parse_rate(results: Path) -> float:
+    """Share of answers written in the trained grammar: VPTracker's JSON with ``visible`` and ``bbox``."""
+    answers = [json.loads(line)["answer"] for line in (results / "responses.jsonl").read_text().splitlines() if line]
+    ok = sum(1 for a in answers if (p := parse_vptracker(a)).form == Form.EXACT and p.visible is not None)
+    return 100.0 * ok / max(len(answers), 1)
+
+
+def score(sequences, results: Path) -> dict:
+    from vptracker.eval.sot_eval import evaluate_sot
+
+    return evaluate_sot(sequences, results, protocol=PROTOCOL)
