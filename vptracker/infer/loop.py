@@ -10,6 +10,7 @@ batch continuously (vLLM), so a slow sequence never holds the others back.
 """
 from __future__ import annotations
 
+import abc
 import asyncio
 import time
 from collections.abc import Callable, Iterable
@@ -27,7 +28,7 @@ class Tracker(Protocol):
     def update(self, answer: str) -> None: ...
 
 
-class TrackerBase:
+class TrackerBase(abc.ABC):
     """Shared bookkeeping: the pending request, the audit log of every answer, frame counting."""
 
     name: str = ""
@@ -56,11 +57,13 @@ class TrackerBase:
         self._consume(request, answer)
 
     # subclasses -------------------------------------------------------------------------------
+    @abc.abstractmethod
     def _next(self) -> Request | None:
-        raise NotImplementedError
+        """The request of the next step, or None when the sequence is finished."""
 
+    @abc.abstractmethod
     def _consume(self, request: Request, answer: str) -> None:
-        raise NotImplementedError
+        """Updates the tracker's state from the model's answer to ``request``."""
 
 
 @dataclass
