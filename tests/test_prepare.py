@@ -105,3 +105,20 @@ def test_list_shows_datasets_tasks_and_their_options(capsys):
     out = capsys.readouterr().out
     assert "tnl2k" in out and "refer_kitti_v2" in out
     assert "task vptracker_sot: scale=abs" in out and "task omnipt_mot_grpo:" in out
+
+
+def test_task_options_reach_every_job_that_accepts_them(tmp_path):
+    """The frames-per-sample ablation (OmniPT Table 7) is one override for a whole stage mixture."""
+    from vptracker.tasks.prepare import prepare
+
+    boxes = [(4 + i, 4, 10, 8) for i in range(12)]
+    fx.write_tnl2k(tmp_path / "TNL2K", "train", "a", boxes, "a green box")
+    source = {"dataset": "tnl2k", "root": str(tmp_path / "TNL2K"), "split": "train"}
+    config = {"out": str(tmp_path / "out"), "seed": 0, "workers": 1, "task_options": {"frames": 4},
+              "jobs": {"sot": {"task": "omnipt_sot", "options": {"frames": 8}, "sources": {"s": source},
+                               "samples": {"train": 3}},
+                       "vp": {"task": "vptracker_sot", "sources": {"s": source}, "samples": {"train": 2}}}}
+    card = prepare(config, progress=False)
+    assert card["outputs"]["train"]["vp"]["rows"] == 2   # vptracker_sot takes no `frames`: untouched
+    rows = [json.loads(line) for line in (tmp_path / "out" / "train-sot-00000.jsonl").read_text().splitlines()]
+    assert rows and all(len(row["images"]) == 4 for row in rows)

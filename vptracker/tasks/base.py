@@ -43,6 +43,12 @@ def tasks() -> list[str]:
     return sorted(_TASKS)
 
 
+def accepted_options(name: str) -> dict[str, Any]:
+    """The options (with defaults) the task ``name`` accepts; empty for an unknown name."""
+    import vptracker.tasks  # noqa: F401
+    return dict(_TASKS[name].defaults) if name in _TASKS else {}
+
+
 def get_task(name: str, **options) -> Task:
     import vptracker.tasks  # noqa: F401
     if name not in _TASKS:

@@ -32,7 +32,7 @@ from typing import Any
 from vptracker.datasets import load
 from vptracker.datasets.base import Sequence
 from vptracker.datasets.frames import mark_damaged
-from vptracker.tasks.base import ShardWriter, generate, get_task
+from vptracker.tasks.base import ShardWriter, accepted_options, generate, get_task
 
 
 def _require(mapping: dict, key: str, where: str) -> Any:
@@ -85,6 +85,15 @@ class SourceCache:
         return self._loaded[key]
 
 
+def _job_options(job: dict, shared: dict) -> dict:
+    """A job's options under the config's ``task_options`` (e.g. ``task_options.frames=8`` for the
+    frames-per-sample ablation), each applied only where the job's task accepts it."""
+    options = dict(job.get("options") or {})
+    accepted = accepted_options(job.get("task"))
+    options.update({k: v for k, v in shared.items() if k in accepted})
+    return options
+
+
 def prepare(config: dict, progress: bool | None = None) -> dict:
     """Runs every job of ``config``; returns the card it writes to ``<out>/card.json``."""
     out = Path(_require(config, "out", "the top level"))
@@ -95,9 +104,10 @@ def prepare(config: dict, progress: bool | None = None) -> dict:
     jobs = _require(config, "jobs", "the top level")
     cache = SourceCache(config.get("roots"), bool(config.get("verify_frames", False)))
     card: dict[str, Any] = {"seed": seed, "config": config, "outputs": {}, "totals": {}}
+    shared_options = dict(config.get("task_options") or {})
     for job_name, job in jobs.items():
         where = f"jobs.{job_name}"
-        task = get_task(_require(job, "task", where), **dict(job.get("options") or {}))
+        task = get_task(_require(job, "task", where), **_job_options(job, shared_options))
         sources = _require(job, "sources", where)
         indices, ratios = {}, {}
         for source_name, spec in sources.items():
