@@ -65,8 +65,31 @@ def make_model(cfg: dict, out: Path) -> Path:
     # costs ~230 tokens instead of ~460 (step time grows with sequence length).
     corpus = (vptracker_prompt("the green striped square moving left"), render_vptracker((12, 34, 56, 78)),
               render_vptracker(None))
-    return make_tiny_model(m["family"], out / "model", hidden=int(m["hidden"]), layers=int(m["layers"]),
-                           vision_depth=int(m["vision_depth"]), seed=int(cfg["seed"]), extra_corpus=corpus)
+    model_dir = make_tiny_model(m["family"], out / "model", hidden=int(m["hidden"]), layers=int(m["layers"]),
+                                vision_depth=int(m["vision_depth"]), seed=int(cfg["seed"]), extra_corpus=corpus)
+    if m.get("embed_std"):
+        _rescale_embedding(model_dir, float(m["embed_std"]), int(cfg["seed"]))
+    return model_dir
+
+
+def _rescale_embedding(model_dir: Path, std: float, seed: int) -> None:
+    """Redraws the (tied) token embedding with standard deviation ``std``.
+
+    The demo freezes the embedding, which is also the output layer. At the usual 0.02 init a
+    frozen output layer cannot express confident answers (logits stay within ~+-3 and the loss
+    stalls near ln(vocab) for hundreds of steps); at ~0.3 the rest of the network can align its
+    final states with the answer tokens' rows within tens of steps.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    path = model_dir / "model.safetensors"
+    state = load_file(path)
+    gen = torch.Generator().manual_seed(seed)
+    for key, value in state.items():
+        if key.endswith("embed_tokens.weight"):
+            state[key] = torch.randn(value.shape, generator=gen, dtype=value.dtype) * std
+    save_file(state, path, metadata={"format": "pt"})
 
 
 def prepare_rows(cfg: dict, sot_root: Path, out: Path) -> dict[str, list[str]]:
@@ -136,10 +159,6 @@ def track(cfg: dict, model_dir: Path, sequences, results: Path) -> Path:
     """Runs the real batched VPTracker loop over ``sequences``; writes ``<seq>.txt`` + responses."""
     from vptracker.infer.engine import make_engine
     from vptracker.infer.runner import track_sot
-
-    # Checkpoints trained through the rendering template name it in their args.json, which swift
-    # reads back when it loads them; importing the plugin registers that template.
-    import vptracker.swift_plugin  # noqa: F401
 
     i = cfg["infer"]
     engine = make_engine(model_dir, cfg["model"]["family"], max_batch_size=int(i["batch_size"]),

@@ -40,8 +40,8 @@ def summary_json(scores: dict[str, dict], parse_rates: dict[str, float], times: 
     return out
 
 
-def _loss_points(log_dir: Path) -> list[tuple[int, float]]:
-    """(step, loss) pairs from ms-swift's ``logging.jsonl`` in a stage's training folder."""
+def log_points(log_dir: Path, key: str) -> list[tuple[int, float]]:
+    """(step, value) pairs of ``key`` (``loss``, ``reward``) from ms-swift's ``logging.jsonl`` files."""
     points = []
     for path in sorted(log_dir.rglob("logging.jsonl")):
         for line in path.read_text().splitlines():
@@ -50,22 +50,8 @@ def _loss_points(log_dir: Path) -> list[tuple[int, float]]:
             except json.JSONDecodeError:
                 continue
             step = str(row.get("global_step/max_steps", "")).split("/")[0]
-            if "loss" in row and step.isdigit():
-                points.append((int(step), float(row["loss"])))
-    return points
-
-
-def _reward_points(log_dir: Path) -> list[tuple[int, float]]:
-    points = []
-    for path in sorted(log_dir.rglob("logging.jsonl")):
-        for line in path.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            step = str(row.get("global_step/max_steps", "")).split("/")[0]
-            if "reward" in row and step.isdigit():
-                points.append((int(step), float(row["reward"])))
+            if key in row and step.isdigit():
+                points.append((int(step), float(row[key])))
     return points
 
 
@@ -98,7 +84,7 @@ def write_report(out: Path, summary: dict, scores: dict[str, dict], cfg: dict, g
     plots = plot_curves({names[k]: v for k, v in scores.items()}, out / "plots", title="held-out synthetic SOT")
     training_plots = []
     for stage, folder in stage_dirs.items():
-        pts = _loss_points(folder) if stage == "sft" else _reward_points(folder)
+        pts = log_points(folder, "loss" if stage == "sft" else "reward")
         p = plot_training(pts, out / "plots" / f"{stage}_curve.png", "loss" if stage == "sft" else "mean reward")
         if p is not None:
             training_plots.append((stage, p, pts))
