@@ -31,6 +31,7 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     for key in ("auc_trained", "auc_untrained", "auc_hold_first_box", "parse_rate_before", "parse_rate_after"):
         assert 0.0 <= summary[key] <= 100.0, key
+    assert summary["task"] == demo_config(True)["task"]
     # The first frame is the ground truth, so no tracker can score zero; the baseline is exact.
     assert summary["auc_hold_first_box"] > 0
     report = (out / "report.md").read_text()
@@ -45,8 +46,10 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path):
     for link in links:
         assert (out / link).is_file(), link
     # The real stages ran: both left their final weights and a manifest.
-    assert (out / "runs" / "vptracker_sft" / "train" / "last-checkpoint").is_dir()
-    assert (out / "runs" / "stage1_format_grpo" / "train" / "last-checkpoint").is_dir()
+    cfg = demo_config(True)
+    for stage in (cfg["sft"]["stage"], cfg["grpo"]["stage"]):
+        assert (out / "runs" / stage / "train" / "last-checkpoint").is_dir(), stage
+        assert json.loads((out / "runs" / stage / "manifest.json").read_text())["status"] == "complete"
     # Official layouts were written for both data sets and the held-out results for every tracker.
     assert (out / "data" / "mot" / "train_seqmap.txt").is_file()
     for tracker in ("untrained", "trained", "hold_first_box"):

@@ -32,6 +32,13 @@ def test_parse_rate_counts_only_the_trained_json_grammar(tmp_path):
     assert pipeline.parse_rate(tmp_path) == pytest.approx(40.0)
 
 
+def test_parse_rate_for_the_omnipt_grammar(tmp_path):
+    answers = ["<bbox>1,2,30,40</bbox><bbox>3,4,30,40</bbox>", "<bbox>1,2,30,40</bbox><None>",
+               "<bbox>1,2,30,40</bbox>(3,4,33,44)", "[1, 2, 3, 4]"]
+    (tmp_path / "responses.jsonl").write_text("".join(json.dumps({"answer": a}) + "\n" for a in answers))
+    assert pipeline.parse_rate(tmp_path, "omnipt_sot") == pytest.approx(50.0)
+
+
 def test_hold_first_box_scores_like_a_frozen_tracker(tmp_path):
     cfg = SyntheticConfig(width=96, height=96, frames=20)
     write_sot(tmp_path / "sot", {"test": 3}, seed=2, cfg=cfg)

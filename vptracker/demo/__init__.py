@@ -44,20 +44,20 @@ def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | tuple[
     p.hold_first_box(test, results / "hold_first_box")
     scores["hold_first_box"] = p.score(test, results / "hold_first_box")
     log.step("track (untrained)", p.track, cfg, model_dir, test, results / "untrained")
-    sft = log.step("SFT stage", p.train_sft, cfg, model_dir, files["vptracker_sot"], out, echo)
+    sft = log.step("SFT stage", p.train_sft, cfg, model_dir, files["sft"], out, echo)
     final = sft
     if cfg.get("eval_after_sft", True):
         log.step("track (after SFT)", p.track, cfg, sft, test, results / "after_sft")
     if int(cfg["grpo"]["max_steps"]) > 0:
-        final = log.step("GRPO stage", p.train_grpo, cfg, model_dir, sft, files["vptracker_sot_grpo"], out, echo)
+        final = log.step("GRPO stage", p.train_grpo, cfg, model_dir, sft, files["grpo"], out, echo)
     log.step("track (trained)", p.track, cfg, final, test, results / "trained")
 
     for name in ("untrained", "after_sft", "trained"):
         if (results / name / "responses.jsonl").is_file():
             scores[name] = p.score(test, results / name)
-            parse_rates[name] = p.parse_rate(results / name)
+            parse_rates[name] = p.parse_rate(results / name, cfg["task"])
     gif = log.step("tracking GIF", _gif, cfg, test, results / "trained", out)
-    extra = {"quick": quick, "final_weights": str(final), "recipe": {k: cfg[k] for k in ("model", "sft", "grpo")}}
+    extra = {"quick": quick, "task": cfg["task"], "final_weights": str(final), "recipe": {k: cfg[k] for k in ("model", "sft", "grpo")}}
     summary = summary_json(scores, parse_rates, log.times, log.total, extra)
     stage_dirs = {"sft": sft.parent, "grpo": final.parent} if final != sft else {"sft": sft.parent}
     write_report(out, summary, scores, cfg, gif, stage_dirs, quick)

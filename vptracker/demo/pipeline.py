@@ -2,21 +2,23 @@
 
 Steps (each writes under ``out``): ``data/`` (synthetic TNL2K-style SOT and MOTChallenge-style
 MOT sets), ``model/`` (a tiny random-weight Qwen3-VL), ``prepared/`` (ms-swift JSONL from the
-``vptracker_sot`` / ``vptracker_sot_grpo`` task builders), ``runs/`` (the ``vptracker_sft`` stage,
-then a GRPO stage, through :func:`vptracker.train.runner.run_stage`), ``results/<tracker>/`` (the
+``vptracker_sot`` or ``omnipt_sot`` task builders and their ``_grpo`` variants), ``runs/`` (an SFT
+stage, ``vptracker_sft`` or ``stage3_sft``, then a GRPO stage, through :func:`vptracker.train.runner.run_stage`), ``results/<tracker>/`` (the
 batched SOT loop, :func:`vptracker.infer.runner.track_sot`) and the scores of
 :func:`vptracker.eval.sot_eval.evaluate_sot`. The report is written by :mod:`vptracker.demo.report`.
 """
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vptracker.boxes import Form, parse_vptracker, render_vptracker
-from vptracker.prompts import VPTRACKER_SPECIAL_TOKENS, vptracker_prompt
+from vptracker.boxes import Form, parse_trajectory, parse_vptracker, render_bbox, render_vptracker
+from vptracker.prompts import VPTRACKER_SPECIAL_TOKENS, omnipt_sot, vptracker_prompt
 
+_TOKENS = re.compile(r"<bbox>.*?</bbox>|<None>", re.S)
 PROTOCOL = "ostrack"  # frames without a valid target count as misses for every tracker alike
 
 
@@ -61,10 +63,10 @@ def make_model(cfg: dict, out: Path) -> Path:
     from vptracker.tiny_model import make_tiny_model
 
     m = cfg["model"]
-    # The BPE learns the prompt's words and the answer's punctuation, so that the released prompt
-    # costs ~230 tokens instead of ~460 (step time grows with sequence length).
+    # The BPE learns the prompts' words and the answers' punctuation, so that the released VPTracker
+    # prompt costs ~230 tokens instead of ~460 (step time grows with sequence length).
     corpus = (vptracker_prompt("the green striped square moving left"), render_vptracker((12, 34, 56, 78)),
-              render_vptracker(None))
+              render_vptracker(None), omnipt_sot(2, render_bbox((12, 34, 56, 78))))
     model_dir = make_tiny_model(m["family"], out / "model", hidden=int(m["hidden"]), layers=int(m["layers"]),
                                 vision_depth=int(m["vision_depth"]), seed=int(cfg["seed"]), extra_corpus=corpus)
     if m.get("embed_std"):
@@ -96,13 +98,14 @@ def prepare_rows(cfg: dict, sot_root: Path, out: Path) -> dict[str, list[str]]:
     """Training rows from the real task builders, via the same driver as ``vptracker prepare``."""
     from vptracker.tasks.prepare import prepare
 
+    task = cfg["task"]
     source = {"synthetic": {"dataset": "synthetic_sot", "root": str(sot_root), "split": "train"}}
-    options = {"scale": cfg["prepare"]["scale"], "family": cfg["model"]["family"]}
+    options = {"scale": cfg["prepare"]["scale"], "family": cfg["model"]["family"], **(cfg["task_options"] or {})}
     config = {"seed": int(cfg["seed"]), "out": str(out / "prepared"), "workers": 1, "jobs": {
-        "vptracker_sot": {"task": "vptracker_sot", "options": options, "sources": source,
-                          "samples": {"train": int(cfg["prepare"]["sft_samples"])}},
-        "vptracker_sot_grpo": {"task": "vptracker_sot_grpo", "options": options, "sources": source,
-                               "samples": {"train": int(cfg["prepare"]["grpo_samples"])}},
+        "sft": {"task": task, "options": options, "sources": source,
+                "samples": {"train": int(cfg["prepare"]["sft_samples"])}},
+        "grpo": {"task": f"{task}_grpo", "options": options, "sources": source,
+                 "samples": {"train": int(cfg["prepare"]["grpo_samples"])}},
     }}
     card = prepare(config, progress=False)
     folder = Path(config["out"])  # the card names shard files relative to the output folder
@@ -116,7 +119,10 @@ def _model_overrides(cfg: dict, model_dir: Path, out: Path) -> list[str]:
             f"model.box_scale={cfg['prepare']['scale']}", "profile=cpu", f"run_dir={out / 'runs'}",
             "val_dataset=[]", "global_batch_size=null", "swift.freeze_vit=false", "swift.freeze_aligner=false",
             "swift.report_to=none", "swift.save_total_limit=1", f"swift.seed={int(cfg['seed'])}",
-            "swift.max_length=1024", "swift.gradient_accumulation_steps=1", "swift.weight_decay=0.0"]
+            "swift.max_length=1024", "swift.gradient_accumulation_steps=1", "swift.weight_decay=0.0",
+            # Full tuning of a model this small costs little more than LoRA and learns much faster.
+            "merge_lora=false", "swift.tuner_type=full", "swift.lora_rank=null", "swift.lora_alpha=null",
+            "swift.lora_dropout=null"]
 
 
 def _list(value) -> str:
@@ -133,7 +139,7 @@ def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=prin
         f"swift.learning_rate={s['learning_rate']}", f"swift.warmup_ratio={s['warmup_ratio']}",
         f"swift.freeze_parameters={_list(s['freeze_parameters'])}", f"swift.save_steps={steps}",
         f"swift.logging_steps={max(1, steps // 20)}", "swift.eval_steps=null"]
-    return run_stage("vptracker_sft", overrides, echo=echo, force=True)
+    return run_stage(s["stage"], overrides, echo=echo, force=True)
 
 
 def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Path, echo=print) -> Path:
@@ -142,21 +148,20 @@ def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Pa
     g = cfg["grpo"]
     steps = int(g["max_steps"])
     overrides = _model_overrides(cfg, model_dir, out) + [
-        f"init={init}", f"dataset={_list(files)}", "merge_lora=false", "swift.tuner_type=full",
-        "swift.lora_rank=null", "swift.lora_alpha=null", "swift.lora_dropout=null",
-        f"swift.max_steps={steps}", f"swift.per_device_train_batch_size={g['batch_size']}",
+        f"init={init}", f"dataset={_list(files)}", f"swift.max_steps={steps}", f"swift.per_device_train_batch_size={g['batch_size']}",
         f"swift.learning_rate={g['learning_rate']}", "swift.lr_scheduler_type=cosine", "swift.warmup_ratio=0.0",
         f"swift.freeze_parameters={_list(cfg['sft']['freeze_parameters'])}", f"swift.save_steps={steps}",
         "swift.logging_steps=1", f"swift.new_special_tokens={_list(VPTRACKER_SPECIAL_TOKENS)}",
         f"rollout.num_generations={g['num_generations']}",
-        f"rollout.max_completion_length={g['max_completion_length']}", f"rollout.temperature={g['temperature']}"]
+        f"rollout.max_completion_length={g['max_completion_length']}", f"rollout.temperature={g['temperature']}",
+        f"rollout.top_k={g['top_k']}"]
     return run_stage(g["stage"], overrides, echo=echo, force=True)
 
 
 # --------------------------------------------------------------------------- inference and scores
 
 def track(cfg: dict, model_dir: Path, sequences, results: Path) -> Path:
-    """Runs the real batched VPTracker loop over ``sequences``; writes ``<seq>.txt`` + responses."""
+    """Runs the real batched SOT loop of ``cfg['task']``; writes ``<seq>.txt`` + ``responses.jsonl``."""
     from vptracker.infer.engine import make_engine
     from vptracker.infer.runner import track_sot
 
@@ -164,8 +169,10 @@ def track(cfg: dict, model_dir: Path, sequences, results: Path) -> Path:
     engine = make_engine(model_dir, cfg["model"]["family"], max_batch_size=int(i["batch_size"]),
                          max_tokens=int(i["max_tokens"]), special_tokens=VPTRACKER_SPECIAL_TOKENS,
                          torch_dtype="float32")
-    track_sot(engine, sequences, results, task="vptracker_sot",
-              options={"family": cfg["model"]["family"], "box_scale": cfg["prepare"]["scale"]},
+    options = {"family": cfg["model"]["family"], "box_scale": cfg["prepare"]["scale"]}
+    if "frames" in (cfg["task_options"] or {}):
+        options["frames_per_sample"] = int(cfg["task_options"]["frames"])
+    track_sot(engine, sequences, results, task=cfg["task"], options=options,
               concurrency=int(i["batch_size"]), progress=True)
     return results
 
@@ -180,11 +187,21 @@ def hold_first_box(sequences, results: Path) -> Path:
     return results
 
 
-def parse_rate(results: Path) -> float:
-    """Share of answers written in the trained grammar: VPTracker's JSON with ``visible`` and ``bbox``."""
+def in_grammar(answer: str, task: str) -> bool:
+    """Whether an answer is written in the task's trained grammar: VPTracker's JSON with ``visible``
+    and ``bbox``, or (OmniPT) one exact ``<bbox>x,y,w,h</bbox>`` / ``<None>`` per image and nothing else."""
+    if task == "vptracker_sot":
+        parsed = parse_vptracker(answer)
+        return parsed.form == Form.EXACT and parsed.visible is not None
+    slots = parse_trajectory(answer)
+    leftover = _TOKENS.sub("", answer).strip()
+    return bool(slots) and not leftover and all(s.form in (Form.EXACT, Form.NONE) for s in slots)
+
+
+def parse_rate(results: Path, task: str = "vptracker_sot") -> float:
+    """Percentage of the loop's answers (``responses.jsonl``) written in the trained grammar."""
     answers = [json.loads(line)["answer"] for line in (results / "responses.jsonl").read_text().splitlines() if line]
-    ok = sum(1 for a in answers if (p := parse_vptracker(a)).form == Form.EXACT and p.visible is not None)
-    return 100.0 * ok / max(len(answers), 1)
+    return 100.0 * sum(in_grammar(a, task) for a in answers) / max(len(answers), 1)
 
 
 def score(sequences, results: Path) -> dict:

@@ -91,12 +91,12 @@ def write_report(out: Path, summary: dict, scores: dict[str, dict], cfg: dict, g
     rel = lambda p: Path(p).relative_to(out).as_posix()  # noqa: E731
     verdict = ("**yes**" if min(summary["margin_over_untrained"], summary["margin_over_hold_first_box"]) >= 5
                else "**no**")
-    lines = [f"# VPTracker CPU demo{' (--quick smoke run)' if quick else ''}", "",
+    lines = [f"# CPU demo: {cfg['task']} on synthetic data{' (--quick smoke run)' if quick else ''}", "",
              "## Summary", "",
              f"Trained AUC {summary['auc_trained']:.2f} vs untrained {summary['auc_untrained']:.2f} and "
              f"hold-first-box {summary['auc_hold_first_box']:.2f} (protocol `{summary['protocol']}`, "
              f"{summary['num_sequences']} held-out sequences). Beats both by at least 5 AUC points: {verdict}.",
-             f"Answers in the trained JSON grammar: {summary['parse_rate_before']:.1f}% before training, "
+             f"Answers in the trained grammar: {summary['parse_rate_before']:.1f}% before training, "
              f"{summary['parse_rate_after']:.1f}% after"
              + (f" ({summary['parse_rate_after_sft']:.1f}% after SFT, before the format-reward stage)."
                 if "parse_rate_after_sft" in summary else "."), "",
@@ -119,12 +119,14 @@ def write_report(out: Path, summary: dict, scores: dict[str, dict], cfg: dict, g
               f"{cfg['data']['width']}x{cfg['data']['height']}) and a MOTChallenge-style MOT set, `data/`",
               f"- model: tiny {m['family']} (hidden {m['hidden']}, {m['layers']} layers, vision depth "
               f"{m['vision_depth']}), random init, `model/`",
-              f"- rows: `vptracker_sot` / `vptracker_sot_grpo` task builders, box scale `{cfg['prepare']['scale']}`, "
-              "`prepared/`",
-              f"- SFT: stage `vptracker_sft`, {s['max_steps']} steps x batch {s['batch_size']}, lr "
+              f"- rows: `{cfg['task']}` / `{cfg['task']}_grpo` task builders, options {cfg['task_options'] or {}}, "
+              f"box scale `{cfg['prepare']['scale']}`, `prepared/`",
+              f"- SFT: stage `{s['stage']}`, {s['max_steps']} steps x batch {s['batch_size']}, lr "
               f"{s['learning_rate']}, frozen {', '.join(s['freeze_parameters'])}",
               f"- GRPO: stage `{g['stage']}`, {g['max_steps']} steps, {g['num_generations']} generations",
-              "- inference: the batched VPTracker loop (template = frame 1 crop, outline = 4x previous box)",
+              "- inference: " + ("the batched VPTracker loop (template = frame 1 crop, outline = 4x previous box)"
+                                 if cfg["task"] == "vptracker_sot" else
+                                 "OmniPT's multi-round SOT loop (the last box of a round is the next round's prior)"),
               f"- evaluation: `evaluate_sot`, protocol `{summary['protocol']}`", "",
               "## Timing", "", "| step | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in summary["step_seconds"].items()]
