@@ -68,16 +68,17 @@ def test_round_trip_is_exact_up_to_rounding(grammar, scale, family, fb, max_pixe
     assert _close(back, frame_box, _tolerance(cmap)), (text, back, frame_box)
 
 
+@pytest.mark.parametrize("grammar, form", [("bbox", B.Form.EXACT), ("qwen", B.Form.OTHER)])
 @settings(max_examples=60, deadline=None)
 @given(fb=frame_and_box(), family=st.sampled_from(FAMILIES), pattern=st.lists(st.booleans(), min_size=1,
                                                                                 max_size=12))
-def test_trajectory_round_trip_keeps_none_positions(fb, family, pattern):
+def test_trajectory_round_trip_keeps_none_positions(grammar, form, fb, family, pattern):
     width, height, frame_box = fb
     cmap = B.CoordMap.for_family(family, width, height)
     model = cmap.to_model(frame_box)
-    text = B.render_trajectory([model if p else None for p in pattern], cmap.decimals)
+    text = B.render_trajectory([model if p else None for p in pattern], cmap.decimals, grammar)
     parsed = B.parse_trajectory(text)
-    assert [p.form for p in parsed] == [B.Form.EXACT if p else B.Form.NONE for p in pattern]
+    assert [p.form for p in parsed] == [form if p else B.Form.NONE for p in pattern]
     for p in parsed:
         if p.box is not None:
             assert _close(cmap.to_frame(p.box), frame_box, _tolerance(cmap))
@@ -90,6 +91,23 @@ def test_several_trajectories_round_trip():
     parsed = B.parse_trajectories(text)
     assert [[p.box for p in t] for t in parsed] == [[tuple(map(float, b)) if b else None for b in t]
                                                    for t in trajs]
+    qwen = B.render_trajectories(trajs, grammar="qwen")
+    assert qwen.startswith("The trajectory of the first people are: "
+                           "<|box_start|>(10,20),(30,40)<|box_end|><None>")
+    assert [[p.box for p in t] for t in B.parse_trajectories(qwen)] == [[p.box for p in t] for t in parsed]
+    assert B.render_trajectories(trajs) == B.render_trajectories(trajs, grammar="bbox")  # the default
+
+
+def test_grammars_mix_in_written_order_and_unknown_ones_are_refused():
+    text = "<|box_start|>(1,2),(3,4)<|box_end|><None><bbox>5,6,1,1</bbox><|box_start|>(7,8)<|box_end|>"
+    parsed = B.parse_trajectory(text)
+    assert [p.form for p in parsed] == [B.Form.OTHER, B.Form.NONE, B.Form.EXACT, B.Form.NO_BOX]
+    assert [p.box for p in parsed[:3]] == [(1.0, 2.0, 3.0, 4.0), None, (5.0, 6.0, 6.0, 7.0)]
+    assert B.render_box((1, 2, 3, 4)) == "<bbox>1,2,2,2</bbox>"
+    assert B.render_box((1, 2, 3, 4), grammar="qwen") == "<|box_start|>(1,2),(3,4)<|box_end|>"
+    for render in (B.render_box, B.render_trajectory, B.render_trajectories):
+        with pytest.raises(ValueError, match="unknown box grammar 'xyxy'"):
+            render([], grammar="xyxy")
 
 
 def test_norm_scales_and_resize_match_family_conventions():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vptracker.boxes import CoordMap, render_bbox, render_trajectory, render_vptracker
+from vptracker.boxes import CoordMap, render_bbox, render_qwen_box, render_trajectory, render_vptracker
 from vptracker.datasets.base import Sequence, Track
 from vptracker.infer import CallableEngine, TaskOptions, run_batched, run_task
 from vptracker.infer.engine import Request
@@ -144,6 +144,29 @@ def test_omnipt_sot_rounds_share_a_frame_and_carry_the_prior(tmp_path):
     assert tracker.next_request() is None
     np.testing.assert_allclose(tracker.result()[4:], [(30, 20, 10, 10)] * 3)
     assert len(tracker.result()) == 7
+
+
+def test_omnipt_sot_in_the_qwen_grammar_recovers_the_scripted_boxes(tmp_path):
+    seq = make_sequence(tmp_path, n=7)
+    opts = TaskOptions(family="qwen2_5_vl", box_scale="abs", frames_per_sample=4, grammar="qwen")
+    script = [render_trajectory([(20, 10, 36, 22), (22, 10, 38, 22), None, (24, 12, 40, 24)], grammar="qwen"),
+              render_trajectory([(24, 12, 40, 24), (30, 20, 40, 30), (31, 20, 41, 30), None], grammar="qwen")]
+    prompts = []
+
+    def engine(request: Request) -> str:
+        prompts.append(request.prompt)
+        return script[len(prompts) - 1]
+
+    tracker = run_one(OmniSOT(seq, opts), CallableEngine(engine))
+    np.testing.assert_allclose(tracker.result(), [(20, 10, 16, 12), (22, 10, 16, 12), (22, 10, 16, 12),
+                                                  (24, 12, 16, 12), (30, 20, 10, 10), (31, 20, 10, 10),
+                                                  (31, 20, 10, 10)])
+    # each round's prior is written in the qwen grammar: the last box of the previous round
+    priors = [(20, 10, 36, 22), (24, 12, 40, 24)]
+    assert len(prompts) == 2 and all(render_qwen_box(b) in p for b, p in zip(priors, prompts))
+    assert not any("<bbox>" in p for p in prompts)
+    with pytest.raises(ValueError, match="grammar='xyxy'"):
+        TaskOptions(grammar="xyxy")
 
 
 def mot_answer(*trajectories):

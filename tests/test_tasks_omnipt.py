@@ -49,10 +49,11 @@ def _check_box(model_box, track, t, seq, coord, tol=0.6):
     assert np.allclose(back, expected, atol=tol * max(fx_, fy_) + 1e-6)
 
 
-def test_omnipt_sot_trajectory_maps_back(mot):
+@pytest.mark.parametrize("grammar", ["bbox", "qwen"])
+def test_omnipt_sot_trajectory_maps_back(mot, grammar):
     where = _frame_of(mot)
     coord = CoordMap("norm1000", W, H)
-    for row in _rows("omnipt_sot", mot, frames=8, stride=2):
+    for row in _rows("omnipt_sot", mot, frames=8, stride=2, grammar=grammar):
         assert len(row["images"]) == 8 and row["messages"][0]["content"].count(IMAGE) == 8
         seq, t0 = where[row["images"][0]]
         frames = [where[p][1] for p in row["images"]]
@@ -211,6 +212,28 @@ def test_option_bounds():
         get_task("omnipt_sot", frames=40)
     with pytest.raises(ValueError, match="option family='llava'"):
         get_task("omnipt_mot", family="llava")
+    for name in ("omnipt_sot", "pretext_detection", "omnipt_instance_caption"):
+        with pytest.raises(ValueError, match=r"option grammar='xyxy', expected one of \('bbox', 'qwen'\)"):
+            get_task(name, grammar="xyxy")
+
+
+@pytest.mark.parametrize("name, options", [("omnipt_sot", {"frames": 6}), ("pretext_location", {"frames": 6}),
+                                           ("omnipt_mot_grpo", {"frames": 6}), ("pretext_detection", {})])
+def test_qwen_grammar_rows_carry_the_same_boxes(mot, name, options):
+    """Same seed, other grammar: the same rows, every box (and <None>) in the same place."""
+    def texts(row):
+        return [m["content"] for m in row["messages"]] + [row.get("solution", "")]
+
+    def boxes(text):
+        return [[p.box for p in traj] for traj in parse_trajectories(text)]
+
+    bbox = _rows(name, mot, n=12, seed=3, **options)
+    qwen = _rows(name, mot, n=12, seed=3, grammar="qwen", **options)
+    assert len(bbox) == len(qwen) > 0
+    for a, b in zip(bbox, qwen):
+        assert a["images"] == b["images"]
+        assert "<|box_start|>" in "".join(texts(b)) and "<bbox>" not in "".join(texts(b))
+        assert [boxes(t) for t in texts(a)] == [boxes(t) for t in texts(b)]
 
 
 def test_short_sequences_are_reported(mot):

@@ -27,6 +27,9 @@ import numpy as np
 Box = tuple[float, float, float, float]
 
 SCALES = ("abs", "resized", "norm1", "norm1000")
+# Box grammars an OmniPT answer (or a prompt's box reference) can be rendered in: OmniPT's own
+# <bbox>x,y,w,h</bbox>, or Qwen's native grounding tokens (what the base model was pre-trained on).
+GRAMMARS = ("bbox", "qwen")
 # Coordinate convention each family was pre-trained on, and the pixel multiple its processor uses
 # (patch 14 x merge 2 for Qwen2/2.5-VL, patch 16 x merge 2 for Qwen3-VL).
 FAMILY_SCALE = {"qwen2_vl": "norm1000", "qwen2_5_vl": "resized", "qwen3_vl": "norm1000"}
@@ -178,9 +181,27 @@ def render_bbox(model_xyxy: Sequence[float], decimals: int = 0) -> str:
 NONE_TOKEN = "<None>"
 
 
-def render_trajectory(boxes: Iterable[Sequence[float] | None], decimals: int = 0) -> str:
-    """One ``<bbox>`` or ``<None>`` per image, concatenated (OmniPT SOT / trajectory answer)."""
-    return "".join(NONE_TOKEN if b is None else render_bbox(b, decimals) for b in boxes)
+def check_grammar(grammar: str) -> str:
+    if grammar not in GRAMMARS:
+        raise ValueError(f"unknown box grammar {grammar!r}; expected one of {GRAMMARS}")
+    return grammar
+
+
+def render_box(model_xyxy: Sequence[float], decimals: int = 0, grammar: str = "bbox") -> str:
+    """One box in the chosen grammar: ``bbox`` (OmniPT) or ``qwen`` (``<|box_start|>`` corners)."""
+    if check_grammar(grammar) == "qwen":
+        return render_qwen_box(model_xyxy, decimals)
+    return render_bbox(model_xyxy, decimals)
+
+
+def render_trajectory(boxes: Iterable[Sequence[float] | None], decimals: int = 0,
+                      grammar: str = "bbox") -> str:
+    """One box or ``<None>`` per image, concatenated (OmniPT SOT / trajectory answer).
+
+    ``<None>`` marks an absent object in every grammar, so trajectories stay one entry per image.
+    """
+    check_grammar(grammar)  # also when every entry is <None>, so a typo never passes silently
+    return "".join(NONE_TOKEN if b is None else render_box(b, decimals, grammar) for b in boxes)
 
 
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth",
@@ -192,9 +213,10 @@ def ordinal(i: int) -> str:
 
 
 def render_trajectories(trajectories: Sequence[Sequence[Sequence[float] | None]], decimals: int = 0,
-                        noun: str = "people") -> str:
+                        noun: str = "people", grammar: str = "bbox") -> str:
     """Several trajectories, in the wording of the paper's Fig. 4."""
-    parts = [f"the trajectory of the {ordinal(i)} {noun} are: {render_trajectory(t, decimals)}"
+    check_grammar(grammar)
+    parts = [f"the trajectory of the {ordinal(i)} {noun} are: {render_trajectory(t, decimals, grammar)}"
              for i, t in enumerate(trajectories)]
     text = ", ".join(parts)
     return text[:1].upper() + text[1:] if text else NONE_TOKEN
@@ -248,7 +270,8 @@ _QWEN_BOX = re.compile(rf"<\|box_start\|>\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*
 _PAIRS = re.compile(rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,?\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)")
 _BRACKET4 = re.compile(rf"[\[(]\s*({_NUM}){_SEP}({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*[\])]")
 _BARE4 = re.compile(rf"(?<![\w.\-+])({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})(?![\w.])")
-_TOKEN = re.compile(r"<bbox>.{0,200}?</bbox>|<None>", re.S)
+# One entry per image: an OmniPT box, a Qwen box-token box or the absent marker, in written order.
+_TOKEN = re.compile(r"<bbox>.{0,200}?</bbox>|<\|box_start\|>.{0,200}?<\|box_end\|>|<None>", re.S)
 _VISIBLE = re.compile(r"[\"']?visible[\"']?\s*:\s*[\"']?\s*(yes|no|true|false)", re.I)
 _JSON_BBOX = re.compile(rf"[\"']?bbox[\"']?\s*:\s*\[\s*({_NUM}){_SEP}({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*\]",
                         re.I)
@@ -294,7 +317,10 @@ def parse_box(text: str) -> ParsedBox:
 
 
 def parse_trajectory(text: str) -> list[ParsedBox]:
-    """Every ``<bbox>``/``<None>`` token in order, one per image; malformed tokens parse as NO_BOX."""
+    """Every ``<bbox>``, ``<|box_start|>...<|box_end|>`` and ``<None>`` token in order, one per image.
+
+    Qwen box tokens hold corners and parse as :attr:`Form.OTHER`; malformed tokens parse as NO_BOX.
+    """
     if not isinstance(text, str):
         return []
     out = []

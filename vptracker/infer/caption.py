@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vptracker.boxes import is_valid_xyxy, render_bbox, xywh_to_xyxy
+from vptracker.boxes import is_valid_xyxy, render_box, xywh_to_xyxy
 from vptracker.datasets.base import Sequence, Track
 from vptracker.infer.common import TaskOptions, frame_number
 from vptracker.infer.engine import Request
@@ -82,7 +82,8 @@ class CaptionTracker(TrackerBase):
         if not visible:
             return None
         idx = spread(int(visible[0]), int(visible[-1]) + 1, self.options.caption_frames)
-        box = render_bbox(self.cmap.to_model(xywh_to_xyxy(track.boxes[idx[0]])), self.cmap.decimals)
+        box = render_box(self.cmap.to_model(xywh_to_xyxy(track.boxes[idx[0]])), self.cmap.decimals,
+                         self.options.grammar)
         return Request.user(omnipt_instance_caption(len(idx), box), [str(self.seq.frames[i]) for i in idx],
                             frames=idx, query="instance_caption", track_id=int(track.id))
 

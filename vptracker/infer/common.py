@@ -9,6 +9,7 @@ from PIL import Image
 from vptracker.boxes import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_PIXELS,
+    GRAMMARS,
     Box,
     CoordMap,
     clip_xyxy,
@@ -25,6 +26,7 @@ class TaskOptions:
 
     family: str = "qwen2_5_vl"
     box_scale: str | None = None          # None: the task's training default; "family": FAMILY_SCALE[family]
+    grammar: str = "bbox"                 # OmniPT priors: "bbox" <bbox>x,y,w,h</bbox> | "qwen" <|box_start|>
     min_pixels: int = DEFAULT_MIN_PIXELS
     max_pixels: int = DEFAULT_MAX_PIXELS
     vp_scale: float = TEST_VP_SCALE
@@ -35,6 +37,11 @@ class TaskOptions:
     caption_frames: int = 32
     match_iou: float = 0.3                # RMOT/CRMOT: overlap that carries an id into the next round
     tracks_from: str | None = None        # captions: caption the tracks of <dir>/<seq>.txt (SMOT), not gt
+
+    def __post_init__(self):
+        # checked here so a typo fails before the first engine call, not as prompts the model never saw
+        if self.grammar not in GRAMMARS:
+            raise ValueError(f"task option grammar={self.grammar!r}, expected one of {GRAMMARS}")
 
     @classmethod
     def from_dict(cls, data: dict) -> TaskOptions:

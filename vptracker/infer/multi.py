@@ -82,7 +82,8 @@ class OmniMOT(MultiTracker):
         return start, end, [str(p) for p in self.seq.frames[start:end]]
 
     def _prior_text(self) -> str:
-        return render_trajectory([self._model(0, b) for _, b in self._priors], self.cmaps[0].decimals)
+        return render_trajectory([self._model(0, b) for _, b in self._priors], self.cmaps[0].decimals,
+                                 self.options.grammar)
 
     def _next(self) -> Request | None:
         if self._round >= len(self._rounds):

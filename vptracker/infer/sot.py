@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vptracker.boxes import Box, parse_trajectory, parse_vptracker, render_bbox, xyxy_to_xywh
+from vptracker.boxes import Box, parse_trajectory, parse_vptracker, render_box, xyxy_to_xywh
 from vptracker.datasets.base import Sequence
 from vptracker.infer.common import TaskOptions, answer_box, initial_box, load_rgb, windows
 from vptracker.infer.engine import Request
@@ -125,7 +125,7 @@ class OmniSOT(SOTTracker):
         if self._round >= len(self._rounds):
             return None
         start, end = self._rounds[self._round]
-        prior = render_bbox(self.cmap.to_model(self.boxes[start]), self.cmap.decimals)
+        prior = render_box(self.cmap.to_model(self.boxes[start]), self.cmap.decimals, self.options.grammar)
         paths = [str(p) for p in self.seq.frames[start:end]]
         return Request.user(omnipt_sot(end - start, prior), paths, frames=[start, end], prior=prior)
 

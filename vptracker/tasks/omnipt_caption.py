@@ -66,6 +66,6 @@ class InstanceCaption(VideoCaption):
     def row(self, unit) -> dict:
         seq, track, first = unit
         frames = spread(first, len(seq) - 1, int(self.frames))
-        box = box_text(track, first, seq, task_coord(self, seq))
+        box = box_text(track, first, seq, task_coord(self, seq), self.grammar)
         return {"messages": chat(omnipt_instance_caption(len(frames), box), track.caption),
                 "images": frame_paths(seq, frames)}

@@ -4,8 +4,11 @@ Options common to the OmniPT tasks (``OMNIPT_DEFAULTS``): ``frames`` per sample 
 uses 16, 32 for semantic tasks), ``stride`` between sampled frames, the model ``family`` and the
 box ``scale`` (``norm1000`` by default, the OmniPT answer grammar's normalised coordinates;
 ``family`` picks the family's own convention, e.g. Qwen2.5-VL's resized pixels), ``max_pixels``
-(the paper's 28x28x646) for the resized scale. Boxes are clipped to the image before rendering;
-a box with nothing left inside the image is rendered as ``<None>``.
+(the paper's 28x28x646) for the resized scale, and the box ``grammar`` of answers and of the boxes
+prompts mention: ``bbox`` (OmniPT's ``<bbox>x,y,w,h</bbox>``, the default) or ``qwen`` (Qwen's
+native ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>``); ``<None>`` is the absent marker in both.
+Boxes are clipped to the image before rendering; a box with nothing left inside the image is
+rendered as ``<None>``.
 """
 from __future__ import annotations
 
@@ -14,12 +17,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from vptracker.boxes import FAMILY_SCALE, SCALES, CoordMap, render_bbox
+from vptracker.boxes import FAMILY_SCALE, GRAMMARS, SCALES, CoordMap, render_box
 from vptracker.datasets.base import Sequence, Track
 
 OMNIPT_MAX_PIXELS = 28 * 28 * 646
 OMNIPT_DEFAULTS = {"frames": 16, "stride": 1, "family": "qwen2_5_vl", "scale": "norm1000",
-                   "max_pixels": OMNIPT_MAX_PIXELS}
+                   "max_pixels": OMNIPT_MAX_PIXELS, "grammar": "bbox"}
 
 
 def validate_common(task) -> None:
@@ -31,11 +34,13 @@ def validate_common(task) -> None:
 
 
 def validate_boxes(task) -> None:
-    """Checks the ``family`` and ``scale`` options."""
+    """Checks the ``family``, ``scale`` and ``grammar`` options."""
     if task.family not in FAMILY_SCALE:
         raise ValueError(f"task {task.name}: option family={task.family!r}, expected one of {sorted(FAMILY_SCALE)}")
     if task.scale != "family" and task.scale not in SCALES:
         raise ValueError(f"task {task.name}: option scale={task.scale!r}, expected 'family' or one of {SCALES}")
+    if task.grammar not in GRAMMARS:
+        raise ValueError(f"task {task.name}: option grammar={task.grammar!r}, expected one of {GRAMMARS}")
 
 
 @lru_cache(maxsize=4096)
@@ -73,9 +78,9 @@ def model_box(track: Track, t: int, seq: Sequence, coord: CoordMap):
     return coord.to_model((max(x, 0.0), max(y, 0.0), min(x + w, seq.width), min(y + h, seq.height)))
 
 
-def box_text(track: Track, t: int, seq: Sequence, coord: CoordMap) -> str | None:
+def box_text(track: Track, t: int, seq: Sequence, coord: CoordMap, grammar: str = "bbox") -> str | None:
     box = model_box(track, t, seq, coord)
-    return None if box is None else render_bbox(box, coord.decimals)
+    return None if box is None else render_box(box, coord.decimals, grammar)
 
 
 def trajectory(track: Track, frames: list[int], seq: Sequence, coord: CoordMap) -> list:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vptracker.boxes import render_bbox, render_trajectories
+from vptracker.boxes import render_box, render_trajectories
 from vptracker.datasets.base import Sequence
 from vptracker.prompts import (
     no_objects_answer,
@@ -64,8 +64,8 @@ def draw_window(task, index: list[_MotEntry], rng: random.Random):
     return entry, frames
 
 
-def _boxes_text(boxes, decimals: int) -> str:
-    return "".join(render_bbox(b, decimals) for b in boxes)
+def _boxes_text(boxes, decimals: int, grammar: str) -> str:
+    return "".join(render_box(b, decimals, grammar) for b in boxes)
 
 
 @register_task("omnipt_mot")
@@ -93,18 +93,18 @@ class OmniPTMOT(Task):
         rng.shuffle(first)
         first, new = first[: int(self.max_objects)], new[: int(self.max_objects)]
         coord = task_coord(self, seq)
-        d = coord.decimals
+        d, g = coord.decimals, self.grammar
 
         def traj(i):
             return [model_box(seq.tracks[i], t, seq, coord) for t in frames]
 
-        first_boxes = _boxes_text([model_box(seq.tracks[i], frames[0], seq, coord) for i in first], d)
-        new_answer = render_trajectories([traj(i) for i in new], d) if new else no_objects_answer()
+        first_boxes = _boxes_text([model_box(seq.tracks[i], frames[0], seq, coord) for i in first], d, g)
+        new_answer = render_trajectories([traj(i) for i in new], d, grammar=g) if new else no_objects_answer()
         messages = [
             {"role": "user", "content": omnipt_mot_first(len(frames))},
             {"role": "assistant", "content": first_boxes},
             {"role": "user", "content": omnipt_mot_track(first_boxes)},
-            {"role": "assistant", "content": render_trajectories([traj(i) for i in first], d)},
+            {"role": "assistant", "content": render_trajectories([traj(i) for i in first], d, grammar=g)},
             {"role": "user", "content": omnipt_mot_new()},
             {"role": "assistant", "content": new_answer},
         ]
@@ -113,7 +113,7 @@ class OmniPTMOT(Task):
 
 @register_task("pretext_detection")
 class Detection(Task):
-    defaults = {key: OMNIPT_DEFAULTS[key] for key in ("family", "scale", "max_pixels")}
+    defaults = {key: OMNIPT_DEFAULTS[key] for key in ("family", "scale", "max_pixels", "grammar")}
 
     def validate(self) -> None:
         validate_boxes(self)
@@ -129,7 +129,7 @@ class Detection(Task):
             return None
         coord = task_coord(self, seq)
         boxes = sorted(model_box(seq.tracks[i], t, seq, coord) for i in np.flatnonzero(entry.present[:, t]))
-        answer = _boxes_text(boxes, coord.decimals) if boxes else no_objects_answer()
+        answer = _boxes_text(boxes, coord.decimals, self.grammar) if boxes else no_objects_answer()
         return {"messages": [{"role": "user", "content": pretext_detection()},
                              {"role": "assistant", "content": answer}],
                 "images": [seq.frames[t]]}

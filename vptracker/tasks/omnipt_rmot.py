@@ -53,7 +53,7 @@ class OmniPTRMOT(Task):
         seen = np.flatnonzero(entry.present[:, frames].any(axis=1)).tolist()
         trajectories = [[model_box(seq.tracks[i], t, seq, coord) for t in frames] for i in seen]
         return {"messages": chat(omnipt_rmot(len(frames), seq.language),
-                                 render_trajectories(trajectories, coord.decimals)),
+                                 render_trajectories(trajectories, coord.decimals, grammar=self.grammar)),
                 "images": frame_paths(seq, frames)}
 
 
@@ -99,5 +99,5 @@ class OmniPTCRMOT(Task):
         decimals = task_coord(self, views[0]).decimals
         images = [p for v in views for p in frame_paths(v, frames)]
         return {"messages": chat(omnipt_crmot([len(frames)] * len(views), views[0].language),
-                                 render_trajectories(trajectories, decimals)),
+                                 render_trajectories(trajectories, decimals, grammar=self.grammar)),
                 "images": images}

@@ -82,8 +82,9 @@ class OmniPTSOT(Task):
         if entry is None:
             return None
         coord = task_coord(self, entry.seq)
-        first = box_text(entry.track, frames[0], entry.seq, coord)
-        answer = render_trajectory(trajectory(entry.track, frames, entry.seq, coord), coord.decimals)
+        first = box_text(entry.track, frames[0], entry.seq, coord, self.grammar)
+        answer = render_trajectory(trajectory(entry.track, frames, entry.seq, coord), coord.decimals,
+                                   self.grammar)
         return {"messages": chat(omnipt_sot(len(frames), first), answer),
                 "images": frame_paths(entry.seq, frames)}
 
@@ -108,7 +109,8 @@ class LocationPrediction(OmniPTSOT):
         if entry is None:
             return None
         coord = task_coord(self, entry.seq)
-        first = box_text(entry.track, frames[0], entry.seq, coord)
-        answer = render_trajectory(trajectory(entry.track, frames[1:], entry.seq, coord), coord.decimals)
+        first = box_text(entry.track, frames[0], entry.seq, coord, self.grammar)
+        answer = render_trajectory(trajectory(entry.track, frames[1:], entry.seq, coord), coord.decimals,
+                                   self.grammar)
         return {"messages": chat(pretext_location(len(frames), first), answer),
                 "images": frame_paths(entry.seq, frames)}
