@@ -121,3 +121,17 @@ def test_orm_plugin_registers_and_scores_batches():
     truth = ["<bbox>0,0,10,10</bbox><bbox>50,50,10,10</bbox>"]
     assert iou(swapped, truth, reward_matching=["set"]) == pytest.approx([2.0])
     assert iou(swapped, truth, reward_matching=[None]) == pytest.approx([0.0])
+
+
+def test_solution_grammar_decides_set_one():
+    """With data built in Qwen's grammar, its tokens are set 1 and ``<bbox>`` is another form."""
+    truth = render_trajectory([(100, 100, 300, 300), None], grammar="qwen")
+    assert truth == "<|box_start|>(100,100),(300,300)<|box_end|><None>"
+    assert format_reward(truth, truth) == pytest.approx(2.0)
+    assert iou_reward(truth, truth) == pytest.approx(2.0)
+    as_bbox = render_trajectory([(100, 100, 300, 300), None])
+    # slot 1: other form (0.6) x IoU 1; slot 2: a correct <None> (2 x 1); mean over two slots
+    assert iou_reward(as_bbox, truth) == pytest.approx((0.6 + 2.0) / 2)
+    half = render_trajectory([(100, 100, 200, 300), None], grammar="qwen")
+    assert iou_reward(half, truth) == pytest.approx((2.0 * 0.5 + 2.0) / 2)
+    assert format_reward("<|box_start|>(1,2),(3<|box_end|>", truth) == pytest.approx(0.0)

@@ -26,6 +26,10 @@ one slot per frame (``<bbox>`` or ``<None>``), per trajectory:
   the boxes of all objects in the first frame;
 * a single-box answer is the one-slot case, so it gets exactly the paper's value.
 
+Grammar. Set 1 is the grammar the ``solution`` is written in: OmniPT's ``<bbox>`` by default, or
+Qwen's ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` when the data was built with ``grammar=qwen``;
+in that case ``<bbox>`` answers count as another form (set 2).
+
 VPTracker's JSON answer (``"visible"`` + ``"bbox"``, corners) is one slot: a JSON ``bbox`` is the
 exact form (2), a box in another form 0.6, bare numbers 0.4; ``"visible": "no"`` with the ground
 truth invisible is a hit, a visibility mistake a miss.
@@ -40,8 +44,8 @@ from vptracker.boxes import (
     ParsedBox,
     iou_xyxy,
     parse_box,
+    parse_qwen_boxes,
     parse_trajectories,
-    parse_trajectory,
     parse_vptracker,
 )
 
@@ -117,12 +121,37 @@ def _matched(pred: Sequence[ParsedBox], truth: Sequence[ParsedBox], mapping) -> 
 def _trajectories(text: str) -> list[list[ParsedBox]]:
     """Slots per trajectory; untagged answers without trajectory headings become one trajectory."""
     trajs = parse_trajectories(text)
-    if len(trajs) == 1 and not parse_trajectory(text):
-        return [split_slots(text)]
-    if not trajs:
+    if len(trajs) <= 1:  # one trajectory: read every slot, whatever form each is written in
         slots = split_slots(text)
         return [slots] if slots else []
     return trajs
+
+
+_BBOX_TOKEN = re.compile(r"<bbox>.{0,200}?</bbox>", re.DOTALL)
+_QWEN_TOKEN = re.compile(r"<\|box_start\|>.{0,200}?<\|box_end\|>", re.DOTALL)
+
+
+def _qwen_as_set1(text: str) -> str:
+    """Rewrites an answer so that the Qwen grammar reads as set 1 and ``<bbox>`` as set 2.
+
+    Well-formed Qwen tokens become ``<bbox>x,y,w,h</bbox>``; ``<bbox>`` tokens become corner pairs
+    ``(x1,y1),(x2,y2)``, another form. Malformed tokens are left as they are.
+    """
+    def bbox_to_other(m: re.Match) -> str:
+        parsed = parse_box(m.group(0))
+        if parsed.form != Form.EXACT:
+            return m.group(0)
+        x1, y1, x2, y2 = parsed.box
+        return f"({x1!r},{y1!r}),({x2!r},{y2!r})"
+
+    def qwen_to_exact(m: re.Match) -> str:
+        boxes = parse_qwen_boxes(m.group(0))
+        if not boxes:
+            return m.group(0)
+        x1, y1, x2, y2 = boxes[0]
+        return f"<bbox>{x1!r},{y1!r},{x2 - x1!r},{y2 - y1!r}</bbox>"
+
+    return _QWEN_TOKEN.sub(qwen_to_exact, _BBOX_TOKEN.sub(bbox_to_other, text))
 
 
 def _is_vptracker(solution: str) -> bool:
@@ -153,6 +182,8 @@ def box_reward(completion: str, solution: str, mapping: Callable[[float], float]
         return 0.0
     if _is_vptracker(solution):
         return _vptracker_reward(completion, solution, mapping)
+    if _QWEN_TOKEN.search(solution):
+        completion, solution = _qwen_as_set1(completion), _qwen_as_set1(solution)
     truth = _trajectories(solution)
     if not truth:
         raise ValueError(f"reward solution holds no box and no <None>: {solution[:120]!r}")
