@@ -24,6 +24,13 @@ def test_overrides_reach_the_demo_config():
     assert cfg["sft"]["max_steps"] == 7 and cfg["model"]["hidden"] == 32
 
 
+def test_demo_refuses_to_empty_a_foreign_folder(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not empty"):
+        main(["demo", "--quick", "--out", str(tmp_path)])
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
 @pytest.mark.slow
 def test_quick_demo_runs_the_whole_pipeline(tmp_path):
     out = tmp_path / "demo"

@@ -15,6 +15,7 @@ from vptracker.config import load_config
 from vptracker.train.stages import REPO_ROOT
 
 CONFIG_DIR = REPO_ROOT / "configs" / "demo"
+MARKER = ".vptracker_demo"
 
 
 def demo_config(quick: bool = False, overrides: list[str] | tuple[str, ...] = ()) -> dict:
@@ -29,9 +30,14 @@ def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | tuple[
 
     cfg = demo_config(quick, overrides)
     out = Path(out).resolve()
-    if out.exists():
-        shutil.rmtree(out)  # stale checkpoints or results would be resumed/skipped by the runners
-    out.mkdir(parents=True)
+    if out.exists() and any(out.iterdir()):
+        # Stale checkpoints or results would be resumed or skipped by the runners, so a previous
+        # demo's folder is emptied; any other non-empty folder is left alone.
+        if not (out / MARKER).is_file():
+            raise FileExistsError(f"{out} is not empty and holds no {MARKER} of an earlier demo; choose another --out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by `vptracker demo`; the next run into this folder empties it\n")
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
     log = p.StepLog(echo)
     roots = log.step("synthetic data", p.make_data, cfg, out)
