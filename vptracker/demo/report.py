@@ -104,7 +104,8 @@ def write_report(out: Path, summary: dict, scores: dict[str, dict], cfg: dict, g
              "## Success and precision", ""]
     lines += [f"![{Path(p).stem}]({rel(p)})" for p in plots]
     lines += ["", "## Tracking example", ""]
-    lines += ([f"Held-out sequence, ground truth and trained tracker: ![tracking]({rel(gif)})"] if gif is not None
+    lines += ([f"Held-out sequence where training gains most over holding the first box (ground truth green, "
+               f"trained tracker red): ![tracking]({rel(gif)})"] if gif is not None
               else ["(no sequence rendered)"])
     lines += ["", "## Training", ""]
     for stage, p, pts in training_plots:
