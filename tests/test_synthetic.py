@@ -106,3 +106,23 @@ def test_mot_writes_motchallenge_layout_and_reader_loads_it(tmp_path):
 def test_reader_names_missing_split(tmp_path):
     with pytest.raises(ValueError, match="split folder"):
         load("synthetic_sot", tmp_path, "test")
+
+
+def test_official_readers_load_the_synthetic_layouts(tmp_path):
+    """The TNL2K and MOTChallenge readers see exactly what the synthetic readers see."""
+    write_sot(tmp_path / "sot", {"test": 3}, seed=0, cfg=SMALL)
+    write_mot(tmp_path / "mot", {"train": 2}, seed=0, cfg=SMALL, people=3)
+    official = load("tnl2k", tmp_path / "sot", "test", annos=tmp_path / "sot" / "annos" / "test")
+    ours = load("synthetic_sot", tmp_path / "sot", "test")
+    assert [s.name for s in official] == [s.name for s in ours]
+    for a, b in zip(official, ours):
+        np.testing.assert_array_equal(a.target.boxes, b.target.boxes)
+        np.testing.assert_array_equal(a.target.visible, b.target.visible)
+        assert a.language == b.language and len(a.frames) == len(b.frames)
+    for name in ("mot17", "dancetrack"):
+        official = load(name, tmp_path / "mot", "train")
+        ours = load("synthetic_mot", tmp_path / "mot", "train")
+        assert [len(s.tracks) for s in official] == [len(s.tracks) for s in ours]
+        for s1, s2 in zip(official, ours):
+            for t1, t2 in zip(s1.tracks, s2.tracks):
+                np.testing.assert_array_equal(t1.boxes[t1.visible], t2.boxes[t2.visible])
