@@ -15,9 +15,8 @@ import numpy as np
 
 from vptracker.boxes import is_valid_xyxy, render_box, xywh_to_xyxy
 from vptracker.datasets.base import Sequence, Track
-from vptracker.infer.common import TaskOptions, frame_number
+from vptracker.infer.common import SequenceTracker, TaskOptions, frame_number
 from vptracker.infer.engine import Request
-from vptracker.infer.loop import TrackerBase
 from vptracker.prompts import omnipt_instance_caption, omnipt_video_caption
 
 
@@ -54,14 +53,9 @@ def spread(start: int, stop: int, count: int) -> list[int]:
     return sorted(set(np.rint(np.linspace(start, stop - 1, count)).astype(int).tolist()))
 
 
-class CaptionTracker(TrackerBase):
+class CaptionTracker(SequenceTracker):
     def __init__(self, seq: Sequence, options: TaskOptions):
-        super().__init__(seq.name)
-        if len(seq.frames) == 0:
-            raise ValueError(f"{seq.dataset}/{seq.name}: sequence has no frames")
-        self.seq = seq
-        self.options = options
-        self.cmap = options.coord_map(seq.width, seq.height)
+        super().__init__(seq, options)
         self.video_caption: str | None = None
         self.instance_captions: dict[int, str] = {}
         self._queue: list[tuple[str, int | None, Request]] = [("video", None, self._video_request())]

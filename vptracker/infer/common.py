@@ -17,6 +17,7 @@ from vptracker.boxes import (
     xywh_to_xyxy,
 )
 from vptracker.datasets.base import Sequence
+from vptracker.infer.loop import TrackerBase
 from vptracker.visual_prompt import TEMPLATE_SCALE, TEST_VP_SCALE, VP_COLOR
 
 
@@ -115,3 +116,15 @@ def truncate(seq: Sequence, n_frames: int) -> Sequence:
     tracks = [replace(t, boxes=t.boxes[:n_frames], visible=t.visible[:n_frames]) for t in seq.tracks]
     ids = seq.frame_ids[:n_frames] if seq.frame_ids is not None else None
     return replace(seq, frames=list(seq.frames[:n_frames]), tracks=tracks, frame_ids=ids)
+
+
+class SequenceTracker(TrackerBase):
+    """A tracker over one sequence: checks it has frames and keeps its box mapping."""
+
+    def __init__(self, seq: Sequence, options: TaskOptions):
+        super().__init__(seq.name)
+        if len(seq.frames) == 0:
+            raise ValueError(f"{seq.dataset}/{seq.name}: sequence has no frames")
+        self.seq = seq
+        self.options = options
+        self.cmap = options.coord_map(seq.width, seq.height)

@@ -10,23 +10,17 @@ import numpy as np
 
 from vptracker.boxes import Box, parse_trajectory, parse_vptracker, render_box, xyxy_to_xywh
 from vptracker.datasets.base import Sequence
-from vptracker.infer.common import TaskOptions, answer_box, initial_box, load_rgb, windows
+from vptracker.infer.common import SequenceTracker, TaskOptions, answer_box, initial_box, load_rgb, windows
 from vptracker.infer.engine import Request
-from vptracker.infer.loop import TrackerBase
 from vptracker.prompts import omnipt_sot, vptracker_prompt
 from vptracker.visual_prompt import crop_template, draw_outline, template_region, test_time_prompt
 
 
-class SOTTracker(TrackerBase):
+class SOTTracker(SequenceTracker):
     """Holds the per-frame boxes; ``boxes`` is what ``<seq>.txt`` gets."""
 
     def __init__(self, seq: Sequence, options: TaskOptions):
-        super().__init__(seq.name)
-        if len(seq.frames) == 0:
-            raise ValueError(f"{seq.dataset}/{seq.name}: sequence has no frames")
-        self.seq = seq
-        self.options = options
-        self.cmap = options.coord_map(seq.width, seq.height)
+        super().__init__(seq, options)
         self.boxes: list[Box] = []   # x1,y1,x2,y2 per finished frame
 
     def _keep_or(self, box: Box | None) -> None:
