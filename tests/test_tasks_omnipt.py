@@ -75,6 +75,28 @@ def test_omnipt_sot_trajectory_maps_back(mot, grammar):
                 assert parsed.box is None
 
 
+def test_omnipt_sot_prior_jitter_moves_only_the_prompt_box(mot):
+    """The prompt's box is off by at most the jitter fraction; the answer keeps the true boxes."""
+    coord = CoordMap("norm1000", W, H)
+    where = _frame_of(mot)
+    shifts = []
+    for row in _rows("omnipt_sot", mot, frames=2, prior_jitter=0.3):
+        seq, t0 = where[row["images"][0]]
+        answer = parse_trajectory(row["messages"][1]["content"])[0].box
+        true = np.array(coord.to_frame(answer))
+        assert any(np.allclose(true, (max(b[0], 0), max(b[1], 0), min(b[0] + b[2], W), min(b[1] + b[3], H)), atol=0.1)
+                   for b in (tr.boxes[t0] for tr in seq.tracks if tr.visible[t0]))
+        prior = np.array(coord.to_frame(parse_box(row["messages"][0]["content"]).box))
+        w, h = true[2] - true[0], true[3] - true[1]
+        centre = (prior[:2] + prior[2:]) / 2 - (true[:2] + true[2:]) / 2
+        assert abs(centre[0]) <= 0.3 * w + 1.5 and abs(centre[1]) <= 0.3 * h + 1.5
+        assert 0 <= prior[0] < prior[2] <= W and 0 <= prior[1] < prior[3] <= H
+        shifts.append(np.abs(centre).sum())
+    assert np.mean(shifts) > 1.0                      # it does move the prior
+    with pytest.raises(ValueError, match="prior_jitter"):
+        get_task("omnipt_sot", prior_jitter=1.5).validate()
+
+
 def test_omnipt_mot_three_queries(mot):
     where = _frame_of(mot)
     rows = _rows("omnipt_mot", mot, n=30, frames=10)

@@ -6,6 +6,11 @@ the first included. Any sequence with tracks is a source (SOT benchmarks, or one
 video). ``pretext_location`` (mid-training) gives the first box and asks for the following images
 only; with probability ``disappear_ratio`` it picks an object that leaves within the window, so the
 model sees trajectories that end in ``<None>`` (the paper uses DanceTrack).
+
+``prior_jitter`` (default 0, the paper's samples) moves and rescales the box the prompt gives by up
+to that fraction of its size while the answer keeps the true boxes: at inference the prior is the
+model's own last answer, and a model only ever shown exact priors learns to copy them (the
+search-region jitter of Siamese trackers, for the same reason).
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vptracker.boxes import render_trajectory
+from vptracker.boxes import render_box, render_trajectory
 from vptracker.datasets.base import Sequence, Track
 from vptracker.prompts import omnipt_sot, pretext_location
 from vptracker.tasks.base import Task, chat, register_task
@@ -60,12 +65,37 @@ def track_starts(task, sequences: list[Sequence]) -> list[_Start]:
     return out
 
 
+def jittered(box: tuple, jitter: float, width: float, height: float, rng: random.Random) -> tuple:
+    """``box`` (x1, y1, x2, y2 in pixels) moved by up to ``jitter`` of its size and rescaled by up to
+    ``jitter / 2``, kept inside the image."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    cx = x1 + w / 2 + rng.uniform(-jitter, jitter) * w
+    cy = y1 + h / 2 + rng.uniform(-jitter, jitter) * h
+    w *= 1 + rng.uniform(-jitter, jitter) / 2
+    h *= 1 + rng.uniform(-jitter, jitter) / 2
+    x1, y1 = min(max(cx - w / 2, 0.0), width - 1.0), min(max(cy - h / 2, 0.0), height - 1.0)
+    return x1, y1, min(max(cx + w / 2, x1 + 1.0), width), min(max(cy + h / 2, y1 + 1.0), height)
+
+
 @register_task("omnipt_sot")
 class OmniPTSOT(Task):
-    defaults = dict(OMNIPT_DEFAULTS)
+    defaults = {**OMNIPT_DEFAULTS, "prior_jitter": 0.0}
 
     def validate(self) -> None:
         validate_common(self)
+        if not 0.0 <= float(self.prior_jitter) < 1.0:
+            raise ValueError(f"task {self.name}: option prior_jitter={self.prior_jitter}, expected 0 <= value < 1")
+
+    def prior_text(self, entry, t: int, coord, rng: random.Random) -> str | None:
+        jitter = float(self.prior_jitter)
+        if not jitter:
+            return box_text(entry.track, t, entry.seq, coord, self.grammar)
+        x, y, w, h = entry.track.boxes[t].tolist()
+        seq = entry.seq
+        box = jittered((max(x, 0.0), max(y, 0.0), min(x + w, seq.width), min(y + h, seq.height)), jitter,
+                       seq.width, seq.height, rng)
+        return render_box(coord.to_model(box), coord.decimals, self.grammar)
 
     def index(self, sequences):
         return track_starts(self, sequences)
@@ -82,7 +112,7 @@ class OmniPTSOT(Task):
         if entry is None:
             return None
         coord = task_coord(self, entry.seq)
-        first = box_text(entry.track, frames[0], entry.seq, coord, self.grammar)
+        first = self.prior_text(entry, frames[0], coord, rng)
         answer = render_trajectory(trajectory(entry.track, frames, entry.seq, coord), coord.decimals,
                                    self.grammar)
         return {"messages": chat(omnipt_sot(len(frames), first), answer),
@@ -91,7 +121,7 @@ class OmniPTSOT(Task):
 
 @register_task("pretext_location")
 class LocationPrediction(OmniPTSOT):
-    defaults = {**OMNIPT_DEFAULTS, "disappear_ratio": 0.3}
+    defaults = {**OMNIPT_DEFAULTS, "prior_jitter": 0.0, "disappear_ratio": 0.3}
 
     def validate(self) -> None:
         super().validate()
@@ -109,7 +139,7 @@ class LocationPrediction(OmniPTSOT):
         if entry is None:
             return None
         coord = task_coord(self, entry.seq)
-        first = box_text(entry.track, frames[0], entry.seq, coord, self.grammar)
+        first = self.prior_text(entry, frames[0], coord, rng)
         answer = render_trajectory(trajectory(entry.track, frames[1:], entry.seq, coord), coord.decimals,
                                    self.grammar)
         return {"messages": chat(pretext_location(len(frames), first), answer),
