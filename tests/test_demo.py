@@ -61,3 +61,28 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path):
     assert (out / "data" / "mot" / "train_seqmap.txt").is_file()
     for tracker in ("untrained", "trained", "hold_first_box"):
         assert len(list((out / "results" / tracker).glob("synth_test_*.txt"))) == 2
+
+
+def test_sincos_vision_positions_replace_the_random_table(tmp_path):
+    """`model.vision_pos: sincos` writes a smooth 2-D table: neighbouring cells get close codes,
+    distant cells distinct ones, and the codes separate rows from columns."""
+    import torch
+    from safetensors.torch import load_file
+
+    from vptracker.demo.pipeline import _sincos_vision_positions, sincos_2d
+    from vptracker.tiny_model import make_tiny_model
+
+    table = sincos_2d(16, 128)
+    assert table.shape == (256, 128)
+    grid = table.reshape(16, 16, 128)
+    step = (grid[:, 1:] - grid[:, :-1]).norm(dim=-1).mean()
+    far = (grid[:, 15] - grid[:, 0]).norm(dim=-1).mean()
+    assert far > 3 * step
+    assert torch.allclose(grid[3, 5, :64], grid[3, 9, :64]) and not torch.allclose(grid[3, 5, 64:], grid[3, 9, 64:])
+    model = make_tiny_model("qwen3_vl", tmp_path / "m", hidden=32, layers=1, vision_depth=1)
+    _sincos_vision_positions(model)
+    state = load_file(model / "model.safetensors")
+    assert torch.allclose(state["model.visual.pos_embed.weight"], sincos_2d(16, 32))
+    qwen2 = make_tiny_model("qwen2_5_vl", tmp_path / "q", hidden=32, layers=1, vision_depth=1)
+    with pytest.raises(ValueError, match="pos_embed"):
+        _sincos_vision_positions(qwen2)

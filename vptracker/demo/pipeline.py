@@ -71,7 +71,45 @@ def make_model(cfg: dict, out: Path) -> Path:
                                 vision_depth=int(m["vision_depth"]), seed=int(cfg["seed"]), extra_corpus=corpus)
     if m.get("embed_std"):
         _rescale_embedding(model_dir, float(m["embed_std"]), int(cfg["seed"]))
+    if m.get("vision_pos") == "sincos":
+        _sincos_vision_positions(model_dir)
     return model_dir
+
+
+def sincos_2d(side: int, dim: int, base: float = 100.0):
+    """A ``side`` x ``side`` grid of 2-D sine-cosine position codes (MAE's fixed table), row-major:
+    the first half of each code is the row's, the second the column's."""
+    import torch
+
+    quarter = dim // 4
+    omega = base ** (-torch.arange(quarter, dtype=torch.float64) / max(quarter - 1, 1))
+    pos = torch.arange(side, dtype=torch.float64)[:, None] * omega[None]      # side x quarter
+    axis = torch.cat([pos.sin(), pos.cos()], dim=1)                            # side x dim/2
+    rows = axis[:, None, :].expand(side, side, dim // 2)
+    cols = axis[None, :, :].expand(side, side, dim // 2)
+    return torch.cat([rows, cols], dim=2).reshape(side * side, dim).float()
+
+
+def _sincos_vision_positions(model_dir: Path) -> None:
+    """Writes a 2-D sine-cosine table into the vision tower's learned position embedding.
+
+    Qwen3-VL's ViT adds a learned (``pos_embed``) table to the patch features; at its random
+    0.02-std init it is noise that the model must first turn into geometry, one grid cell at a
+    time, before it can say where anything is. A smooth table (base 100, so that its slowest
+    codes are nearly linear over the grid) lets every cell's coordinates be read out at once.
+    """
+    from safetensors.torch import load_file, save_file
+
+    path = model_dir / "model.safetensors"
+    state = load_file(path)
+    key = next((k for k in state if k.endswith("visual.pos_embed.weight")), None)
+    if key is None:
+        raise ValueError(f"{path}: model.vision_pos=sincos needs a vision tower with a pos_embed table "
+                         "(Qwen3-VL); this model has none")
+    n, dim = state[key].shape
+    side = int(round(n ** 0.5))
+    state[key] = sincos_2d(side, dim).to(state[key].dtype)
+    save_file(state, path, metadata={"format": "pt"})
 
 
 def _rescale_embedding(model_dir: Path, std: float, seed: int) -> None:
