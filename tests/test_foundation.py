@@ -91,6 +91,36 @@ def test_make_tiny_model_cli(tmp_path):
     assert config["image_token_id"] == 151655 and config["vision_start_token_id"] == 151652
 
 
+def test_compact_vocab_model_runs_through_our_templates(tmp_path):
+    """A compact-vocabulary tiny model (special tokens right after the BPE) tracks through the
+    vptracker engine: its template reads the media token ids from the tokenizer."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from vptracker.infer.engine import Request, make_engine
+
+    out = tmp_path / "m"
+    subprocess.run([sys.executable, "-m", "vptracker", "make-tiny-model", "--family", "qwen3_vl", "--out", str(out),
+                    "--hidden", "32", "--layers", "1", "--vision-depth", "1", "--compact-vocab"],
+                   check=True, capture_output=True)
+    config, tok = AutoConfig.from_pretrained(out), AutoTokenizer.from_pretrained(out)
+    assert config.text_config.vocab_size <= 1024 and len(tok) <= config.text_config.vocab_size
+    assert config.image_token_id == tok.convert_tokens_to_ids("<|image_pad|>") < 1024
+    assert config.vision_start_token_id == tok.convert_tokens_to_ids("<|vision_start|>")
+    image = tmp_path / "frame.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(image)
+    engine = make_engine(out, max_tokens=3)
+    assert engine.swift.template.image_token_id == config.image_token_id
+    answers = engine.generate([Request.user("<image>Where?", [str(image)]), Request.user("<image><image>Where?", [str(image)] * 2)])
+    assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
+
+
+def test_our_templates_keep_qwen_media_ids_for_real_layouts(tiny_model_factory):
+    from vptracker.infer.engine import make_engine
+
+    engine = make_engine(tiny_model_factory("qwen2_5_vl"), max_tokens=2)
+    assert (engine.swift.template.image_token_id, engine.swift.template.video_token_id) == (151655, 151656)
+
+
 def test_config_defaults_and_overrides(tmp_path):
     (tmp_path / "base.yaml").write_text("model: {family: qwen2_5_vl, lr: 1.0e-5}\nsteps: 10\n")
     (tmp_path / "exp.yaml").write_text("defaults: [base.yaml]\nsteps: 20\n")

@@ -19,6 +19,10 @@ and resizing (``max_pixels``), exactly where the released VPTracker fork drew it
 ``--remove_unused_columns false`` keeps the ``visual_prompt`` / ``crops`` columns until the
 template sees them (swift's GRPO sets it itself); the template removes them from the row before
 the batch is built, so the model never receives them.
+
+The templates also take the image and video token ids from the model's tokenizer where swift's
+Qwen templates hard-code Qwen's (151655 / 151656): the same numbers for every released Qwen-VL
+checkpoint, and the right ones for the compact-vocabulary tiny models of the CPU demo.
 """
 from __future__ import annotations
 
@@ -34,6 +38,7 @@ if str(_REPO) not in sys.path:
 from vptracker.visual_prompt import VisualPrompt, render
 
 ROW_FIELDS = ("visual_prompt", "crops")
+MEDIA_TOKENS = {"image_token_id": "<|image_pad|>", "video_token_id": "<|video_pad|>"}
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 TEMPLATE_PREFIX = "vptracker_"
 
@@ -67,6 +72,15 @@ def _with_rendering(base_cls: type) -> type:
                 inputs.images = render_row_images(inputs.images, visual_prompt, crops,
                                                   lambda image: self._load_image(image, True))
             return super()._preprocess_inputs(inputs)
+
+        def init_processor(self, processor) -> None:
+            super().init_processor(processor)
+            tokenizer = getattr(self, "tokenizer", None)
+            for attr, token in MEDIA_TOKENS.items():
+                if tokenizer is not None and isinstance(getattr(type(self), attr, None), int):
+                    token_id = tokenizer.convert_tokens_to_ids(token)
+                    if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
+                        setattr(self, attr, token_id)
 
     VisualPromptTemplate.__name__ = f"VPTracker{base_cls.__name__}"
     VisualPromptTemplate.__doc__ = VisualPromptTemplate.__doc__.format(base=base_cls.__name__)

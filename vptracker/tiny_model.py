@@ -1,7 +1,13 @@
 """Builds tiny random-weight Qwen-VL models offline, for tests, benchmarks and the CPU demo.
 
 The tokenizer is a small byte-level BPE trained here, padded with inert filler tokens so that the
-Qwen special tokens keep their real ids: ms-swift's Qwen templates hard-code those ids.
+Qwen special tokens keep their real ids: ms-swift's own Qwen templates hard-code those ids.
+
+``compact_vocab=True`` drops the filler: the special tokens follow the BPE's ~600 tokens and the
+whole vocabulary has ~640 rows instead of 151,680, so the output layer stops dominating a CPU
+training step. Such a model needs templates that read the media token ids from the tokenizer:
+the ``vptracker_<family>`` templates of :mod:`vptracker.swift_plugin` do (and so do the engines of
+:mod:`vptracker.infer.engine`, which use them).
 """
 from __future__ import annotations
 
@@ -41,7 +47,8 @@ _CORPUS = [
 ]
 
 
-def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 600) -> None:
+def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 600, compact: bool = False) -> int:
+    """Writes the tokenizer; returns the first special token's id."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -53,11 +60,12 @@ def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 6
     bpe.train_from_iterator((_CORPUS + list(extra_corpus)) * 20, trainer=trainer)
     state = json.loads(bpe.to_str())
     vocab = state["model"]["vocab"]
+    first = vocab_layout(len(vocab) if compact else None)[0]
     # Filler entries no merge can produce: they only pad the id space up to the special tokens.
-    for i in range(len(vocab), FIRST_SPECIAL_ID):
+    for i in range(len(vocab), first):
         vocab[f"<|filler_{i}|>"] = i
     state["added_tokens"] = [
-        {"id": FIRST_SPECIAL_ID + k, "content": tok, "single_word": False, "lstrip": False, "rstrip": False,
+        {"id": first + k, "content": tok, "single_word": False, "lstrip": False, "rstrip": False,
          "normalized": False, "special": True}
         for k, tok in enumerate(QWEN_SPECIAL_TOKENS)
     ]
@@ -71,21 +79,31 @@ def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 6
     cfg = json.loads(cfg_path.read_text())
     cfg["tokenizer_class"] = "Qwen2Tokenizer"
     cfg_path.write_text(json.dumps(cfg, indent=2))
+    return first
 
 
-def _config(family: str, hidden: int, layers: int, vision_depth: int):
+def vocab_layout(bpe_size: int | None) -> tuple[int, int]:
+    """(first special id, vocabulary size): the real Qwen ids, or right after a BPE of ``bpe_size``."""
+    if bpe_size is None:
+        return FIRST_SPECIAL_ID, VOCAB_SIZE
+    return bpe_size, -(-(bpe_size + len(QWEN_SPECIAL_TOKENS)) // 64) * 64
+
+
+def _config(family: str, hidden: int, layers: int, vision_depth: int, first: int = FIRST_SPECIAL_ID,
+            vocab_size: int = VOCAB_SIZE):
     from transformers import Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
 
     heads, head_dim = 4, hidden // 4
     half = head_dim // 2
     mrope = [half - 2 * (half // 4 + half // 8), half // 4 + half // 8, half // 4 + half // 8]
-    text = dict(vocab_size=VOCAB_SIZE, hidden_size=hidden, intermediate_size=hidden * 2,
+    text = dict(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=hidden * 2,
                 num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=2,
                 max_position_embeddings=32768, tie_word_embeddings=True,
-                bos_token_id=FIRST_SPECIAL_ID, eos_token_id=FIRST_SPECIAL_ID + 2,
-                pad_token_id=FIRST_SPECIAL_ID)
-    ids = dict(image_token_id=151655, video_token_id=151656, vision_start_token_id=151652,
-               vision_end_token_id=151653, tie_word_embeddings=True)
+                bos_token_id=first, eos_token_id=first + 2, pad_token_id=first)
+    special = {tok: first + k for k, tok in enumerate(QWEN_SPECIAL_TOKENS)}
+    ids = dict(image_token_id=special["<|image_pad|>"], video_token_id=special["<|video_pad|>"],
+               vision_start_token_id=special["<|vision_start|>"], vision_end_token_id=special["<|vision_end|>"],
+               tie_word_embeddings=True)
     if family == "qwen2_vl":
         text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope}
         vision = dict(depth=vision_depth, embed_dim=hidden, hidden_size=hidden, num_heads=4,
@@ -134,7 +152,8 @@ def _processor(family: str, out: Path, tokenizer_dir: Path) -> None:
 
 
 def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int = 2, vision_depth: int = 2,
-                    seed: int = 0, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 600) -> Path:
+                    seed: int = 0, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 600,
+                    compact_vocab: bool = False) -> Path:
     """Writes a random-weight model, tokenizer and processor of ``family`` to ``out``.
 
     ``extra_corpus`` / ``bpe_vocab`` let the BPE learn merges for long prompts (the CPU demo trains
@@ -145,14 +164,16 @@ def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    config = _config(family, hidden, layers, vision_depth)
+    first = _tokenizer(out, tuple(extra_corpus), bpe_vocab, compact_vocab)
+    first, vocab_size = vocab_layout(first if compact_vocab else None)
+    config = _config(family, hidden, layers, vision_depth, first, vocab_size)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
-    _tokenizer(out, tuple(extra_corpus), bpe_vocab)
     _processor(family, out, out)
-    model.generation_config.eos_token_id = [FIRST_SPECIAL_ID + 2, FIRST_SPECIAL_ID]
-    model.generation_config.pad_token_id = FIRST_SPECIAL_ID
+    model.generation_config.eos_token_id = [first + 2, first]
+    model.generation_config.pad_token_id = first
     model.save_pretrained(out)
     (out / "vptracker_tiny.json").write_text(json.dumps(
-        {"family": family, "hidden": hidden, "layers": layers, "vision_depth": vision_depth, "seed": seed}))
+        {"family": family, "hidden": hidden, "layers": layers, "vision_depth": vision_depth, "seed": seed,
+         "compact_vocab": compact_vocab, "vocab_size": vocab_size}))
     return out

@@ -13,11 +13,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--vision-depth", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compact-vocab", action="store_true",
+                        help="special tokens right after the small BPE (~640 rows, not 151,680); needs the "
+                             "vptracker_<family> templates, which the vptracker engines and stage configs use")
 
 
 def run(args) -> int:
     from vptracker.tiny_model import make_tiny_model
 
-    out = make_tiny_model(args.family, args.out, args.hidden, args.layers, args.vision_depth, args.seed)
+    out = make_tiny_model(args.family, args.out, args.hidden, args.layers, args.vision_depth, args.seed,
+                          compact_vocab=args.compact_vocab)
     print(f"tiny {args.family} model written to {out}")
     return 0

@@ -68,7 +68,8 @@ def make_model(cfg: dict, out: Path) -> Path:
     corpus = (vptracker_prompt("the green striped square moving left"), render_vptracker((12, 34, 56, 78)),
               render_vptracker(None), omnipt_sot(2, render_bbox((12, 34, 56, 78))))
     model_dir = make_tiny_model(m["family"], out / "model", hidden=int(m["hidden"]), layers=int(m["layers"]),
-                                vision_depth=int(m["vision_depth"]), seed=int(cfg["seed"]), extra_corpus=corpus)
+                                vision_depth=int(m["vision_depth"]), seed=int(cfg["seed"]), extra_corpus=corpus,
+                                compact_vocab=bool(m.get("compact_vocab", False)))
     if m.get("embed_std"):
         _rescale_embedding(model_dir, float(m["embed_std"]), int(cfg["seed"]))
     if m.get("vision_pos") == "sincos":
@@ -167,6 +168,10 @@ def _list(value) -> str:
     return "[" + ",".join(str(v) for v in value) + "]"
 
 
+def _freeze(names) -> str:
+    return f"swift.freeze_parameters={_list(names)}" if names else "swift.freeze_parameters=null"
+
+
 def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=print) -> Path:
     from vptracker.train.runner import run_stage
 
@@ -175,7 +180,7 @@ def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=prin
     overrides = _model_overrides(cfg, model_dir, out) + [
         f"dataset={_list(files)}", f"swift.max_steps={steps}", f"swift.per_device_train_batch_size={s['batch_size']}",
         f"swift.learning_rate={s['learning_rate']}", f"swift.warmup_ratio={s['warmup_ratio']}",
-        f"swift.freeze_parameters={_list(s['freeze_parameters'])}", f"swift.save_steps={steps}",
+        _freeze(s["freeze_parameters"]), f"swift.save_steps={steps}",
         f"swift.logging_steps={max(1, steps // 20)}", "swift.eval_steps=null"]
     return run_stage(s["stage"], overrides, echo=echo, force=True)
 
@@ -188,7 +193,7 @@ def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Pa
     overrides = _model_overrides(cfg, model_dir, out) + [
         f"init={init}", f"dataset={_list(files)}", f"swift.max_steps={steps}", f"swift.per_device_train_batch_size={g['batch_size']}",
         f"swift.learning_rate={g['learning_rate']}", "swift.lr_scheduler_type=cosine", "swift.warmup_ratio=0.0",
-        f"swift.freeze_parameters={_list(cfg['sft']['freeze_parameters'])}", f"swift.save_steps={steps}",
+        _freeze(cfg["sft"]["freeze_parameters"]), f"swift.save_steps={steps}",
         "swift.logging_steps=1", f"swift.new_special_tokens={_list(VPTRACKER_SPECIAL_TOKENS)}",
         f"rollout.num_generations={g['num_generations']}",
         f"rollout.max_completion_length={g['max_completion_length']}", f"rollout.temperature={g['temperature']}",

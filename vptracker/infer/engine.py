@@ -180,7 +180,7 @@ def make_engine(model_dir: str | Path, family: str | None = None, adapter: str |
         raise ValueError(f"unknown model family {family!r}; expected one of {sorted(FAMILY_FACTOR)}")
     # Checkpoints trained through our rendering templates name them (vptracker_<family>) in their
     # args.json, which swift reads back when loading; importing the plugin registers them.
-    import vptracker.swift_plugin  # noqa: F401
+    from vptracker.swift_plugin import TEMPLATE_PREFIX
 
     kwargs = dict(engine_kwargs or {})
     if torch_dtype:
@@ -193,7 +193,8 @@ def make_engine(model_dir: str | Path, family: str | None = None, adapter: str |
 
         if special_tokens:
             kwargs["new_special_tokens"] = list(special_tokens)
-        swift_engine = TransformersEngine(str(model_dir), model_type=family, template_type=family,
+        # our template: swift's own plus media token ids read from the tokenizer (see swift_plugin)
+        swift_engine = TransformersEngine(str(model_dir), model_type=family, template_type=TEMPLATE_PREFIX + family,
                                           adapters=adapters, max_batch_size=max_batch_size, **kwargs)
     else:
         swift_engine = _vllm_engine(model_dir, family, adapters, max_batch_size, special_tokens, kwargs)
