@@ -70,12 +70,17 @@ def usable_mask(track: Track, width: int, height: int) -> np.ndarray:
             & (b[:, 0] + b[:, 2] > 0) & (b[:, 1] + b[:, 3] > 0))
 
 
+def clipped_box(track: Track, t: int, seq: Sequence) -> tuple:
+    """The frame-``t`` box as ``x1, y1, x2, y2`` pixels, clipped to the image."""
+    x, y, w, h = track.boxes[t].tolist()
+    return max(x, 0.0), max(y, 0.0), min(x + w, seq.width), min(y + h, seq.height)
+
+
 def model_box(track: Track, t: int, seq: Sequence, coord: CoordMap):
     """The clipped frame box in model scale, or ``None`` when the object is not in frame ``t``."""
     if not usable(track, t, seq.width, seq.height):
         return None
-    x, y, w, h = track.boxes[t].tolist()
-    return coord.to_model((max(x, 0.0), max(y, 0.0), min(x + w, seq.width), min(y + h, seq.height)))
+    return coord.to_model(clipped_box(track, t, seq))
 
 
 def box_text(track: Track, t: int, seq: Sequence, coord: CoordMap, grammar: str = "bbox") -> str | None:

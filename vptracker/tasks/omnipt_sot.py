@@ -26,6 +26,7 @@ from vptracker.tasks.base import Task, chat, register_task
 from vptracker.tasks.omnipt_common import (
     OMNIPT_DEFAULTS,
     box_text,
+    clipped_box,
     frame_paths,
     has_missing,
     task_coord,
@@ -91,10 +92,8 @@ class OmniPTSOT(Task):
         jitter = float(self.prior_jitter)
         if not jitter:
             return box_text(entry.track, t, entry.seq, coord, self.grammar)
-        x, y, w, h = entry.track.boxes[t].tolist()
         seq = entry.seq
-        box = jittered((max(x, 0.0), max(y, 0.0), min(x + w, seq.width), min(y + h, seq.height)), jitter,
-                       seq.width, seq.height, rng)
+        box = jittered(clipped_box(entry.track, t, seq), jitter, seq.width, seq.height, rng)
         return render_box(coord.to_model(box), coord.decimals, self.grammar)
 
     def index(self, sequences):
