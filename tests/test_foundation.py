@@ -91,17 +91,19 @@ def test_make_tiny_model_cli(tmp_path):
     assert config["image_token_id"] == 151655 and config["vision_start_token_id"] == 151652
 
 
-def test_compact_vocab_model_runs_through_our_templates(tmp_path):
+@pytest.mark.parametrize("merge", [2, 1])
+def test_compact_vocab_model_runs_through_our_templates(tmp_path, merge):
     """A compact-vocabulary tiny model (special tokens right after the BPE) tracks through the
-    vptracker engine: its template reads the media token ids from the tokenizer."""
+    vptracker engine: its template reads the media token ids from the tokenizer. With the ViT's
+    spatial merge at 1 every patch is a visual token (the demo's finer grid)."""
     from transformers import AutoConfig, AutoTokenizer
 
     from vptracker.infer.engine import Request, make_engine
 
     out = tmp_path / "m"
     subprocess.run([sys.executable, "-m", "vptracker", "make-tiny-model", "--family", "qwen3_vl", "--out", str(out),
-                    "--hidden", "32", "--layers", "1", "--vision-depth", "1", "--compact-vocab"],
-                   check=True, capture_output=True)
+                    "--hidden", "32", "--layers", "1", "--vision-depth", "1", "--compact-vocab",
+                    "--merge-size", str(merge)], check=True, capture_output=True)
     config, tok = AutoConfig.from_pretrained(out), AutoTokenizer.from_pretrained(out)
     assert config.text_config.vocab_size <= 1024 and len(tok) <= config.text_config.vocab_size
     assert config.image_token_id == tok.convert_tokens_to_ids("<|image_pad|>") < 1024
@@ -110,6 +112,10 @@ def test_compact_vocab_model_runs_through_our_templates(tmp_path):
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(image)
     engine = make_engine(out, max_tokens=3)
     assert engine.swift.template.image_token_id == config.image_token_id
+    encoded = engine.swift.template.encode({"messages": [{"role": "user", "content": "<image>Where?"}],
+                                            "images": [str(image)]})
+    grid = encoded["image_grid_thw"][0].tolist()
+    assert encoded["input_ids"].count(config.image_token_id) == grid[1] * grid[2] // merge ** 2
     answers = engine.generate([Request.user("<image>Where?", [str(image)]), Request.user("<image><image>Where?", [str(image)] * 2)])
     assert len(answers) == 2 and all(isinstance(a, str) for a in answers)
 

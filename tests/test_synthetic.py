@@ -126,3 +126,28 @@ def test_official_readers_load_the_synthetic_layouts(tmp_path):
         for s1, s2 in zip(official, ours):
             for t1, t2 in zip(s1.tracks, s2.tracks):
                 np.testing.assert_array_equal(t1.boxes[t1.visible], t2.boxes[t2.visible])
+
+
+def test_contrast_knobs_make_the_set_easier_to_see_and_keep_the_annotations():
+    """``background_contrast`` / ``texture_contrast`` only change how far pixels stray from plain
+    colours (the CPU demo lowers them); the paths, boxes and language stay the same."""
+    easy = SyntheticConfig(width=96, height=80, frames=8, occluder_prob=0.0, distractors=(0, 0),
+                           background_contrast=0.0, texture_contrast=0.0)
+    hard = SyntheticConfig(width=96, height=80, frames=8, occluder_prob=0.0, distractors=(0, 0))
+    (_, f_easy, gt_easy, vis_easy, lang_easy), (_, f_hard, gt_hard, _, lang_hard) = (
+        make_sot_sequence(2, "train", k, c) for k, c in ((0, easy), (0, hard)))
+    np.testing.assert_array_equal(gt_easy, gt_hard)
+    assert lang_easy == lang_hard
+    x, y, w, h = (int(v) for v in gt_easy[0])
+    inside = np.zeros(f_easy[0].shape[:2], bool)
+    inside[y:y + h, x:x + w] = True
+    # Away from the objects the easy background is flat grey (only the per-frame sensor noise).
+    far = np.ones_like(inside)
+    for box in gt_easy:
+        bx, by, bw, bh = (int(v) for v in box)
+        far[max(by - 4, 0):by + bh + 4, max(bx - 4, 0):bx + bw + 4] = False
+    assert f_easy[0][far].std() < 8 < f_hard[0][far].std()
+    # The easy target is one colour, the named one (up to the sensor noise).
+    colour = np.array(COLOURS[lang_easy.split()[1]])
+    patch = f_easy[0][y + h // 2 - 1:y + h // 2 + 2, x + w // 2 - 1:x + w // 2 + 2].reshape(-1, 3).astype(int)
+    assert (np.abs(patch - colour).sum(1) < 30).all()

@@ -90,7 +90,7 @@ def vocab_layout(bpe_size: int | None) -> tuple[int, int]:
 
 
 def _config(family: str, hidden: int, layers: int, vision_depth: int, first: int = FIRST_SPECIAL_ID,
-            vocab_size: int = VOCAB_SIZE):
+            vocab_size: int = VOCAB_SIZE, merge: int = 2):
     from transformers import Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
 
     heads, head_dim = 4, hidden // 4
@@ -107,42 +107,43 @@ def _config(family: str, hidden: int, layers: int, vision_depth: int, first: int
     if family == "qwen2_vl":
         text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope}
         vision = dict(depth=vision_depth, embed_dim=hidden, hidden_size=hidden, num_heads=4,
-                      mlp_ratio=2, patch_size=14, spatial_merge_size=2, temporal_patch_size=2)
+                      mlp_ratio=2, patch_size=14, spatial_merge_size=merge, temporal_patch_size=2)
         return Qwen2VLConfig(text_config=text, vision_config=vision, **ids)
     if family == "qwen2_5_vl":
         text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope}
         vision = dict(depth=vision_depth, hidden_size=hidden, out_hidden_size=hidden, intermediate_size=hidden * 2,
-                      num_heads=4, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+                      num_heads=4, patch_size=14, spatial_merge_size=merge, temporal_patch_size=2,
                       window_size=112, fullatt_block_indexes=[vision_depth - 1])
         return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **ids)
     if family == "qwen3_vl":
         text.update(head_dim=head_dim, rope_parameters={"rope_type": "default", "rope_theta": 5e5,
                                                          "mrope_section": mrope, "mrope_interleaved": True})
         vision = dict(depth=vision_depth, hidden_size=hidden, out_hidden_size=hidden, intermediate_size=hidden * 2,
-                      num_heads=4, patch_size=16, spatial_merge_size=2, temporal_patch_size=2,
+                      num_heads=4, patch_size=16, spatial_merge_size=merge, temporal_patch_size=2,
                       num_position_embeddings=256, deepstack_visual_indexes=[0])
         return Qwen3VLConfig(text_config=text, vision_config=vision, **ids)
     raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
 
 
-def _processor(family: str, out: Path, tokenizer_dir: Path) -> None:
+def _processor(family: str, out: Path, tokenizer_dir: Path, merge: int = 2) -> None:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     if family == "qwen3_vl":
         from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
 
-        image = Qwen2VLImageProcessor(patch_size=16, merge_size=2, temporal_patch_size=2,
+        image = Qwen2VLImageProcessor(patch_size=16, merge_size=merge, temporal_patch_size=2,
                                       image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],
-                                      min_pixels=64 * 32 * 32, max_pixels=16384 * 32 * 32)
-        video = Qwen3VLVideoProcessor(patch_size=16, merge_size=2, temporal_patch_size=2)
+                                      min_pixels=64 * 32 * 32 // merge ** 2,
+                                      max_pixels=16384 * 32 * 32)
+        video = Qwen3VLVideoProcessor(patch_size=16, merge_size=merge, temporal_patch_size=2)
         proc = Qwen3VLProcessor(image_processor=image, tokenizer=tok, video_processor=video,
                                 chat_template=CHAT_TEMPLATE)
     else:
         from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
-        image = Qwen2VLImageProcessor(patch_size=14, merge_size=2, temporal_patch_size=2)
-        video = Qwen2VLVideoProcessor(patch_size=14, merge_size=2, temporal_patch_size=2)
+        image = Qwen2VLImageProcessor(patch_size=14, merge_size=merge, temporal_patch_size=2)
+        video = Qwen2VLVideoProcessor(patch_size=14, merge_size=merge, temporal_patch_size=2)
         if family == "qwen2_vl":
             from transformers import Qwen2VLProcessor as Proc
         else:
@@ -153,11 +154,14 @@ def _processor(family: str, out: Path, tokenizer_dir: Path) -> None:
 
 def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int = 2, vision_depth: int = 2,
                     seed: int = 0, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 600,
-                    compact_vocab: bool = False) -> Path:
+                    compact_vocab: bool = False, merge_size: int = 2) -> Path:
     """Writes a random-weight model, tokenizer and processor of ``family`` to ``out``.
 
     ``extra_corpus`` / ``bpe_vocab`` let the BPE learn merges for long prompts (the CPU demo trains
     on VPTracker's 130-word prompt, which the default 600-token BPE spells in ~460 tokens).
+    ``merge_size`` is the ViT's spatial merge (2 in every real Qwen-VL): at 1 each visual token is one
+    patch, four times as many tokens per image, which a model trained from scratch localises with
+    (pair it with ``abs`` or ``norm`` boxes: the ``resized`` grid assumes the real merge of 2).
     """
     import torch
     from transformers import AutoModelForImageTextToText
@@ -166,14 +170,14 @@ def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int 
     out.mkdir(parents=True, exist_ok=True)
     first = _tokenizer(out, tuple(extra_corpus), bpe_vocab, compact_vocab)
     first, vocab_size = vocab_layout(first if compact_vocab else None)
-    config = _config(family, hidden, layers, vision_depth, first, vocab_size)
+    config = _config(family, hidden, layers, vision_depth, first, vocab_size, merge_size)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
-    _processor(family, out, out)
+    _processor(family, out, out, merge_size)
     model.generation_config.eos_token_id = [first + 2, first]
     model.generation_config.pad_token_id = first
     model.save_pretrained(out)
     (out / "vptracker_tiny.json").write_text(json.dumps(
         {"family": family, "hidden": hidden, "layers": layers, "vision_depth": vision_depth, "seed": seed,
-         "compact_vocab": compact_vocab, "vocab_size": vocab_size}))
+         "compact_vocab": compact_vocab, "vocab_size": vocab_size, "merge_size": merge_size}))
     return out

@@ -50,6 +50,10 @@ class SyntheticConfig:
     distractors: tuple[int, int] = (1, 2)
     occluder_prob: float = 0.5
     leave_prob: float = 0.3       # chance that the target's path runs out of the frame and back
+    # How far the background's blobs and grain, and an object's dark texture, stray from the plain
+    # colour (1 = full); lower values make the set easier to see, not different in kind.
+    background_contrast: float = 1.0
+    texture_contrast: float = 1.0
     ext: str = "jpg"
 
 
@@ -57,15 +61,16 @@ def _rng(seed: int, split: str, index: int, salt: int = 0) -> np.random.Generato
     return np.random.default_rng([seed, SPLIT_IDS.get(split, 9), index, salt])
 
 
-def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+def _background(rng: np.random.Generator, width: int, height: int, contrast: float = 1.0) -> np.ndarray:
     """Low-frequency colour blobs plus fine grain: textured, but never as saturated as an object."""
     coarse = rng.uniform(60, 150, size=(5, 5, 3)).astype(np.uint8)
     smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BILINEAR), dtype=np.float32)
     grain = rng.normal(0, 10, size=(height, width, 1)).astype(np.float32)
-    return np.clip(smooth + grain, 0, 255)
+    return np.clip(105 + (smooth - 105 + grain) * contrast, 0, 255)
 
 
-def _sprite(shape: str, texture: str, colour: tuple[int, int, int], w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+def _sprite(shape: str, texture: str, colour: tuple[int, int, int], w: int, h: int,
+            contrast: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     """RGB pixels and a boolean mask of one object, ``h x w``."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     u, v = (xx + 0.5) / w * 2 - 1, (yy + 0.5) / h * 2 - 1
@@ -76,7 +81,7 @@ def _sprite(shape: str, texture: str, colour: tuple[int, int, int], w: int, h: i
     else:
         mask = np.ones((h, w), dtype=bool)
     base = np.array(colour, dtype=np.float32)
-    dark = base * 0.35
+    dark = base * (1 - 0.65 * contrast)
     period = max(3, min(w, h) // 4)
     if texture == "striped":
         pattern = (yy // period) % 2 == 0
@@ -157,8 +162,8 @@ def _paste(canvas: np.ndarray, owner: np.ndarray, pixels: np.ndarray, mask: np.n
 def render_scene(objects: list[_Object], cfg: SyntheticConfig, rng: np.random.Generator,
                  occluder: tuple[int, int] | None, depth: list[int]):
     """Frames (uint8) and per-object ``(T, 4)`` clipped boxes with visible fractions ``(T,)``."""
-    bg = _background(rng, cfg.width, cfg.height)
-    sprites = [_sprite(o.shape, o.texture, COLOURS[o.colour], o.w, o.h) for o in objects]
+    bg = _background(rng, cfg.width, cfg.height, cfg.background_contrast)
+    sprites = [_sprite(o.shape, o.texture, COLOURS[o.colour], o.w, o.h, cfg.texture_contrast) for o in objects]
     frames, boxes, fractions = [], np.zeros((len(objects), cfg.frames, 4)), np.zeros((len(objects), cfg.frames))
     for t in range(cfg.frames):
         canvas = bg + rng.normal(0, 4, size=bg.shape[:2] + (1,)).astype(np.float32)
