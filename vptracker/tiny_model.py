@@ -47,8 +47,9 @@ _CORPUS = [
 ]
 
 
-def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 600, compact: bool = False) -> int:
-    """Writes the tokenizer; returns the first special token's id."""
+def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 600,
+               compact: bool = False) -> tuple[int, int]:
+    """Writes the tokenizer; returns its :func:`vocab_layout` (first special id, vocabulary size)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -60,7 +61,8 @@ def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 6
     bpe.train_from_iterator((_CORPUS + list(extra_corpus)) * 20, trainer=trainer)
     state = json.loads(bpe.to_str())
     vocab = state["model"]["vocab"]
-    first = vocab_layout(len(vocab) if compact else None)[0]
+    layout = vocab_layout(len(vocab) if compact else None)
+    first = layout[0]
     # Filler entries no merge can produce: they only pad the id space up to the special tokens.
     for i in range(len(vocab), first):
         vocab[f"<|filler_{i}|>"] = i
@@ -79,7 +81,7 @@ def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 6
     cfg = json.loads(cfg_path.read_text())
     cfg["tokenizer_class"] = "Qwen2Tokenizer"
     cfg_path.write_text(json.dumps(cfg, indent=2))
-    return first
+    return layout
 
 
 def vocab_layout(bpe_size: int | None) -> tuple[int, int]:
@@ -168,8 +170,7 @@ def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    first = _tokenizer(out, tuple(extra_corpus), bpe_vocab, compact_vocab)
-    first, vocab_size = vocab_layout(first if compact_vocab else None)
+    first, vocab_size = _tokenizer(out, tuple(extra_corpus), bpe_vocab, compact_vocab)
     config = _config(family, hidden, layers, vision_depth, first, vocab_size, merge_size)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)

@@ -36,6 +36,7 @@ SHAPES = ("square", "ball", "diamond")
 TEXTURES = ("striped", "checkered", "dotted", "plain")
 SPLIT_IDS = {"train": 0, "test": 1, "val": 2}
 MIN_VISIBLE = 0.15  # below this visible fraction a frame is annotated absent
+BACKGROUND_GREY = 105  # the centre of the background blobs' 60-150 range, which contrast scales about
 
 
 @dataclass(frozen=True)
@@ -63,10 +64,10 @@ def _rng(seed: int, split: str, index: int, salt: int = 0) -> np.random.Generato
 
 def _background(rng: np.random.Generator, width: int, height: int, contrast: float = 1.0) -> np.ndarray:
     """Low-frequency colour blobs plus fine grain: textured, but never as saturated as an object."""
-    coarse = rng.uniform(60, 150, size=(5, 5, 3)).astype(np.uint8)
+    coarse = rng.uniform(BACKGROUND_GREY - 45, BACKGROUND_GREY + 45, size=(5, 5, 3)).astype(np.uint8)
     smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.BILINEAR), dtype=np.float32)
     grain = rng.normal(0, 10, size=(height, width, 1)).astype(np.float32)
-    return np.clip(105 + (smooth - 105 + grain) * contrast, 0, 255)
+    return np.clip(BACKGROUND_GREY + (smooth - BACKGROUND_GREY + grain) * contrast, 0, 255)
 
 
 def _sprite(shape: str, texture: str, colour: tuple[int, int, int], w: int, h: int,

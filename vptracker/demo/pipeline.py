@@ -53,8 +53,8 @@ def make_data(cfg: dict, out: Path) -> dict[str, Path]:
                           size_range=tuple(d["size_range"]), speed_range=tuple(d["speed_range"]),
                           distractors=tuple(d["distractors"]), occluder_prob=float(d["occluder_prob"]),
                           leave_prob=float(d["leave_prob"]),
-                          background_contrast=float(d.get("background_contrast", 1.0)),
-                          texture_contrast=float(d.get("texture_contrast", 1.0)))
+                          background_contrast=float(d["background_contrast"]),
+                          texture_contrast=float(d["texture_contrast"]))
     sot = write_sot(out / "data" / "sot", {"train": int(d["train_sequences"]), "test": int(d["test_sequences"])},
                     seed=int(cfg["seed"]), cfg=syn)
     mot = write_mot(out / "data" / "mot", {"train": int(d["mot_sequences"])}, seed=int(cfg["seed"]), cfg=syn)
@@ -71,8 +71,7 @@ def make_model(cfg: dict, out: Path) -> Path:
               render_vptracker(None), omnipt_sot(2, render_bbox((12, 34, 56, 78))))
     model_dir = make_tiny_model(m["family"], out / "model", hidden=int(m["hidden"]), layers=int(m["layers"]),
                                 vision_depth=int(m["vision_depth"]), seed=int(cfg["seed"]), extra_corpus=corpus,
-                                compact_vocab=bool(m.get("compact_vocab", False)),
-                                merge_size=int(m.get("merge_size", 2)))
+                                compact_vocab=bool(m["compact_vocab"]), merge_size=int(m["merge_size"]))
     if m.get("embed_std"):
         _rescale_embedding(model_dir, float(m["embed_std"]), int(cfg["seed"]))
     if m.get("vision_pos") == "sincos":
