@@ -181,7 +181,8 @@ def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=prin
     steps = int(s["max_steps"])
     overrides = _model_overrides(cfg, model_dir, out) + [
         f"dataset={_list(files)}", f"swift.max_steps={steps}", f"swift.per_device_train_batch_size={s['batch_size']}",
-        f"swift.learning_rate={s['learning_rate']}", f"swift.warmup_ratio={s['warmup_ratio']}",
+        f"swift.learning_rate={s['learning_rate']}", f"swift.lr_scheduler_type={s['lr_scheduler']}",
+        f"swift.warmup_ratio={s['warmup_ratio']}",
         _freeze(s["freeze_parameters"]), f"swift.save_steps={steps}",
         f"swift.logging_steps={max(1, steps // 20)}", "swift.eval_steps=null"]
     return run_stage(s["stage"], overrides, echo=echo, force=True)
