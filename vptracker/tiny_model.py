@@ -62,7 +62,7 @@ def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 6
     state = json.loads(bpe.to_str())
     vocab = state["model"]["vocab"]
     layout = vocab_layout(len(vocab) if compact else None)
-    first = layout[0]
+    first, _ = layout
     # Filler entries no merge can produce: they only pad the id space up to the special tokens.
     for i in range(len(vocab), first):
         vocab[f"<|filler_{i}|>"] = i
@@ -162,8 +162,8 @@ def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int 
     ``extra_corpus`` / ``bpe_vocab`` let the BPE learn merges for long prompts (the CPU demo trains
     on VPTracker's 130-word prompt, which the default 600-token BPE spells in ~460 tokens).
     ``merge_size`` is the ViT's spatial merge (2 in every real Qwen-VL): at 1 each visual token is one
-    patch, four times as many tokens per image, which a model trained from scratch localises with
-    (pair it with ``abs`` or ``norm`` boxes: the ``resized`` grid assumes the real merge of 2).
+    patch, four times as many tokens per image: a finer grid for a model trained from scratch
+    (the CPU demo's setting; pair it with ``abs`` or ``norm`` boxes: the ``resized`` grid assumes the real merge of 2).
     """
     import torch
     from transformers import AutoModelForImageTextToText

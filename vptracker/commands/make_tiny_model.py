@@ -18,7 +18,7 @@ def add_arguments(parser) -> None:
                              "vptracker_<family> templates, which the vptracker engines and stage configs use")
     parser.add_argument("--merge-size", type=int, default=2, choices=(1, 2),
                         help="the ViT's spatial merge; 1 = one visual token per patch, 4x the tokens of a real "
-                             "Qwen-VL (a CPU demo override, model.merge_size; use abs or norm boxes with it)")
+                             "Qwen-VL (the CPU demo's model.merge_size; use abs or norm boxes with it)")
 
 
 def run(args) -> int:
