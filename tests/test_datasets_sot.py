@@ -187,7 +187,7 @@ def test_otb_bad_inputs(tmp_path):
         load("otb", tmp_path)
     (seq / "groundtruth_rect.txt").write_text("1,2,3,4\n5,6,7,8\n")
     (seq / "cfg.json").write_text("{startFrame: 1")
-    with pytest.raises(DatasetFormatError, match=r"cfg\.json: expected a JSON object with an integer startFrame"):
+    with pytest.raises(DatasetFormatError, match=r"cfg\.json:1: expected valid JSON"):
         load("otb", tmp_path)
 
 

@@ -7,6 +7,7 @@ frame's header once per sequence (or from ``seqinfo.ini``), never by decoding fr
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -94,4 +95,48 @@ def load(name: str, root: str | Path, split: str | None = None, **options) -> li
     import vptracker.datasets  # noqa: F401
     if name not in _READERS:
         raise KeyError(f"unknown dataset {name!r}; registered: {', '.join(sorted(_READERS))}")
-    return _READERS[name](Path(root), split=split, **options)
+    sequences = _READERS[name](Path(root), split=split, **options)
+    report_boxes_outside(name, sequences)
+    return sequences
+
+
+def boxes_outside(seq: Sequence) -> np.ndarray:
+    """``(k, 2)`` (track index, frame) of the visible boxes that reach past the image border."""
+    out = []
+    for i, track in enumerate(seq.tracks):
+        x, y, w, h = track.boxes.T
+        past = track.visible & ((x < 0) | (y < 0) | (x + w > seq.width) | (y + h > seq.height))
+        out.extend((i, int(t)) for t in np.flatnonzero(past))
+    return np.asarray(out, dtype=np.int64).reshape(-1, 2)
+
+
+def report_boxes_outside(name: str, sequences: list[Sequence]) -> None:
+    """Says (one warning per load) how many visible boxes reach past the image border.
+
+    Such boxes are kept as annotated: the official toolkits score against them as given. What is
+    drawn from them must clip to the image (the tasks clip answers and crops); an initial box that
+    is partly outside is counted on its own, since a tracker starts from it. Readers that do not
+    know the image size (``width == 0``) are skipped. Each sequence's count is kept in
+    ``meta["boxes_outside_image"]``.
+    """
+    boxes = frames_total = initial = 0
+    example = None
+    for seq in sequences:
+        if seq.width <= 0 or seq.height <= 0 or not seq.tracks:
+            continue
+        past = boxes_outside(seq)
+        seq.meta["boxes_outside_image"] = len(past)
+        boxes += len(past)
+        frames_total += sum(int(t.visible.sum()) for t in seq.tracks)
+        first = next((i for i, t in past if t == 0), None)
+        if first is not None and len(seq.tracks) == 1:
+            initial += 1
+        if example is None and len(past):
+            i, t = past[0]
+            box = [round(float(v), 2) for v in seq.tracks[i].boxes[t]]
+            example = f"{seq.name} frame {t + 1} track {seq.tracks[i].id}: {box} in a {seq.width}x{seq.height} image"
+    if boxes:
+        warnings.warn(f"{name}: {boxes} of {frames_total} visible boxes reach past the image border "
+                      f"({initial} of them the initial box of a single-target sequence; e.g. {example}); "
+                      "they are kept as annotated and clipped to the image where a task draws from them",
+                      stacklevel=3)

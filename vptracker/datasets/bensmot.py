@@ -14,7 +14,7 @@ from pathlib import Path
 from vptracker.datasets.base import DatasetFormatError, Sequence, register
 from vptracker.datasets.frames import image_size, list_frames, split_dir
 from vptracker.datasets.mot import tracks_from_table
-from vptracker.datasets.textfiles import _lines, read_table, read_text
+from vptracker.datasets.textfiles import _lines, read_table_lines, read_text
 
 
 def read_instance_captions(path: Path) -> list[tuple[str, str]]:
@@ -33,7 +33,8 @@ def read_instance_captions(path: Path) -> list[tuple[str, str]]:
 def read_bensmot_sequence(seq_dir: Path, category: str, allow_missing: bool = False) -> Sequence:
     frames, numbers, missing = list_frames(seq_dir / "imgs", allow_missing=allow_missing)
     gt_path = seq_dir / "gt" / "gt.txt"
-    tracks = tracks_from_table(read_table(gt_path, 6), len(frames), gt_path, 1, classes=None, keep_ignored=True)
+    table, lines = read_table_lines(gt_path, 6)
+    tracks = tracks_from_table(table, len(frames), gt_path, 1, classes=None, keep_ignored=True, lines=lines)
     caption_path = seq_dir / "instance_captions.txt"
     if caption_path.is_file():
         captions = read_instance_captions(caption_path)

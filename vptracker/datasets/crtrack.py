@@ -20,7 +20,7 @@ import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register
 from vptracker.datasets.mot import read_mot_sequence, tracks_from_table
-from vptracker.datasets.textfiles import _lines, read_table
+from vptracker.datasets.textfiles import _lines, read_table_lines
 
 _VIEW = re.compile(r"^(?P<scene>.+)_(?P<view>View\d+)$")
 
@@ -44,9 +44,9 @@ def read_queries(path: Path) -> list[tuple[str, list[int]]]:
             id_list = [int(t) for t in re.split(r"[,\s]+", ids.strip()) if t]
             _, sentence = split_query_name(head.strip())
         except ValueError:
-            raise DatasetFormatError(path, lineno, "<Scene>_<sentence>:<id>,<id>,...", line) from None
-        if not sep or not id_list:
-            raise DatasetFormatError(path, lineno, "<Scene>_<sentence>:<id>,<id>,...", line)
+            raise DatasetFormatError(path, lineno, "<Scene>_<sentence>:<id>,<id>,... with integer ids >= 0", line) from None
+        if not sep or not id_list or min(id_list) < 0:
+            raise DatasetFormatError(path, lineno, "<Scene>_<sentence>:<id>,<id>,... with integer ids >= 0", line)
         out.append((sentence, id_list))
     return out
 
@@ -66,10 +66,10 @@ def read_query_gt(query_dir: str | Path, n_frames: int | None = None) -> dict[st
         raise DatasetFormatError(gt_dir, None, "View<k>.txt ground-truth files")
     out = {}
     for path in files:
-        table = read_table(path, 6)
+        table, lines = read_table_lines(path, 6)
         first = _first_frame(table)
         length = n_frames if n_frames is not None else (int(table[:, 0].max()) - first + 1 if len(table) else 0)
-        out[path.stem] = tracks_from_table(table, length, path, first, classes=None, keep_ignored=True)
+        out[path.stem] = tracks_from_table(table, length, path, first, classes=None, keep_ignored=True, lines=lines)
     return out
 
 

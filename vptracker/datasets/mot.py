@@ -6,6 +6,11 @@ which sequences belong to the split. ``gt.txt`` rows are ``frame,id,x,y,w,h,flag
 with 1-based frames. As in TrackEval, training tracks keep rows with ``flag != 0`` and a class in
 ``classes`` (pedestrian, 1); DanceTrack's test split has no ``gt/`` and yields sequences without
 tracks. Image size and length come from ``seqinfo.ini`` (header of the first frame otherwise).
+
+Every number the reader uses is checked, naming the file and line: frames and ids are integers
+(frames inside the sequence, ids >= 0), widths and heights >= 0; the flag is 0 or 1 and the class
+an integer where the class/flag filter applies, the visibility ratio in 0..1 where
+``min_visibility`` uses it (-1, MOTChallenge's "not given", passes everywhere).
 """
 from __future__ import annotations
 
@@ -16,23 +21,49 @@ import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register
 from vptracker.datasets.frames import image_size, list_frames, split_dir
-from vptracker.datasets.textfiles import read_table
+from vptracker.datasets.textfiles import read_name_list, read_table_lines, read_text_file
 
 PEDESTRIAN = 1
 
 
+def _check_column(table: np.ndarray, lines: np.ndarray, path: Path, column: int, ok: np.ndarray, expected: str):
+    bad = ~ok
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DatasetFormatError(path, int(lines[row]), f"{expected} in column {column + 1}", f"{table[row, column]:g}")
+
+
+def check_rows(table: np.ndarray, lines: np.ndarray, path: Path, flags: bool, classes: bool, visibility: bool) -> None:
+    """Refuses MOT rows whose frame, id or size (and, where used, flag, class, visibility) is impossible."""
+    def integer(col):
+        return table[:, col] == np.round(table[:, col])
+    _check_column(table, lines, path, 0, integer(0), "an integer frame number")
+    _check_column(table, lines, path, 1, integer(1) & (table[:, 1] >= 0), "an integer id >= 0")
+    _check_column(table, lines, path, 4, table[:, 4] >= 0, "a width >= 0")
+    _check_column(table, lines, path, 5, table[:, 5] >= 0, "a height >= 0")
+    if flags and table.shape[1] >= 7:
+        _check_column(table, lines, path, 6, np.isin(table[:, 6], (0, 1, -1)), "a flag 0 or 1")
+    if classes and table.shape[1] >= 8:
+        _check_column(table, lines, path, 7, integer(7) & (table[:, 7] >= -1), "an integer class")
+    if visibility and table.shape[1] >= 9:
+        vis = table[:, 8]
+        _check_column(table, lines, path, 8, ((vis >= 0) & (vis <= 1)) | (vis == -1), "a visibility ratio 0..1")
+
+
 def tracks_from_table(table: np.ndarray, n_frames: int, path: Path, first_frame: int = 1,
                       classes: tuple[int, ...] | None = (PEDESTRIAN,), keep_ignored: bool = False,
-                      min_visibility: float = 0.0) -> list[Track]:
+                      min_visibility: float = 0.0, lines: np.ndarray | None = None) -> list[Track]:
     """One :class:`Track` per id from MOT rows ``frame,id,x,y,w,h[,flag,class,visibility]``.
 
     ``first_frame`` is the number of the sequence's first frame in the file (1 in MOTChallenge,
     0 in CRTrack's cross-domain gt). ``min_visibility`` drops rows whose visibility ratio (column 9)
-    is lower. A row outside the sequence or a repeated (frame, id) is an
-    error naming the line.
+    is lower. ``lines`` are the file lines of the rows (1..N when not given). A row outside the
+    sequence, a repeated (frame, id) or a value :func:`check_rows` refuses is an error naming the line.
     """
     if len(table) == 0:
         return []
+    lines = np.arange(1, len(table) + 1) if lines is None else lines
+    check_rows(table, lines, path, not keep_ignored, classes is not None, min_visibility > 0)
     keep = np.ones(len(table), dtype=bool)
     if table.shape[1] >= 7 and not keep_ignored:
         keep &= table[:, 6] != 0
@@ -44,9 +75,9 @@ def tracks_from_table(table: np.ndarray, n_frames: int, path: Path, first_frame:
     frames = table[:, 0].astype(np.int64) - first_frame
     bad = (frames < 0) | (frames >= n_frames)
     if bad.any():
-        line = int(np.argmax(bad)) + 1
-        raise DatasetFormatError(path, line, f"a frame number in {first_frame}..{first_frame + n_frames - 1}",
-                                 str(int(table[line - 1, 0])))
+        row = int(np.argmax(bad))
+        raise DatasetFormatError(path, int(lines[row]), f"a frame number in {first_frame}..{first_frame + n_frames - 1}",
+                                 str(int(table[row, 0])))
     ids = table[:, 1].astype(np.int64)
     tracks = []
     for tid in np.unique(ids[keep]):
@@ -55,7 +86,7 @@ def tracks_from_table(table: np.ndarray, n_frames: int, path: Path, first_frame:
         if len(np.unique(f)) != len(f):
             order = np.argsort(f, kind="stable")
             dup = rows[order[np.flatnonzero(np.diff(f[order]) == 0)[0] + 1]]
-            raise DatasetFormatError(path, int(dup) + 1, f"one row per (frame, id), id {tid} repeats a frame")
+            raise DatasetFormatError(path, int(lines[dup]), f"one row per (frame, id), id {tid} repeats a frame")
         boxes = np.zeros((n_frames, 4))
         visible = np.zeros(n_frames, dtype=bool)
         boxes[f] = table[rows, 2:6]
@@ -64,22 +95,45 @@ def tracks_from_table(table: np.ndarray, n_frames: int, path: Path, first_frame:
     return tracks
 
 
+def _key_line(text: str, key: str) -> int | None:
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if line.split("=", 1)[0].strip().lower() == key.lower():
+            return lineno
+    return None
+
+
 def read_seqinfo(path: Path) -> dict:
+    """``seqinfo.ini``'s [Sequence]: seqLength, imWidth and imHeight integers > 0, frameRate >= 0."""
+    text = read_text_file(path)
     parser = configparser.ConfigParser()
     try:
-        parser.read_string(path.read_text(encoding="utf-8-sig").replace("\r\n", "\n"))
+        parser.read_string(text)
         section = parser["Sequence"]
-        return {"name": section.get("name"), "length": int(section["seqLength"]),
-                "width": int(section["imWidth"]), "height": int(section["imHeight"]),
-                "frame_rate": float(section.get("frameRate", 0) or 0), "ext": section.get("imExt", ".jpg"),
-                "im_dir": section.get("imDir", "img1")}
-    except (configparser.Error, KeyError, ValueError) as err:
-        raise DatasetFormatError(path, None, f"a [Sequence] section with seqLength, imWidth, imHeight ({err!r})") from None
+    except (configparser.Error, KeyError) as err:
+        line = getattr(err, "lineno", None)
+        raise DatasetFormatError(path, line, f"an ini file with a [Sequence] section ({type(err).__name__})") from None
+    info = {"name": section.get("name"), "ext": section.get("imExt", ".jpg"), "im_dir": section.get("imDir", "img1")}
+    for key, field in (("seqLength", "length"), ("imWidth", "width"), ("imHeight", "height"), ("frameRate", "frame_rate")):
+        raw = section.get(key)
+        if raw is None:
+            if key == "frameRate":
+                info[field] = 0.0
+                continue
+            raise DatasetFormatError(path, None, f"a [Sequence] section with seqLength, imWidth, imHeight (no {key})")
+        try:
+            value = float(raw) if key == "frameRate" else int(raw)
+        except ValueError:
+            value = None
+        if value is None or not np.isfinite(value) or value < 0 or (key != "frameRate" and value == 0):
+            expected = f"{key} a finite number >= 0" if key == "frameRate" else f"{key} an integer > 0"
+            raise DatasetFormatError(path, _key_line(text, key), expected, raw)
+        info[field] = value
+    return info
 
 
 def read_seqmap(path: Path) -> list[str]:
-    lines = [ln.strip() for ln in path.read_text().replace("\r\n", "\n").splitlines() if ln.strip()]
-    return [ln for ln in lines[1:] if ln] if lines and lines[0].lower() == "name" else lines
+    lines = read_name_list(path)
+    return lines[1:] if lines and lines[0].lower() == "name" else lines
 
 
 def _seqmap(root: Path, split: str | None, benchmark: str) -> list[str] | None:
@@ -111,9 +165,9 @@ def read_mot_sequence(seq_dir: Path, dataset: str, classes: tuple[int, ...] | No
     gt_path = seq_dir / "gt" / "gt.txt"
     tracks = []
     if gt_path.is_file():
-        table = read_table(gt_path, 6)
+        table, lines = read_table_lines(gt_path, 6)
         first = 0 if detect_zero_based and len(table) and table[:, 0].min() == 0 else 1
-        tracks = tracks_from_table(table, len(frames), gt_path, first, classes, keep_ignored, min_visibility)
+        tracks = tracks_from_table(table, len(frames), gt_path, first, classes, keep_ignored, min_visibility, lines)
     meta = {"has_gt": gt_path.is_file(), "missing_frames": missing}
     if info:
         meta["frame_rate"] = info["frame_rate"]

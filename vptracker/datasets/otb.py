@@ -12,7 +12,6 @@ sequence in ``root/OTB_query_{train,test}/<Seq>.txt``.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import numpy as np
 from vptracker.datasets.base import DatasetFormatError, Sequence, register
 from vptracker.datasets.frames import list_frames
 from vptracker.datasets.sot import sot_sequence
-from vptracker.datasets.textfiles import read_boxes, read_text
+from vptracker.datasets.textfiles import json_int, read_json, read_text, read_xywh
 
 
 def _gt_files(seq_dir: Path) -> list[tuple[str, Path]]:
@@ -36,10 +35,11 @@ def _first_frame(seq_dir: Path) -> int:
     cfg = seq_dir / "cfg.json"
     if not cfg.is_file():
         return 0
-    try:
-        start = int(json.loads(cfg.read_text()).get("startFrame", 1))
-    except (ValueError, TypeError, AttributeError) as err:
-        raise DatasetFormatError(cfg, None, f"a JSON object with an integer startFrame ({err})") from None
+    data = read_json(cfg)
+    start = data.get("startFrame", 1) if isinstance(data, dict) else None
+    if not json_int(start) or start < 0:
+        raise DatasetFormatError(cfg, None, "a JSON object whose startFrame is an integer >= 0",
+                                 "not an object" if not isinstance(data, dict) else start)
     _, numbers, _ = list_frames(seq_dir / "img", allow_missing=True)
     return max(numbers.index(start), 0) if start in numbers else 0
 
@@ -49,7 +49,7 @@ def read_otb_sequence(seq_dir: Path, dataset: str = "otb", language: str | None 
     out = []
     first = _first_frame(seq_dir)
     for name, gt_path in _gt_files(seq_dir):
-        boxes = read_boxes(gt_path)
+        boxes = read_xywh(gt_path)
         visible = np.ones(len(boxes), dtype=bool)
         seq = sot_sequence(name, dataset, seq_dir, seq_dir / "img", gt_path, language, visible, boxes,
                            allow_missing, first_frame=first)

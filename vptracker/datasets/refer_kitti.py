@@ -7,16 +7,20 @@ normalised) and ``root/expression/<vid>/<name>.json`` with ``{"label": {"<frame>
 commas). An object counts as referred, hence visible, only in the frames whose ``label`` lists it,
 which is how the RMOT evaluation builds its ground truth. ``frame_ids`` keep the 0-based image
 indices (the evaluation writes frame = index + 1). The test split is videos 0005, 0011, 0013, 0019.
+
+Checked, naming the file (and the line, or the JSON key): label values finite, track ids integers
+>= 0, widths and heights >= 0; ``label`` maps frame numbers of the video to lists of integer ids;
+``sentence`` (and ``raw_sentence`` when present) are strings. ``ignore`` is kept as given, unread.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register
 from vptracker.datasets.frames import image_size, list_frames
+from vptracker.datasets.textfiles import _finite, _lines, json_int, read_json
 
 TEST_VIDEOS = ("0005", "0011", "0013", "0019")
 
@@ -24,18 +28,20 @@ TEST_VIDEOS = ("0005", "0011", "0013", "0019")
 def read_label_file(path: Path) -> dict[int, tuple[float, float, float, float]]:
     """``{track_id: (x, y, w, h)}`` normalised, from one frame's labels_with_ids file."""
     out = {}
-    text = path.read_text().replace("\r\n", "\n")
-    for lineno, line in enumerate(text.split("\n"), start=1):
+    for lineno, line in enumerate(_lines(path), start=1):
         toks = line.split()
         if not toks:
             continue
         if len(toks) < 6:
             raise DatasetFormatError(path, lineno, "6 space-separated values: class track_id x y w h", line)
-        try:
-            tid = int(float(toks[1]))
-            out[tid] = tuple(float(t) for t in toks[2:6])
-        except ValueError:
-            raise DatasetFormatError(path, lineno, "numbers: class track_id x y w h", line) from None
+        values = _finite(toks[:6])
+        if values is None:
+            raise DatasetFormatError(path, lineno, "finite numbers: class track_id x y w h", line)
+        if not values[1].is_integer() or values[1] < 0:
+            raise DatasetFormatError(path, lineno, "an integer track id >= 0 (second value)", line)
+        if values[4] < 0 or values[5] < 0:
+            raise DatasetFormatError(path, lineno, "a width and height >= 0 (fifth and sixth values)", line)
+        out[int(values[1])] = tuple(values[2:6])
     return out
 
 
@@ -45,12 +51,16 @@ def _video_labels(label_dir: Path, n_frames: int, numbers: list[int]) -> list[di
 
 
 def read_expression(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DatasetFormatError(path, err.lineno, f"valid JSON ({err.msg})") from None
+    """One expression file, its types checked (``label`` keys are checked against the video later)."""
+    data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("label"), dict) or "sentence" not in data:
         raise DatasetFormatError(path, None, 'an object with "label": {"<frame>": [ids]} and "sentence"')
+    for key, ids in data["label"].items():
+        if not isinstance(ids, list) or not all(json_int(i) and i >= 0 for i in ids):
+            raise DatasetFormatError(path, None, f'label["{key}"] a list of integer track ids >= 0', ids)
+    for key in ("sentence", "raw_sentence"):
+        if key in data and not isinstance(data[key], str) and not (key == "raw_sentence" and data[key] is None):
+            raise DatasetFormatError(path, None, f'"{key}" a string', data[key])
     return data
 
 
@@ -91,7 +101,7 @@ def load_refer_kitti(root: Path, split: str | None, dataset: str, videos: list[s
                     raise DatasetFormatError(expr_path, None, f"label keys that are frame numbers of video {vid}",
                                              key) from None
                 for tid in ids:
-                    referred.setdefault(int(tid), []).append(t)
+                    referred.setdefault(tid, []).append(t)
             tracks = []
             for tid in sorted(referred):
                 boxes = np.zeros((len(frames), 4))
@@ -102,7 +112,7 @@ def load_refer_kitti(root: Path, split: str | None, dataset: str, videos: list[s
                         boxes[t] = (box[0] * width, box[1] * height, box[2] * width, box[3] * height)
                         visible[t] = True
                 tracks.append(Track(tid, boxes, visible))
-            sentence = expr.get("sentence", "")
+            sentence = expr["sentence"]
             out.append(Sequence(name=f"{vid}/{expr_path.stem}", dataset=dataset, frames=frames, width=width,
                                 height=height, tracks=tracks, language=sentence, scene=vid, frame_ids=numbers,
                                 meta={"expression": expr_path.stem, "raw_sentence": expr.get("raw_sentence"),

@@ -3,9 +3,12 @@
 Both keep one folder per sequence with ``imgs/``, ``groundtruth.txt`` (x,y,w,h) and
 ``language.txt``. Visibility comes from the absent flags when the release has them (TNL2K's
 evaluation toolkit ``absent/<seq>.txt``, TNLLT's ``absent_label.txt``; 1 = absent) and otherwise
-from the box itself (w > 0 and h > 0). Quirks handled on purpose: an absent list longer than the
-ground truth (one TNL2K test sequence has 929 gt lines and 930 absent lines) is cut to the gt
-length; CRLF files; frame names with varying zero-padding and png/jpg.
+from the box itself (w > 0 and h > 0). Every number is checked (finite, width and height >= 0,
+flags 0 or 1). Quirks the toolkit tolerates on purpose, and so do we: absent frames written as
+``0,0,0,0``; an absent list longer than the ground truth (one TNL2K test sequence has 929 gt lines
+and 930 absent lines) is cut to the gt length; a frame flagged present with a zero-area box (12 in
+the TNL2K test set) stays present, as the toolkit scores it, and the tasks skip it as unusable.
+Also CRLF files and frame names with varying zero-padding and png/jpg.
 """
 from __future__ import annotations
 
@@ -15,17 +18,21 @@ import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register
 from vptracker.datasets.frames import fit_frames, image_size, list_frames, split_dir
-from vptracker.datasets.textfiles import read_boxes, read_flags, read_text
+from vptracker.datasets.textfiles import read_flags, read_name_list, read_text, read_xywh
 
 
 def visibility_from_absent(absent: np.ndarray, n: int, path: Path) -> np.ndarray:
-    """``absent`` (1 = absent) cut to ``n`` rows; a shorter list is an error."""
+    """``absent`` (1 = absent, as :func:`read_absent` reads it) cut to ``n`` rows; a shorter list is an error."""
     if len(absent) < n:
         raise DatasetFormatError(path, None, f"one absent flag per ground-truth line ({n}), found {len(absent)}")
     bad = ~np.isin(absent[:n], (0, 1))
     if bad.any():
         raise DatasetFormatError(path, int(np.argmax(bad)) + 1, "absent flags 0 or 1", str(absent[:n][bad][0]))
     return absent[:n] == 0
+
+
+def read_absent(path: Path) -> np.ndarray:
+    return read_flags(path, (0, 1), "absent flags")
 
 
 def visibility_from_boxes(boxes: np.ndarray) -> np.ndarray:
@@ -37,7 +44,7 @@ def sot_sequence(name: str, dataset: str, seq_dir: Path, img_dir: Path, gt_path:
                  allow_missing: bool = False, first_frame: int = 0) -> Sequence:
     """One SOT sequence: frames cut to the ground-truth length, image size from the first header."""
     if boxes is None:
-        boxes = read_boxes(gt_path)
+        boxes = read_xywh(gt_path)
     if len(boxes) == 0:
         raise DatasetFormatError(gt_path, None, "at least one x,y,w,h line")
     frames, numbers, missing = list_frames(img_dir, allow_missing=allow_missing)
@@ -63,8 +70,8 @@ def read_toolkit_annotation(annos: Path, seq: str) -> tuple[np.ndarray, np.ndarr
     """``(boxes, visible)`` of one sequence from the TNL2K evaluation toolkit's annotation folder."""
     gt_path = annos / "gt_rect" / f"{seq}.txt"
     absent_path = annos / "absent" / f"{seq}.txt"
-    boxes = read_boxes(gt_path)
-    return boxes, visibility_from_absent(read_flags(absent_path), len(boxes), absent_path)
+    boxes = read_xywh(gt_path)
+    return boxes, visibility_from_absent(read_absent(absent_path), len(boxes), absent_path)
 
 
 def toolkit_sequences(annos: str | Path) -> list[str]:
@@ -87,23 +94,32 @@ def load_tnl2k(root: Path, split: str | None = None, annos: str | Path | None = 
     out = []
     for seq_dir in _sequence_dirs(base, "groundtruth.txt"):
         gt_path = seq_dir / "groundtruth.txt"
-        boxes, visible = read_boxes(gt_path), None
+        boxes, visible = read_xywh(gt_path), None
         if annos is not None and (Path(annos) / "gt_rect" / f"{seq_dir.name}.txt").is_file():
             boxes, visible = read_toolkit_annotation(Path(annos), seq_dir.name)
         elif (seq_dir / "absent.txt").is_file():
-            visible = visibility_from_absent(read_flags(seq_dir / "absent.txt"), len(boxes), seq_dir / "absent.txt")
+            visible = visibility_from_absent(read_absent(seq_dir / "absent.txt"), len(boxes), seq_dir / "absent.txt")
         language = read_text(seq_dir / "language.txt")
         out.append(sot_sequence(seq_dir.name, "tnl2k", seq_dir, seq_dir / "imgs", gt_path, language,
                                 visible, boxes, allow_missing))
     return out
 
 
-def _split_names(root: Path, split: str) -> set[str] | None:
+def _split_list(root: Path, split: str) -> Path | None:
     for name in (f"{split}.txt", f"{split}_list.txt", f"{split}ing_set.txt", f"{split}_set.txt"):
-        path = root / name
-        if path.is_file():
-            return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+        if (root / name).is_file():
+            return root / name
     return None
+
+
+def check_listed(list_path: Path, names: set[str], found: list[Sequence]) -> None:
+    """Every name of a split list must be a sequence read (a silently short split skews every score)."""
+    if not names:
+        raise DatasetFormatError(list_path, None, "one sequence name per line")
+    missing = sorted(names - {s.name for s in found})
+    if missing:
+        raise DatasetFormatError(list_path, None, f"only names of sequence folders, {len(missing)} have none",
+                                 ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""))
 
 
 @register("tnllt")
@@ -112,26 +128,27 @@ def load_tnllt(root: Path, split: str | None = None, allow_missing: bool = False
 
     The split is a sub-folder or a list file in ``root`` (``test.txt``, ``test_list.txt``, ...).
     """
-    names = None
-    base = root
+    names, list_path, base = None, None, root
     if split is not None:
-        names = _split_names(root, split)
-        if names is None:
+        list_path = _split_list(root, split)
+        if list_path is None:
             base = split_dir(root, split)
+        else:
+            names = set(read_name_list(list_path))
     out = []
     for seq_dir in _sequence_dirs(base, "groundtruth.txt"):
         if names is not None and seq_dir.name not in names:
             continue
         gt_path = seq_dir / "groundtruth.txt"
-        boxes = read_boxes(gt_path)
+        boxes = read_xywh(gt_path)
         absent_path = seq_dir / "absent_label.txt"
-        visible = (visibility_from_absent(read_flags(absent_path), len(boxes), absent_path)
+        visible = (visibility_from_absent(read_absent(absent_path), len(boxes), absent_path)
                    if absent_path.is_file() else None)
         seq = sot_sequence(seq_dir.name, "tnllt", seq_dir, seq_dir / "imgs", gt_path,
                            read_text(seq_dir / "language.txt"), visible, boxes, allow_missing)
         if (seq_dir / "attributes.txt").is_file():
-            seq.attributes["attributes"] = read_flags(seq_dir / "attributes.txt")
+            seq.attributes["attributes"] = read_flags(seq_dir / "attributes.txt", (0, 1), "attribute flags")
         out.append(seq)
-    if names is not None and not out:
-        raise DatasetFormatError(root, None, f"sequences listed in the {split!r} list file")
+    if names is not None:
+        check_listed(list_path, names, out)
     return out

@@ -5,39 +5,47 @@
 :class:`Sequence` whose ``caption`` is the first caption (all of them in ``meta["captions"]``) and
 whose person id is ``meta["person_id"]``. The image size is not read by default: 1.2 M image-text
 pairs need none, and the contrastive task draws no boxes (``read_sizes=True`` reads the headers).
+Each entry's types are checked (an object; ``file_path`` a non-empty string; ``captions`` a
+non-empty list of strings; ``id`` an integer or a string); a bad one is named by its index.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, register
 from vptracker.datasets.frames import image_size
+from vptracker.datasets.textfiles import json_int, read_json
 
 ANNOTATION = "synthpedes_dataset.json"
+
+
+def check_entry(entry, i: int, path: Path) -> None:
+    if not isinstance(entry, dict) or not isinstance(entry.get("file_path"), str) or not entry["file_path"]:
+        raise DatasetFormatError(path, None, f'entry {i} an object with a "file_path" string')
+    captions = entry.get("captions")
+    if not isinstance(captions, list) or not captions or not all(isinstance(c, str) for c in captions):
+        raise DatasetFormatError(path, None, f'entry {i} with "captions" a non-empty list of strings', captions)
+    if "id" in entry and not (json_int(entry["id"]) or isinstance(entry["id"], str)):
+        raise DatasetFormatError(path, None, f'entry {i} with "id" an integer or a string', entry["id"])
 
 
 @register("synth_pedes")
 def load_synth_pedes(root: Path, split: str | None = None, read_sizes: bool = False,
                      limit: int | None = None) -> list[Sequence]:
     path = root / ANNOTATION
-    try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetFormatError(path, None, "the SYNTH-PEDES annotation file") from None
-    except json.JSONDecodeError as err:
-        raise DatasetFormatError(path, err.lineno, f"valid JSON ({err.msg})") from None
+    if not path.is_file():
+        raise DatasetFormatError(path, None, "the SYNTH-PEDES annotation file")
+    entries = read_json(path)
     if not isinstance(entries, list):
         raise DatasetFormatError(path, None, "a JSON list of entries")
     out = []
     for i, entry in enumerate(entries[:limit] if limit else entries):
-        if not isinstance(entry, dict) or "file_path" not in entry or not entry.get("captions"):
-            raise DatasetFormatError(path, None, f'entry {i} with "file_path" and a non-empty "captions" list')
+        check_entry(entry, i, path)
         if split is not None and entry.get("split", split) != split:
             continue
         frame = str(root / entry["file_path"])
         width, height = image_size(frame) if read_sizes else (0, 0)
-        captions = [c.strip() for c in entry["captions"] if isinstance(c, str) and c.strip()]
+        captions = [c.strip() for c in entry["captions"] if c.strip()]
         out.append(Sequence(name=str(entry.get("id", i)), dataset="synth_pedes", frames=[frame], width=width,
                             height=height, caption=captions[0] if captions else None,
                             meta={"person_id": entry.get("id", i), "captions": captions,

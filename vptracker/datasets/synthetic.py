@@ -18,7 +18,6 @@ bytes. The readers registered here (``synthetic_sot``, ``synthetic_mot``) read t
 """
 from __future__ import annotations
 
-import configparser
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +25,9 @@ import numpy as np
 from PIL import Image
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register
-from vptracker.datasets.textfiles import read_boxes, read_table
+from vptracker.datasets.mot import read_seqinfo, read_seqmap, tracks_from_table
+from vptracker.datasets.sot import read_absent, visibility_from_absent
+from vptracker.datasets.textfiles import read_table_lines, read_text, read_xywh
 
 # Object colours; red is left out because it is the visual prompt's outline colour.
 COLOURS = {"green": (40, 200, 60), "blue": (40, 80, 230), "yellow": (235, 215, 40),
@@ -304,15 +305,15 @@ def read_sot(root: Path, split: str | None = None, **_) -> list[Sequence]:
         raise DatasetFormatError(split_dir, None, "a split folder written by write_sot")
     out = []
     for seq_dir in sorted(p for p in split_dir.iterdir() if (p / "groundtruth.txt").is_file()):
-        boxes = read_boxes(seq_dir / "groundtruth.txt")
+        boxes = read_xywh(seq_dir / "groundtruth.txt")
         absent = Path(root) / "annos" / split_dir.name / "absent" / f"{seq_dir.name}.txt"
-        visible = (np.loadtxt(absent, dtype=int, ndmin=1) == 0) if absent.is_file() else (boxes[:, 2:] > 0).all(1)
+        visible = (visibility_from_absent(read_absent(absent), len(boxes), absent) if absent.is_file()
+                   else (boxes[:, 2:] > 0).all(1))
         frames = _frame_paths(seq_dir / "imgs")
         with Image.open(frames[0]) as im:
             width, height = im.size
-        out.append(Sequence(seq_dir.name, "synthetic_sot", frames, width, height,
-                            [Track(1, boxes, visible[:len(boxes)])],
-                            language=(seq_dir / "language.txt").read_text().strip()))
+        out.append(Sequence(seq_dir.name, "synthetic_sot", frames, width, height, [Track(1, boxes, visible)],
+                            language=read_text(seq_dir / "language.txt")))
     return out
 
 
@@ -324,20 +325,12 @@ def read_mot(root: Path, split: str | None = None, **_) -> list[Sequence]:
     if not seqmap.is_file():
         raise DatasetFormatError(seqmap, None, "a seqmap written by write_mot")
     out = []
-    for name in seqmap.read_text().split()[1:]:
+    for name in read_seqmap(seqmap):
         seq_dir = Path(root) / split / name
-        info = configparser.ConfigParser()
-        info.read(seq_dir / "seqinfo.ini")
-        s = info["Sequence"]
-        length = int(s["seqLength"])
-        table = read_table(seq_dir / "gt" / "gt.txt", min_columns=6)
-        tracks = []
-        for tid in sorted({int(i) for i in table[:, 1]}):
-            rows = table[table[:, 1] == tid]
-            boxes, visible = np.zeros((length, 4)), np.zeros(length, dtype=bool)
-            boxes[rows[:, 0].astype(int) - 1] = rows[:, 2:6]
-            visible[rows[:, 0].astype(int) - 1] = True
-            tracks.append(Track(tid, boxes, visible))
-        frames = [str(seq_dir / s["imDir"] / f"{t:06d}{s['imExt']}") for t in range(1, length + 1)]
-        out.append(Sequence(name, "synthetic_mot", frames, int(s["imWidth"]), int(s["imHeight"]), tracks))
+        info = read_seqinfo(seq_dir / "seqinfo.ini")
+        gt_path = seq_dir / "gt" / "gt.txt"
+        table, lines = read_table_lines(gt_path, min_columns=6)
+        tracks = tracks_from_table(table, info["length"], gt_path, 1, classes=None, keep_ignored=True, lines=lines)
+        frames = [str(seq_dir / info["im_dir"] / f"{t:06d}{info['ext']}") for t in range(1, info["length"] + 1)]
+        out.append(Sequence(name, "synthetic_mot", frames, info["width"], info["height"], tracks))
     return out
