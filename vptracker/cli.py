@@ -33,8 +33,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vptracker.datasets.base import DatasetFormatError
+
     args = build_parser().parse_args(argv)
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except DatasetFormatError as err:
+        # Malformed dataset files are the user's to fix: one line naming file and line, exit 2.
+        print(f"vptracker {args.command}: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

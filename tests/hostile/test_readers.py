@@ -307,3 +307,28 @@ def test_harmless_variants_read_like_clean_data(tmp_path, family, variant):
 def test_clean_layout_reads(tmp_path, family):
     FAMILIES[family].build(tmp_path)
     assert FAMILIES[family].read(tmp_path)
+
+
+# ---------------------------------------------------------------------------------- the CLI
+@pytest.mark.parametrize("command", ["prepare", "visualize"])
+def test_cli_reports_a_malformed_file_in_one_line_and_exits_2(tmp_path, capsys, command):
+    from vptracker.cli import main
+
+    files = FAMILIES["tnl2k"].build(tmp_path / "data")
+    apply_edit(files["gt"], 2, _col(2, "inf"))
+    common = ["--dataset", "tnl2k", "--root", str(tmp_path / "data"), "--split", "train", "--out", str(tmp_path / "out")]
+    extra = {"prepare": ["--task", "vptracker_sot", "--num-samples", "4", "--no-progress"],
+             "visualize": ["--pred", str(tmp_path)]}[command]
+    assert main([command, *common, *extra]) == 2
+    err = capsys.readouterr().err
+    assert err == f"vptracker {command}: {files['gt']}:2: expected 4 numbers, all finite, got '12,9,inf,16'\n"
+
+
+def test_boxes_past_the_image_border_are_reported_not_silent(tmp_path):
+    # 64x48 frames: the initial box pokes out on the left, the third box on the right and bottom
+    fx.write_tnl2k(tmp_path, "train", "edge", [(-5, 8, 20, 16), (12, 9, 20, 16), (50, 40, 20, 16)], "a car")
+    with pytest.warns(UserWarning, match=r"tnl2k: 2 of 3 visible boxes reach past the image border \(1 of them the "
+                      r"initial box .* edge frame 1 track 1: \[-5.0, 8.0, 20.0, 16.0\] in a 64x48 image\)"):
+        seq = load("tnl2k", tmp_path, split="train")[0]
+    # kept as annotated: the toolkits score against the boxes as given
+    assert seq.target.boxes[0].tolist() == [-5, 8, 20, 16] and seq.meta["boxes_outside_image"] == 2

@@ -112,8 +112,9 @@ def prepare(config: dict, progress: bool | None = None) -> dict:
         indices, ratios = {}, {}
         for source_name, spec in sources.items():
             swhere = f"{where}.sources.{source_name}"
+            sequences = cache.get(spec, swhere)  # a DatasetFormatError already names its file and line
             try:
-                indices[source_name] = task.index(cache.get(spec, swhere))
+                indices[source_name] = task.index(sequences)
             except ValueError as err:
                 raise ValueError(f"{swhere}: {err}") from None
             ratios[source_name] = float(spec.get("ratio", 1.0))
