@@ -275,7 +275,7 @@ def _trailing_blank_lines(root):
         p.write_bytes(p.read_bytes() + b"\n\n  \n")
 
 
-HARMLESS = {"bom": _bom, "crlf": _crlf, "trailing blank lines": _trailing_blank_lines,
+HARMLESS = {"path only": lambda r: None, "bom": _bom, "crlf": _crlf, "trailing blank lines": _trailing_blank_lines,
             "all at once": lambda r: (_crlf(r), _trailing_blank_lines(r), _bom(r))}
 
 
