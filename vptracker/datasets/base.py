@@ -8,9 +8,9 @@ frame's header once per sequence (or from ``seqinfo.ini``), never by decoding fr
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -128,8 +128,7 @@ def report_boxes_outside(name: str, sequences: list[Sequence]) -> None:
         seq.meta["boxes_outside_image"] = len(past)
         boxes += len(past)
         frames_total += sum(int(t.visible.sum()) for t in seq.tracks)
-        first = next((i for i, t in past if t == 0), None)
-        if first is not None and len(seq.tracks) == 1:
+        if len(seq.tracks) == 1 and (past[:, 1] == 0).any():
             initial += 1
         if example is None and len(past):
             i, t = past[0]
