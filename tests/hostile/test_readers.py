@@ -332,3 +332,39 @@ def test_boxes_past_the_image_border_are_reported_not_silent(tmp_path):
         seq = load("tnl2k", tmp_path, split="train")[0]
     # kept as annotated: the toolkits score against the boxes as given
     assert seq.target.boxes[0].tolist() == [-5, 8, 20, 16] and seq.meta["boxes_outside_image"] == 2
+
+
+# ---------------------------------------------------------------------------------- real files
+def test_real_annotations_read_the_same_with_bom_crlf_and_blank_lines_and_refuse_a_nan(shared_data, tmp_path):
+    """Real TNL2K toolkit files (20 sequences, the 929-vs-930 one among them), real OTB and CRTrack gt."""
+    import tarfile
+
+    from vptracker.datasets.crtrack import read_query_gt
+    from vptracker.datasets.sot import read_toolkit_annotation
+
+    with tarfile.open(shared_data / "tnl2k" / "test_annos.tar.gz") as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        names = sorted(n[len("annos/gt_rect/"):-4] for n in members if n.startswith("annos/gt_rect/"))[::35]
+        names.append("advSamp_monitor_bikeyellow")  # the 929 gt lines vs 930 absent flags sequence
+        tar.extractall(tmp_path / "tnl2k", filter="data",
+                       members=[members[f"annos/{d}/{n}.txt"] for n in names for d in ("gt_rect", "absent")])
+    annos = tmp_path / "tnl2k" / "annos"
+    clean = {n: read_toolkit_annotation(annos, n) for n in names}
+    assert len(clean) == 21
+    shutil.copytree(shared_data / "otb" / "Couple", tmp_path / "otb" / "Couple")
+    query = next((shared_data / "crmot_in_domain" / "gt").iterdir())
+    shutil.copytree(query, tmp_path / "crtrack" / "q, with a comma")
+    otb_clean = summary(load("otb", tmp_path / "otb"), tmp_path / "otb")
+    cr_clean = read_query_gt(tmp_path / "crtrack" / "q, with a comma")
+    HARMLESS["all at once"](tmp_path)
+    for n, (boxes, visible) in clean.items():
+        again = read_toolkit_annotation(annos, n)
+        assert np.array_equal(again[0], boxes) and np.array_equal(again[1], visible), n
+    assert summary(load("otb", tmp_path / "otb"), tmp_path / "otb") == otb_clean
+    cr_again = read_query_gt(tmp_path / "crtrack" / "q, with a comma")
+    assert {v: [(t.id, t.boxes.tolist()) for t in ts] for v, ts in cr_again.items()} == \
+           {v: [(t.id, t.boxes.tolist()) for t in ts] for v, ts in cr_clean.items()}
+    gt = annos / "gt_rect" / f"{names[0]}.txt"
+    apply_edit(gt, 3, _col(2, "nan"))
+    with pytest.raises(DatasetFormatError, match=rf"{re.escape(str(gt))}:3: expected 4 numbers, all finite"):
+        read_toolkit_annotation(annos, names[0])
