@@ -1,5 +1,9 @@
 """VPTracker SOT pair builder: sampling rules, answers that map back to the annotation, visual-prompt
-geometry (down to pixels), ratio mixing, determinism and the prepare command."""
+geometry (down to pixels), ratio mixing, determinism and the prepare command.
+
+The rule tests here cover the ``project`` sampling option (``PROJECT``); the released sampler's
+rules are checked against a restatement of the released code in tests/test_released_vptracker.py.
+The driver tests (ratios, determinism, prepare) run the default (released) sampling."""
 from __future__ import annotations
 
 import json
@@ -20,6 +24,7 @@ from vptracker.tasks.prepare import prepare
 from vptracker.visual_prompt import VisualPrompt, render, template_region
 
 W, H = 96, 64
+PROJECT = {"sampling": "project", "prompt_text": "inference"}  # the project's own rows (README)
 
 
 def _boxes(n, absent=()):
@@ -39,7 +44,7 @@ def tnl2k(tmp_path_factory):
 
 
 def _rows(seqs, n, seed=0, **options):
-    task = get_task("vptracker_sot", **options)
+    task = get_task("vptracker_sot", **{**PROJECT, **options})
     return [row for _, row in generate(task, {"src": task.index(seqs)}, {"src": 1}, n, seed)]
 
 
@@ -109,7 +114,7 @@ def test_outline_size_is_scale_times_box_before_clipping():
     from vptracker.datasets.base import Sequence, Track
     box = (200.0, 150.0, 20.0, 10.0)
     seq = Sequence("s", "x", [f"/f{i}.jpg" for i in range(3)], 1000, 800, [Track(1, [box] * 3, [True] * 3)], "x")
-    task = get_task("vptracker_sot", inbbox_ratio=1.0)
+    task = get_task("vptracker_sot", inbbox_ratio=1.0, **PROJECT)
     index = task.index([seq])
     scales = set()
     rng = random.Random(0)

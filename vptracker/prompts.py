@@ -6,7 +6,8 @@ here and never spell a prompt themselves.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 from vptracker.boxes import NONE_TOKEN, ordinal
 
@@ -45,6 +46,17 @@ _VP_OUTLINE_NOTE = (
 )
 PROMPT_LANGUAGE = ("raw", "stripped")   # infer option prompt_language
 PROMPT_TEXTS = ("sampler", "inference")  # task option prompt_text
+
+
+def raw_language(seq) -> str:
+    """The description as the released code reads it: ``<seq>/language.txt`` (beside the frame
+    folder) in text mode, final newline kept, CRLF read as LF; the reader's stripped text when
+    there is no such file."""
+    path = Path(seq.frames[0]).parent.parent / "language.txt"
+    if path.is_file():
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    return seq.language or ""
 
 
 def vptracker_prompt(language: str, color: str = "red", visual_prompt: bool = True,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import zlib
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -28,7 +27,7 @@ from vptracker.boxes import (
 from vptracker.datasets.base import Sequence
 from vptracker.infer.common import SequenceTracker, TaskOptions, answer_box, initial_box, load_rgb, windows
 from vptracker.infer.engine import Request
-from vptracker.prompts import PROMPT_LANGUAGE, omnipt_sot, vptracker_prompt
+from vptracker.prompts import PROMPT_LANGUAGE, omnipt_sot, raw_language, vptracker_prompt
 from vptracker.visual_prompt import GEOMETRIES, crop_template, render, template_region, test_time_prompt
 
 
@@ -49,17 +48,6 @@ class SOTTracker(SequenceTracker):
 
 
 ANSWER_RULES = ("released", "tolerant")
-
-
-def raw_language(seq: Sequence) -> str:
-    """The description as the released loop puts it in the prompt: ``<seq>/language.txt`` as read
-    in text mode (final newline kept, CRLF read as LF); the reader's stripped text when there is no
-    such file next to the frame folder."""
-    path = Path(seq.frames[0]).parent.parent / "language.txt"
-    if path.is_file():
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    return seq.language or ""
 
 
 class VPTrackerSOT(SOTTracker):
