@@ -15,6 +15,7 @@ import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register
 from vptracker.datasets.frames import fit_frames, image_size, list_frames, split_dir
+from vptracker.datasets.shipped_splits import shipped_split
 from vptracker.datasets.textfiles import read_boxes, read_flags, read_text
 
 
@@ -116,6 +117,8 @@ def load_tnllt(root: Path, split: str | None = None, allow_missing: bool = False
     base = root
     if split is not None:
         names = _split_names(root, split)
+        if names is None and not (root / split).is_dir():
+            names = shipped_split("tnllt", split)  # the released 150/50 lists (shipped_splits.py)
         if names is None:
             base = split_dir(root, split)
     out = []
