@@ -344,7 +344,7 @@ def test_absent_frame_outlines_and_off_target_share(otb):
             total += 1
             missed += not (rect[0] <= box[0] and rect[1] <= box[1] and box[2] <= rect[2] and box[3] <= rect[3])
     print(f"OTB outlines that do not hold the whole target: {missed} of {total} ({missed / total:.3f})")
-    assert 0.03 < missed / total < 0.12
+    assert 0.05 < missed / total < 0.15  # seeded: 38 of 334
 
 
 def test_released_boxes_truncate_like_track_dataset():
