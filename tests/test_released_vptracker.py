@@ -31,7 +31,14 @@ from vptracker.prompts import vptracker_prompt, vptracker_training_prompt
 from vptracker.tasks import get_task
 from vptracker.tasks.base import generate
 from vptracker.tasks.vptracker_released import released_boxes
-from vptracker.visual_prompt import crop_template, draw_outline, outline_region, render, template_region
+from vptracker.visual_prompt import (
+    VisualPrompt,
+    crop_template,
+    draw_outline,
+    outline_region,
+    render,
+    template_region,
+)
 
 RED = np.array([255, 0, 0], dtype=np.uint8)
 
@@ -374,6 +381,16 @@ def test_released_rows_on_real_sequences(otb):
         assert vp["template_region"] == [xs, ys, xe, ye] and vp["geometry"] == "released"
         x1, y1, x2, y2 = vp["outline"]
         assert 0 <= x1 <= x2 <= seq.width and 0 <= y1 <= y2 <= seq.height
+    for row in rows[:20]:  # what the swift plugin renders (the same call), against the restated rules
+        (seq, t), (_, s) = where[row["images"][0]], where[row["images"][1]]
+        template, search = render(Image.open(row["images"][0]), Image.open(row["images"][1]),
+                                  VisualPrompt.from_json(row["visual_prompt"]))
+        xyxy, _ = released_boxes(seq.target.boxes)
+        ys, ye, xs, xe = sample_target_window(xyxy[t].tolist(), seq.width, seq.height)
+        assert np.array_equal(np.asarray(template), np.asarray(Image.open(seq.frames[t]).convert("RGB"))[ys:ye, xs:xe])
+        expected = np.asarray(Image.open(seq.frames[s]).convert("RGB")).copy()
+        expected[outline_pixels(row["visual_prompt"]["outline"], seq.width, seq.height)] = RED
+        assert np.array_equal(np.asarray(search), expected)
 
 
 # ----------------------------------------------------------------------------- recipe
