@@ -136,7 +136,7 @@ def test_rendered_images_pixel_checks(tnl2k):
     assert template.size == (x2 - x1, y2 - y1)
     px = np.asarray(search)
     red = (px[..., 0] > 200) & (px[..., 1] < 60) & (px[..., 2] < 60)
-    ox1, oy1, ox2, oy2 = (int(round(v)) for v in prompt.outline)
+    ox1, oy1, ox2, oy2 = (round(v) for v in prompt.outline)
     ox2, oy2 = min(ox2, W) - 1, min(oy2, H) - 1
     ys, xs = np.nonzero(red)
     assert xs.min() == ox1 and xs.max() == ox2 and ys.min() == oy1 and ys.max() == oy2
@@ -219,7 +219,7 @@ def test_real_otb_pairs_stay_inside_the_frames(shared_data):
         ans = parse_vptracker(row["messages"][1]["content"])
         x1, y1, x2, y2 = ans.box
         assert 0 <= x1 < x2 <= seq.width and 0 <= y1 < y2 <= seq.height
-        x, y, w, h = seq.target.boxes[s]
+        x, y, _, _ = seq.target.boxes[s]
         assert (x1, y1) == (round(max(x, 0)), round(max(y, 0)))
     row = _rows(seqs, 1, seed=9)[0]
     template, search = render(Image.open(row["images"][0]), Image.open(row["images"][1]),
