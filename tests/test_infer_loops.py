@@ -47,7 +47,10 @@ def vp(box):
     return render_vptracker(box)
 
 
-OPTS = TaskOptions(family="qwen2_5_vl", box_scale="abs")
+# The project's VPTracker rules (tolerant answers, stripped language, project geometry); the released
+# defaults are tested against the released code's rules in tests/test_released_vptracker.py.
+OPTS = TaskOptions(family="qwen2_5_vl", box_scale="abs", answer_rule="tolerant", prompt_language="stripped",
+                   vp_geometry="project")
 
 
 def run_one(tracker, engine):

@@ -1,5 +1,9 @@
 """VPTracker SOT pair builder: sampling rules, answers that map back to the annotation, visual-prompt
-geometry (down to pixels), ratio mixing, determinism and the prepare command."""
+geometry (down to pixels), ratio mixing, determinism and the prepare command.
+
+The rule tests here cover the ``project`` sampling option (``PROJECT``); the released sampler's
+rules are checked against a restatement of the released code in tests/test_released_vptracker.py.
+The driver tests (ratios, determinism, prepare) run the default (released) sampling."""
 from __future__ import annotations
 
 import json
@@ -20,6 +24,7 @@ from vptracker.tasks.prepare import prepare
 from vptracker.visual_prompt import VisualPrompt, render, template_region
 
 W, H = 96, 64
+PROJECT = {"sampling": "project", "prompt_text": "inference"}  # the project's own rows (README)
 
 
 def _boxes(n, absent=()):
@@ -39,7 +44,7 @@ def tnl2k(tmp_path_factory):
 
 
 def _rows(seqs, n, seed=0, **options):
-    task = get_task("vptracker_sot", **options)
+    task = get_task("vptracker_sot", **{**PROJECT, **options})
     return [row for _, row in generate(task, {"src": task.index(seqs)}, {"src": 1}, n, seed)]
 
 
@@ -109,7 +114,7 @@ def test_outline_size_is_scale_times_box_before_clipping():
     from vptracker.datasets.base import Sequence, Track
     box = (200.0, 150.0, 20.0, 10.0)
     seq = Sequence("s", "x", [f"/f{i}.jpg" for i in range(3)], 1000, 800, [Track(1, [box] * 3, [True] * 3)], "x")
-    task = get_task("vptracker_sot", inbbox_ratio=1.0)
+    task = get_task("vptracker_sot", inbbox_ratio=1.0, **PROJECT)
     index = task.index([seq])
     scales = set()
     rng = random.Random(0)
@@ -131,7 +136,7 @@ def test_rendered_images_pixel_checks(tnl2k):
     assert template.size == (x2 - x1, y2 - y1)
     px = np.asarray(search)
     red = (px[..., 0] > 200) & (px[..., 1] < 60) & (px[..., 2] < 60)
-    ox1, oy1, ox2, oy2 = (int(round(v)) for v in prompt.outline)
+    ox1, oy1, ox2, oy2 = (round(v) for v in prompt.outline)
     ox2, oy2 = min(ox2, W) - 1, min(oy2, H) - 1
     ys, xs = np.nonzero(red)
     assert xs.min() == ox1 and xs.max() == ox2 and ys.min() == oy1 and ys.max() == oy2
@@ -214,7 +219,7 @@ def test_real_otb_pairs_stay_inside_the_frames(shared_data):
         ans = parse_vptracker(row["messages"][1]["content"])
         x1, y1, x2, y2 = ans.box
         assert 0 <= x1 < x2 <= seq.width and 0 <= y1 < y2 <= seq.height
-        x, y, w, h = seq.target.boxes[s]
+        x, y, _, _ = seq.target.boxes[s]
         assert (x1, y1) == (round(max(x, 0)), round(max(y, 0)))
     row = _rows(seqs, 1, seed=9)[0]
     template, search = render(Image.open(row["images"][0]), Image.open(row["images"][1]),

@@ -17,6 +17,7 @@ is what the GRPO format reward needs.
 from __future__ import annotations
 
 import enum
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -232,6 +233,17 @@ def render_vptracker(model_xyxy: Sequence[float] | None, decimals: int = 0) -> s
     return f'```json\n{{\n  "visible": "{visible}",\n  "bbox": {coords}\n}}\n```'
 
 
+def render_vptracker_released(box: Sequence[int] | None, visible: bool, outline_note: bool = True) -> str:
+    """The released sampler's answer: the box as Python writes the list (``[12, 34, 56, 78]``).
+
+    With the visual prompt the ``"bbox"`` line has one leading space, without it two, as released
+    (``dataset/sampling_dataset.py``); an absent target still carries its annotated box.
+    """
+    coords = "[" + ", ".join(repr(v) for v in box) + "]"
+    pad = " " if outline_note else "  "
+    return f'```json\n{{\n  "visible": "{"yes" if visible else "no"}",\n{pad}"bbox": {coords}\n}}\n```'
+
+
 def render_qwen_box(model_xyxy: Sequence[float], decimals: int = 0) -> str:
     x1, y1, x2, y2 = (_num(v, decimals) for v in model_xyxy)
     return f"<|box_start|>({x1},{y1}),({x2},{y2})<|box_end|>"
@@ -369,6 +381,55 @@ def parse_vptracker(text: str) -> VPAnswer:
         if m and (box := _floats(m)) is not None:
             return VPAnswer(visible, box, Form.OTHER)
     return VPAnswer(visible, None, Form.NO_BOX)
+
+
+_RELEASED_FENCE = re.compile(r"```json\s*(.*?)\s*```", re.DOTALL)
+
+
+def parse_vptracker_released(text: str) -> VPAnswer:
+    """The released loop's reading of an answer (``infer_tracking_qwen_vlt_crop_absent.py``).
+
+    Only the first ```` ```json ```` fenced block counts, parsed with ``json.loads``; it must be an
+    object with both ``visible`` and ``bbox`` keys. ``visible == "no"`` (exactly) is invisible; any
+    other value (``"No"``, ``false``, ``"yes"``) counts as visible. ``bbox`` may be a list or a JSON
+    string holding one, and must have four numbers. Anything else parses to ``NO_BOX`` (the
+    released loop keeps the previous box). Whether the box moves the tracker is
+    :func:`released_box_accepted`.
+    """
+    if not isinstance(text, str):
+        return VPAnswer(None, None, Form.NO_BOX)
+    m = _RELEASED_FENCE.search(text)
+    try:
+        answer = json.loads(m.group(1).strip()) if m else None
+        visible, box = answer["visible"], answer["bbox"]
+    except (TypeError, KeyError, IndexError, ValueError):
+        return VPAnswer(None, None, Form.NO_BOX)
+    if visible == "no":
+        return VPAnswer(False, None, Form.EXACT)
+    try:
+        if isinstance(box, str):
+            box = json.loads(box)
+        if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
+            return VPAnswer(True, None, Form.NO_BOX)
+        return VPAnswer(True, tuple(float(v) for v in box), Form.EXACT)
+    except OverflowError:  # an integer too large for a float: beyond any image, refused by check_bbox
+        return VPAnswer(True, (math.inf,) * 4, Form.EXACT)
+    except ValueError:
+        return VPAnswer(True, None, Form.NO_BOX)
+
+
+def released_box_accepted(box: Sequence[float] | None, width: float, height: float) -> bool:
+    """The released ``check_bbox``: no negative value, not inverted, no corner beyond the image.
+
+    Zero-size boxes and boxes touching ``x = W`` pass; a box partly outside the image does not.
+    Non-finite values are refused here (the released code accepts NaN, then fails on the next
+    frame's outline).
+    """
+    if box is None or len(box) != 4 or not all(math.isfinite(v) for v in box):
+        return False
+    x1, y1, x2, y2 = box
+    return (min(box) >= 0 and x2 >= x1 and y2 >= y1
+            and x1 <= width and x2 <= width and y1 <= height and y2 <= height)
 
 
 def parse_qwen_boxes(text: str) -> list[Box]:

@@ -6,7 +6,8 @@ here and never spell a prompt themselves.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from pathlib import Path
 
 from vptracker.boxes import NONE_TOKEN, ordinal
 
@@ -31,19 +32,54 @@ _VP_RELEASED = (
     "Please return the answer in JSON format, for example: "
     "```json\n{{\n  \"visible\": \"yes/no\", \n  \"bbox\":[x_min, y_min, x_max, y_max]\n}}\n```."
 )
+# The released sampler (dataset/sampling_dataset.py) writes its own opening: no "including an
+# initial ..." clauses, spaces inside <ref> </ref>, the description stripped.
+_VP_SAMPLER_HEAD = (
+    "You are a visual object tracker.\n"
+    "Given the visual information of the target object <template><image></template>, and the language "
+    "description of the target object <ref> {language} </ref>.\n"
+)
 _VP_OUTLINE_NOTE = (
     "\n\nPlease note that you should first search for the target within the {color} rectangular "
     "bounding box. If you cannot find it, then search for the target outside the rectangular "
     "bounding box."
 )
+PROMPT_LANGUAGE = ("raw", "stripped")   # infer option prompt_language
+PROMPT_TEXTS = ("sampler", "inference")  # task option prompt_text
 
 
-def vptracker_prompt(language: str, color: str = "red", visual_prompt: bool = True) -> str:
-    """The released VPTracker prompt (training and inference use the same text)."""
-    text = _VP_RELEASED.format(language=language.strip())
+def raw_language(seq) -> str:
+    """The description as the released code reads it: ``<seq>/language.txt`` (beside the frame
+    folder) in text mode, final newline kept, CRLF read as LF; the reader's stripped text when
+    there is no such file."""
+    path = Path(seq.frames[0]).parent.parent / "language.txt"
+    if path.is_file():
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    return seq.language or ""
+
+
+def vptracker_prompt(language: str, color: str = "red", visual_prompt: bool = True,
+                     strip_language: bool = False) -> str:
+    """The released inference prompt (``evaluation/infer_tracking_qwen_vlt_crop_absent.py``).
+
+    ``{language}`` goes in as the released loop read it (the file's text, final newline included);
+    ``strip_language`` strips it (the ``stripped`` option). With the outline note the text ends
+    after "bounding box."; without it, after the JSON example and a newline, as released.
+    """
+    text = _VP_RELEASED.format(language=language.strip() if strip_language else language)
+    if visual_prompt:
+        return text + _VP_OUTLINE_NOTE.format(color=color)
+    return text + "\n"
+
+
+def vptracker_training_prompt(language: str, color: str = "red", visual_prompt: bool = True) -> str:
+    """The released sampler's training prompt: its own opening, the description stripped, a final newline."""
+    body = _VP_RELEASED[_VP_RELEASED.index("\n\nThen, detect"):].format()
+    text = _VP_SAMPLER_HEAD.format(language=language.strip()) + body[1:]
     if visual_prompt:
         text += _VP_OUTLINE_NOTE.format(color=color)
-    return text
+    return text + "\n"
 
 
 # ----------------------------------------------------------------------------- OmniPT

@@ -8,6 +8,16 @@ inference. All geometry is in original-frame pixels and is drawn before the mode
 * Search: the full frame with a rectangle outline (``color``, ``line_width``) around the target box
   scaled by ``scale`` about a centre (the previous box at test time; the ground truth, jittered,
   in training), clipped to the image.
+
+Two geometries (``GEOMETRIES``), chosen per row / per run:
+
+* ``released`` (default): the released code's integer rules, pixel for pixel (jcwang0602/VPTracker
+  at 4e5555c, the fork's ``sample_target`` and ``Template._draw_bbox``): see
+  :mod:`vptracker.visual_prompt_released`.
+* ``project``: the rules this project used first: template origin ``floor()`` and the full window
+  kept up to the border; outline corners ``round()``-ed and drawn *inside* the clipped region (right
+  and bottom edge one pixel inward, 3 px wide at the border too); training jitter that never puts
+  the target entirely outside on both axes.
 """
 from __future__ import annotations
 
@@ -18,6 +28,7 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw
 
+GEOMETRIES = ("released", "project")
 TEMPLATE_SCALE = 2.0
 TEST_VP_SCALE = 4
 TRAIN_SCALE_RANGE = (2, 8)
@@ -82,9 +93,15 @@ class VisualPrompt:
     """What a training row stores so the images can be rendered at load time."""
 
     template_region: tuple[int, int, int, int]
+    # released: the integer rectangle PIL draws as is (x2, y2 inclusive); project: a float region
     outline: tuple[float, float, float, float] | None
     color: str = VP_COLOR
     line_width: int = VP_LINE_WIDTH
+    geometry: str = "project"   # rows written before the released geometry existed carry no key
+
+    def __post_init__(self):
+        if self.geometry not in GEOMETRIES:
+            raise ValueError(f"visual prompt geometry {self.geometry!r}, expected one of {GEOMETRIES}")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -93,7 +110,8 @@ class VisualPrompt:
     def from_json(cls, data: dict) -> "VisualPrompt":
         outline = data.get("outline")
         return cls(tuple(data["template_region"]), tuple(outline) if outline is not None else None,
-                   data.get("color", VP_COLOR), int(data.get("line_width", VP_LINE_WIDTH)))
+                   data.get("color", VP_COLOR), int(data.get("line_width", VP_LINE_WIDTH)),
+                   data.get("geometry", "project"))
 
 
 def crop_template(frame: Image.Image, region: Sequence[int]) -> Image.Image:
@@ -115,14 +133,20 @@ def render(template_frame: Image.Image, search_frame: Image.Image, prompt: Visua
     """The two model images ``(template_crop, search_image)`` of one VPTracker sample."""
     template = crop_template(template_frame, prompt.template_region)
     search = search_frame.convert("RGB")
-    if prompt.outline is not None:
-        search = draw_outline(search, prompt.outline, prompt.color, prompt.line_width)
-    return template, search
+    if prompt.outline is None:
+        return template, search
+    if prompt.geometry == "released":
+        from vptracker.visual_prompt_released import draw_rectangle
+        return template, draw_rectangle(search, prompt.outline, prompt.color, prompt.line_width)
+    return template, draw_outline(search, prompt.outline, prompt.color, prompt.line_width)
 
 
 def test_time_prompt(template_box_xywh: Sequence[float], previous_box_xywh: Sequence[float], width: int,
                      height: int, vp_scale: float = TEST_VP_SCALE, color: str = VP_COLOR,
                      template_scale: float = TEMPLATE_SCALE, visual_prompt: bool = True) -> VisualPrompt:
-    """The released inference rule: template from frame 1, outline around the previous box."""
+    """The ``project`` geometry's inference rule: template from frame 1, outline around the previous box.
+
+    The released geometry is :func:`vptracker.visual_prompt_released.test_time_prompt`.
+    """
     outline = outline_region(previous_box_xywh, vp_scale, width, height) if visual_prompt else None
     return VisualPrompt(template_region(template_box_xywh, width, height, template_scale), outline, color)

@@ -18,6 +18,7 @@ import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register
 from vptracker.datasets.frames import fit_frames, image_size, list_frames, split_dir
+from vptracker.datasets.shipped_splits import SPLITS_DIR, shipped_split
 from vptracker.datasets.textfiles import read_flags, read_name_list, read_text, read_xywh
 
 
@@ -131,10 +132,13 @@ def load_tnllt(root: Path, split: str | None = None, allow_missing: bool = False
     names, list_path, base = None, None, root
     if split is not None:
         list_path = _split_list(root, split)
-        if list_path is None:
-            base = split_dir(root, split)
-        else:
+        if list_path is not None:
             names = set(read_name_list(list_path))
+        elif not (root / split).is_dir() and (shipped := shipped_split("tnllt", split)) is not None:
+            # the released 150/50 lists (shipped_splits.py); every listed sequence must be present
+            names, list_path = shipped, SPLITS_DIR / "tnllt.json"
+        else:
+            base = split_dir(root, split)
     out = []
     for seq_dir in _sequence_dirs(base, "groundtruth.txt"):
         if names is not None and seq_dir.name not in names:

@@ -34,6 +34,10 @@ class TaskOptions:
     template_scale: float = TEMPLATE_SCALE
     vp_color: str = VP_COLOR
     visual_prompt: bool = True
+    # vptracker_sot: released (the released loop's rules) or the project's departures (README)
+    answer_rule: str = "released"         # released: fenced JSON + check_bbox | tolerant: any form, clipped
+    prompt_language: str = "raw"          # raw: language.txt as read | stripped: the reader's text
+    vp_geometry: str = "released"         # released | project (visual_prompt.GEOMETRIES)
     frames_per_sample: int = 16           # OmniPT images per round (32 for the semantic tasks)
     caption_frames: int = 32
     match_iou: float = 0.3                # RMOT/CRMOT: overlap that carries an id into the next round

@@ -4,7 +4,12 @@ A row keeps the two *source frame paths* and a ``visual_prompt`` record (templat
 outline rectangle, colour, width); ``vptracker/swift_plugin.py`` renders the crop and the outline
 when ms-swift loads the row, so a million samples do not mean two million image files.
 
-Sampling rule: a random sequence of the source; the template is a random frame where the target is
+Option ``sampling`` picks the rule. ``released`` (default) is the released sampler
+(``dataset/sampling_dataset.py`` + ``dataset/track_dataset.py`` + the fork's ``_draw_bbox``), see
+:mod:`vptracker.tasks.vptracker_released`. ``project`` is the rule below, which this project used
+first and keeps as an option.
+
+Project sampling rule: a random sequence of the source; the template is a random frame where the target is
 visible (w, h > 0) and that has a later frame; the search frame is a random later frame, visible or
 not. The outline is the target box scaled by ``randint(2, 8)`` about a centre jittered by
 ``visual_prompt.training_centre`` (target inside with probability ``inbbox_ratio``). When the
@@ -22,8 +27,15 @@ import numpy as np
 
 from vptracker.boxes import FAMILY_FACTOR, SCALES, CoordMap, render_vptracker
 from vptracker.datasets.base import Sequence
-from vptracker.prompts import vptracker_prompt
+from vptracker.prompts import PROMPT_TEXTS, vptracker_prompt, vptracker_training_prompt
 from vptracker.tasks.base import Task, chat, register_task
+from vptracker.tasks.vptracker_released import (
+    ABSENT_OUTLINES,
+    RELEASED_SCALES,
+    SAMPLINGS,
+    released_index,
+    released_sample,
+)
 from vptracker.visual_prompt import (
     INBBOX_RATIO,
     TEMPLATE_SCALE,
@@ -70,11 +82,19 @@ class VPTrackerSOT(Task):
         "scale": "abs", "family": "qwen3_vl", "max_pixels": None, "visual_prompt": True,
         "template_scale": TEMPLATE_SCALE, "scale_range": list(TRAIN_SCALE_RANGE), "inbbox_ratio": INBBOX_RATIO,
         "color": VP_COLOR, "line_width": VP_LINE_WIDTH, "max_gap": None,
+        "sampling": "released", "prompt_text": "sampler", "absent_outline": "annotated",
     }
 
     def validate(self) -> None:
         if self.scale not in SCALES:
             raise ValueError(f"task vptracker_sot: option scale={self.scale!r}, expected one of {SCALES}")
+        for key, allowed in (("sampling", SAMPLINGS), ("prompt_text", PROMPT_TEXTS),
+                             ("absent_outline", ABSENT_OUTLINES)):
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"task vptracker_sot: option {key}={getattr(self, key)!r}, expected one of {allowed}")
+        if self.sampling == "released" and self.scale not in RELEASED_SCALES:
+            raise ValueError(f"task vptracker_sot: sampling=released writes answers in {RELEASED_SCALES} "
+                             f"(the released norm_coords rule), not scale={self.scale!r}; use sampling=project")
         lo, hi = self.scale_range
         if not (1 <= int(lo) <= int(hi)):
             raise ValueError(f"task vptracker_sot: option scale_range={self.scale_range}, expected [lo, hi] with 1 <= lo <= hi")
@@ -83,13 +103,20 @@ class VPTrackerSOT(Task):
         if self.max_gap is not None and int(self.max_gap) < 1:
             raise ValueError(f"task vptracker_sot: option max_gap={self.max_gap}, expected >= 1")
 
+    def _prompt(self, language: str) -> str:
+        if self.prompt_text == "sampler":
+            return vptracker_training_prompt(language, self.color, bool(self.visual_prompt))
+        return vptracker_prompt(language, self.color, bool(self.visual_prompt), strip_language=True)
+
     def _coord(self, width: int, height: int) -> CoordMap:
         if self.scale == "resized":
             max_pixels = self.max_pixels or VISUAL_TOKENS_PER_IMAGE * FAMILY_FACTOR.get(self.family, 28) ** 2
             return CoordMap.for_family(self.family, width, height, "resized", max_pixels=max_pixels)
         return CoordMap(self.scale, width, height)
 
-    def index(self, sequences: list[Sequence]) -> list[_SotEntry]:
+    def index(self, sequences: list[Sequence]) -> list:
+        if self.sampling == "released":
+            return released_index(sequences, self)
         entries = []
         for seq in sequences:
             usable = usable_frames(seq)
@@ -100,14 +127,16 @@ class VPTrackerSOT(Task):
             if len(templates) == 0:
                 continue
             entries.append(_SotEntry(seq.frames, seq.target.boxes, usable, last.astype(np.int32), templates,
-                                     vptracker_prompt(seq.language or "", self.color, bool(self.visual_prompt)),
+                                     self._prompt(seq.language or ""),
                                      self._coord(seq.width, seq.height), seq.width, seq.height,
                                      frozenset(seq.meta.get("missing_frames") or ())))
         if not entries:
             raise ValueError("task vptracker_sot: no sequence has a visible target frame followed by another frame")
         return entries
 
-    def sample(self, index: list[_SotEntry], rng: random.Random) -> dict | None:
+    def sample(self, index: list, rng: random.Random) -> dict | None:
+        if self.sampling == "released":
+            return released_sample(index, self, rng)
         entry = index[rng.randrange(len(index))]
         t = int(entry.templates[rng.randrange(len(entry.templates))])
         last = len(entry.frames) - 1
@@ -142,5 +171,5 @@ class VPTrackerSOT(Task):
             "messages": chat(entry.prompt, answer),
             "images": [entry.frames[t], entry.frames[s]],
             "visual_prompt": {"template_region": list(region), "outline": outline, "color": self.color,
-                              "line_width": int(self.line_width)},
+                              "line_width": int(self.line_width), "geometry": "project"},
         }
