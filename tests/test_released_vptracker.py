@@ -24,6 +24,7 @@ from vptracker.boxes import parse_vptracker_released, released_box_accepted, xyw
 from vptracker.config import load_config
 from vptracker.datasets import fixtures as fx
 from vptracker.datasets import load
+from vptracker.datasets.base import DatasetFormatError
 from vptracker.infer import CallableEngine, TaskOptions, run_batched
 from vptracker.infer.common import truncate
 from vptracker.infer.sot import VPTrackerSOT
@@ -418,7 +419,11 @@ def test_tnllt_split_is_the_released_150_50(tmp_path):
 
     train, test = shipped_split("tnllt", "train"), shipped_split("tnllt", "test")
     assert len(train) == 150 and len(test) == 50 and not train & test
-    name = min(test)
-    fx.write_tnllt(tmp_path, name, [(4, 4, 10, 8)] * 3, [0, 0, 0], "a bird")
-    fx.write_tnllt(tmp_path, "not_in_any_list", [(4, 4, 10, 8)] * 3, [0, 0, 0], "a cat")
-    assert [s.name for s in load("tnllt", tmp_path, split="test")] == [name]
+    fx.write_tnllt(tmp_path, min(test), [(4, 4, 10, 8)] * 2, [0, 0], "a bird")
+    fx.write_tnllt(tmp_path, "not_in_any_list", [(4, 4, 10, 8)] * 2, [0, 0], "a cat")
+    # a partial download is refused, naming the shipped list and how many of its sequences are missing
+    with pytest.raises(DatasetFormatError, match="tnllt.json.*49 have none"):
+        load("tnllt", tmp_path, split="test")
+    for name in test:
+        fx.write_tnllt(tmp_path, name, [(4, 4, 10, 8)] * 2, [0, 0], "a bird")
+    assert sorted(s.name for s in load("tnllt", tmp_path, split="test")) == sorted(test)
