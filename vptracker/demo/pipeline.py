@@ -160,6 +160,7 @@ def _model_overrides(cfg: dict, model_dir: Path, out: Path) -> list[str]:
             f"model.box_scale={cfg['prepare']['scale']}", "profile=cpu", f"run_dir={out / 'runs'}",
             "val_dataset=[]", "global_batch_size=null", "swift.freeze_vit=false", "swift.freeze_aligner=false",
             "swift.report_to=none", "swift.save_total_limit=1", f"swift.seed={int(cfg['seed'])}",
+            f"swift.data_seed={int(cfg['seed'])}", "swift.full_determinism=true",
             "swift.max_length=1024", "swift.gradient_accumulation_steps=1", "swift.weight_decay=0.0",
             # Full tuning of a model this small costs little more than LoRA and learns much faster.
             "merge_lora=false", "swift.tuner_type=full", "swift.lora_rank=null", "swift.lora_alpha=null",
@@ -174,7 +175,7 @@ def _freeze(names) -> str:
     return f"swift.freeze_parameters={_list(names)}" if names else "swift.freeze_parameters=null"
 
 
-def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=print) -> Path:
+def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=print, output=None) -> Path:
     from vptracker.train.runner import run_stage
 
     s = cfg["sft"]
@@ -185,10 +186,11 @@ def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=prin
         f"swift.warmup_ratio={s['warmup_ratio']}",
         _freeze(s["freeze_parameters"]), f"swift.save_steps={steps}",
         f"swift.logging_steps={max(1, steps // 20)}", "swift.eval_steps=null"]
-    return run_stage(s["stage"], overrides, echo=echo, force=True)
+    return run_stage(s["stage"], overrides, echo=echo, force=True, stream=output)
 
 
-def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Path, echo=print) -> Path:
+def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Path, echo=print,
+               output=None) -> Path:
     from vptracker.train.runner import run_stage
 
     g = cfg["grpo"]
@@ -201,7 +203,7 @@ def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Pa
         f"rollout.num_generations={g['num_generations']}",
         f"rollout.max_completion_length={g['max_completion_length']}", f"rollout.temperature={g['temperature']}",
         f"rollout.top_k={g['top_k']}"]
-    return run_stage(g["stage"], overrides, echo=echo, force=True)
+    return run_stage(g["stage"], overrides, echo=echo, force=True, stream=output)
 
 
 # --------------------------------------------------------------------------- inference and scores
