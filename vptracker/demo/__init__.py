@@ -19,7 +19,10 @@ MARKER = ".vptracker_demo"
 
 
 def demo_config(quick: bool = False, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    return load_config(CONFIG_DIR / ("quick.yaml" if quick else "demo.yaml"), overrides)
+    """The SOT demo's config, or the MOT demo's (``configs/demo/mot*.yaml``) for ``task=omnipt_mot``."""
+    mot = any(o.replace(" ", "") == "task=omnipt_mot" for o in overrides)
+    name = ("mot_" if mot else "") + ("quick.yaml" if quick else "demo.yaml")
+    return load_config(CONFIG_DIR / name, overrides)
 
 
 def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | tuple[str, ...] = (),
@@ -46,6 +49,10 @@ def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | tuple[
     demo_log = DemoLog(out / LOG, verbose)
     try:
         with demo_log.libraries_to_file():
+            if cfg["task"] == "omnipt_mot":
+                from vptracker.demo.mot import run_steps
+
+                return run_steps(cfg, out, quick, demo_log)
             return _run_steps(cfg, out, quick, demo_log)
     finally:
         demo_log.close()

@@ -45,16 +45,23 @@ class StepLog:
 
 # --------------------------------------------------------------------------- data and model
 
-def make_data(cfg: dict, out: Path) -> dict[str, Path]:
-    from vptracker.datasets.synthetic import SyntheticConfig, write_mot, write_sot
+def synthetic_config(cfg: dict):
+    from vptracker.datasets.synthetic import SyntheticConfig
 
     d = cfg["data"]
-    syn = SyntheticConfig(width=int(d["width"]), height=int(d["height"]), frames=int(d["frames"]),
-                          size_range=tuple(d["size_range"]), speed_range=tuple(d["speed_range"]),
-                          distractors=tuple(d["distractors"]), occluder_prob=float(d["occluder_prob"]),
-                          leave_prob=float(d["leave_prob"]),
-                          background_contrast=float(d["background_contrast"]),
-                          texture_contrast=float(d["texture_contrast"]))
+    return SyntheticConfig(width=int(d["width"]), height=int(d["height"]), frames=int(d["frames"]),
+                           size_range=tuple(d["size_range"]), speed_range=tuple(d["speed_range"]),
+                           distractors=tuple(d["distractors"]), occluder_prob=float(d["occluder_prob"]),
+                           leave_prob=float(d["leave_prob"]),
+                           background_contrast=float(d["background_contrast"]),
+                           texture_contrast=float(d["texture_contrast"]))
+
+
+def make_data(cfg: dict, out: Path) -> dict[str, Path]:
+    from vptracker.datasets.synthetic import write_mot, write_sot
+
+    d = cfg["data"]
+    syn = synthetic_config(cfg)
     sot = write_sot(out / "data" / "sot", {"train": int(d["train_sequences"]), "test": int(d["test_sequences"])},
                     seed=int(cfg["seed"]), cfg=syn)
     mot = write_mot(out / "data" / "mot", {"train": int(d["mot_sequences"])}, seed=int(cfg["seed"]), cfg=syn)
