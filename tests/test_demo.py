@@ -31,17 +31,54 @@ def test_demo_refuses_to_empty_a_foreign_folder(tmp_path):
     assert (tmp_path / "precious.txt").read_text() == "keep me"
 
 
+def _hold_first_box_auc(test_root) -> float:
+    """OSTrack's success AUC of the first box held still, computed from the ground-truth files alone:
+    IoU > threshold over 0:0.05:1, frames with w or h <= 0 miss, averaged over sequences."""
+    import numpy as np
+
+    curves = []
+    for gt_file in sorted(test_root.glob("*/groundtruth.txt")):
+        gt = np.loadtxt(gt_file, delimiter=",", ndmin=2)
+        pred = np.repeat(gt[:1], len(gt), axis=0)
+        x1, y1 = np.maximum(pred[:, 0], gt[:, 0]), np.maximum(pred[:, 1], gt[:, 1])
+        x2 = np.minimum(pred[:, 0] + pred[:, 2], gt[:, 0] + gt[:, 2])
+        y2 = np.minimum(pred[:, 1] + pred[:, 3], gt[:, 1] + gt[:, 3])
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        iou = inter / (pred[:, 2] * pred[:, 3] + gt[:, 2] * gt[:, 3] - inter)
+        iou[(gt[:, 2:] <= 0).any(axis=1)] = -1
+        curves.append([(iou > t).mean() for t in np.linspace(0, 1, 21)])
+    return 100 * float(np.mean(curves))
+
+
 @pytest.mark.slow
-def test_quick_demo_runs_the_whole_pipeline(tmp_path):
+def test_quick_demo_runs_the_whole_pipeline(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out)]) == 0
+    terminal = capsys.readouterr()
     summary = json.loads((out / "summary.json").read_text())
+    # The report prints the summary's numbers, not numbers of its own.
+    report = (out / "report.md").read_text()
+    assert (f"Trained AUC {summary['auc_trained']:.2f} vs untrained {summary['auc_untrained']:.2f} and "
+            f"hold-first-box {summary['auc_hold_first_box']:.2f}") in report
+    # The baseline comes from the ground truth, whatever the tracker did.
+    assert summary["auc_hold_first_box"] == pytest.approx(_hold_first_box_auc(out / "data" / "sot" / "test"), abs=0.01)
+    # Training ran for real: the SFT loss fell over its few steps.
+    from vptracker.demo.report import log_points
+
+    losses = [v for _, v in log_points(out / "runs" / demo_config(True)["sft"]["stage"], "loss")]
+    assert len(losses) >= 2 and losses[-1] < losses[0] - 0.05, losses
+    # The terminal shows the demo's steps and the training bars; the libraries' lines are in demo.log.
+    log = (out / "demo.log").read_text()
+    assert "[demo" in terminal.out and "Train:" in terminal.out
+    assert "trust_remote_code" in log and "swift INFO" in log
+    for noise in ("trust_remote_code", "swift INFO", "[INFO:swift]"):
+        assert noise not in terminal.out + terminal.err, noise
+    assert "demo.log" in report
     for key in ("auc_trained", "auc_untrained", "auc_hold_first_box", "parse_rate_before", "parse_rate_after"):
         assert 0.0 <= summary[key] <= 100.0, key
     assert summary["task"] == demo_config(True)["task"]
     # The first frame is the ground truth, so no tracker can score zero; the baseline is exact.
     assert summary["auc_hold_first_box"] > 0
-    report = (out / "report.md").read_text()
     for section in SECTIONS:
         assert section in report, section
     # Every picture the report links exists: curves, training curves and the tracking GIF.

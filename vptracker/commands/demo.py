@@ -8,6 +8,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run (configs/demo/quick.yaml, under 2 minutes): plumbing, not learning")
     parser.add_argument("--out", default="outputs/demo", help="output folder (emptied first; default %(default)s)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show ms-swift's, transformers' and the training runs' own output "
+                             "(otherwise in <out>/demo.log)")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides, e.g. sft.max_steps=300 model.hidden=128")
 
@@ -22,5 +25,5 @@ def run(args) -> int:
     os.environ.setdefault("WANDB_MODE", "disabled")
     from vptracker.demo import run_demo
 
-    run_demo(args.out, quick=args.quick, overrides=args.overrides)
+    run_demo(args.out, quick=args.quick, overrides=args.overrides, verbose=args.verbose)
     return 0

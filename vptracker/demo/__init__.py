@@ -19,14 +19,20 @@ MARKER = ".vptracker_demo"
 
 
 def demo_config(quick: bool = False, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    return load_config(CONFIG_DIR / ("quick.yaml" if quick else "demo.yaml"), overrides)
+    """The SOT demo's config, or the MOT demo's (``configs/demo/mot*.yaml``) for ``task=omnipt_mot``."""
+    mot = any(o.replace(" ", "") == "task=omnipt_mot" for o in overrides)
+    name = ("mot_" if mot else "") + ("quick.yaml" if quick else "demo.yaml")
+    return load_config(CONFIG_DIR / name, overrides)
 
 
-def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | tuple[str, ...] = (), echo=print) -> dict:
-    """Runs every step into ``out`` (emptied first) and returns the summary dict."""
-    from vptracker.datasets import load
-    from vptracker.demo import pipeline as p
-    from vptracker.demo.report import summary_json, write_report
+def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | tuple[str, ...] = (),
+             verbose: bool = False) -> dict:
+    """Runs every step into ``out`` (emptied first) and returns the summary dict.
+
+    The terminal shows the steps and progress bars; library and training output goes to
+    ``<out>/demo.log`` (``verbose``: to the terminal too)."""
+    from vptracker.demo.logs import DemoLog, make_deterministic
+    from vptracker.demo.report import LOG
 
     cfg = demo_config(quick, overrides)
     out = Path(out).resolve()
@@ -39,6 +45,25 @@ def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | tuple[
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("written by `vptracker demo`; the next run into this folder empties it\n")
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
+    make_deterministic(int(cfg["seed"]), int(cfg["threads"]))
+    demo_log = DemoLog(out / LOG, verbose)
+    try:
+        with demo_log.libraries_to_file():
+            if cfg["task"] == "omnipt_mot":
+                from vptracker.demo.mot import run_steps
+
+                return run_steps(cfg, out, quick, demo_log)
+            return _run_steps(cfg, out, quick, demo_log)
+    finally:
+        demo_log.close()
+
+
+def _run_steps(cfg: dict, out: Path, quick: bool, demo_log) -> dict:
+    from vptracker.datasets import load
+    from vptracker.demo import pipeline as p
+    from vptracker.demo.report import summary_json, write_report
+
+    echo, stage_output = demo_log.echo, demo_log.stage_output
     log = p.StepLog(echo)
     roots = log.step("synthetic data", p.make_data, cfg, out)
     test = load("synthetic_sot", roots["sot"], "test")
@@ -50,12 +75,13 @@ def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | tuple[
     p.hold_first_box(test, results / "hold_first_box")
     scores["hold_first_box"] = p.score(test, results / "hold_first_box")
     log.step("track (untrained)", p.track, cfg, model_dir, test, results / "untrained")
-    sft = log.step("SFT stage", p.train_sft, cfg, model_dir, files["sft"], out, echo)
+    sft = log.step("SFT stage", p.train_sft, cfg, model_dir, files["sft"], out, echo, stage_output)
     final = sft
     if cfg.get("eval_after_sft", True):
         log.step("track (after SFT)", p.track, cfg, sft, test, results / "after_sft")
     if int(cfg["grpo"]["max_steps"]) > 0:
-        final = log.step("GRPO stage", p.train_grpo, cfg, model_dir, sft, files["grpo"], out, echo)
+        final = log.step("GRPO stage", p.train_grpo, cfg, model_dir, sft, files["grpo"], out, echo,
+                         stage_output)
     log.step("track (trained)", p.track, cfg, final, test, results / "trained")
 
     for name in ("untrained", "after_sft", "trained"):

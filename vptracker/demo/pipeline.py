@@ -45,16 +45,23 @@ class StepLog:
 
 # --------------------------------------------------------------------------- data and model
 
-def make_data(cfg: dict, out: Path) -> dict[str, Path]:
-    from vptracker.datasets.synthetic import SyntheticConfig, write_mot, write_sot
+def synthetic_config(cfg: dict):
+    from vptracker.datasets.synthetic import SyntheticConfig
 
     d = cfg["data"]
-    syn = SyntheticConfig(width=int(d["width"]), height=int(d["height"]), frames=int(d["frames"]),
-                          size_range=tuple(d["size_range"]), speed_range=tuple(d["speed_range"]),
-                          distractors=tuple(d["distractors"]), occluder_prob=float(d["occluder_prob"]),
-                          leave_prob=float(d["leave_prob"]),
-                          background_contrast=float(d["background_contrast"]),
-                          texture_contrast=float(d["texture_contrast"]))
+    return SyntheticConfig(width=int(d["width"]), height=int(d["height"]), frames=int(d["frames"]),
+                           size_range=tuple(d["size_range"]), speed_range=tuple(d["speed_range"]),
+                           distractors=tuple(d["distractors"]), occluder_prob=float(d["occluder_prob"]),
+                           leave_prob=float(d["leave_prob"]),
+                           background_contrast=float(d["background_contrast"]),
+                           texture_contrast=float(d["texture_contrast"]))
+
+
+def make_data(cfg: dict, out: Path) -> dict[str, Path]:
+    from vptracker.datasets.synthetic import write_mot, write_sot
+
+    d = cfg["data"]
+    syn = synthetic_config(cfg)
     sot = write_sot(out / "data" / "sot", {"train": int(d["train_sequences"]), "test": int(d["test_sequences"])},
                     seed=int(cfg["seed"]), cfg=syn)
     mot = write_mot(out / "data" / "mot", {"train": int(d["mot_sequences"])}, seed=int(cfg["seed"]), cfg=syn)
@@ -160,6 +167,7 @@ def _model_overrides(cfg: dict, model_dir: Path, out: Path) -> list[str]:
             f"model.box_scale={cfg['prepare']['scale']}", "profile=cpu", f"run_dir={out / 'runs'}",
             "val_dataset=[]", "global_batch_size=null", "swift.freeze_vit=false", "swift.freeze_aligner=false",
             "swift.report_to=none", "swift.save_total_limit=1", f"swift.seed={int(cfg['seed'])}",
+            f"swift.data_seed={int(cfg['seed'])}", "swift.full_determinism=true",
             "swift.max_length=1024", "swift.gradient_accumulation_steps=1", "swift.weight_decay=0.0",
             # Full tuning of a model this small costs little more than LoRA and learns much faster.
             "merge_lora=false", "swift.tuner_type=full", "swift.lora_rank=null", "swift.lora_alpha=null",
@@ -174,7 +182,7 @@ def _freeze(names) -> str:
     return f"swift.freeze_parameters={_list(names)}" if names else "swift.freeze_parameters=null"
 
 
-def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=print) -> Path:
+def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=print, output=None) -> Path:
     from vptracker.train.runner import run_stage
 
     s = cfg["sft"]
@@ -185,10 +193,11 @@ def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=prin
         f"swift.warmup_ratio={s['warmup_ratio']}",
         _freeze(s["freeze_parameters"]), f"swift.save_steps={steps}",
         f"swift.logging_steps={max(1, steps // 20)}", "swift.eval_steps=null"]
-    return run_stage(s["stage"], overrides, echo=echo, force=True)
+    return run_stage(s["stage"], overrides, echo=echo, force=True, stream=output)
 
 
-def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Path, echo=print) -> Path:
+def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Path, echo=print,
+               output=None) -> Path:
     from vptracker.train.runner import run_stage
 
     g = cfg["grpo"]
@@ -201,7 +210,7 @@ def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Pa
         f"rollout.num_generations={g['num_generations']}",
         f"rollout.max_completion_length={g['max_completion_length']}", f"rollout.temperature={g['temperature']}",
         f"rollout.top_k={g['top_k']}"]
-    return run_stage(g["stage"], overrides, echo=echo, force=True)
+    return run_stage(g["stage"], overrides, echo=echo, force=True, stream=output)
 
 
 # --------------------------------------------------------------------------- inference and scores

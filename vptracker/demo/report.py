@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+LOG = "demo.log"
 SECTIONS = ("## Summary", "## SOT results", "## Success and precision", "## Tracking example", "## Training",
             "## Pipeline", "## Timing")
 
@@ -128,7 +129,8 @@ def write_report(out: Path, summary: dict, scores: dict[str, dict], cfg: dict, g
               "- inference: " + ("the batched VPTracker loop (template = frame 1 crop, outline = 4x previous box)"
                                  if cfg["task"] == "vptracker_sot" else
                                  "OmniPT's multi-round SOT loop (the last box of a round is the next round's prior)"),
-              f"- evaluation: `evaluate_sot`, protocol `{summary['protocol']}`", "",
+              f"- evaluation: `evaluate_sot`, protocol `{summary['protocol']}`",
+              f"- log: [{LOG}]({LOG}) (what ms-swift, transformers and the training runs printed)", "",
               "## Timing", "", "| step | seconds |", "|---|---:|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in summary["step_seconds"].items()]
     lines += [f"| total | {summary['total_seconds']:.0f} |", ""]

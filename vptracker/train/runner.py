@@ -41,7 +41,9 @@ def _is_rank0(env: dict) -> bool:
     return env.get("NODE_RANK", "0") in ("0", "")
 
 
-def _execute(cmd: Command, log_path: Path, env: dict) -> int:
+def _execute(cmd: Command, log_path: Path, env: dict, stream: Callable[[str], None] | None = None) -> int:
+    """Runs one command; every line goes to ``log_path`` and to ``stream`` (default: the terminal)."""
+    stream = stream or sys.stdout.write
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **env}
     with open(log_path, "a", encoding="utf-8") as log:
@@ -52,7 +54,7 @@ def _execute(cmd: Command, log_path: Path, env: dict) -> int:
         assert proc.stdout is not None
         for line in proc.stdout:
             log.write(line)
-            sys.stdout.write(line)
+            stream(line)
         return proc.wait()
 
 
@@ -88,8 +90,11 @@ def dry_run_text(cfg: StageConfig, commands: Sequence[Command]) -> str:
 
 
 def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = False,
-              env: dict | None = None, echo: Callable[[str], None] = print, force: bool = False) -> Path:
-    """Runs one stage and returns the directory of its final weights (``dry_run``: prints only)."""
+              env: dict | None = None, echo: Callable[[str], None] = print, force: bool = False,
+              stream: Callable[[str], None] | None = None) -> Path:
+    """Runs one stage and returns the directory of its final weights (``dry_run``: prints only).
+
+    ``stream`` receives each line the stage's commands print (default: the terminal)."""
     env = launcher_env() if env is None else dict(env)
     # "<stage>.key=value" overrides reach only their stage, so one override list serves a chain
     overrides = stage_overrides(overrides, Path(str(stage)).stem, available_stages())
@@ -132,7 +137,7 @@ def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = 
         run = Command(cmd.role, argv, cmd.output_dir, cmd.env)
         if rank0:
             write_manifest(stage_dir, manifest)
-        rc = _execute(run, stage_dir / "logs" / f"{cmd.role}.log", env)
+        rc = _execute(run, stage_dir / "logs" / f"{cmd.role}.log", env, stream)
         if rc != 0:
             manifest.update(status="failed", failed_command=run.shell(), finished=now())
             if rank0:
