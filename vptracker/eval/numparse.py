@@ -13,13 +13,12 @@ semicolons; blank lines skipped (as ``np.loadtxt`` does); every box line holds e
 """
 from __future__ import annotations
 
+import math
+import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
-import math
-import re
 
 from vptracker.datasets.base import DatasetFormatError
 
