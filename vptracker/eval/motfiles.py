@@ -5,7 +5,7 @@ NaN (``matrix contains invalid numeric entries``) or on a UTF-8 BOM in front of 
 number. Every file is therefore read here first: a malformed line is one
 :class:`~vptracker.datasets.base.DatasetFormatError` naming the file, the line and what was
 expected, and a clean file is handed on as plain UTF-8 with LF line ends (a BOM, CRLF or CR line
-ends give the same scores as clean data).
+ends and blank lines give the same scores as clean data).
 
 Rules: every non-blank line holds at least 6 numbers separated by commas, spaces or tabs
 (``frame, id, x, y, w, h, ...``); every value is finite; the frame is an integer >= 1, the id
@@ -91,10 +91,11 @@ def checked_text(path: str | Path, what: str = "MOTChallenge file", sizes: bool 
 
 def clean_mot_file(src: str | Path, dst: str | Path, what: str = "MOTChallenge file") -> None:
     """Checks ``src`` and writes it to ``dst`` as plain UTF-8 with LF line ends."""
-    text = checked_text(src, what)
+    lines = [line for line in checked_text(src, what).split("\n") if line.strip()]
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_text(text, encoding="utf-8", newline="\n")
+    # blank lines are skipped by the rules above; TrackEval cannot read them, so they go
+    dst.write_text("".join(line + "\n" for line in lines), encoding="utf-8", newline="\n")
 
 
 def read_mot_rows(path: str | Path, what: str = "MOTChallenge file", sizes: bool = True) -> np.ndarray:

@@ -53,6 +53,8 @@ def parse_numbers(text: bytes) -> tuple[np.ndarray, np.ndarray] | None:
     end = in_token.copy()
     end[:-1] &= ~in_token[1:]
     starts, ends = np.flatnonzero(start), np.flatnonzero(end)
+    if len(starts) == 0:  # only separators and blank lines
+        return np.empty(0), np.zeros(int((cls == 1).sum()) + 1, dtype=np.int64)
     lengths = ends - starts + 1
     if ((cls == 4) & ~start).any() or lengths.max() > _MAX_DIGITS + 2:
         return None  # a sign inside a token ("3-") or too many digits for an exact mantissa
@@ -134,7 +136,7 @@ def _finite_values(path: Path, lineno: int, line: str, expected: str) -> list[fl
         except ValueError:
             raise DatasetFormatError(path, lineno, expected, line.strip()) from None
         if not math.isfinite(v):
-            raise DatasetFormatError(path, lineno, f"{expected} (finite numbers, found {tok})", line.strip())
+            raise DatasetFormatError(path, lineno, f"finite numbers, found {tok}", line.strip())
         values.append(v)
     return values
 
