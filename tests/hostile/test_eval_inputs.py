@@ -48,7 +48,7 @@ def _write(res: Path, seq: str, text: str | bytes) -> None:
 
 @pytest.mark.parametrize("protocol", SOT_PROTOCOLS)
 def test_sot_harmless_variants_score_like_clean_data(otb, protocol):
-    gt, res, boxes = otb
+    gt, res, _ = otb
     clean = evaluate_sot(gt, res, protocol)
     text = (res / "Couple.txt").read_text()
     variants = {"crlf": text.replace("\n", "\r\n").encode(), "bom": b"\xef\xbb\xbf" + text.encode(),
@@ -112,7 +112,7 @@ def test_sot_empty_files_and_cli_exit_codes(otb, tmp_path, capsys):
 
 
 def test_cli_internal_error_exits_1(otb, tmp_path, monkeypatch, capsys):
-    import vptracker.eval.sot_eval as sot_eval
+    from vptracker.eval import sot_eval
 
     gt, res, _ = otb
 
@@ -271,9 +271,9 @@ def test_collapsed_empty_timesteps_score_like_every_timestep(crmot):
             k += 1
             previous = t
         for t in range(data["num_timesteps"]):
-            for key in full:
-                full[key].append(data[key][by_frame[t]] if t in by_frame else
-                                 (np.empty((0, 0)) if key == "similarity_scores" else np.empty(0, dtype=int)))
+            for key, steps in full.items():
+                steps.append(data[key][by_frame[t]] if t in by_frame else
+                             (np.empty((0, 0)) if key == "similarity_scores" else np.empty(0, dtype=int)))
         return {**data, **full}
 
     ident = Identity({"PRINT_CONFIG": False, "THRESHOLD": 0.5})
