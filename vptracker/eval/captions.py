@@ -117,9 +117,10 @@ def nltk_wordnet():
             nltk.data.find("corpora/wordnet.zip")
         except LookupError:
             raise CaptionInputError(
-                "the smoter protocol's METEOR is nltk's meteor_score, which needs the WordNet corpus: "
-                "run `python -m nltk.downloader wordnet` (or set NLTK_DATA to a folder holding "
-                "corpora/wordnet), or use --protocol coco") from None
+                "the smoter protocol's METEOR is nltk's meteor_score, which needs WordNet 3.0: run "
+                "`bash scripts/setup.sh` (it builds .venv/share/nltk_data/corpora/wordnet from Debian's "
+                "wordnet-base and wordnet-sense-index), or set NLTK_DATA to a folder holding "
+                "corpora/wordnet, or use --protocol coco") from None
     from nltk.corpus import wordnet
 
     return wordnet
