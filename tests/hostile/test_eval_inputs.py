@@ -281,3 +281,32 @@ def test_collapsed_empty_timesteps_score_like_every_timestep(crmot):
     for build, metric, field in ((concatenated, ident, "IDF1"), (interleaved, clear, "MOTA")):
         gt, pred = build(views)
         assert metric.eval_sequence(to_data_dict(gt, pred))[field] == metric.eval_sequence(expanded(gt, pred))[field]
+
+
+def test_sot_bad_ground_truth_and_flags_name_file_and_line(tmp_path):
+    """TNL2K toolkit layout: NaN in gt, a flag that is not 0/1, a Latin-1 result file."""
+    from vptracker.eval.sot_data import load_ground_truth
+
+    root = tmp_path / "annos"
+    for sub in ("gt_rect", "absent"):
+        (root / sub).mkdir(parents=True)
+    (root / "gt_rect" / "seq.txt").write_text("10,10,20,20\n11,10,20,20\n12,10,20,20\n")
+    (root / "absent" / "seq.txt").write_text("0\n0\n0\n")
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "seq.txt").write_text("10,10,20,20\n11,10,20,20\n12,10,20,20\n")
+    assert evaluate_sot(root, res, "tnl2k")["num_frames"] == 3
+    (root / "absent" / "seq.txt").write_text("0\n2\n0\n")
+    with pytest.raises(DatasetFormatError, match=r"absent/seq.txt:2: expected 0/1 flags, found 2"):
+        load_ground_truth(root)
+    (root / "absent" / "seq.txt").write_text("0\ninf\n0\n")
+    with pytest.raises(DatasetFormatError, match=r"absent/seq.txt:2: expected finite numbers, found inf"):
+        load_ground_truth(root)
+    (root / "absent" / "seq.txt").write_text("0\n0\n0\n")
+    (root / "gt_rect" / "seq.txt").write_text("10,10,20,20\n11,10,NaN,20\n12,10,20,20\n")
+    with pytest.raises(DatasetFormatError, match=r"gt_rect/seq.txt:2: expected finite numbers, found NaN"):
+        load_ground_truth(root)
+    (root / "gt_rect" / "seq.txt").write_text("10,10,20,20\n11,10,20,20\n12,10,20,20\n")
+    (res / "seq.txt").write_bytes("10,10,20,20\n11,10,20,20 caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(DatasetFormatError, match=r"res/seq.txt: expected UTF-8 text"):
+        evaluate_sot(root, res, "tnl2k")
