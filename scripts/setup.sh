@@ -21,4 +21,58 @@ if ! command -v java >/dev/null 2>&1; then
     echo "setup: Java not found and cannot be installed here; METEOR and the PTB tokenizer (caption metrics) need Java."
   fi
 fi
+# --- WordNet 3.0 for nltk's METEOR (the smoter caption protocol); the coco protocol needs Java only.
+# Debian's wordnet-base and wordnet-sense-index ship WordNet 3.0's dict files. nltk also reads a
+# `lexnames` file that they do not ship; its 45 lines (number, name, category 1 noun .. 4 adverb)
+# are the table of the lexnames(5WN) man page in wordnet-base. nltk refuses a symlinked corpus
+# outside its data path, so the files are copied into .venv/share/nltk_data (nltk searches
+# <sys.prefix>/share/nltk_data). Without root, the two .deb files are fetched with `apt-get download`.
+install_wordnet() {
+  local dst=.venv/share/nltk_data/corpora/wordnet src=/usr/share/wordnet
+  local man=/usr/share/man/man5/lexnames.5WN.gz tmp
+  if [ ! -f "$src/index.sense" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      wordnet-base wordnet-sense-index >/dev/null) || true
+  fi
+  tmp=$(mktemp -d)
+  if { [ ! -f "$src/index.sense" ] || [ ! -f "$man" ]; } && command -v apt-get >/dev/null 2>&1; then
+    # not installable as root, or the image drops man pages: unpack the packages themselves
+    (cd "$tmp" && apt-get download wordnet-base wordnet-sense-index >/dev/null 2>&1 \
+      && for deb in ./*.deb; do dpkg-deb -x "$deb" root; done) || true
+    [ -f "$src/index.sense" ] || src=$tmp/root/usr/share/wordnet
+    [ -f "$man" ] || man=$tmp/root/usr/share/man/man5/lexnames.5WN.gz
+  fi
+  if [ ! -f "$src/data.noun" ] || [ ! -f "$src/index.sense" ] || [ ! -f "$man" ]; then
+    rm -rf "$tmp"
+    return 1
+  fi
+  mkdir -p "$tmp/wordnet"
+  for f in data.noun data.verb data.adj data.adv index.noun index.verb index.adj index.adv \
+           noun.exc verb.exc adj.exc adv.exc index.sense cntlist.rev; do
+    cp "$src/$f" "$tmp/wordnet/" || { rm -rf "$tmp"; return 1; }
+  done
+  # table rows of the man page: "NN<TAB>name<TAB>contents" -> "NN<TAB>name<TAB>category"
+  gzip -dc "$man" | awk -F'\t' '/^[0-9][0-9]\t/ { name = $2; gsub(/ /, "", name); split(name, part, ".");
+      cat = part[1] == "noun" ? 1 : part[1] == "verb" ? 2 : part[1] == "adj" ? 3 : 4;
+      printf "%s\t%s\t%d\n", $1, name, cat }' > "$tmp/wordnet/lexnames"
+  if [ "$(wc -l < "$tmp/wordnet/lexnames")" != 45 ]; then
+    rm -rf "$tmp"
+    return 1
+  fi
+  rm -rf "$dst"
+  mkdir -p "$(dirname "$dst")"
+  cp -r "$tmp/wordnet" "$dst"
+  rm -rf "$tmp"
+}
+if ! $VPY -c "import nltk; nltk.data.find('corpora/wordnet')" >/dev/null 2>&1; then
+  install_wordnet || true
+  if $VPY -c "from nltk.corpus import wordnet as wn; from nltk.translate.meteor_score import meteor_score as m; \
+assert wn.get_version() == '3.0' and m([['a', 'dog']], ['a', 'hound']) > 0.3" >/dev/null 2>&1; then
+    echo "setup: WordNet 3.0 installed for nltk in .venv/share/nltk_data (smoter caption protocol)"
+  else
+    echo "setup: could not install WordNet 3.0 (needs the Debian packages wordnet-base and wordnet-sense-index:" \
+         "run as root or with apt-get access, or put an NLTK corpora/wordnet folder under NLTK_DATA)." \
+         "\`vptracker eval captions --protocol smoter\` will stop until it is there; --protocol coco works without it."
+  fi
+fi
 $VPY -c "import vptracker, swift, transformers, torchvision, trackeval; print('vptracker setup ok: torch', __import__('torch').__version__, 'transformers', transformers.__version__)"

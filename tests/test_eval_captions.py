@@ -133,18 +133,67 @@ def test_coco_perfect_predictions(corpus):
     assert s["METEOR"] > 0.95
 
 
-def test_smoter_protocol_raw_strings(corpus):
-    refs, preds = corpus
+def test_smoter_protocol_hand_checked():
+    """SMOTer's eval_vu.py on three pairs, values worked out by hand (and printed identically by
+    eval_vu.eval_language itself, SMOTer b3bc475)."""
+    refs = {"a": ["a cat"], "b": ["A girl dressed in white, dancing."], "c": ["the cat sat"]}
+    preds = {"a": "a bat", "b": "a girl dressed in white dancing", "c": "the cat"}
     s = evaluate_captions(refs, preds, "smoter", wordnet=_NoSynonyms())
-    keys = sorted(refs)
-    for n in (1, 4):
-        each = [reference_sentence_bleu(preds[k].split(), [r.split() for r in refs[k]], n) for k in keys]
-        assert s[f"BLEU-{n}"] == pytest.approx(sum(each) / len(each), rel=1e-9)
-        assert [s["per_caption"][k][f"BLEU-{n}"] for k in keys] == pytest.approx(each, rel=1e-9)
-    assert 0.0 < s["METEOR"] < 1.0
-    # raw strings: case and punctuation are kept, so "coat," and "coat" differ (coco would tokenize)
-    cased = evaluate_captions({"a": ["A man, walking"]}, {"a": "a man walking"}, "smoter", wordnet=_NoSynonyms())
-    assert cased["BLEU-1"] < 1.0
+    each = s["per_caption"]
+    # corpus_bleu on raw strings counts characters: "a bat" vs "a cat" has 4/5 unigrams, 2/4
+    # bigrams and no trigram in common
+    assert each["a"]["BLEU-1"] == pytest.approx(4 / 5) and each["a"]["BLEU-2"] == pytest.approx(math.sqrt(0.4))
+    assert each["a"]["BLEU-4"] < 1e-100
+    # METEOR: ',' and '.' removed, lower-cased by nltk: 6 of 6 words in one chunk
+    assert each["b"]["METEOR"] == pytest.approx(1 - 0.5 * (1 / 6) ** 3)
+    # one of two words, one chunk per match: fmean 0.5, penalty 0.5
+    assert each["a"]["METEOR"] == pytest.approx(0.25)
+    p, r = 1.0, 2 / 3  # "the cat" in "the cat sat": fmean 10PR/(R+9P), 1 chunk / 2 matches
+    assert each["c"]["METEOR"] == pytest.approx(10 * p * r / (r + 9 * p) * (1 - 0.5 * 0.5 ** 3))
+    # ROUGE-L on untokenised strings: case and punctuation kept, so only "girl dressed in" matches
+    assert each["b"]["ROUGE-L"] == pytest.approx(0.5)
+    assert each["c"]["ROUGE-L"] == pytest.approx((1 + 1.2 ** 2) * p * r / (r + 1.2 ** 2 * p))
+    # the corpus numbers SMOTer prints for these three pairs
+    assert s["BLEU-4"] == pytest.approx(0.7629569238878761, rel=1e-12)
+    assert s["METEOR"] == pytest.approx(0.6314123031077054, rel=1e-12)
+    assert s["ROUGE-L"] == pytest.approx(0.5907172995780591, rel=1e-12)
+    assert s["CIDEr-D"] == pytest.approx(2.6916381967854335, rel=1e-12)
+    assert s["missing_predictions"] == 0
+
+
+def _setup_wordnet(tmp_path, monkeypatch):
+    """Runs scripts/setup.sh's install_wordnet in tmp_path; an nltk reader of what it built."""
+    import subprocess
+    from pathlib import Path
+
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "setup.sh"
+    if not Path("/usr/share/wordnet/index.sense").is_file() and shutil.which("apt-get") is None:
+        pytest.skip("neither the Debian WordNet packages nor apt-get are here")
+    cmd = f"source <(sed -n '/^install_wordnet() {{/,/^}}/p' '{script}') && install_wordnet"
+    run = subprocess.run(["bash", "-c", cmd], check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    folder = tmp_path / ".venv" / "share" / "nltk_data" / "corpora" / "wordnet"
+    if run.returncode != 0:
+        pytest.skip(f"WordNet could not be installed here: {run.stderr.strip()[-200:]}")
+    assert len((folder / "lexnames").read_text().splitlines()) == 45
+    assert not any(p.is_symlink() for p in folder.iterdir())  # copies: nltk refuses outside links
+    # nltk reads only below its data path (setup.sh's folder is on it: <sys.prefix>/share/nltk_data)
+    monkeypatch.setattr(nltk.data, "path", [*nltk.data.path, str(folder.parents[1])])
+    return WordNetCorpusReader(str(folder), None)
+
+
+def test_setup_wordnet_and_smoter_equal_eval_vu_on_real_text(corpus, tmp_path, monkeypatch):
+    wordnet = _setup_wordnet(tmp_path, monkeypatch)
+    assert wordnet.get_version() == "3.0" and wordnet.synset("dog.n.01").lexname() == "noun.animal"
+    refs, preds = corpus
+    s = evaluate_captions(refs, preds, "smoter", wordnet=wordnet)
+    # printed by SMOTer's eval_vu.eval_language (b3bc475) on the same 30 pairs, nltk WordNet 3.0
+    assert s["BLEU-4"] == pytest.approx(0.6904377919884793, rel=1e-12)
+    assert s["METEOR"] == pytest.approx(0.714609231313019, rel=1e-12)
+    assert s["ROUGE-L"] == pytest.approx(0.6969910562568321, rel=1e-12)
+    assert s["CIDEr-D"] == pytest.approx(3.0149282686787306, rel=1e-12)
 
 
 def test_smoter_meteor_without_wordnet_says_how_to_fix(corpus):

@@ -2,6 +2,8 @@
 
 Every subcommand prints a table and writes ``<out>/summary.json`` (tracking numbers in percent)
 and a per-sequence CSV; ``report`` turns summaries into a markdown table beside published numbers.
+Exit status: 0 scored, 2 bad input (one line naming the file, line and what was expected), 1 an
+internal error (a bug: the traceback follows).
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ def add_arguments(parser) -> None:
     p.add_argument("--results", required=True, nargs="+", metavar="[NAME=]DIR",
                    help="folders of <seq>.txt files; several trackers share the plots, the first is summary.json")
     p.add_argument("--out", required=True)
-    p.add_argument("--skip-missing", action="store_true", help="score only sequences that have a result file")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="score only sequences that have a result file (the others are listed)")
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--benchmark-name", help="name in the report (default: TNL2K for the toolkit layout, "
                    "else the gt folder's name)")
@@ -36,7 +39,8 @@ def add_arguments(parser) -> None:
     p.add_argument("--name", help="tracker name in the report")
 
     p = sub.add_parser("rmot", help="Refer-KITTI(-V2): one sequence per (video, expression), COMBINED")
-    p.add_argument("--data-root", required=True, help="folder holding KITTI/ and expression/")
+    p.add_argument("--gt-root", "--data-root", dest="data_root", required=True,
+                   help="the Refer-KITTI(-V2) folder holding KITTI/ and expression/")
     p.add_argument("--results", required=True, help="<vid>/<expression>/predict.txt or <vid>/<expression>.txt")
     p.add_argument("--out", required=True)
     p.add_argument("--videos", nargs="+", default=["0005", "0011", "0013", "0019"])
@@ -49,7 +53,9 @@ def add_arguments(parser) -> None:
     p.add_argument("--gt-root", required=True, help="<Scene>_<desc>/gt/View<k>.txt folders")
     p.add_argument("--results", required=True, help="<Scene>_<desc>/View<k>.txt (x1,y1,x2,y2)")
     p.add_argument("--out", required=True)
-    p.add_argument("--skip-missing", action="store_true", help="pairs without predictions score as empty")
+    p.add_argument("--allow-missing", "--skip-missing", dest="allow_missing", action="store_true",
+                   help="score missing prediction folders and view files as empty (listed in the summary); "
+                        "without it they are errors")
     p.add_argument("--benchmark-name", default="CRTrack-In-domain")
     p.add_argument("--name")
 
@@ -103,6 +109,15 @@ def _run_sot(args) -> int:
         s = evaluate_sot(gt, folder, args.protocol, skip_missing=args.skip_missing)
         s.update({"task": "sot", "benchmark": bench, "name": name})
         summaries[name] = s
+        if s["skipped"]:
+            print(f"{name}: {len(s['skipped'])} of {len(gt)} sequences have no result file and are not scored "
+                  f"(e.g. {s['skipped'][:3]})", file=sys.stderr)
+        if s["length_mismatch"]:
+            example = next(iter(s["length_mismatch"].items()))
+            print(f"{name}: {len(s['length_mismatch'])} result files differ in length from their ground truth "
+                  f"(e.g. {example[0]}: {example[1]['result_rows']} rows for {example[1]['gt_frames']} frames); "
+                  f"scored as the {args.protocol} protocol says: missing frames are misses, extra rows cut",
+                  file=sys.stderr)
     out = Path(args.out)
     for i, (name, s) in enumerate(summaries.items()):
         write_sot_outputs(s, out if i == 0 else out / name)
@@ -147,7 +162,10 @@ def _run_rmot(args) -> int:
 def _run_crmot(args) -> int:
     from vptracker.eval.crmot import evaluate_crmot
 
-    r = evaluate_crmot(args.gt_root, args.results, skip_missing=args.skip_missing)
+    r = evaluate_crmot(args.gt_root, args.results, allow_missing=args.allow_missing)
+    if r["missing"]:
+        print(f"{len(r['missing'])} missing prediction folders/views scored as empty (--allow-missing), "
+              f"e.g. {r['missing'][:3]}", file=sys.stderr)
     r.update({"task": "crmot", "benchmark": args.benchmark_name, "name": args.name or Path(args.results).name})
     out = Path(args.out)
     _write_summary(out, r)
@@ -162,6 +180,9 @@ def _run_captions(args) -> int:
     refs = load_caption_file(args.refs, many=True)
     preds = load_caption_file(args.preds, many=False)
     r = evaluate_captions(refs, preds, args.protocol)
+    if r["missing_predictions"]:
+        print(f"{r['missing_predictions']} of {r['num_captions']} ids have no prediction and score against an "
+              f"empty caption (e.g. {r['missing_ids'][:3]})", file=sys.stderr)
     r.update({"task": "captions", "benchmark": "captions", "name": args.name or Path(args.preds).stem})
     out = Path(args.out)
     _write_summary(out, r)
@@ -203,6 +224,8 @@ _RUNNERS = {"sot": _run_sot, "mot": _run_mot, "rmot": _run_rmot, "crmot": _run_c
 
 
 def run(args) -> int:
+    import traceback
+
     from trackeval.utils import TrackEvalException
 
     from vptracker.datasets.base import DatasetFormatError
@@ -211,7 +234,14 @@ def run(args) -> int:
 
     try:
         return _RUNNERS[args.eval_task](args)
-    except (DatasetFormatError, CaptionInputError, ResultError, FileNotFoundError, TrackEvalException) as e:
+    except (DatasetFormatError, CaptionInputError, ResultError, FileNotFoundError, NotADirectoryError,
+            IsADirectoryError, UnicodeDecodeError, TrackEvalException) as e:
         # Input problems are the user's to fix: one clear line, not a traceback.
-        print(f"vptracker eval {args.eval_task}: {e}", file=sys.stderr)
+        message = " ".join(str(e).split())
+        print(f"vptracker eval {args.eval_task}: {message}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - anything else is our bug: say so, keep the traceback
+        traceback.print_exc()
+        print(f"vptracker eval {args.eval_task}: internal error ({type(e).__name__}: {e}); please report it",
+              file=sys.stderr)
+        return 1

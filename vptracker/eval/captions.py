@@ -4,13 +4,16 @@ Two protocols exist and give different numbers, so every result names its protoc
 
 * ``coco``: the COCO caption toolkit (pycocoevalcap): PTB tokenizer (Java), corpus BLEU with
   the closest reference length, METEOR 1.5 (Java), ROUGE-L, CIDEr-D.
-* ``smoter``: SMOTer's ``eval_vu.py`` reading: no tokenizer; nltk BLEU on the raw strings split
-  at whitespace (case and punctuation kept), averaged over captions; nltk METEOR (needs nltk's
-  WordNet corpus); pycocoevalcap ROUGE-L and CIDEr-D on the untokenised strings.
+* ``smoter``: SMOTer's ``eval_vu.py`` (Nathan-Li123/SMOTer) as written, no tokenizer:
+  ``corpus_bleu(gts, preds)`` with the raw strings (nltk then counts *character* n-grams; the
+  default weights make that number our BLEU-4, and BLEU-1..3 are the same call with 1..3
+  uniform weights); nltk ``meteor_score`` against the *first* reference only, after removing
+  ``,`` and ``.`` and splitting at single spaces (needs nltk's WordNet corpus, see
+  ``scripts/setup.sh``); pycocoevalcap ROUGE-L and CIDEr-D on the untokenised strings.
 
 Inputs are plain dicts: ``refs = {id: [reference, ...]}``, ``preds = {id: prediction}``; an id
-without a prediction scores against an empty string (the toolkits need one per id). Scores are
-fractions (0-1), as the BenSMOT table prints them.
+without a prediction scores against an empty string (the toolkits need one per id) and is
+counted in ``missing_predictions``. Scores are fractions (0-1), as the BenSMOT table prints them.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import contextlib
 import io
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 CAPTION_FIELDS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")
@@ -113,17 +117,26 @@ def nltk_wordnet():
             nltk.data.find("corpora/wordnet.zip")
         except LookupError:
             raise CaptionInputError(
-                "the smoter protocol's METEOR is nltk's meteor_score, which needs the WordNet corpus: "
-                "run `python -m nltk.downloader wordnet` (or set NLTK_DATA to a folder holding "
-                "corpora/wordnet), or use --protocol coco") from None
+                "the smoter protocol's METEOR is nltk's meteor_score, which needs WordNet 3.0: run "
+                "`bash scripts/setup.sh` (it builds .venv/share/nltk_data/corpora/wordnet from Debian's "
+                "wordnet-base and wordnet-sense-index), or set NLTK_DATA to a folder holding "
+                "corpora/wordnet, or use --protocol coco") from None
     from nltk.corpus import wordnet
 
     return wordnet
 
 
+def _smoter_meteor_tokens(text: str) -> list[str]:
+    # eval_vu.py: caption.replace(',', '').replace('.', '').split(' ')
+    return text.replace(",", "").replace(".", "").split(" ")
+
+
 def smoter_scores(refs: dict, preds: dict, wordnet=None) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
-    """SMOTer's reading; ``wordnet`` replaces nltk's WordNet corpus for METEOR (tests, offline)."""
-    from nltk.translate.bleu_score import sentence_bleu
+    """SMOTer's ``eval_language``; ``wordnet`` replaces nltk's WordNet corpus for METEOR (tests).
+
+    Per-caption BLEU is nltk's ``sentence_bleu`` on the same raw strings (a diagnostic: the
+    protocol's BLEU is the corpus number, not their mean)."""
+    from nltk.translate.bleu_score import corpus_bleu, sentence_bleu
     from nltk.translate.meteor_score import meteor_score
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge
@@ -131,23 +144,26 @@ def smoter_scores(refs: dict, preds: dict, wordnet=None) -> tuple[dict[str, floa
     gts, res = _aligned(refs, preds)
     if wordnet is None:
         wordnet = nltk_wordnet()
+    keys = list(gts)
+    references = [gts[k] for k in keys]          # lists of raw strings
+    hypotheses = [res[k][0] for k in keys]       # raw strings
     weights = {1: (1.0,), 2: (0.5, 0.5), 3: (1 / 3, 1 / 3, 1 / 3), 4: (0.25, 0.25, 0.25, 0.25)}
-    columns: dict[str, list[float]] = {f"BLEU-{n}": [] for n in weights}
-    columns["METEOR"] = []
-    for key, references in gts.items():
-        ref_tokens = [r.split() for r in references]
-        hyp_tokens = res[key][0].split()
+    scores: dict[str, float] = {}
+    columns: dict[str, list[float]] = {}
+    with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nltk warns on every order without a match
         for n, w in weights.items():
-            with contextlib.redirect_stderr(io.StringIO()):  # nltk warns on every zero-match order
-                columns[f"BLEU-{n}"].append(sentence_bleu(ref_tokens, hyp_tokens, weights=w))
-        columns["METEOR"].append(meteor_score(ref_tokens, hyp_tokens, wordnet=wordnet))
+            scores[f"BLEU-{n}"] = float(corpus_bleu(references, hypotheses, weights=w))
+            columns[f"BLEU-{n}"] = [float(sentence_bleu(r, h, weights=w)) for r, h in zip(references, hypotheses)]
+    columns["METEOR"] = [float(meteor_score([_smoter_meteor_tokens(r[0])], _smoter_meteor_tokens(h), wordnet=wordnet))
+                         for r, h in zip(references, hypotheses)]
+    scores["METEOR"] = sum(columns["METEOR"]) / len(keys)
     with contextlib.redirect_stdout(io.StringIO()):
         rouge, rouge_each = Rouge().compute_score(gts, res)
         cider, cider_each = Cider().compute_score(gts, res)
-    scores = {field: sum(values) / len(values) for field, values in columns.items()}
     scores.update({"ROUGE-L": float(rouge), "CIDEr-D": float(cider)})
-    columns.update({"ROUGE-L": rouge_each, "CIDEr-D": list(cider_each)})
-    return scores, _per_caption(list(gts), columns)
+    columns.update({"ROUGE-L": list(rouge_each), "CIDEr-D": list(cider_each)})
+    return scores, _per_caption(keys, columns)
 
 
 def evaluate_captions(refs: dict, preds: dict, protocol: str = "coco", wordnet=None) -> dict:
@@ -159,7 +175,9 @@ def evaluate_captions(refs: dict, preds: dict, protocol: str = "coco", wordnet=N
         scores, per_caption = smoter_scores(refs, preds, wordnet=wordnet)
     else:
         raise ValueError(f"unknown caption protocol {protocol!r}; expected one of {CAPTION_PROTOCOLS}")
-    return {"protocol": protocol, "num_captions": len(refs), **scores, "per_caption": per_caption}
+    missing = sorted(set(refs) - set(preds))
+    return {"protocol": protocol, "num_captions": len(refs), "missing_predictions": len(missing),
+            "missing_ids": missing[:20], **scores, "per_caption": per_caption}
 
 
 def format_caption_table(rows: dict[str, dict]) -> str:

@@ -25,7 +25,7 @@ from scipy.optimize import linear_sum_assignment
 from trackeval.metrics import CLEAR, Identity
 
 from vptracker.datasets.base import DatasetFormatError
-from vptracker.datasets.textfiles import read_table
+from vptracker.eval.motfiles import read_mot_rows
 
 _VIEW = re.compile(r"^View(\d+)\.txt$")
 
@@ -40,16 +40,20 @@ class ViewRows:
 
 
 def _rows(path: Path, corners: bool) -> np.ndarray:
-    if not path.is_file() or path.stat().st_size == 0:
-        return np.empty((0, 6))
-    table = read_table(path, 6)[:, :6].copy()
+    """``(frame, id, x, y, w, h)`` rows; an empty file (a view without the target) has none."""
+    what = "CRMOT prediction file (frame,id,x1,y1,x2,y2)" if corners else "CRMOT ground-truth file"
+    table = read_mot_rows(path, what, sizes=not corners)
     if corners:
         table[:, 4:6] -= table[:, 2:4]
     return table
 
 
-def load_pair(gt_dir: Path, pred_dir: Path | None) -> list[ViewRows]:
-    """``<gt_dir>/gt/View<k>.txt`` (or ``<gt_dir>/View<k>.txt``) and ``<pred_dir>/View<k>.txt``."""
+def load_pair(gt_dir: Path, pred_dir: Path | None, allow_missing: bool = False,
+              missing: list[str] | None = None) -> list[ViewRows]:
+    """``<gt_dir>/gt/View<k>.txt`` (or ``<gt_dir>/View<k>.txt``) and ``<pred_dir>/View<k>.txt``.
+
+    A missing prediction view raises unless ``allow_missing``; then it scores as an empty view
+    and its name is appended to ``missing``."""
     gt_views_dir = gt_dir / "gt" if (gt_dir / "gt").is_dir() else gt_dir
     names = sorted((p.name for p in gt_views_dir.iterdir() if _VIEW.match(p.name)),
                    key=lambda n: int(_VIEW.match(n).group(1)))
@@ -58,7 +62,16 @@ def load_pair(gt_dir: Path, pred_dir: Path | None) -> list[ViewRows]:
     views = []
     for name in names:
         gt = _rows(gt_views_dir / name, corners=False)
-        pred = _rows(pred_dir / name, corners=True) if pred_dir is not None else np.empty((0, 6))
+        if pred_dir is not None and (pred_dir / name).is_file():
+            pred = _rows(pred_dir / name, corners=True)
+        elif pred_dir is not None and not allow_missing:
+            raise DatasetFormatError(pred_dir / name, None, "a prediction file for every ground-truth view "
+                                     "(an empty file for a view without the target; --allow-missing scores "
+                                     "missing ones as empty)")
+        else:
+            pred = np.empty((0, 6))
+            if missing is not None and pred_dir is not None:
+                missing.append(f"{gt_dir.name}/{name}")
         views.append(ViewRows(name[:-4], gt, pred))
     return views
 
@@ -85,11 +98,22 @@ def to_data_dict(gt: np.ndarray, pred: np.ndarray) -> dict:
             "gt_ids": [], "tracker_ids": [], "similarity_scores": []}
     gt_t, pr_t = gt[:, 0].astype(np.int64), pred[:, 0].astype(np.int64)
     gt_order, pr_order = np.argsort(gt_t, kind="stable"), np.argsort(pr_t, kind="stable")
-    gt_bounds = np.searchsorted(gt_t[gt_order], np.arange(last + 2))
-    pr_bounds = np.searchsorted(pr_t[pr_order], np.arange(last + 2))
-    for t in range(last + 1):
-        gi = gt_order[gt_bounds[t]:gt_bounds[t + 1]]
-        pi = pr_order[pr_bounds[t]:pr_bounds[t + 1]]
+    # Only timesteps with rows are visited, and a run of empty ones becomes a single empty step:
+    # the metrics' state after one empty step equals that after many (CLEAR forgets the previous
+    # match, the devkit rule forgets presence, Identity counts nothing), and a frame number of
+    # 1e6 then costs nothing. ``num_timesteps`` keeps the true count.
+    present = np.union1d(gt_t, pr_t)
+    gt_bounds = np.searchsorted(gt_t[gt_order], np.append(present, present[-1] + 1) if len(present) else [0])
+    pr_bounds = np.searchsorted(pr_t[pr_order], np.append(present, present[-1] + 1) if len(present) else [0])
+    empty = (np.empty(0, dtype=int), np.empty(0, dtype=int), np.empty((0, 0)))
+    previous = -1
+    for k, t in enumerate(present):
+        if t > previous + 1:
+            for key, value in zip(("gt_ids", "tracker_ids", "similarity_scores"), empty):
+                data[key].append(value)
+        previous = t
+        gi = gt_order[gt_bounds[k]:gt_bounds[k + 1]]
+        pi = pr_order[pr_bounds[k]:pr_bounds[k + 1]]
         data["gt_ids"].append(gt_map[gi].astype(int))
         data["tracker_ids"].append(tr_map[pi].astype(int))
         data["similarity_scores"].append(_iou_matrix(gt[gi, 2:6], pred[pi, 2:6]))
@@ -191,24 +215,28 @@ def score_pair(views: list[ViewRows]) -> dict[str, float]:
             "gt_dets": int(sum(len(v.gt) for v in views))}
 
 
-def evaluate_crmot(gt_root: str | Path, results_dir: str | Path, skip_missing: bool = False) -> dict:
+def evaluate_crmot(gt_root: str | Path, results_dir: str | Path, allow_missing: bool = False) -> dict:
     """Every ``<gt_root>/<Scene>_<desc>/`` pair against ``<results_dir>/<Scene>_<desc>/View<k>.txt``.
 
-    A pair without a prediction folder raises unless ``skip_missing`` (then it scores as an
-    empty prediction: CVRIDF1 0, CVRMA 0, as a tracker that output nothing).
+    A missing prediction folder or view file raises unless ``allow_missing``: then it scores as
+    an empty prediction (as a tracker that output nothing) and is listed in ``missing``.
     """
     gt_root, results_dir = Path(gt_root), Path(results_dir)
     pairs = sorted(p for p in gt_root.iterdir() if p.is_dir()) if gt_root.is_dir() else []
     if not pairs:
         raise DatasetFormatError(gt_root, None, "one folder per (scene, description) with gt/View<k>.txt")
-    per_pair = {}
+    if not results_dir.is_dir():
+        raise DatasetFormatError(results_dir, None, "a results folder with <Scene>_<desc>/View<k>.txt")
+    per_pair, missing = {}, []
     for pair in pairs:
         pred_dir = results_dir / pair.name
         if not pred_dir.is_dir():
-            if not skip_missing:
-                raise DatasetFormatError(pred_dir, None, "a prediction folder with View<k>.txt (x1,y1,x2,y2)")
+            if not allow_missing:
+                raise DatasetFormatError(pred_dir, None, "a prediction folder with View<k>.txt (x1,y1,x2,y2); "
+                                         "--allow-missing scores missing ones as empty")
+            missing.append(pair.name)
             pred_dir = None
-        per_pair[pair.name] = score_pair(load_pair(pair, pred_dir))
+        per_pair[pair.name] = score_pair(load_pair(pair, pred_dir, allow_missing, missing))
     return {"cvridf1": float(np.mean([p["cvridf1"] for p in per_pair.values()])),
             "cvrma": float(np.mean([p["cvrma"] for p in per_pair.values()])),
-            "num_pairs": len(per_pair), "per_pair": per_pair}
+            "num_pairs": len(per_pair), "missing": missing, "per_pair": per_pair}

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError
-from vptracker.datasets.textfiles import read_table
+from vptracker.eval.motfiles import clean_mot_file, read_mot_rows
 
 BENCHMARKS = ("MOT15", "MOT16", "MOT17", "MOT20", "DanceTrack")
 # Fields reported per sequence and COMBINED: HOTA family averaged over TrackEval's 19 alphas.
@@ -34,13 +34,19 @@ def sequence_length(seq_dir: Path) -> int:
     ini = seq_dir / "seqinfo.ini"
     if ini.is_file():
         parser = configparser.ConfigParser()
-        parser.read(ini)
         try:
-            return int(parser["Sequence"]["seqLength"])
-        except (KeyError, ValueError):
-            raise DatasetFormatError(ini, None, "a [Sequence] section with an integer seqLength") from None
-    table = read_table(seq_dir / "gt" / "gt.txt", 6)
-    return int(table[:, 0].max()) if len(table) else 0
+            parser.read(ini, encoding="utf-8-sig")  # a BOM reads like clean data
+            length = int(parser["Sequence"]["seqLength"])
+        except (KeyError, ValueError, configparser.Error, UnicodeDecodeError):
+            raise DatasetFormatError(ini, None, "a UTF-8 ini file with a [Sequence] section and an integer "
+                                     "seqLength") from None
+        if length < 1:
+            raise DatasetFormatError(ini, None, f"seqLength >= 1, found {length}")
+        return length
+    rows = read_mot_rows(seq_dir / "gt" / "gt.txt", "MOTChallenge gt.txt")
+    if not len(rows):
+        raise DatasetFormatError(seq_dir / "gt" / "gt.txt", None, "ground-truth rows, or a seqinfo.ini with seqLength")
+    return int(rows[:, 0].max())
 
 
 def find_sequences(gt_root: str | Path) -> dict[str, int]:
@@ -66,7 +72,8 @@ def run_trackeval(gt_folder: str | Path, tracker_dir: str | Path, seq_info: dict
     """TrackEval's MotChallenge2DBox + HOTA/CLEAR/Identity over ``tracker_dir/<seq>.txt``.
 
     Returns ``{"per_sequence": {seq: row}, "COMBINED": row}`` with rows of :data:`MOT_FIELDS`
-    (percent; IDSW a count). A missing result file raises with its path.
+    (percent; IDSW a count). A missing result file raises with its path. Every file is checked
+    (:mod:`vptracker.eval.motfiles`) and handed to TrackEval as a clean copy.
     """
     import trackeval
 
@@ -77,11 +84,17 @@ def run_trackeval(gt_folder: str | Path, tracker_dir: str | Path, seq_info: dict
         if not (tracker_dir / f"{seq}.txt").is_file():
             raise DatasetFormatError(tracker_dir / f"{seq}.txt", None, "a MOTChallenge result file for the sequence")
     with tempfile.TemporaryDirectory() as out_tmp:
+        staged = Path(out_tmp) / "staged"
+        for seq in seq_info:
+            clean_mot_file(gt_loc_format.format(gt_folder=gt_folder, seq=seq), staged / "gt" / seq / "gt" / "gt.txt",
+                           "MOTChallenge gt.txt")
+            clean_mot_file(tracker_dir / f"{seq}.txt", staged / "trackers" / "tracker" / f"{seq}.txt",
+                           "MOTChallenge result file")
         dataset_config = {
-            "GT_FOLDER": str(gt_folder), "TRACKERS_FOLDER": str(tracker_dir.parent),
-            "TRACKERS_TO_EVAL": [tracker_dir.name], "TRACKER_SUB_FOLDER": "", "OUTPUT_FOLDER": out_tmp,
+            "GT_FOLDER": str(staged / "gt"), "TRACKERS_FOLDER": str(staged / "trackers"),
+            "TRACKERS_TO_EVAL": ["tracker"], "TRACKER_SUB_FOLDER": "", "OUTPUT_FOLDER": out_tmp,
             "BENCHMARK": _TRACKEVAL_BENCHMARK.get(benchmark, benchmark), "SPLIT_TO_EVAL": "all",
-            "SKIP_SPLIT_FOL": True, "SEQ_INFO": dict(seq_info), "GT_LOC_FORMAT": gt_loc_format,
+            "SKIP_SPLIT_FOL": True, "SEQ_INFO": dict(seq_info), "GT_LOC_FORMAT": "{gt_folder}/{seq}/gt/gt.txt",
             "PRINT_CONFIG": False, "DO_PREPROC": True,
         }
         eval_config = {"USE_PARALLEL": False, "BREAK_ON_ERROR": True, "LOG_ON_ERROR": None,
@@ -95,7 +108,7 @@ def run_trackeval(gt_folder: str | Path, tracker_dir: str | Path, seq_info: dict
         with contextlib.redirect_stdout(io.StringIO()):
             dataset = trackeval.datasets.MotChallenge2DBox(dataset_config)
             output, _ = evaluator.evaluate([dataset], metrics)
-    res = output["MotChallenge2DBox"][tracker_dir.name]
+    res = output["MotChallenge2DBox"]["tracker"]
     per_seq = {seq: _metric_row(res[seq]["pedestrian"]) for seq in seq_info}
     return {"per_sequence": per_seq, "COMBINED": _metric_row(res["COMBINED_SEQ"]["pedestrian"])}
 

@@ -13,7 +13,6 @@ Predictions: ``<results>/<vid>/<expression>/predict.txt`` (the RMOT layout) or
 from __future__ import annotations
 
 import json
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 from vptracker.datasets.base import DatasetFormatError
 from vptracker.datasets.textfiles import read_table
 from vptracker.eval.mot import run_trackeval
+from vptracker.eval.motfiles import clean_mot_file
 
 REFER_KITTI_TEST_VIDEOS = ("0005", "0011", "0013", "0019")
 
@@ -103,7 +103,9 @@ def evaluate_rmot(data_root: str | Path, results_dir: str | Path, videos: tuple[
                 # integer frame and id columns: TrackEval keys timesteps by the text of column 1
                 np.savetxt(gt_dir / safe / "gt" / "gt.txt", rows, delimiter=",",
                            fmt=["%d", "%d", "%.6f", "%.6f", "%.6f", "%.6f", "%d", "%d", "%d"])
-                shutil.copyfile(_prediction_file(results_dir, video, expr_path.stem), trk_dir / f"{safe}.txt")
+                # checked against the user's path before it gets an internal name
+                clean_mot_file(_prediction_file(results_dir, video, expr_path.stem), trk_dir / f"{safe}.txt",
+                               "MOTChallenge result file")
                 seq_info[safe] = length
                 names[safe] = f"{video}/{expr_path.stem}"
         if not seq_info:

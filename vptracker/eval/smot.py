@@ -23,10 +23,11 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from vptracker.datasets.base import DatasetFormatError
-from vptracker.datasets.textfiles import read_table, read_text
+from vptracker.datasets.textfiles import read_text
 from vptracker.eval.captions import evaluate_captions, load_caption_file, nltk_wordnet
 from vptracker.eval.crmot import _iou_matrix
 from vptracker.eval.mot import run_trackeval
+from vptracker.eval.motfiles import read_mot_rows
 
 
 def find_bensmot_sequences(gt_root: Path) -> dict[str, Path]:
@@ -84,8 +85,9 @@ def evaluate_smot(gt_root: str | Path, results_dir: str | Path, caption_protocol
             if not result.is_file():
                 raise DatasetFormatError(result, None, "a MOTChallenge result file for the sequence")
             shutil.copyfile(result, trk_dir / f"{name}.txt")
-            gt = read_table(seq_dir / "gt" / "gt.txt", 6)
-            pred = read_table(result, 6) if result.stat().st_size else np.empty((0, 6))
+            # checked here, against the user's paths (TrackEval later reads the copies)
+            gt = read_mot_rows(seq_dir / "gt" / "gt.txt", "MOTChallenge gt.txt")
+            pred = read_mot_rows(result, "MOTChallenge result file")
             n_imgs = len(list((seq_dir / "imgs").glob("*"))) if (seq_dir / "imgs").is_dir() else 0
             seq_info[name] = max(n_imgs, int(gt[:, 0].max()) if len(gt) else 0,
                                  int(pred[:, 0].max()) if len(pred) else 0)

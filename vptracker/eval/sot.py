@@ -4,8 +4,9 @@ The communities disagree on what a frame without a valid target counts as, and p
 move by more than 1.5 AUC because of it, so each reading is a protocol of its own (SPEC section 7):
 
 * ``tnl2k``  - the TNL2K MATLAB toolkit (``calc_seq_err_robust`` with absent flags) as written.
-* ``ostrack`` - OSTrack/SUTrack/VPTracker ``extract_results.py`` (pytracking, no visibility flags).
-* ``lasot``  - pytracking's ``extract_results.py`` in LaSOT mode (visibility flags).
+* ``ostrack`` - the released VPTracker ``evaluation/extract_results.py`` (OSTrack's
+  ``lib/test/analysis/extract_results.py`` plus one line: negative predicted values become 0).
+* ``lasot``  - current pytracking ``analysis/extract_results.py`` in LaSOT mode (visibility flags).
 * ``otb``    - got10k's ``ExperimentOTB``.
 
 Shape (TrackEval's): a protocol turns one sequence's predictions and ground truth into per-frame
@@ -20,7 +21,6 @@ frame of the sequence (invalid frames stay in it) and curves are averaged over s
 from __future__ import annotations
 
 import abc
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,9 +62,13 @@ class Thresholds:
         return int(np.argmin(np.abs(self.norm_center - NORM_PRECISION_AT)))
 
 
-# pytracking and got10k both produce k*0.05 (torch.arange / np.linspace); MATLAB's colon does not.
+# got10k's np.linspace(0, 1, 21) is exactly k*0.05. pytracking's torch.arange(0, 1.05, 0.05) is not:
+# it sits one ulp above k*0.05 at 0.65 and 0.75 (tests compare with torch). MATLAB's colon differs again.
 PYTHON_THRESHOLDS = Thresholds(np.arange(21, dtype=np.float64) * 0.05, np.arange(51, dtype=np.float64),
                                np.arange(51, dtype=np.float64) / 100.0)
+_TORCH_OVERLAP = np.arange(21, dtype=np.float64) * 0.05
+_TORCH_OVERLAP[[13, 15]] = np.nextafter(_TORCH_OVERLAP[[13, 15]], 2.0)
+PYTRACKING_THRESHOLDS = Thresholds(_TORCH_OVERLAP, PYTHON_THRESHOLDS.center, PYTHON_THRESHOLDS.norm_center)
 MATLAB_THRESHOLDS = Thresholds(matlab_colon(0.0, 0.05, 1.0), np.arange(51, dtype=np.float64),
                                np.arange(51, dtype=np.float64) / 100.0)
 
@@ -80,6 +84,14 @@ def _forward_fill(pred: np.ndarray, replace: np.ndarray) -> np.ndarray:
     keep[0] = True
     src = np.maximum.accumulate(np.where(keep, np.arange(len(pred)), 0))
     return pred[src]
+
+
+def _pixel_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """pytracking's ``calc_iou_overlap`` operation by operation: ``x2 = x+w-1``, ``+1`` in the overlap."""
+    tl = np.maximum(a[:, :2], b[:, :2])
+    br = np.minimum(a[:, :2] + a[:, 2:] - 1.0, b[:, :2] + b[:, 2:] - 1.0)
+    inter = np.clip(br - tl + 1.0, 0, None).prod(axis=1)
+    return inter / (a[:, 2:].prod(axis=1) + b[:, 2:].prod(axis=1) - inter)
 
 
 class ResultError(ValueError):
@@ -141,46 +153,63 @@ class TNL2KProtocol(Protocol):
 
 
 class PytrackingProtocol(Protocol):
-    """pytracking ``calc_seq_err_robust``: ``ostrack`` ignores visibility, ``lasot`` uses it.
+    """``calc_seq_err_robust`` of the two pytracking-family scripts.
 
-    Frames with gt w or h <= 0 (and, for ``lasot``, invisible frames) are invalid: overlap -1,
-    centre error infinity, normalised centre error -1 - the known quirk that invalid frames are
-    *hits* for normalised precision. ``lasot`` then sets both centre errors of invisible frames to
-    infinity, so there they miss everywhere. Only w,h are checked: a visible gt box at x<=0 or
-    y<=0 is scored like any other, unlike ``tnl2k``.
+    ``ostrack`` is the released VPTracker ``extract_results.py`` (dataset ``tnl2k``, no visibility
+    flags): every negative predicted value is set to 0 first (so negative widths are carried
+    forward like zero ones instead of refused), and a frame is valid when gt w and h are > 0.
+    OSTrack's own script lacks the clamp; its trackers clip boxes to the image, so on their
+    outputs the two agree. Short results are padded with zero boxes (misses).
+
+    ``lasot`` is current pytracking master in LaSOT mode: no clamp (a negative width is refused),
+    a frame is valid only when all four gt values are > 0 (``(anno_bb > 0.0).sum(1) == 4``) and
+    the target is visible, and a result shorter than the gt is refused.
+
+    Invalid frames get overlap -1, centre error infinity and normalised centre error -1 (the
+    known quirk: a hit for normalised precision); ``lasot`` then sets both centre errors of
+    invisible frames to infinity, so there they miss everywhere.
     """
+
+    thresholds = PYTRACKING_THRESHOLDS
 
     def __init__(self, use_visibility: bool):
         self.use_visibility = use_visibility
         self.name = "lasot" if use_visibility else "ostrack"
 
     def frame_errors(self, pred, gt, visible, seq=""):
+        pred = pred.copy()
+        if not self.use_visibility:
+            pred[pred < 0] = 0.0  # released VPTracker: pred_bb[pred_bb < 0] = 0 before scoring
         if np.isnan(pred).any() or (pred[:, 2:] < 0).any():
             raise ResultError(f"{seq}: result holds NaN or negative width/height (pytracking: 'Invalid results')")
         if np.isnan(gt).any():
             raise ResultError(f"{seq}: NaNs in annotation")
-        pred = pred.copy()
+        n = len(gt)
+        if len(pred) > n:
+            pred = pred[:n]  # both scripts cut longer results
         zero = (pred[:, 2:] == 0).any(axis=1)
         if zero.any():
             pred = _forward_fill(pred, zero)  # gt rows have no NaN here
-        n = len(gt)
-        if len(pred) > n:
-            pred = pred[:n]
-        elif len(pred) < n:
+        if len(pred) < n:
             if self.use_visibility:
                 raise ResultError(f"{seq}: mis-match in tracker prediction ({len(pred)}) and GT ({n}) lengths")
             pred = np.concatenate([pred, np.zeros((n - len(pred), 4))])
         pred[0] = gt[0]
         use_vis = self.use_visibility and visible is not None
-        valid = (gt[:, 2:] > 0).all(axis=1)
+        if self.use_visibility:
+            valid = (gt > 0).all(axis=1)
+        else:
+            valid = (gt[:, 2:] > 0).all(axis=1)
         if use_vis:
             valid &= visible
-        diff = _centres(pred) - _centres(gt)
+        # The scripts' own float operations, so that ties at a threshold fall the same way.
+        pc, gc = _centres(pred), _centres(gt)
         with np.errstate(divide="ignore", invalid="ignore"):
-            nd = diff / gt[:, 2:]
-            overlap = np.where(valid, iou_xywh_arrays(pred, gt), -1.0)
-        center = np.where(valid, np.hypot(diff[:, 0], diff[:, 1]), np.inf)
-        norm_center = np.where(valid, np.hypot(nd[:, 0], nd[:, 1]), -1.0)
+            center = np.sqrt(((pc - gc) ** 2).sum(1))
+            norm = np.sqrt(((pc / gt[:, 2:] - gc / gt[:, 2:]) ** 2).sum(1))
+            overlap = np.where(valid, _pixel_iou(pred, gt), -1.0)
+        center = np.where(valid, center, np.inf)
+        norm_center = np.where(valid, norm, -1.0)
         if use_vis:
             center[~visible] = np.inf
             norm_center[~visible] = np.inf
@@ -188,7 +217,8 @@ class PytrackingProtocol(Protocol):
 
 
 class OTBProtocol(Protocol):
-    """got10k ``ExperimentOTB``: no absent frames; mismatched lengths are cut to the shorter.
+    """got10k ``ExperimentOTB``: no absent frames; a result of another length is refused
+    (``assert len(boxes) == len(anno)``; forks that cut both to the shorter inflate short results).
 
     got10k's IoU divides by ``union + eps`` and clips to [0, 1]. got10k reports no normalised
     precision; ours uses the pytracking rule (invalid gt frames are hits) so the number exists.
@@ -197,10 +227,10 @@ class OTBProtocol(Protocol):
     name = "otb"
 
     def frame_errors(self, pred, gt, visible, seq=""):
-        n = min(len(pred), len(gt))
         if len(pred) != len(gt):
-            warnings.warn(f"{seq}: {len(pred)} result rows for {len(gt)} gt rows; both cut to {n} (got10k)")
-        pred, gt = pred[:n].copy(), gt[:n]
+            raise ResultError(f"{seq}: {len(pred)} result rows for {len(gt)} ground-truth frames "
+                              "(got10k asserts equal lengths)")
+        pred = pred.copy()
         pred[0] = gt[0]
         far = np.minimum(pred[:, :2] + pred[:, 2:], gt[:, :2] + gt[:, 2:])
         near = np.maximum(pred[:, :2], gt[:, :2])

@@ -148,6 +148,9 @@ def load_ground_truth(root: str | Path) -> list[SOTGroundTruth]:
     if not sequences:
         raise DatasetFormatError(root, None, "gt_rect/<seq>.txt (TNL2K toolkit), <seq>/groundtruth.txt "
                                  "(TNL2K, TNLLT, LaSOT <cls>/<cls>-N/) or <Seq>/groundtruth_rect.txt (OTB)")
+    for seq in sequences:
+        if len(seq) == 0:
+            raise DatasetFormatError(seq.source or root, None, "at least one ground-truth box line (the file is empty)")
     names = [s.name for s in sequences]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -166,4 +169,8 @@ def load_results(results_dir: str | Path, names: list[str], skip_missing: bool =
         raise DatasetFormatError(paths[missing[0]], None,
                                  f"a result file for every sequence ({len(missing)} missing, e.g. {missing[:3]})")
     present = [name for name in names if name not in set(missing)]
-    return dict(zip(present, boxes_many([paths[n] for n in present], what="result file")))
+    results = dict(zip(present, boxes_many([paths[n] for n in present], what="result file")))
+    for name, boxes in results.items():
+        if len(boxes) == 0:
+            raise DatasetFormatError(paths[name], None, "one x,y,w,h line per frame (the file is empty)")
+    return results

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vptracker.eval.sot import Curves, get_protocol, sequence_curves_batch
+from vptracker.eval.sot import Curves, ResultError, get_protocol, sequence_curves_batch
 from vptracker.eval.sot_data import SOTGroundTruth, attribute_names, load_ground_truth, load_results
 
 
@@ -48,14 +48,24 @@ def _as_ground_truth(gt) -> list[SOTGroundTruth]:
 
 def score_sequences(sequences: list[SOTGroundTruth], predictions: dict[str, np.ndarray],
                     protocol: str) -> dict:
-    """Scores in-memory predictions (``{seq: (N, 4) x,y,w,h}``); sequences without one are skipped."""
+    """Scores in-memory predictions (``{seq: (N, 4) x,y,w,h}``).
+
+    Sequences without a prediction are skipped and listed in ``skipped``; results whose length
+    differs from the ground truth are scored as the protocol says (refused, padded with misses
+    or cut) and listed in ``length_mismatch``.
+    """
     proto = get_protocol(protocol)
     scored = [s for s in sequences if s.name in predictions]
     if not scored:
-        raise ValueError("no sequence has a prediction to score")
-    overlaps, centers, norms, lengths = [], [], [], []
+        raise ResultError("no sequence has a prediction to score")
+    overlaps, centers, norms, lengths, mismatch = [], [], [], [], {}
     for seq in scored:
         pred = np.asarray(predictions[seq.name], dtype=np.float64).reshape(-1, 4)
+        if len(seq) == 0 or len(pred) == 0:
+            raise ResultError(f"{seq.name}: {len(pred)} result rows for {len(seq)} ground-truth frames "
+                              "(an empty sequence cannot be scored)")
+        if len(pred) != len(seq):
+            mismatch[seq.name] = {"result_rows": len(pred), "gt_frames": len(seq)}
         o, c, nc = proto.frame_errors(pred, seq.boxes, seq.visible, seq.name)
         overlaps.append(o)
         centers.append(c)
@@ -65,7 +75,10 @@ def score_sequences(sequences: list[SOTGroundTruth], predictions: dict[str, np.n
     starts = np.concatenate([[0], np.cumsum(lengths_arr)[:-1]])
     per_seq = sequence_curves_batch(np.concatenate(overlaps), np.concatenate(centers), np.concatenate(norms),
                                     starts, lengths_arr, proto.thresholds)
-    return _summarise(scored, per_seq, proto, lengths_arr)
+    summary = _summarise(scored, per_seq, proto, lengths_arr)
+    summary["skipped"] = [s.name for s in sequences if s.name not in predictions]
+    summary["length_mismatch"] = mismatch
+    return summary
 
 
 def _scores(curves: Curves, proto, rows: np.ndarray | slice = slice(None)) -> dict[str, float]:
