@@ -22,11 +22,25 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from vptracker.train.commands import (Command, expand_datasets, final_weights, launcher_env, plan_stage,
-                                      single_node_env, visible_gpus)
+from vptracker.train.commands import (
+    Command,
+    expand_datasets,
+    final_weights,
+    launcher_env,
+    plan_stage,
+    single_node_env,
+    visible_gpus,
+)
 from vptracker.train.manifest import new_manifest, now, read_manifest, write_manifest
-from vptracker.train.stages import (OMNIPT_STAGES, StageConfig, StageConfigError, available_stages, check_model,
-                                    load_stage, stage_overrides)
+from vptracker.train.stages import (
+    OMNIPT_STAGES,
+    StageConfig,
+    StageConfigError,
+    available_stages,
+    check_model,
+    load_stage,
+    stage_overrides,
+)
 
 
 class StageFailed(RuntimeError):
