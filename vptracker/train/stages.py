@@ -9,6 +9,8 @@ overrides. Shortcuts: ``model=DIR`` sets ``model.path``, ``lr=`` sets
 The ``swift:`` block (and ``rollout:`` for GRPO) holds ms-swift's own argument names, checked
 against ms-swift's argument dataclasses so a typo or a wrong type fails here, naming the file and
 the key (:mod:`vptracker.train.settings`); every problem is reported at once, one line each.
+The model a stage starts from is checked before anything loads it (:func:`check_model`): a folder
+whose configs name custom code is refused unless ``trust_remote_code: true`` (``--trust-remote-code``).
 """
 from __future__ import annotations
 
@@ -313,7 +315,7 @@ def check_model(cfg: StageConfig, must_exist: bool) -> dict:
     if must_exist and source == "missing":
         raise cfg.error(key, f"model folder {value} does not exist")
     if must_exist and not trust:
-        raise cfg.error(key, f"{value!r} is not a local folder: download it (e.g. `huggingface-cli download {value} "
+        raise cfg.error(key, f"{value!r} is not a local folder (read as a hub id): download it (e.g. `huggingface-cli download {value} "
                              "--local-dir DIR`) and set model=DIR so that its config can be checked for custom code "
                              "before anything runs, or pass --trust-remote-code to let ms-swift fetch and run it")
     return {"path": value, "source": source, "auto_map": None, "trust_remote_code": trust}
