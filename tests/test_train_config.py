@@ -226,6 +226,8 @@ def test_single_node_grpo_defaults():
     # an explicit cluster shape is the user's: it is checked, not changed
     with pytest.raises(StageConfigError, match="8 does not divide"):
         plan_stage(load_stage("stage1_format_grpo"), {"NPROC_PER_NODE": "1"})
+    with pytest.raises(StageConfigError, match="8 does not divide"):
+        plan_stage(load_stage("stage1_format_grpo", ["swift.gradient_accumulation_steps=2"]), {})
     # one process per visible GPU when nothing says otherwise; 4 x 1 x 4 = 16 holds two groups
     env, notes = single_node_env({}, gpus=4)
     assert env == {"NPROC_PER_NODE": "4"} and "NPROC_PER_NODE=4" in notes[0]

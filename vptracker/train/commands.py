@@ -169,8 +169,8 @@ def _check_generation_batch(cfg: StageConfig, swift: dict, rollout: dict, env: M
                             notes: list[str]) -> None:
     """ms-swift's GRPO rule, checked before a model loads: each generation batch holds whole groups.
 
-    When the user gave no cluster shape (no NPROC_PER_NODE) and no ``global_batch_size``, the
-    accumulation steps grow to the next multiple that holds whole groups, with a note, instead of
+    When the user gave no cluster shape (no NPROC_PER_NODE), no ``global_batch_size`` and no
+    accumulation override, the accumulation steps grow to the next multiple that holds whole groups, with a note, instead of
     failing the recipe's own check on a single-process run.
     """
     if rollout.get("generation_batch_size") or rollout.get("steps_per_generation"):
@@ -179,7 +179,8 @@ def _check_generation_batch(cfg: StageConfig, swift: dict, rollout: dict, env: M
     accumulation = int(swift.get("gradient_accumulation_steps") or 1)
     batch = per_step * accumulation
     groups = int(rollout.get("num_generations") or 8)
-    if batch % groups and "NPROC_PER_NODE" not in env and cfg.get("global_batch_size") is None:
+    chosen = any(item.split("=", 1)[0].strip() == "swift.gradient_accumulation_steps" for item in cfg.overrides)
+    if batch % groups and "NPROC_PER_NODE" not in env and cfg.get("global_batch_size") is None and not chosen:
         steps = math.lcm(batch, groups) // per_step
         swift["gradient_accumulation_steps"] = steps
         notes.append(f"NPROC_PER_NODE is not set: gradient_accumulation_steps {accumulation} -> {steps} so that each "
