@@ -296,3 +296,18 @@ def test_prepare_overrides_are_checked_before_anything_is_written(tmp_path, caps
     err = capsys.readouterr().err
     assert rc == 2 and len(err.splitlines()) == 1 and expected in err, err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("environ, expected", [
+    ({"NPROC_PER_NODE": "eight"}, "NPROC_PER_NODE='eight': expected an integer >= 1"),
+    ({"NNODES": "0"}, "NNODES='0': expected an integer >= 1"),
+    ({"NNODES": "2", "NODE_RANK": "2"}, "NODE_RANK=2: expected < NNODES=2"),
+])
+def test_cluster_shape_from_the_environment_is_checked(environ, expected):
+    from vptracker.config import ConfigError
+    from vptracker.train.commands import launcher_env
+
+    with pytest.raises(ConfigError, match=expected):
+        launcher_env(environ)
+    assert launcher_env({"NPROC_PER_NODE": "8", "NNODES": "3", "NODE_RANK": "2", "MASTER_PORT": ""}) == {
+        "NPROC_PER_NODE": "8", "NNODES": "3", "NODE_RANK": "2"}

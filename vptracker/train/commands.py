@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vptracker.config import ConfigError
 from vptracker.train.stages import RENDER_PLUGIN, StageConfig, fill_placeholders, resolve_path
 
 LAUNCH_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -43,9 +44,20 @@ class Command:
         return (prefix + " " if prefix else "") + shlex.join(self.argv)
 
 
+# The launcher variables that are counts or ranks, with their smallest valid value.
+LAUNCH_INTS = {"NPROC_PER_NODE": 1, "NNODES": 1, "NODE_RANK": 0, "MASTER_PORT": 1}
+
+
 def launcher_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The cluster shape from the environment, checked (a typo there would fail minutes later in torchrun)."""
     environ = os.environ if environ is None else environ
-    return {k: str(environ[k]) for k in LAUNCH_ENV if environ.get(k) not in (None, "")}
+    env = {k: str(environ[k]).strip() for k in LAUNCH_ENV if str(environ.get(k) or "").strip()}
+    for key, low in LAUNCH_INTS.items():
+        if key in env and not (env[key].isdigit() and int(env[key]) >= low):
+            raise ConfigError(f"environment variable {key}={env[key]!r}: expected an integer >= {low}")
+    if int(env.get("NODE_RANK", 0)) >= int(env.get("NNODES", 1)):
+        raise ConfigError(f"environment variable NODE_RANK={env['NODE_RANK']}: expected < NNODES={env.get('NNODES', 1)}")
+    return env
 
 
 def visible_gpus() -> int:
@@ -170,8 +182,8 @@ def _check_generation_batch(cfg: StageConfig, swift: dict, rollout: dict, env: M
     """ms-swift's GRPO rule, checked before a model loads: each generation batch holds whole groups.
 
     When the user gave no cluster shape (no NPROC_PER_NODE), no ``global_batch_size`` and no
-    accumulation override, the accumulation steps grow to the next multiple that holds whole groups, with a note, instead of
-    failing the recipe's own check on a single-process run.
+    accumulation override, the accumulation steps grow to the next multiple that holds whole
+    groups, with a note, instead of failing the recipe's own check on a single-process run.
     """
     if rollout.get("generation_batch_size") or rollout.get("steps_per_generation"):
         return  # swift checks its own explicit settings
