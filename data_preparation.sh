@@ -8,7 +8,10 @@
 # DATA_ROOT (default: data) is the folder holding TNL2K/, TNLLT/, LaSOT/, DanceTrack/, MOT17/,
 # Refer-KITTI-V2/, CRTrack/, BenSMOT/, SYNTH-PEDES/; OUT_ROOT (default: data/prepared) receives the
 # outputs. Extra key=value arguments override every config (e.g. seed=1, roots.tnl2k=/fast/TNL2K,
-# jobs.vptracker_sot.samples.train=100000).
+# jobs.vptracker_sot.samples.train=100000). Every setting and dataset root is checked before anything
+# is read (exit 2, one line per problem). Each output folder must be new, empty or an earlier output:
+# shards are written aside and moved in at the end, the card last, and shards from an earlier run
+# that the new card does not list are removed, so a killed run or a smaller rerun never mixes data.
 set -euo pipefail
 cd "$(dirname "$0")"
 

@@ -190,7 +190,7 @@ def test_prepare_config_mixes_sources_by_ratio(tnl2k, tmp_path):
     lines = (tmp_path / "out" / "train-vp-00000.jsonl").read_text().splitlines()
     assert len(lines) == 100 and sum("lt1" in ln for ln in lines) == 30
     config["jobs"]["vp"]["sources"]["tnllt"]["root"] = str(tmp_path / "nowhere")
-    with pytest.raises(FileNotFoundError, match=r"jobs\.vp\.sources\.tnllt\.root .*nowhere does not exist"):
+    with pytest.raises(ValueError, match=r"jobs\.vp\.sources\.tnllt\.root: folder .*nowhere does not exist"):
         prepare(config, progress=False)
 
 

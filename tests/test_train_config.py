@@ -197,3 +197,41 @@ def test_cli_reports_config_errors(capsys):
     assert "swift sft" in capsys.readouterr().out.replace(f"{Path(sys.executable).parent}/", "")
     out = run_stage("stage3_sft", ["profile=cpu"], dry_run=True, env={}, echo=lambda s: None)
     assert out.name == "merged"
+
+
+def test_profile_applies_after_the_preset_and_before_overrides():
+    """`profile=cpu model_preset=qwen2_5_vl_72b` kept ZeRO-3 when the profile came before the preset."""
+    cfg = load_stage("stage3_sft", ["profile=cpu", "model_preset=qwen2_5_vl_72b"])
+    assert cfg["model"]["path"] == "Qwen/Qwen2.5-VL-72B-Instruct"
+    assert cfg["swift"]["deepspeed"] is None and cfg["swift"]["bf16"] is False
+    assert cfg["swift"]["torch_dtype"] == "float32"
+    # the overrides still win over both, and a later override of the same key wins over an earlier one
+    cfg = load_stage("stage3_sft", ["profile=cpu", "model_preset=qwen2_5_vl_72b", "swift.deepspeed=zero3",
+                                    "lr=1e-4", "lr=2e-5"])
+    assert cfg["swift"]["deepspeed"] == "zero3" and cfg["swift"]["learning_rate"] == 2e-5
+    assert load_stage("stage3_sft", ["model_preset=qwen2_5_vl_72b"])["swift"]["bf16"] is True
+
+
+def test_single_node_grpo_defaults():
+    """Without NPROC_PER_NODE a single-process GRPO run failed its own batch check (8 does not divide 4)."""
+    from vptracker.train.commands import single_node_env
+
+    train = plan_stage(load_stage("stage1_format_grpo"), {})[0]
+    # 1 process x 1 per device x 8 accumulation = one whole group of num_generations=8
+    assert _argv_value(train.argv, "--gradient_accumulation_steps") == "8"
+    assert any("gradient_accumulation_steps 4 -> 8" in note for note in train.notes)
+    lines: list[str] = []
+    run_stage("stage1_format_grpo", [], dry_run=True, env={}, echo=lines.append)
+    assert "# NPROC_PER_NODE is not set: gradient_accumulation_steps 4 -> 8" in lines[0]
+    # an explicit cluster shape is the user's: it is checked, not changed
+    with pytest.raises(StageConfigError, match="8 does not divide"):
+        plan_stage(load_stage("stage1_format_grpo"), {"NPROC_PER_NODE": "1"})
+    with pytest.raises(StageConfigError, match="8 does not divide"):
+        plan_stage(load_stage("stage1_format_grpo", ["swift.gradient_accumulation_steps=2"]), {})
+    # one process per visible GPU when nothing says otherwise; 4 x 1 x 4 = 16 holds two groups
+    env, notes = single_node_env({}, gpus=4)
+    assert env == {"NPROC_PER_NODE": "4"} and "NPROC_PER_NODE=4" in notes[0]
+    assert _argv_value(plan_stage(load_stage("stage1_format_grpo"), env)[0].argv,
+                       "--gradient_accumulation_steps") == "4"
+    assert single_node_env({"NNODES": "2"}, gpus=4) == ({"NNODES": "2"}, [])
+    assert single_node_env({}, gpus=1) == ({}, [])

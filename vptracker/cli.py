@@ -2,6 +2,8 @@
 
 A module there defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``;
 adding a file adds a subcommand, so `vptracker --help` lists exactly what exists.
+Exit status: 0 success, 2 bad input (a setting, a model folder or a data file; one line per
+problem, no traceback), 1 an internal error (with its traceback) or a failed run.
 """
 from __future__ import annotations
 
@@ -32,15 +34,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def input_errors() -> tuple[type[BaseException], ...]:
+    """Errors that describe the user's input, not a bug: each names the file or key at fault."""
+    from vptracker.config import ConfigError
     from vptracker.datasets.base import DatasetFormatError
+    from vptracker.model_dir import ModelDirError
 
+    return ConfigError, ModelDirError, DatasetFormatError
+
+
+def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except DatasetFormatError as err:
-        # Malformed dataset files are the user's to fix: one line naming file and line, exit 2.
-        print(f"vptracker {args.command}: {err}", file=sys.stderr)
+    except input_errors() as err:
+        for line in str(err).splitlines() or [type(err).__name__]:
+            print(f"vptracker {args.command}: error: {line}", file=sys.stderr)
         return 2
 
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 
-import yaml
-
 HELP = "build ms-swift JSONL training data from benchmark datasets (config or one dataset + task)"
 
 
@@ -30,18 +28,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--list", action="store_true", help="list the registered datasets and tasks, then exit")
 
 
-def _pairs(items: list[str], what: str) -> dict:
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise SystemExit(f"vptracker prepare: {what} {item!r}: expected key=value")
-        key, raw = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(raw) if raw else ""
-    return out
-
-
 def run(args) -> int:
-    from vptracker.config import apply_overrides, load_config
+    """Bad settings raise :class:`vptracker.config.ConfigError` (the CLI prints one line, exit 2)."""
+    from vptracker.config import ConfigError, apply_overrides, load_config, parse_pairs, parse_value
     from vptracker.tasks.prepare import direct_config, prepare
 
     if args.list:
@@ -58,11 +47,11 @@ def run(args) -> int:
     else:
         missing = [f"--{n}" for n in ("dataset", "root", "task", "out") if not getattr(args, n)]
         if missing:
-            raise SystemExit(f"vptracker prepare: give --config, or all of {', '.join(missing)}")
-        config = direct_config(args.dataset, args.root, args.task, args.num_samples, args.seed, args.out,
-                               args.split, args.output_split, _pairs(args.option, "--option"),
+            raise ConfigError(f"give --config, or all of {', '.join(missing)}")
+        config = direct_config(args.dataset, args.root, args.task, parse_value(args.num_samples, "--num-samples"),
+                               args.seed, args.out, args.split, args.output_split, parse_pairs(args.option, "--option"),
                                shard_size=args.shard_size)
-        config["workers"] = args.workers if args.workers == "auto" else int(args.workers)
+        config["workers"] = parse_value(args.workers, "--workers")
         config = apply_overrides(config, args.overrides)
     card = prepare(config, progress=False if args.no_progress else None)
     print(json.dumps(card["totals"], sort_keys=True))

@@ -141,12 +141,13 @@ def build_trainer(cfg: dict):
     family = cfg.get("family")
     if family not in QWEN_FAMILIES:
         raise ValueError(f"clip: the CLIP-style stage supports the Qwen-VL families {QWEN_FAMILIES}, got {family!r}")
-    processor = AutoProcessor.from_pretrained(cfg["model"])
+    trust = cfg.get("trust_remote_code") is True  # off unless the stage config allows it (recorded)
+    processor = AutoProcessor.from_pretrained(cfg["model"], trust_remote_code=trust)
     if CLS_TOKEN not in processor.tokenizer.get_vocab():
         processor.tokenizer.add_special_tokens({"additional_special_tokens": [CLS_TOKEN]})
     cls_id = processor.tokenizer.convert_tokens_to_ids(CLS_TOKEN)
     dtype = getattr(torch, cfg.get("torch_dtype") or "float32")
-    model = AutoModelForImageTextToText.from_pretrained(cfg["model"], dtype=dtype)
+    model = AutoModelForImageTextToText.from_pretrained(cfg["model"], dtype=dtype, trust_remote_code=trust)
     if cls_id >= model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(processor.tokenizer), mean_resizing=True)
     if set_trainable(model, list(cfg.get("train") or ["vision", "aligner"])) == 0:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vptracker.config import ConfigError
 from vptracker.train.stages import RENDER_PLUGIN, StageConfig, fill_placeholders, resolve_path
 
 LAUNCH_ENV = ("NPROC_PER_NODE", "NNODES", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -36,15 +37,49 @@ class Command:
     payload: dict | None = None  # a JSON config the runner writes to payload_path before running
     payload_path: Path | None = None
     rank0_only: bool = False     # merges run once, on the first node, and the others wait for them
+    notes: list[str] = field(default_factory=list)  # settings derived for this cluster shape, said aloud
 
     def shell(self) -> str:
         prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
         return (prefix + " " if prefix else "") + shlex.join(self.argv)
 
 
+# The launcher variables that are counts or ranks, with their smallest valid value.
+LAUNCH_INTS = {"NPROC_PER_NODE": 1, "NNODES": 1, "NODE_RANK": 0, "MASTER_PORT": 1}
+
+
 def launcher_env(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The cluster shape from the environment, checked (a typo there would fail minutes later in torchrun)."""
     environ = os.environ if environ is None else environ
-    return {k: str(environ[k]) for k in LAUNCH_ENV if environ.get(k) not in (None, "")}
+    env = {k: str(environ[k]).strip() for k in LAUNCH_ENV if str(environ.get(k) or "").strip()}
+    for key, low in LAUNCH_INTS.items():
+        if key in env and not (env[key].isdigit() and int(env[key]) >= low):
+            raise ConfigError(f"environment variable {key}={env[key]!r}: expected an integer >= {low}")
+    if int(env.get("NODE_RANK", 0)) >= int(env.get("NNODES", 1)):
+        raise ConfigError(f"environment variable NODE_RANK={env['NODE_RANK']}: expected < NNODES={env.get('NNODES', 1)}")
+    return env
+
+
+def visible_gpus() -> int:
+    """GPUs this process may use (CUDA_VISIBLE_DEVICES is honoured by torch itself)."""
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def single_node_env(env: Mapping[str, str], gpus: int) -> tuple[dict[str, str], list[str]]:
+    """Without NPROC_PER_NODE (and NNODES), one process per visible GPU, as a user would expect.
+
+    ms-swift alone would start one process that spreads the model over every GPU (device_map),
+    which DeepSpeed refuses and which trains at a fraction of data-parallel speed.
+    """
+    out = dict(env)
+    if "NPROC_PER_NODE" in out or "NNODES" in out or gpus <= 1:
+        return out, []
+    out["NPROC_PER_NODE"] = str(gpus)
+    return out, [f"NPROC_PER_NODE is not set: one process per visible GPU (NPROC_PER_NODE={gpus})"]
 
 
 def world_size(env: Mapping[str, str]) -> int:
@@ -97,7 +132,26 @@ def expand_datasets(cfg: StageConfig, key: str, entries: list | None, must_exist
             files.append(str(path))
         else:
             raise cfg.error(key, f"{path} does not exist (run `vptracker prepare` or set {key}=...)")
+    if must_exist:
+        _check_prepared(cfg, key, files)
     return files
+
+
+def _check_prepared(cfg: StageConfig, key: str, files: list[str]) -> None:
+    """Refuses shards of an unfinished ``vptracker prepare`` and shards its card does not list."""
+    from vptracker.tasks.prepare import STAGING, card_files
+
+    listed: dict[Path, set[str] | None] = {}
+    for name in files:
+        folder = Path(name).parent
+        if folder not in listed:
+            if (folder / STAGING).exists():
+                raise cfg.error(key, f"{folder} holds an unfinished `vptracker prepare` ({folder / STAGING}); "
+                                     "rerun it before training")
+            listed[folder] = card_files(folder / "card.json")
+        if listed[folder] is not None and Path(name).name not in listed[folder]:
+            raise cfg.error(key, f"{name} is not listed in {folder / 'card.json'} (left by an earlier prepare?); "
+                                 "remove it or rerun `vptracker prepare`")
 
 
 def count_rows(files: list[str]) -> int | None:
@@ -123,13 +177,27 @@ def _batch_args(cfg: StageConfig, swift: dict, env: Mapping[str, str]) -> None:
     swift["gradient_accumulation_steps"] = gbs // per_step
 
 
-def _check_generation_batch(cfg: StageConfig, swift: dict, rollout: dict, env: Mapping[str, str]) -> None:
-    """ms-swift's GRPO rule, checked before a model loads: each generation batch holds whole groups."""
+def _check_generation_batch(cfg: StageConfig, swift: dict, rollout: dict, env: Mapping[str, str],
+                            notes: list[str]) -> None:
+    """ms-swift's GRPO rule, checked before a model loads: each generation batch holds whole groups.
+
+    When the user gave no cluster shape (no NPROC_PER_NODE), no ``global_batch_size`` and no
+    accumulation override, the accumulation steps grow to the next multiple that holds whole
+    groups, with a note, instead of failing the recipe's own check on a single-process run.
+    """
     if rollout.get("generation_batch_size") or rollout.get("steps_per_generation"):
         return  # swift checks its own explicit settings
-    batch = int(swift.get("per_device_train_batch_size") or 1) * world_size(env) * int(
-        swift.get("gradient_accumulation_steps") or 1)
+    per_step = int(swift.get("per_device_train_batch_size") or 1) * world_size(env)
+    accumulation = int(swift.get("gradient_accumulation_steps") or 1)
+    batch = per_step * accumulation
     groups = int(rollout.get("num_generations") or 8)
+    chosen = any(item.split("=", 1)[0].strip() == "swift.gradient_accumulation_steps" for item in cfg.overrides)
+    if batch % groups and "NPROC_PER_NODE" not in env and cfg.get("global_batch_size") is None and not chosen:
+        steps = math.lcm(batch, groups) // per_step
+        swift["gradient_accumulation_steps"] = steps
+        notes.append(f"NPROC_PER_NODE is not set: gradient_accumulation_steps {accumulation} -> {steps} so that each "
+                     f"generation batch ({per_step * steps}) holds whole groups of num_generations={groups}")
+        return
     if batch % groups:
         raise cfg.error("rollout.num_generations", f"{groups} does not divide the generation batch per_device_"
                                                    f"train_batch_size x processes x gradient_accumulation_steps = {batch} "
@@ -180,8 +248,9 @@ def train_command(cfg: StageConfig, model: str, output_dir: Path, datasets: list
     if swift.get("tuner_type", "lora") == "lora" and "target_modules" not in swift and model_cfg.get("target_modules"):
         swift["target_modules"] = model_cfg["target_modules"]
     _batch_args(cfg, swift, env)
+    notes: list[str] = []
     if cfg.kind == "grpo":
-        _check_generation_batch(cfg, swift, rollout, env)
+        _check_generation_batch(cfg, swift, rollout, env, notes)
     _schedule_args(cfg, swift, rollout, datasets, env)
     head = [swift_executable(), "rlhf", "--rlhf_type", "grpo"] if cfg.kind == "grpo" else [swift_executable(), "sft"]
     if cfg.renders_images and cfg.kind != "grpo":  # the plugin's template reads the row's extra columns
@@ -196,7 +265,7 @@ def train_command(cfg: StageConfig, model: str, output_dir: Path, datasets: list
         argv += ["--external_plugins", *plugins]
     argv += ["--output_dir", str(output_dir), "--add_version", "false"]
     argv += render_args(swift) + render_args(rollout)
-    return Command("train", argv, output_dir, env=dict(env))
+    return Command("train", argv, output_dir, env=dict(env), notes=notes)
 
 
 def merge_command(cfg: StageConfig, train_dir: Path, merged_dir: Path, env: dict) -> Command:
@@ -218,6 +287,7 @@ def clip_command(cfg: StageConfig, model: str, output_dir: Path, env: dict, must
         "dataset": expand_datasets(cfg, "clip.dataset", clip.pop("dataset"), must_exist),
         "output_dir": str(output_dir),
         "torch_dtype": (cfg.get("swift") or {}).get("torch_dtype") or "float32",
+        "trust_remote_code": cfg.get("trust_remote_code") is True,
         **{k: (str(resolve_path(v)) if k in PATH_ARGS and v else v) for k, v in clip.items()},
     }
     payload_path = output_dir / "clip_config.json"

@@ -3,7 +3,8 @@
 ``<run_dir>/<stage>/manifest.json`` holds the resolved config, the commands, package versions, the
 git commit (and whether the tree had uncommitted changes), the data card of every dataset folder
 (the ``card.json`` that ``vptracker prepare`` writes) with row counts, the cluster shape, where the
-stage resumed from, and its status. Chaining reads ``status`` and ``output`` to skip finished stages.
+stage resumed from, whether ``trust_remote_code`` was allowed (and what the check of the model
+folder found), and its status. Chaining reads ``status`` and ``output`` to skip finished stages.
 """
 from __future__ import annotations
 
@@ -90,7 +91,7 @@ def write_manifest(stage_dir: Path, manifest: dict) -> Path:
 
 
 def new_manifest(stage: str, config_path: Path, overrides, resolved: dict, commands: list[dict],
-                 datasets: list[str], launcher: dict) -> dict:
+                 datasets: list[str], launcher: dict, model_check: dict | None = None) -> dict:
     return {
         "stage": stage,
         "status": "running",
@@ -105,5 +106,9 @@ def new_manifest(stage: str, config_path: Path, overrides, resolved: dict, comma
         "git": git_state(),
         "data": data_cards(datasets),
         "launcher": launcher,
+        # ms-swift loads with trust_remote_code=True whatever we say; this records whether the user
+        # allowed custom code and what the check of the starting model folder found.
+        "trust_remote_code": resolved.get("trust_remote_code") is True,
+        "model_check": model_check,
         "resumed_from": {},
     }

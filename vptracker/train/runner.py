@@ -6,6 +6,11 @@ killed), merges LoRA when the stage says so and returns the directory of the sta
 ``run_chain(["stage1_format_grpo", ...], overrides)`` starts each stage from the previous stage's
 weights and skips stages whose manifest says they finished. ``dry_run=True`` prints the exact
 commands for the cluster shape in the environment and runs nothing.
+
+Every setting of every stage, the data files and the starting model folder are checked before
+the first command starts (a bad value is a :class:`StageConfigError`, never a failure minutes
+later inside ms-swift); a model folder that names custom code is refused unless
+``trust_remote_code`` is set, which the manifest records.
 """
 from __future__ import annotations
 
@@ -17,9 +22,25 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from vptracker.train.commands import Command, expand_datasets, final_weights, launcher_env, plan_stage
+from vptracker.train.commands import (
+    Command,
+    expand_datasets,
+    final_weights,
+    launcher_env,
+    plan_stage,
+    single_node_env,
+    visible_gpus,
+)
 from vptracker.train.manifest import new_manifest, now, read_manifest, write_manifest
-from vptracker.train.stages import OMNIPT_STAGES, StageConfig, available_stages, load_stage, stage_overrides
+from vptracker.train.stages import (
+    OMNIPT_STAGES,
+    StageConfig,
+    StageConfigError,
+    available_stages,
+    check_model,
+    load_stage,
+    stage_overrides,
+)
 
 
 class StageFailed(RuntimeError):
@@ -77,9 +98,20 @@ def _datasets_for_manifest(cfg: StageConfig) -> list[str]:
     return files
 
 
+def default_env(echo: Callable[[str], None]) -> dict:
+    """The launcher variables of this shell, with single-node defaults said aloud."""
+    env, notes = single_node_env(launcher_env(), visible_gpus())
+    for note in notes:
+        echo(f"# {note}")
+    return env
+
+
 def dry_run_text(cfg: StageConfig, commands: Sequence[Command]) -> str:
     lines = [f"# {cfg.name} ({cfg.kind}) from {cfg.path}", f"# starts from {cfg.start_model}"]
+    if cfg.get("trust_remote_code") is True:
+        lines.append("# trust_remote_code: true (code shipped in the model folder may run)")
     for cmd in commands:
+        lines += [f"# {note}" for note in cmd.notes]
         if cmd.payload is not None:
             lines.append(f"# writes {cmd.payload_path}: {json.dumps(cmd.payload, sort_keys=True)}")
         if cmd.rank0_only:
@@ -95,10 +127,11 @@ def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = 
     """Runs one stage and returns the directory of its final weights (``dry_run``: prints only).
 
     ``stream`` receives each line the stage's commands print (default: the terminal)."""
-    env = launcher_env() if env is None else dict(env)
+    env = default_env(echo) if env is None else dict(env)
     # "<stage>.key=value" overrides reach only their stage, so one override list serves a chain
     overrides = stage_overrides(overrides, Path(str(stage)).stem, available_stages())
     cfg = load_stage(stage, overrides)
+    model_check = check_model(cfg, must_exist=not dry_run)
     commands = plan_stage(cfg, env, must_exist=not dry_run)
     output = final_weights(cfg)
     if dry_run:
@@ -110,8 +143,11 @@ def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = 
         echo(f"# {cfg.name}: already complete ({output}); use --force (force=True) to retrain")
         return output
     rank0 = _is_rank0(env)
+    for cmd in commands:
+        for note in cmd.notes:
+            echo(f"# {cfg.name}: {note}")
     manifest = new_manifest(cfg.name, cfg.path, cfg.overrides, cfg.data, [c.shell() for c in commands],
-                            _datasets_for_manifest(cfg), env)
+                            _datasets_for_manifest(cfg), env, model_check)
     # a "complete" stage whose output was deleted reruns every command (training resumes at its end)
     keep = not force and previous.get("status") != "complete"
     done = set(previous.get("completed", [])) if keep else set()
@@ -167,9 +203,9 @@ def chain_stages(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
     known = available_stages()
     for name in stages:
         if name not in known:
-            raise ValueError(f"override stages: unknown stage {name!r}; available: {known}")
+            raise StageConfigError(f"override stages: unknown stage {name!r}; available: {known}")
     if not stages:
-        raise ValueError("override stages: the list is empty")
+        raise StageConfigError("override stages: the list is empty")
     return stages, rest
 
 
@@ -181,7 +217,17 @@ def run_chain(overrides: Sequence[str] = (), dry_run: bool = False, env: dict | 
     """
     stages, rest = chain_stages(overrides)
     known = available_stages()
+    env = default_env(echo) if env is None else dict(env)
+    # Check every stage before the first one starts: its settings, its data and the first model.
+    # Later stages start from weights that do not exist yet; they are checked when they start.
     previous: Path | None = None
+    for index, name in enumerate(stages):
+        cfg = load_stage(name, stage_overrides(rest, name, known) + ([f"init={previous}"] if previous else []))
+        if not dry_run:
+            check_model(cfg, must_exist=index == 0)
+            plan_stage(cfg, env, must_exist=True)
+        previous = final_weights(cfg)
+    previous = None
     for name in stages:
         mine = stage_overrides(rest, name, known)
         if previous is not None:

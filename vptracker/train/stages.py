@@ -1,37 +1,39 @@
-"""Stage configs: load ``configs/stages/<name>.yaml``, apply a profile, a model preset and overrides.
+"""Stage configs: load ``configs/stages/<name>.yaml``, apply a model preset, a profile and overrides.
 
-Resolution order (later wins): the stage file and its ``defaults``, the profile
-``configs/stages/_profile_<profile>.yaml`` (``gpu``, ``cpu``, ``tiny``), the model preset
-``configs/models/<model_preset>.yaml`` (its ``swift:`` block over the stage's), then the
-``key=value`` overrides. Shortcuts: ``model=DIR`` sets ``model.path``, ``lr=`` sets
+Resolution order (later wins): the stage file and its ``defaults``, the model preset
+``configs/models/<model_preset>.yaml`` (its ``swift:`` block over the stage's), the profile
+``configs/stages/_profile_<profile>.yaml`` (``gpu``, ``cpu``, ``tiny``), then the ``key=value``
+overrides. Shortcuts: ``model=DIR`` sets ``model.path``, ``lr=`` sets
 ``swift.learning_rate``, ``max_steps=``/``epochs=`` set ``swift.max_steps``/``num_train_epochs``.
 
 The ``swift:`` block (and ``rollout:`` for GRPO) holds ms-swift's own argument names, checked
-against ms-swift's argument dataclasses so a typo fails here, naming the file and the key.
+against ms-swift's argument dataclasses so a typo or a wrong type fails here, naming the file and
+the key (:mod:`vptracker.train.settings`); every problem is reported at once, one line each.
+The model a stage starts from is checked before anything loads it (:func:`check_model`): a folder
+whose configs name custom code is refused unless ``trust_remote_code: true`` (``--trust-remote-code``).
 """
 from __future__ import annotations
 
-import dataclasses
-import functools
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vptracker.config import _merge, apply_overrides, load_yaml
+from vptracker.config import ConfigError, _merge, apply_overrides, load_yaml, parse_override
+from vptracker.model_dir import ModelDirError, check_model_dir
+from vptracker.train.settings import CLIP_TYPES, MODEL_TYPES, TOP_TYPES, check_value, swift_types
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "configs"
 OMNIPT_STAGES = ("stage1_format_grpo", "stage2_midtrain", "stage3_sft", "stage4_iou_grpo")
 KINDS = ("sft", "grpo", "midtrain")
-TOP_KEYS = {"stage", "kind", "model_preset", "model", "profile", "data_root", "run_dir", "init", "merge_lora",
-            "lr_decay_ratio", "plugins", "render_images", "dataset", "val_dataset", "global_batch_size", "swift", "rollout",
-            "clip"}
-MODEL_KEYS = {"path", "family", "model_type", "template", "box_scale", "target_modules"}
-CLIP_KEYS = {"dataset", "train", "learning_rate", "warmup_ratio", "num_train_epochs", "max_steps",
-             "per_device_train_batch_size", "gradient_accumulation_steps", "temperature", "max_caption_tokens",
-             "max_pixels", "bf16", "deepspeed", "save_steps", "save_total_limit", "logging_steps",
-             "dataloader_num_workers", "seed", "weight_decay", "report_to"}
+TOP_KEYS = set(TOP_TYPES) | {"model", "swift", "rollout", "clip"}
+MODEL_KEYS = set(MODEL_TYPES)
+CLIP_KEYS = set(CLIP_TYPES)
+# DeepSpeed configs ms-swift ships under these names (anything else must be a JSON file).
+SWIFT_DEEPSPEED = {"zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload"}
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 SHORTCUTS = {"model": "model.path", "lr": "swift.learning_rate", "max_steps": "swift.max_steps",
              "epochs": "swift.num_train_epochs"}
 # Keys the runner sets itself from the config's structure; a config that sets them would be ignored.
@@ -45,7 +47,7 @@ RENDER_TEMPLATES = QWEN_FAMILIES
 RENDER_PLUGIN = "vptracker/swift_plugin.py"
 
 
-class StageConfigError(ValueError):
+class StageConfigError(ConfigError):
     """A stage config that cannot run; the message names the file and the key."""
 
 
@@ -139,57 +141,98 @@ def _stage_file(stage: str | Path, config_dir: Path) -> Path:
     return path
 
 
+def _top_value(base: dict, parsed: list[tuple[list[str], Any]], key: str) -> Any:
+    """A top-level value as the overrides will leave it (the last override of ``key`` wins)."""
+    value = base.get(key)
+    for parts, item in parsed:
+        if parts == [key]:
+            value = item
+    return value
+
+
+def _named_file(path: Path, key: str, name: Any, folder: Path, pattern: str) -> Path:
+    if not isinstance(name, str) or not name:
+        raise StageConfigError(f"{path}: key {key!r}: expected a name, got {name!r}")
+    found = folder / pattern.format(name)
+    if not found.is_file():
+        known = sorted(p.stem[len(pattern.split("{}")[0]):] for p in folder.glob(pattern.format("*")))
+        raise StageConfigError(f"{path}: key {key!r}: unknown {key.replace('_', ' ')} {name!r}; available: {known}")
+    return found
+
+
 def load_stage(stage: str | Path, overrides: Iterable[str] = (), config_dir: Path = CONFIG_DIR) -> StageConfig:
-    """Resolves one stage config; raises :class:`StageConfigError` naming the file and key."""
+    """Resolves one stage config; raises :class:`StageConfigError` naming the file and key.
+
+    Order (later wins): the stage file, the model preset, the profile, the overrides. The profile
+    comes after the preset because it says what this machine can do (``profile=cpu`` turns off the
+    72B preset's ZeRO-3 and bf16); the overrides are parsed once and applied once, last.
+    """
     path = _stage_file(stage, config_dir)
     overrides = tuple(_expand_shortcuts(overrides))
     try:
         base = load_yaml(path)
-        probe = apply_overrides(base, overrides)
+        parsed = [parse_override(item) for item in overrides]
     except ValueError as err:
-        raise StageConfigError(str(err)) from None
+        raise StageConfigError(f"{path}: {err}") from None
     merged = base
-    profile = probe.get("profile") or "gpu"
-    profile_file = config_dir / "stages" / f"_profile_{profile}.yaml"
-    if not profile_file.is_file():
-        known = sorted(p.stem[len("_profile_"):] for p in (config_dir / "stages").glob("_profile_*.yaml"))
-        raise StageConfigError(f"{path}: key 'profile': unknown profile {profile!r}; available: {known}")
-    profile_data = load_yaml(profile_file)
-    # A profile covers every kind of stage; its rollout/clip blocks reach only the stages that use them.
-    if probe.get("kind") != "grpo":
-        profile_data.pop("rollout", None)
-    if probe.get("kind") != "midtrain":
-        profile_data.pop("clip", None)
-    merged = _merge(merged, profile_data)
-    preset_name = probe.get("model_preset")
+    preset_name = _top_value(base, parsed, "model_preset")
     if preset_name:
-        preset_file = config_dir / "models" / f"{preset_name}.yaml"
-        if not preset_file.is_file():
-            known = sorted(p.stem for p in (config_dir / "models").glob("*.yaml"))
-            raise StageConfigError(f"{path}: key 'model_preset': unknown preset {preset_name!r}; available: {known}")
-        preset = load_yaml(preset_file)
+        preset = load_yaml(_named_file(path, "model_preset", preset_name, config_dir / "models", "{}.yaml"))
+        merged = dict(merged)
         merged["swift"] = _merge(merged.get("swift") or {}, preset.pop("swift", None) or {})
         merged["model"] = _merge(preset, merged.get("model") or {})
-    cfg = StageConfig(path.stem, path, overrides, apply_overrides(merged, overrides))
+    profile = _top_value(base, parsed, "profile") or "gpu"
+    profile_data = load_yaml(_named_file(path, "profile", profile, config_dir / "stages", "_profile_{}.yaml"))
+    # A profile covers every kind of stage; its rollout/clip blocks reach only the stages that use them.
+    kind = _top_value(base, parsed, "kind")
+    if kind != "grpo":
+        profile_data.pop("rollout", None)
+    if kind != "midtrain":
+        profile_data.pop("clip", None)
+    merged = _merge(merged, profile_data)
+    cfg = StageConfig(path.stem, path, overrides, apply_overrides(merged, parsed))
     cfg.name = str(cfg.data.get("stage") or path.stem)
     validate(cfg)
     return cfg
 
 
-@functools.cache
 def swift_fields(kind: str) -> frozenset[str]:
-    """ms-swift's argument names for ``sft`` or ``grpo`` (imports ms-swift, a few seconds once)."""
-    from swift.arguments import RLHFArguments, SftArguments
+    """ms-swift's argument names for ``sft`` or ``grpo``."""
+    return frozenset(swift_types(kind))
 
-    cls = RLHFArguments if kind == "grpo" else SftArguments
-    return frozenset(f.name for f in dataclasses.fields(cls))
+
+def _check_types(cfg: StageConfig, errors: list[str]) -> None:
+    data = cfg.data
+    swift_kind = "grpo" if cfg.kind == "grpo" else "sft"
+    known = swift_types(swift_kind)
+    blocks = [("", data, TOP_TYPES), ("model.", data.get("model") or {}, MODEL_TYPES),
+              ("swift.", data.get("swift") or {}, known), ("rollout.", data.get("rollout") or {}, known),
+              ("clip.", data.get("clip") or {}, CLIP_TYPES)]
+    for prefix, block, types in blocks:
+        for key, value in block.items():
+            if key in types and (problem := check_value(key, value, types[key])):
+                errors.append(f"{cfg.where(prefix + key)}: {problem}")
+    for key, value in [("swift.deepspeed", (data.get("swift") or {}).get("deepspeed")),
+                       ("clip.deepspeed", (data.get("clip") or {}).get("deepspeed"))]:
+        if isinstance(value, str) and value not in SWIFT_DEEPSPEED and not resolve_path(value).is_file():
+            errors.append(f"{cfg.where(key)}: expected an existing DeepSpeed JSON file or one of "
+                          f"{sorted(SWIFT_DEEPSPEED)}, got {value!r} ({resolve_path(value)} does not exist)")
+    for entry in data.get("plugins") or []:
+        if isinstance(entry, str) and not resolve_path(entry).is_file():
+            errors.append(f"{cfg.where('plugins')}: plugin file {resolve_path(entry)} does not exist")
 
 
 def validate(cfg: StageConfig) -> None:
+    """Checks every key, type, range and repository path; one line per problem, all at once."""
     data = cfg.data
+    errors: list[str] = []
+
+    def fail(key: str, message: str) -> None:
+        errors.append(f"{cfg.where(key)}: {message}")
+
     for key in data:
         if key not in TOP_KEYS:
-            raise cfg.error(key, f"unknown key; expected one of {sorted(TOP_KEYS)}")
+            fail(key, f"unknown key; expected one of {sorted(TOP_KEYS)}")
     if data.get("kind") not in KINDS:
         raise cfg.error("kind", f"expected one of {KINDS}, got {data.get('kind')!r}")
     model = data.get("model")
@@ -197,52 +240,85 @@ def validate(cfg: StageConfig) -> None:
         raise cfg.error("model", "expected a mapping (set model_preset, or model.path/model_type/template)")
     for key in model:
         if key not in MODEL_KEYS:
-            raise cfg.error(f"model.{key}", f"unknown key; expected one of {sorted(MODEL_KEYS)}")
+            fail(f"model.{key}", f"unknown key; expected one of {sorted(MODEL_KEYS)}")
     for key in ("path", "model_type", "template"):
         if not model.get(key):
-            raise cfg.error(f"model.{key}", "missing: ms-swift needs the model, its model_type and its template")
+            fail(f"model.{key}", "missing: ms-swift needs the model, its model_type and its template")
     for key in ("swift", "rollout", "clip"):
         if not isinstance(data.get(key) or {}, dict):
             raise cfg.error(key, f"expected a mapping, got {type(data.get(key)).__name__}")
     if not data.get("run_dir"):
-        raise cfg.error("run_dir", "missing: where checkpoints and manifests go")
+        fail("run_dir", "missing: where checkpoints and manifests go")
     datasets = data.get("dataset")
     if not isinstance(datasets, list) or not datasets:
-        raise cfg.error("dataset", "expected a non-empty list of JSONL files, folders or globs")
+        fail("dataset", "expected a non-empty list of JSONL files, folders or globs")
     swift_kind = "grpo" if cfg.kind == "grpo" else "sft"
     known = swift_fields(swift_kind)
     for key in data.get("swift") or {}:
         if key in RUNNER_OWNED:
-            raise cfg.error(f"swift.{key}", "set by the stage runner; use the top-level config keys instead")
-        if key not in known:
-            raise cfg.error(f"swift.{key}", f"not an ms-swift {'rlhf' if swift_kind == 'grpo' else 'sft'} argument")
+            fail(f"swift.{key}", "set by the stage runner; use the top-level config keys instead")
+        elif key not in known:
+            fail(f"swift.{key}", f"not an ms-swift {'rlhf' if swift_kind == 'grpo' else 'sft'} argument")
     if cfg.kind == "grpo":
         rollout = data.get("rollout") or {}
         for key in rollout:
             if key not in known:
-                raise cfg.error(f"rollout.{key}", "not an ms-swift rlhf (GRPO) argument")
+                fail(f"rollout.{key}", "not an ms-swift rlhf (GRPO) argument")
         if not rollout.get("reward_funcs"):
-            raise cfg.error("rollout.reward_funcs", "a GRPO stage needs at least one reward function")
+            fail("rollout.reward_funcs", "a GRPO stage needs at least one reward function")
     elif data.get("rollout"):
-        raise cfg.error("rollout", f"only GRPO stages take rollout arguments (kind is {cfg.kind!r})")
+        fail("rollout", f"only GRPO stages take rollout arguments (kind is {cfg.kind!r})")
     if cfg.kind == "midtrain":
         clip = data.get("clip") or {}
         for key in clip:
             if key not in CLIP_KEYS:
-                raise cfg.error(f"clip.{key}", f"unknown key; expected one of {sorted(CLIP_KEYS)}")
+                fail(f"clip.{key}", f"unknown key; expected one of {sorted(CLIP_KEYS)}")
         if not clip.get("dataset"):
-            raise cfg.error("clip.dataset", "the CLIP-style phase needs image-caption data")
+            fail("clip.dataset", "the CLIP-style phase needs image-caption data")
         if model.get("family") not in QWEN_FAMILIES:  # the <CLS> trainer reads Qwen-VL backbones
-            raise cfg.error("model.family", f"the CLIP-style phase supports {QWEN_FAMILIES}, not "
-                                            f"{model.get('family')!r}")
+            fail("model.family", f"the CLIP-style phase supports {QWEN_FAMILIES}, not {model.get('family')!r}")
     if data.get("render_images", "auto") not in ("auto", True, False):
-        raise cfg.error("render_images", f"expected auto, true or false, got {data.get('render_images')!r}")
-    if data.get("render_images") is True and model["template"] not in RENDER_TEMPLATES:
-        raise cfg.error("render_images", f"vptracker/swift_plugin.py renders for templates {RENDER_TEMPLATES}, "
-                                         f"not {model['template']!r}; set render_images=auto or false")
-    gbs = data.get("global_batch_size")
-    if gbs is not None and (not isinstance(gbs, int) or gbs <= 0):
-        raise cfg.error("global_batch_size", f"expected a positive integer, got {gbs!r}")
+        fail("render_images", f"expected auto, true or false, got {data.get('render_images')!r}")
+    elif data.get("render_images") is True and model.get("template") not in RENDER_TEMPLATES:
+        fail("render_images", f"vptracker/swift_plugin.py renders for templates {RENDER_TEMPLATES}, "
+                              f"not {model.get('template')!r}; set render_images=auto or false")
+    _check_types(cfg, errors)
+    if errors:
+        raise StageConfigError("\n".join(dict.fromkeys(errors)))
+
+
+def model_source(value: str) -> str:
+    """``local`` (an existing folder), ``hub`` (an ``org/name`` id) or ``missing`` (a path that is not there)."""
+    if Path(value).expanduser().exists():
+        return "local"
+    return "hub" if HUB_ID.fullmatch(value) else "missing"
+
+
+def check_model(cfg: StageConfig, must_exist: bool) -> dict:
+    """Checks the weights the stage starts from before anything loads them; returns what it found.
+
+    ms-swift 4.6 loads every model, config and processor with ``trust_remote_code=True`` and has no
+    argument to turn it off, so the folder is checked here: one whose configs name custom code
+    (``auto_map``) is refused unless ``trust_remote_code: true``. A hub id cannot be checked before
+    ms-swift downloads it, so real runs need a local folder (or that consent).
+    """
+    key = "init" if cfg.get("init") else "model.path"
+    value = cfg.start_model
+    trust = cfg.get("trust_remote_code") is True
+    source = model_source(value)
+    if source == "local":
+        try:
+            config = check_model_dir(Path(value).expanduser(), trust_remote_code=trust)
+        except ModelDirError as err:
+            raise cfg.error(key, str(err)) from None
+        return {"path": value, "source": source, "auto_map": bool(config.get("auto_map")), "trust_remote_code": trust}
+    if must_exist and source == "missing":
+        raise cfg.error(key, f"model folder {value} does not exist")
+    if must_exist and not trust:
+        raise cfg.error(key, f"{value!r} is not a local folder (read as a hub id): download it (e.g. `huggingface-cli download {value} "
+                             "--local-dir DIR`) and set model=DIR so that its config can be checked for custom code "
+                             "before anything runs, or pass --trust-remote-code to let ms-swift fetch and run it")
+    return {"path": value, "source": source, "auto_map": None, "trust_remote_code": trust}
 
 
 def fill_placeholders(value: str, cfg: StageConfig, key: str) -> str:
