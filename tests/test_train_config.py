@@ -39,7 +39,8 @@ def test_released_vptracker_recipe_values():
     assert cfg["model"]["path"] == "Qwen/Qwen3-VL-4B-Instruct" and cfg["model"]["template"] == "qwen3_vl"
     assert swift["tuner_type"] == "full" and swift["learning_rate"] == 2e-5 and swift["num_train_epochs"] == 1
     assert swift["warmup_ratio"] == 0.05 and swift["max_length"] == 8192 and cfg["global_batch_size"] == 128
-    assert swift["max_pixels"] == 1024 * 32 * 32
+    # one resize, as released: qwen-vl-utils' IMAGE_MAX_TOKEN_NUM, not swift's max_pixels on top
+    assert swift["model_kwargs"]["IMAGE_MAX_TOKEN_NUM"] == 1024 and swift.get("max_pixels") is None
     assert swift["new_special_tokens"] == ["<ref>", "</ref>", "<template>", "</template>", "<search>", "</search>"]
     # 8 GPUs x 4 per device x 4 accumulation = the released global batch of 128
     train = plan_stage(cfg, {"NPROC_PER_NODE": "8"})[0]

@@ -147,7 +147,7 @@ def test_trust_remote_code_is_recorded_in_the_manifest(tmp_path, monkeypatch):
     from vptracker.train import runner
 
     ran: list[list[str]] = []
-    monkeypatch.setattr(runner, "_execute", lambda cmd, log, env: ran.append(cmd.argv) or 0)
+    monkeypatch.setattr(runner, "_execute", lambda cmd, log, env, stream=None: ran.append(cmd.argv) or 0)
     data = tmp_path / "rows.jsonl"
     data.write_text("{}\n")
     common = ["profile=cpu", f"dataset=[{data}]", "val_dataset=[]"]
