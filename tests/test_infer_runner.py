@@ -73,7 +73,9 @@ def killing_engine(fn, after):
 
 
 def snapshot(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every result file (lock files say which process held them last: bookkeeping, not results)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.relative_to(folder).as_posix().startswith(".locks/")}
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -171,8 +173,11 @@ def test_make_engine_errors_are_clear(tmp_path, monkeypatch):
         make_engine(tmp_path / "nope", "qwen2_5_vl")
     with pytest.raises(ValueError, match="backend"):
         make_engine(tmp_path, "qwen2_5_vl", backend="onnx")
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    from vptracker.model_dir import ModelDirError
+
+    with pytest.raises(ModelDirError, match="config.json"):
         make_engine(tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
     import builtins
 
     real_import = builtins.__import__
