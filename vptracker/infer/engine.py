@@ -147,8 +147,11 @@ def _vocab_size(swift_engine) -> int:
     return int(size)
 
 
-# Keys of a checkpoint's generation config that are token ids, not decoding choices: kept.
-_TOKEN_ID_KEYS = ("bos_token_id", "eos_token_id", "pad_token_id", "decoder_start_token_id")
+# What a checkpoint's generation config can say about decoding (everything else in it is kept:
+# token ids, cache settings). Each is reset, so only our request's values apply.
+_DECODING_KEYS = ("do_sample", "temperature", "top_p", "top_k", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff",
+                  "repetition_penalty", "encoder_repetition_penalty", "no_repeat_ngram_size", "length_penalty",
+                  "num_beams", "max_new_tokens", "bad_words_ids", "suppress_tokens", "begin_suppress_tokens")
 
 
 def _set_aside_generation_config(swift_engine, backend: str) -> dict:
@@ -168,10 +171,15 @@ def _set_aside_generation_config(swift_engine, backend: str) -> dict:
             if getattr(old, key, None):
                 setattr(fresh, key, getattr(old, key))
     else:                   # a transformers GenerationConfig, shared with the model
+        import copy
+
         from transformers import GenerationConfig
 
-        held = {k: v for k, v in old.to_diff_dict().items() if k not in _TOKEN_ID_KEYS and k != "transformers_version"}
-        fresh = GenerationConfig(**{k: getattr(old, k) for k in _TOKEN_ID_KEYS if getattr(old, k, None) is not None})
+        default = GenerationConfig()
+        held = {k: getattr(old, k) for k in _DECODING_KEYS if getattr(old, k, None) != getattr(default, k, None)}
+        fresh = copy.deepcopy(old)
+        for key in _DECODING_KEYS:
+            setattr(fresh, key, getattr(default, key, None))
         if getattr(swift_engine, "model", None) is not None:
             swift_engine.model.generation_config = fresh
     swift_engine.generation_config = fresh
