@@ -13,7 +13,7 @@ from test_infer_loops import H, W, make_sequence
 
 from vptracker.datasets.base import Sequence
 from vptracker.infer import CallableEngine, merge, parse_shard, plan, run_task
-from vptracker.infer.engine import SwiftEngine, make_engine
+from vptracker.infer.engine import Decoding, SwiftEngine, make_engine
 from vptracker.infer.runner import Unit
 
 TASKS = ("vptracker_sot", "omnipt_sot", "omnipt_mot", "omnipt_rmot", "omnipt_caption")
@@ -293,7 +293,7 @@ def test_vllm_backend_is_selected_by_config_and_wired_to_swift(tmp_path, tiny_mo
     class FakeVllm:
         def __init__(self, model, **kwargs):
             created.update(model=model, **kwargs)
-            self.generation_config = FakeSamplingParams(repetition_penalty=1.05, top_k=1, stop_token_ids=[7])
+            self.generation_config = FakeSamplingParams(repetition_penalty=1.05, top_k=1, stop=["<|im_end|>"])
             self.engine_args = types.SimpleNamespace(trust_remote_code=True)   # swift hard-codes True
             self._prepare_engine()
 
@@ -312,7 +312,11 @@ def test_vllm_backend_is_selected_by_config_and_wired_to_swift(tmp_path, tiny_mo
     # decoding is ours: the checkpoint's sampling settings are set aside (its stop tokens kept)
     assert engine.checkpoint_generation_config == {"repetition_penalty": 1.05, "top_k": 1}
     assert engine.swift.generation_config.repetition_penalty == 1.0 and engine.swift.generation_config.top_k == 0
-    assert engine.swift.generation_config.stop_token_ids == [7]
+    assert engine.swift.generation_config.stop == ["<|im_end|>"]
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        Decoding.from_config({"repetition_penalty": "nan"})
+    with pytest.raises(ValueError, match="top_p"):
+        Decoding.from_config({"top_p": "abc"})
     rc = engine.request_config
     assert (rc.max_tokens, rc.temperature, rc.top_p, rc.top_k, rc.repetition_penalty) == (256, 0.0, 1.0, 0, 1.0)
     # vLLM reads the tokenizer from disk: a checkpoint without the VPTracker tokens is refused clearly

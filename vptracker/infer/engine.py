@@ -18,6 +18,7 @@ so the model's coordinates and ours agree.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -110,8 +111,9 @@ class Decoding:
     repetition_penalty: float = 1.0   # 1: none
 
     def __post_init__(self):
-        checks = {"max_tokens": self.max_tokens >= 1, "temperature": self.temperature >= 0,
-                  "top_p": 0 < self.top_p <= 1, "top_k": self.top_k >= 0, "repetition_penalty": self.repetition_penalty > 0}
+        checks = {"max_tokens": self.max_tokens >= 1, "temperature": 0 <= self.temperature < math.inf,
+                  "top_p": 0 < self.top_p <= 1, "top_k": self.top_k >= 0,
+                  "repetition_penalty": 0 < self.repetition_penalty < math.inf}
         expected = {"max_tokens": ">= 1", "temperature": ">= 0", "top_p": "in (0, 1]", "top_k": ">= 0 (0: off)",
                     "repetition_penalty": "> 0"}
         for key, ok in checks.items():
@@ -164,12 +166,10 @@ def _set_aside_generation_config(swift_engine, backend: str) -> dict:
     if old is None:
         return {}
     if backend == "vllm":   # a vLLM SamplingParams built from generation_config.json
-        fresh = type(old)()
+        # swift reads only `stop` from it besides the sampling values (stop ids come from the template)
+        fresh = type(old)(**({"stop": old.stop} if getattr(old, "stop", None) else {}))
         held = {k: getattr(old, k) for k in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty",
                                              "max_tokens") if getattr(old, k, None) != getattr(fresh, k, None)}
-        for key in ("stop", "stop_token_ids"):
-            if getattr(old, key, None):
-                setattr(fresh, key, getattr(old, key))
     else:                   # a transformers GenerationConfig, shared with the model
         import copy
 
