@@ -6,7 +6,8 @@
 #
 # Each worker gets GPUS_PER_WORKER GPUs: by default the engine's tensor-parallel degree
 # (`engine_kwargs.tensor_parallel_size` in the config, 1 when unset), so a 72B model on vLLM with
-# tensor_parallel_size=4 runs two workers on an 8-GPU node. The GPUs are the ones this job may use:
+# tensor_parallel_size=4 runs two workers on an 8-GPU node. For the transformers backend set
+# GPUS_PER_WORKER=N: swift spreads a model over every GPU its worker sees. The GPUs are the ones this job may use:
 # an existing CUDA_VISIBLE_DEVICES (a scheduler's allocation) is honoured and split, otherwise every
 # GPU nvidia-smi lists. NPROC_PER_NODE (workers per node) defaults to visible GPUs / GPUS_PER_WORKER;
 # on a machine without GPUs it defaults to 1 and workers run on the CPU.
