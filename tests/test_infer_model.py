@@ -32,7 +32,7 @@ def test_cli_tracks_real_otb_frames_with_a_tiny_model(tmp_path, tiny_model, shar
             assert w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= seq.width and y + h <= seq.height
     log = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
     assert len(log) == 4 and all(isinstance(entry["answer"], str) for entry in log)
-    record = json.loads((out / "infer_config.json").read_text())
+    record = json.loads((out / "infer_config.vptracker_sot.json").read_text())
     assert record["family"] == "qwen2_5_vl" and record["trust_remote_code"] is False
     assert record["decoding"] == {"max_tokens": 8, "temperature": 0.0, "top_p": 1.0, "top_k": 0,
                                   "repetition_penalty": 1.0}
@@ -85,7 +85,7 @@ def test_infer_sh_runs_one_worker_per_device_and_merges(tmp_path, tiny_model, sh
     subprocess.run(cmd, check=True, env=env, cwd=repo, capture_output=True, text=True, timeout=600)
     names = sorted(s.name for s in load("otb", shared_data / "otb"))
     assert sorted(p.stem for p in out.glob("*.txt")) == names
-    rid = json.loads((out / "infer_config.json").read_text())["run_id"]
+    rid = json.loads((out / "infer_config.vptracker_sot.json").read_text())["run_id"]
     assert sorted((out / ".shards" / rid).iterdir()) == [out / ".shards" / rid / "0-of-2.done",
                                                         out / ".shards" / rid / "1-of-2.done"]
     log = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]

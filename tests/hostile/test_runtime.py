@@ -147,7 +147,7 @@ def test_a_folder_made_by_another_run_is_refused_or_retracked_with_force(tiny_mo
     model, other = tiny_model_factory("qwen2_5_vl"), tiny_model_factory("qwen3_vl")
     out = tmp_path / "out"
     assert cli(model, shared_data / "otb", out, "--trust-remote-code", "repetition_penalty=1.05") == 0
-    record = json.loads((out / "infer_config.json").read_text())
+    record = json.loads((out / "infer_config.vptracker_sot.json").read_text())
     assert record["trust_remote_code"] is True and calls[0]["trust_remote_code"] is True
     assert record["decoding"] == {"max_tokens": 32, "temperature": 0.0, "top_p": 1.0, "top_k": 0,
                                   "repetition_penalty": 1.05}
@@ -156,18 +156,18 @@ def test_a_folder_made_by_another_run_is_refused_or_retracked_with_force(tiny_mo
     assert len(results) == 2
     # another model, or the same model with other decoding: refused, nothing touched
     for extra in (("--model", str(other)), ("--trust-remote-code", "max_tokens=8")):
-        before = (out / "infer_config.json").read_bytes()
+        before = (out / "infer_config.vptracker_sot.json").read_bytes()
         with pytest.raises(RunFolderError, match="another run.*--force"):
             cli(model, shared_data / "otb", out, *extra)
-        assert (out / "infer_config.json").read_bytes() == before
+        assert (out / "infer_config.vptracker_sot.json").read_bytes() == before
     # the same run resumes without rewriting its config or loading a model
     assert cli(model, shared_data / "otb", out, "--trust-remote-code", "repetition_penalty=1.05") == 0
-    assert len(calls) == 1 and (out / "infer_config.json").read_bytes() == before
+    assert len(calls) == 1 and (out / "infer_config.vptracker_sot.json").read_bytes() == before
     # --force removes the old run's results and tracks again
     for path in out.glob("*.txt"):
         path.write_text("stale\n")
     assert cli(other, shared_data / "otb", out, "--force") == 0
-    assert len(calls) == 2 and json.loads((out / "infer_config.json").read_text())["family"] == "qwen3_vl"
+    assert len(calls) == 2 and json.loads((out / "infer_config.vptracker_sot.json").read_text())["family"] == "qwen3_vl"
     assert all((out / name).read_text() != "stale\n" for name in results)
 
 
@@ -175,10 +175,36 @@ def test_results_without_a_run_config_are_not_adopted(tiny_model, tmp_path, shar
     import vptracker.infer
 
     monkeypatch.setattr(vptracker.infer, "make_engine", fake_make_engine([]))
-    out = tmp_path / "out"
-    (out / ".responses").mkdir(parents=True)
-    with pytest.raises(RunFolderError, match="holds results"):
-        cli(tiny_model, shared_data / "otb", out)
+    older = tmp_path / "older"            # what earlier versions left: parts beside a config without identity
+    (older / ".responses").mkdir(parents=True)
+    (older / ".responses" / "Couple-0123456789.jsonl").write_text("{}\n")
+    (older / "infer_config.json").write_text('{"model": "elsewhere"}')
+    with pytest.raises(RunFolderError, match="older version"):
+        cli(tiny_model, shared_data / "otb", older)
+    orphan = tmp_path / "orphan"
+    (orphan / ".responses" / "vptracker_sot").mkdir(parents=True)
+    with pytest.raises(RunFolderError, match="no run config describes"):
+        cli(tiny_model, shared_data / "otb", orphan)
+    assert cli(tiny_model, shared_data / "otb", older, "--force") == 0
+    assert not (older / "infer_config.json").exists() and len(list(older.glob("*.txt"))) == 2
+
+
+def test_tasks_share_a_folder_only_when_their_files_differ(tiny_model, tmp_path, shared_data, monkeypatch):
+    """SMOT writes tracks (omnipt_mot) and then captions (omnipt_caption) into one folder; a task that
+    would overwrite another's files (omnipt_sot over omnipt_mot: both write <seq>.txt) is refused."""
+    import vptracker.infer
+
+    monkeypatch.setattr(vptracker.infer, "make_engine", fake_make_engine([]))
+    out = tmp_path / "smot"
+    assert cli(tiny_model, shared_data / "otb", out, "--task", "omnipt_mot") == 0
+    assert cli(tiny_model, shared_data / "otb", out, "--task", "omnipt_caption", f"options.tracks_from={out}") == 0
+    assert sorted(p.name for p in out.glob("infer_config.*.json")) == ["infer_config.omnipt_caption.json",
+                                                                      "infer_config.omnipt_mot.json"]
+    queries = {json.loads(line)["request"].get("query") for line in (out / "responses.jsonl").read_text().splitlines()}
+    assert {"detect", "video_caption"} <= queries                      # both tasks' answers are in the log
+    assert len(list((out / ".responses").rglob("*.jsonl"))) == 4      # two tasks x two sequences, none overwritten
+    with pytest.raises(RunFolderError, match="omnipt_mot that writes the same files"):
+        cli(tiny_model, shared_data / "otb", out, "--task", "omnipt_sot")
 
 
 def test_shard_markers_belong_to_their_run(tiny_model_factory, tmp_path, shared_data, monkeypatch):
@@ -187,10 +213,10 @@ def test_shard_markers_belong_to_their_run(tiny_model_factory, tmp_path, shared_
     monkeypatch.setattr(vptracker.infer, "make_engine", fake_make_engine([]))
     out = tmp_path / "out"
     assert cli(tiny_model_factory("qwen2_5_vl"), shared_data / "otb", out, "--shard", "0/2") == 0
-    rid = json.loads((out / "infer_config.json").read_text())["run_id"]
+    rid = json.loads((out / "infer_config.vptracker_sot.json").read_text())["run_id"]
     assert [p.relative_to(out).as_posix() for p in (out / ".shards").rglob("*.done")] == [f".shards/{rid}/0-of-2.done"]
     assert cli(tiny_model_factory("qwen3_vl"), shared_data / "otb", out, "--shard", "1/2", "--force") == 0
-    new = json.loads((out / "infer_config.json").read_text())["run_id"]
+    new = json.loads((out / "infer_config.vptracker_sot.json").read_text())["run_id"]
     assert new != rid and [p.relative_to(out).as_posix() for p in (out / ".shards").rglob("*.done")] == \
         [f".shards/{new}/1-of-2.done"]                    # the old run's marker cannot count for this one
 

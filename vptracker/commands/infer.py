@@ -7,7 +7,7 @@ Direct form: ``vptracker infer --task vptracker_sot --model DIR [--adapter DIR] 
 An output folder belongs to one run (see :mod:`vptracker.infer.run_folder`): a folder made with
 another model or other options is refused unless ``--force``. Model folders are data: one whose
 config files name their own code is refused unless ``--trust-remote-code``, which is recorded in
-the run's ``infer_config.json`` with every decoding parameter.
+the run's ``infer_config.<task>.json`` with every decoding parameter.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 HELP = "track every sequence of a dataset with a model (batched, resumable, sharded)"
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "infer"
+DEFAULT_TASK = "vptracker_sot"
 _FLAGS = ("task", "model", "adapter", "family", "backend", "dataset", "root", "split", "out", "shard", "concurrency",
           "loop", "max_tokens", "limit", "max_frames", "trust_remote_code")
 
@@ -41,7 +42,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-frames", dest="max_frames", type=int, help="only the first N frames of each sequence")
     parser.add_argument("--trust-remote-code", dest="trust_remote_code", action="store_true", default=None,
                         help="allow a model folder to run its own Python code (its auto_map); off by default: "
-                             "read that code first. Recorded in the run's infer_config.json")
+                             "read that code first. Recorded in the run's infer_config.<task>.json")
     parser.add_argument("--force", action="store_true",
                         help="--out holds another run's results (other model or options): remove them and track again")
     parser.add_argument("--merge-only", action="store_true",
@@ -111,6 +112,7 @@ def describe_run(cfg: dict) -> dict:
 
     if not cfg.get("model"):
         raise ValueError("missing model: pass --model DIR or model=DIR")
+    cfg = {**cfg, "task": cfg.get("task") or DEFAULT_TASK}   # infer.sh and the workers must agree on the id
     trust = cfg.get("trust_remote_code", False)
     if not isinstance(trust, bool):
         raise ValueError(f"trust_remote_code={trust!r}: expected true or false")  # noqa: TRY004  a setting
@@ -140,7 +142,7 @@ def run(args) -> int:
         written = merge(out)
         print(f"merged {', '.join(str(p) for p in written.values()) or 'nothing (no finished units)'}")
         return 0
-    task = get_task(cfg.get("task") or "vptracker_sot")
+    task = get_task(cfg.get("task") or DEFAULT_TASK)
     shard = parse_shard(cfg.get("shard"))
     run = describe_run(cfg)
     family, options = run["family"], run["options"]
@@ -150,7 +152,7 @@ def run(args) -> int:
         torch.set_num_threads(int(cfg["cpu_threads"]))
     sequences = _sequences(cfg)
     all_units = task.units(sequences)
-    record = {**cfg, **{k: run[k] for k in ("family", "options", "decoding", "trust_remote_code")},
+    record = {**cfg, "task": task.name, **{k: run[k] for k in ("family", "options", "decoding", "trust_remote_code")},
               "run_id": run["run_id"], "identity": run["identity"]}
     state = claim(out, record, [rel for u in all_units for rel in u.outputs], force=bool(getattr(args, "force", False)))
     print(f"{out}: {state} (run {run['run_id']})", file=sys.stderr)

@@ -107,16 +107,19 @@ def crmot_text(rows: Iterable[tuple[int, int, Box]]) -> str:
     return "".join(f"{f},{i},{x1:.2f},{y1:.2f},{x2:.2f},{y2:.2f},1,-1,-1,-1\n" for f, i, (x1, y1, x2, y2) in rows)
 
 
-def write_responses_part(out_dir: Path, key: str, responses: list[dict]) -> Path:
+def write_responses_part(out_dir: Path, key: str, responses: list[dict], task: str | None = None) -> Path:
+    """One unit's answers; under ``.responses/<task>/`` so two tasks sharing a folder (SMOT tracks and
+    captions) keep their own parts."""
     text = "".join(json_text(r) + "\n" for r in responses)
-    return atomic_write_text(out_dir / PARTS_DIR / f"{safe_name(key)}.jsonl", text)
+    folder = out_dir / PARTS_DIR / task if task else out_dir / PARTS_DIR
+    return atomic_write_text(folder / f"{safe_name(key)}.jsonl", text)
 
 
 def merge(out_dir: str | Path) -> dict[str, Path]:
     """Rebuilds ``responses.jsonl`` (and ``captions.json`` when captions exist) from per-unit parts."""
     out_dir = Path(out_dir)
     written = {}
-    parts = sorted((out_dir / PARTS_DIR).glob("*.jsonl"))
+    parts = sorted((out_dir / PARTS_DIR).rglob("*.jsonl"), key=lambda p: p.relative_to(out_dir).as_posix())
     if parts:
         written["responses"] = atomic_write_text(out_dir / RESPONSES, "".join(p.read_text(encoding="utf-8") for p in parts))
     captions = sorted((out_dir / CAPTION_DIR).glob("*.json"))

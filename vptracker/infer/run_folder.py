@@ -1,13 +1,16 @@
-"""What an output folder holds: one run, named by the settings that decide its results.
+"""What an output folder holds: one run per task, named by the settings that decide its results.
 
-The first process of a run writes ``infer_config.json`` (the resolved config, the run's identity
-and its id, the files its units write); every later process of the same run (other shards, a
-restart) checks it and leaves it as it is. A folder made by another run (another model, dataset,
-decoding or task options) is refused, or with ``force`` its results are removed and the folder
-becomes this run's. Settings that do not change any unit's result (shards, concurrency, loop,
-batch size, engine memory knobs, ``limit``/``sequences``, which only choose units) are not part of
-the identity, so a restart with more workers or more sequences resumes. Shard markers live under
-``.shards/<run id>/``, so markers of an earlier run never count for this one.
+The first process of a run writes ``infer_config.<task>.json`` (the resolved config, the run's
+identity and its id, the files its units write); every later process of the same run (other
+shards, a restart) checks it and leaves it as it is. A folder where another run of the task
+(another model, dataset, decoding or task options) or a run of another task that writes the same
+files left results is refused, or with ``force`` those results are removed and the folder becomes
+this run's. Runs of different tasks whose files differ share a folder: SMOT writes its tracks
+(``omnipt_mot``) and then its captions (``omnipt_caption``) into one. Settings that do not change
+any unit's result (shards, concurrency, loop, batch size, engine memory knobs, ``limit`` and
+``sequences``, which only choose units) are not part of the identity, so a restart with more
+workers or more sequences resumes. Shard markers live under ``.shards/<run id>/``, so markers of an
+earlier run never count for this one.
 """
 from __future__ import annotations
 
@@ -28,7 +31,8 @@ from vptracker.infer.outputs import (
     json_text,
 )
 
-RUN_CONFIG = "infer_config.json"
+RUN_CONFIG = "infer_config.{task}.json"
+LEGACY_CONFIG = "infer_config.json"   # written by every shard before runs had an identity
 SHARDS_DIR = ".shards"
 SETUP_LOCK = ".locks/run.lock"
 # Config keys that decide what a unit's files hold (plus family, options and decoding, resolved).
@@ -85,13 +89,11 @@ def _read_record(path: Path) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def _has_results(out: Path, outputs: list[str]) -> bool:
-    return (out / PARTS_DIR).is_dir() or (out / RESPONSES).exists() or any((out / rel).exists() for rel in outputs)
+def run_config_path(out: str | Path, task: str) -> Path:
+    return Path(out) / RUN_CONFIG.format(task=task)
 
 
-def remove_results(out: Path, outputs: list[str]) -> int:
-    """Removes a run's files (its unit outputs, parts, merges, markers); returns how many unit files went."""
-    out = Path(out).resolve()
+def _remove_files(out: Path, outputs: list[str]) -> int:
     removed = 0
     for rel in outputs:
         path = (out / rel).resolve()
@@ -104,38 +106,83 @@ def remove_results(out: Path, outputs: list[str]) -> int:
             while parent != out and parent.is_dir() and not any(parent.iterdir()):
                 parent.rmdir()
                 parent = parent.parent
-    for name in (PARTS_DIR, SHARDS_DIR, CAPTION_DIR):
-        shutil.rmtree(out / name, ignore_errors=True)
-    for name in (RESPONSES, CAPTIONS, VIDEO_CAPTIONS, INSTANCE_CAPTIONS, RUN_CONFIG):
+    return removed
+
+
+def remove_run(out: str | Path, task: str | None, outputs: list[str], run_ids: list[str] = ()) -> int:
+    """Removes a run's files: its unit outputs, answer parts, shard markers, config, and the merged
+    files (rebuilt from the parts that remain when the next run ends). Returns how many unit files went.
+
+    ``task`` None is a run of an older version: its parts lie directly in ``.responses/``.
+    """
+    out = Path(out).resolve()
+    removed = _remove_files(out, outputs)
+    if task is None:
+        for part in (out / PARTS_DIR).glob("*.jsonl"):
+            part.unlink()
+        (out / LEGACY_CONFIG).unlink(missing_ok=True)
+        shutil.rmtree(out / SHARDS_DIR, ignore_errors=True)   # old markers were not keyed by run
+    else:
+        shutil.rmtree(out / PARTS_DIR / task, ignore_errors=True)
+        run_config_path(out, task).unlink(missing_ok=True)
+        for rid in run_ids:
+            shutil.rmtree(out / SHARDS_DIR / rid, ignore_errors=True)
+    if task in (None, "omnipt_caption"):
+        shutil.rmtree(out / CAPTION_DIR, ignore_errors=True)
+    for name in (RESPONSES, CAPTIONS, VIDEO_CAPTIONS, INSTANCE_CAPTIONS):
         (out / name).unlink(missing_ok=True)
     return removed
+
+
+def _others(out: Path, task: str, outputs: list[str]) -> list[tuple[str | None, dict | None, str]]:
+    """Runs of other tasks (and of older versions) whose files would mix with ours: (task, record, why)."""
+    mine = set(outputs)
+    found = []
+    for path in sorted(out.glob(RUN_CONFIG.format(task="*"))):
+        other = path.name[len("infer_config."):-len(".json")]
+        if other == task:
+            continue
+        record = _read_record(path)
+        if record is None or mine & {str(rel) for rel in record.get("outputs") or []}:
+            found.append((other, record, f"{path.name} is a run of {other} that writes the same files"))
+    legacy = out / LEGACY_CONFIG
+    if legacy.exists() or any((out / PARTS_DIR).glob("*.jsonl")):
+        found.append((None, _read_record(legacy), f"{out} holds results of an older version (no run identity)"))
+    return found
 
 
 def claim(out: str | Path, record: dict, outputs: list[str], force: bool = False) -> str:
     """Makes ``out`` this run's folder (see the module docstring); returns what happened, for the log.
 
-    ``record`` holds at least ``run_id`` and ``identity``; ``outputs`` are every unit file of the
-    run (all shards), kept in the config so that a later ``force`` removes exactly them.
+    ``record`` holds at least ``task``, ``run_id`` and ``identity``; ``outputs`` are every unit file
+    of the run (all shards), kept in the config so that a later ``force`` removes exactly them.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / RUN_CONFIG
+    task = record["task"]
+    path = run_config_path(out, task)
     with folder_lock(out / SETUP_LOCK):
         existing = _read_record(path) if path.exists() else None
         if existing is not None and existing.get("run_id") == record["run_id"]:
             return "resuming"
-        if existing is None and not path.exists() and not _has_results(out, outputs):
-            atomic_write_text(path, json_text({**record, "outputs": outputs}, indent=1, default=str) + "\n")
-            return "new run"
-        if existing is None:
-            why = f"{path} is missing or unreadable, but the folder holds results"
-        else:
-            why = (f"{path} was written by another run ({differences(existing.get('identity') or {}, record['identity'])})"
-                   if existing.get("identity") else f"{path} has no run identity (written by an older version)")
-        if not force:
-            raise RunFolderError(f"{why}; refusing to mix results: choose another --out, or pass --force to "
-                                 "remove that run's results and track again")
-        old_outputs = [str(rel) for rel in (existing or {}).get("outputs") or []]
-        removed = remove_results(out, sorted(set(old_outputs) | set(outputs)))
+        reasons = _others(out, task, outputs)
+        if existing is not None:
+            changed = differences(existing.get("identity") or {}, record["identity"])
+            reasons.insert(0, (task, existing, f"{path.name} was written by another run of {task} ({changed})"))
+        elif path.exists():
+            reasons.insert(0, (task, None, f"{path.name} is unreadable"))
+        elif (out / PARTS_DIR / task).is_dir() or any((out / rel).exists() for rel in outputs):
+            reasons.insert(0, (task, None, f"{out} holds {task} results that no run config describes"))
+        if reasons and not force:
+            raise RunFolderError(f"{'; '.join(why for _, _, why in reasons)}; refusing to mix results: choose "
+                                 "another --out, or pass --force to remove those results and track again")
+        removed = 0
+        for other, rec, _ in reasons:
+            rec = rec or {}
+            recorded = [str(rel) for rel in rec.get("outputs") or []]
+            removed += remove_run(out, other, sorted(set(recorded) | set(outputs)),
+                                  [rec["run_id"]] if rec.get("run_id") else [])
         atomic_write_text(path, json_text({**record, "outputs": outputs}, indent=1, default=str) + "\n")
-        return f"--force: removed the previous run's results ({removed} unit files); {why}"
+        if not reasons:
+            return "new run"
+        return f"--force: removed earlier results ({removed} unit files): {'; '.join(why for _, _, why in reasons)}"

@@ -240,7 +240,7 @@ def run_task(task: str | Task, engine: Engine, sequences: Iterable[Sequence], ou
 
     def on_finish(tracker) -> None:
         unit = by_tracker.pop(id(tracker))
-        write_responses_part(out_dir, unit.key, tracker.responses)
+        write_responses_part(out_dir, unit.key, tracker.responses, task.name)
         task.write(tracker, unit, out_dir)   # outputs last: their existence marks the unit done
         release(held.pop(unit.key, None))
         summary.finished.append(unit.key)
