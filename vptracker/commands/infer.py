@@ -156,6 +156,8 @@ def run(args) -> int:
               "run_id": run["run_id"], "identity": run["identity"]}
     state = claim(out, record, [rel for u in all_units for rel in u.outputs], force=bool(getattr(args, "force", False)))
     print(f"{out}: {state} (run {run['run_id']})", file=sys.stderr)
+    if run["trust_remote_code"]:
+        print(f"trust_remote_code is on: Python code shipped in {cfg['model']} may run", file=sys.stderr)
     concurrency = int(cfg.get("concurrency") or 16)
     if all(is_finished(u, out) for u in plan(all_units, shard)):
         engine = CallableEngine(_nothing_to_do)   # a finished run restarts without loading the model
