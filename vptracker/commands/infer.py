@@ -113,7 +113,7 @@ def describe_run(cfg: dict) -> dict:
     if not cfg.get("model"):
         raise ValueError("missing model: pass --model DIR or model=DIR")
     cfg = {**cfg, "task": cfg.get("task") or DEFAULT_TASK}   # infer.sh and the workers must agree on the id
-    trust = cfg.get("trust_remote_code", False)
+    trust = False if cfg.get("trust_remote_code") is None else cfg["trust_remote_code"]
     if not isinstance(trust, bool):
         raise ValueError(f"trust_remote_code={trust!r}: expected true or false")  # noqa: TRY004  a setting
     if Path(cfg["model"]).is_dir() or not cfg.get("family"):
