@@ -32,7 +32,10 @@ def test_cli_tracks_real_otb_frames_with_a_tiny_model(tmp_path, tiny_model, shar
             assert w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= seq.width and y + h <= seq.height
     log = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
     assert len(log) == 4 and all(isinstance(entry["answer"], str) for entry in log)
-    assert json.loads((out / "infer_config.json").read_text())["family"] == "qwen2_5_vl"
+    record = json.loads((out / "infer_config.vptracker_sot.json").read_text())
+    assert record["family"] == "qwen2_5_vl" and record["trust_remote_code"] is False
+    assert record["decoding"] == {"max_tokens": 8, "temperature": 0.0, "top_p": 1.0, "top_k": 0,
+                                  "repetition_penalty": 1.0}
     # a restart finds everything done and does not even load the model
     import vptracker.infer
 
@@ -82,22 +85,77 @@ def test_infer_sh_runs_one_worker_per_device_and_merges(tmp_path, tiny_model, sh
     subprocess.run(cmd, check=True, env=env, cwd=repo, capture_output=True, text=True, timeout=600)
     names = sorted(s.name for s in load("otb", shared_data / "otb"))
     assert sorted(p.stem for p in out.glob("*.txt")) == names
-    assert sorted((out / ".shards").iterdir()) == [out / ".shards" / "0-of-2.done", out / ".shards" / "1-of-2.done"]
+    rid = json.loads((out / "infer_config.vptracker_sot.json").read_text())["run_id"]
+    assert sorted((out / ".shards" / rid).iterdir()) == [out / ".shards" / rid / "0-of-2.done",
+                                                        out / ".shards" / rid / "1-of-2.done"]
     log = [json.loads(line) for line in (out / "responses.jsonl").read_text().splitlines()]
     assert sorted(entry["sequence"] for entry in log) == names
 
 
-def test_infer_sh_dry_run_assigns_global_shards(tmp_path):
+def dry_run(tmp_path, env, *args):
     import os
     import subprocess
+    import sys
 
     repo = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "NPROC_PER_NODE": "4", "NNODES": "3", "NODE_RANK": "1", "DRY_RUN": "1"}
-    result = subprocess.run(["bash", str(repo / "infer.sh"), "--model", "m", "--out", str(tmp_path)], env=env,
-                            cwd=repo, capture_output=True, text=True, check=True, timeout=120)
-    lines = result.stdout.splitlines()
-    assert [line.split("--shard ")[1].split()[0] for line in lines] == ["4/12", "5/12", "6/12", "7/12"]
-    assert [line.split()[0] for line in lines] == [f"CUDA_VISIBLE_DEVICES={r}" for r in range(4)]
+    env = {k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "NPROC_PER_NODE")} | env
+    result = subprocess.run(["bash", str(repo / "infer.sh"), "--model", "m", "--out", str(tmp_path), *args],
+                            env={**env, "DRY_RUN": "1", "PYTHON": sys.executable}, cwd=repo, capture_output=True,
+                            text=True, timeout=120, check=False)
+    return result.returncode, result.stdout.splitlines(), result.stderr
+
+
+def test_infer_sh_dry_run_assigns_global_shards(tmp_path):
+    rc, lines, _ = dry_run(tmp_path, {"NPROC_PER_NODE": "4", "NNODES": "3", "NODE_RANK": "1",
+                                      "CUDA_VISIBLE_DEVICES": "0,1,2,3"})
+    assert rc == 0
+    workers = [line for line in lines if "--shard" in line]
+    assert [line.split("--shard ")[1].split()[0] for line in workers] == ["4/12", "5/12", "6/12", "7/12"]
+    assert [line.split()[0] for line in workers] == [f"CUDA_VISIBLE_DEVICES={r}" for r in range(4)]
+
+
+def test_infer_sh_gives_each_worker_the_tensor_parallel_degree_of_the_visible_gpus(tmp_path):
+    # a scheduler gave this job GPUs 2,3,5,7: two workers of two GPUs each, never GPUs 0 and 1
+    rc, lines, _ = dry_run(tmp_path, {"CUDA_VISIBLE_DEVICES": "2,3,5,7"}, "engine_kwargs.tensor_parallel_size=2")
+    assert rc == 0
+    workers = [line for line in lines if "--shard" in line]
+    assert [line.split()[0] for line in workers] == ["CUDA_VISIBLE_DEVICES=2,3", "CUDA_VISIBLE_DEVICES=5,7"]
+    assert [line.split("--shard ")[1].split()[0] for line in workers] == ["0/2", "1/2"]
+    rc, lines, _ = dry_run(tmp_path, {"CUDA_VISIBLE_DEVICES": "4,5,6,7,8,9,10,11"},
+                           "engine_kwargs.tensor_parallel_size=4")
+    assert [line.split()[0] for line in lines if "--shard" in line] == ["CUDA_VISIBLE_DEVICES=4,5,6,7",
+                                                                        "CUDA_VISIBLE_DEVICES=8,9,10,11"]
+    # more workers than the visible GPUs can hold is refused before anything starts
+    rc, _, err = dry_run(tmp_path, {"CUDA_VISIBLE_DEVICES": "0,1,2", "NPROC_PER_NODE": "2"},
+                         "engine_kwargs.tensor_parallel_size=2")
+    assert rc == 2 and "3 visible" in err
+    # no GPU visible: one CPU worker, CUDA_VISIBLE_DEVICES left as the scheduler set it
+    rc, lines, _ = dry_run(tmp_path, {"CUDA_VISIBLE_DEVICES": ""})
+    worker = next(line for line in lines if "--shard" in line)
+    assert rc == 0 and worker.split()[1:4] == ["-m", "vptracker", "infer"] and "CUDA" not in worker
+
+
+def test_decoding_is_stated_not_inherited_from_the_checkpoint(tiny_model, tmp_path):
+    """Real Qwen2.5-VL checkpoints carry repetition_penalty 1.05: it must not apply behind the config's back."""
+    from vptracker.infer.engine import Decoding
+
+    model = tmp_path / "model"
+    model.mkdir()
+    for path in tiny_model.iterdir():
+        if path.name != "generation_config.json":
+            (model / path.name).symlink_to(path)
+    generation = json.loads((tiny_model / "generation_config.json").read_text())
+    generation.update(repetition_penalty=1.05, top_k=1, top_p=0.001, temperature=0.1, do_sample=True)
+    (model / "generation_config.json").write_text(json.dumps(generation))
+    engine = make_engine(model, max_pixels=50176, decoding=Decoding(max_tokens=7))
+    assert engine.checkpoint_generation_config["repetition_penalty"] == 1.05   # reported, and set aside
+    used = engine.swift._prepare_generation_config(engine.request_config)
+    assert (used.repetition_penalty, used.max_new_tokens, used.do_sample) == (1.0, 7, False)
+    assert engine.swift.model.generation_config.eos_token_id == generation["eos_token_id"]
+    sampled = make_engine(model, max_pixels=50176, decoding=Decoding(temperature=0.7, top_p=0.9, top_k=0))
+    used = sampled.swift._prepare_generation_config(sampled.request_config)
+    assert (used.temperature, used.top_p, used.repetition_penalty, used.do_sample) == (0.7, 0.9, 1.0, True)
+    assert used.top_k == len(sampled.swift.tokenizer)     # "no cut", not transformers' default 50
 
 
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])

@@ -13,7 +13,7 @@ from test_infer_loops import H, W, make_sequence
 
 from vptracker.datasets.base import Sequence
 from vptracker.infer import CallableEngine, merge, parse_shard, plan, run_task
-from vptracker.infer.engine import SwiftEngine, make_engine
+from vptracker.infer.engine import Decoding, SwiftEngine, make_engine
 from vptracker.infer.runner import Unit
 
 TASKS = ("vptracker_sot", "omnipt_sot", "omnipt_mot", "omnipt_rmot", "omnipt_caption")
@@ -73,7 +73,9 @@ def killing_engine(fn, after):
 
 
 def snapshot(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every result file (lock files say which process held them last: bookkeeping, not results)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.relative_to(folder).as_posix().startswith(".locks/")}
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -171,8 +173,11 @@ def test_make_engine_errors_are_clear(tmp_path, monkeypatch):
         make_engine(tmp_path / "nope", "qwen2_5_vl")
     with pytest.raises(ValueError, match="backend"):
         make_engine(tmp_path, "qwen2_5_vl", backend="onnx")
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    from vptracker.model_dir import ModelDirError
+
+    with pytest.raises(ModelDirError, match="config.json"):
         make_engine(tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
     import builtins
 
     real_import = builtins.__import__
@@ -279,9 +284,21 @@ def test_vllm_backend_is_selected_by_config_and_wired_to_swift(tmp_path, tiny_mo
 
     created = {}
 
+    class FakeSamplingParams:   # what swift's VllmEngine builds from generation_config.json
+        def __init__(self, temperature=1.0, top_p=1.0, top_k=0, min_p=0.0, repetition_penalty=1.0, max_tokens=16,
+                     stop=None, stop_token_ids=None):
+            self.__dict__.update(locals())
+            del self.__dict__["self"]
+
     class FakeVllm:
         def __init__(self, model, **kwargs):
             created.update(model=model, **kwargs)
+            self.generation_config = FakeSamplingParams(repetition_penalty=1.05, top_k=1, stop=["<|im_end|>"])
+            self.engine_args = types.SimpleNamespace(trust_remote_code=True)   # swift hard-codes True
+            self._prepare_engine()
+
+        def _prepare_engine(self):
+            created["trust_remote_code_at_start"] = self.engine_args.trust_remote_code
 
     monkeypatch.setitem(sys.modules, "vllm", types.ModuleType("vllm"))
     monkeypatch.setitem(swift.infer_engine.__dict__, "VllmEngine", FakeVllm)  # without importing vllm_engine
@@ -291,6 +308,17 @@ def test_vllm_backend_is_selected_by_config_and_wired_to_swift(tmp_path, tiny_mo
     assert created["max_num_seqs"] == 64 and created["use_async_engine"] is True
     assert created["model_type"] == created["template_type"] == "qwen2_5_vl"
     assert created["gpu_memory_utilization"] == 0.5 and created["adapters"] is None
+    assert created["trust_remote_code_at_start"] is False            # vLLM is told, not left to swift's True
+    # decoding is ours: the checkpoint's sampling settings are set aside (its stop tokens kept)
+    assert engine.checkpoint_generation_config == {"repetition_penalty": 1.05, "top_k": 1}
+    assert engine.swift.generation_config.repetition_penalty == 1.0 and engine.swift.generation_config.top_k == 0
+    assert engine.swift.generation_config.stop == ["<|im_end|>"]
+    with pytest.raises(ValueError, match="repetition_penalty"):
+        Decoding.from_config({"repetition_penalty": "nan"})
+    with pytest.raises(ValueError, match="top_p"):
+        Decoding.from_config({"top_p": "abc"})
+    rc = engine.request_config
+    assert (rc.max_tokens, rc.temperature, rc.top_p, rc.top_k, rc.repetition_penalty) == (256, 0.0, 1.0, 0, 1.0)
     # vLLM reads the tokenizer from disk: a checkpoint without the VPTracker tokens is refused clearly
     with pytest.raises(ValueError, match="special tokens"):
         make_engine(tiny_model, backend="vllm", special_tokens=("<template>",))

@@ -274,18 +274,21 @@ class ParsedBox:
 
 
 _NUM = r"[-+]?(?:\d{1,12}(?:\.\d{0,12})?|\.\d{1,12})"
-_SEP = r"\s*[,;\s]\s*"
-_BBOX_EXACT = re.compile(rf"<bbox>\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*</bbox>")
+# Answers are model text of any length, so every pattern must be linear in it: whitespace runs are
+# matched possessively (``\s*+``: no backtracking into them), and no two unbounded repeats that
+# can match the same characters are adjacent (``\s*[,;\s]\s*`` took 21.5 s on 20,000 spaces).
+_SEP = r"(?:\s*+[,;]|\s)\s*+"
+_BBOX_EXACT = re.compile(rf"<bbox>\s*+({_NUM})\s*+,\s*+({_NUM})\s*+,\s*+({_NUM})\s*+,\s*+({_NUM})\s*+</bbox>")
 _BBOX_ANY = re.compile(r"<bbox>(.{0,200}?)</bbox>", re.S)
-_QWEN_BOX = re.compile(rf"<\|box_start\|>\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,?\s*\(\s*({_NUM})\s*,"
-                       rf"\s*({_NUM})\s*\)\s*<\|box_end\|>")
-_PAIRS = re.compile(rf"\(\s*({_NUM})\s*,\s*({_NUM})\s*\)\s*,?\s*\(\s*({_NUM})\s*,\s*({_NUM})\s*\)")
-_BRACKET4 = re.compile(rf"[\[(]\s*({_NUM}){_SEP}({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*[\])]")
-_BARE4 = re.compile(rf"(?<![\w.\-+])({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})\s*,\s*({_NUM})(?![\w.])")
+_QWEN_BOX = re.compile(rf"<\|box_start\|>\s*+\(\s*+({_NUM})\s*+,\s*+({_NUM})\s*+\)\s*+,?\s*+\(\s*+({_NUM})\s*+,"
+                       rf"\s*+({_NUM})\s*+\)\s*+<\|box_end\|>")
+_PAIRS = re.compile(rf"\(\s*+({_NUM})\s*+,\s*+({_NUM})\s*+\)\s*+,?\s*+\(\s*+({_NUM})\s*+,\s*+({_NUM})\s*+\)")
+_BRACKET4 = re.compile(rf"[\[(]\s*+({_NUM}){_SEP}({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*+[\])]")
+_BARE4 = re.compile(rf"(?<![\w.\-+])({_NUM})\s*+,\s*+({_NUM})\s*+,\s*+({_NUM})\s*+,\s*+({_NUM})(?![\w.])")
 # One entry per image: an OmniPT box, a Qwen box-token box or the absent marker, in written order.
 _TOKEN = re.compile(r"<bbox>.{0,200}?</bbox>|<\|box_start\|>.{0,200}?<\|box_end\|>|<None>", re.S)
 _VISIBLE = re.compile(r"[\"']?visible[\"']?\s*:\s*[\"']?\s*(yes|no|true|false)", re.I)
-_JSON_BBOX = re.compile(rf"[\"']?bbox[\"']?\s*:\s*\[\s*({_NUM}){_SEP}({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*\]",
+_JSON_BBOX = re.compile(rf"[\"']?bbox[\"']?\s*+:\s*+\[\s*+({_NUM}){_SEP}({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*+\]",
                         re.I)
 
 

@@ -3,18 +3,23 @@
 Config form: ``vptracker infer --config configs/infer/vptracker_sot.yaml model=DIR root=DIR out=DIR``.
 Direct form: ``vptracker infer --task vptracker_sot --model DIR [--adapter DIR] --dataset otb --root DIR
 --out DIR [--shard i/n]``. Flags override the config file; ``key=value`` overrides override both.
+
+An output folder belongs to one run (see :mod:`vptracker.infer.run_folder`): a folder made with
+another model or other options is refused unless ``--force``. Model folders are data: one whose
+config files name their own code is refused unless ``--trust-remote-code``, which is recorded in
+the run's ``infer_config.<task>.json`` with every decoding parameter.
 """
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 HELP = "track every sequence of a dataset with a model (batched, resumable, sharded)"
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "infer"
+DEFAULT_TASK = "vptracker_sot"
 _FLAGS = ("task", "model", "adapter", "family", "backend", "dataset", "root", "split", "out", "shard", "concurrency",
-          "loop", "max_tokens", "limit", "max_frames")
+          "loop", "max_tokens", "limit", "max_frames", "trust_remote_code")
 
 
 def add_arguments(parser) -> None:
@@ -35,6 +40,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-tokens", dest="max_tokens", type=int)
     parser.add_argument("--limit", type=int, help="only the first N sequences")
     parser.add_argument("--max-frames", dest="max_frames", type=int, help="only the first N frames of each sequence")
+    parser.add_argument("--trust-remote-code", dest="trust_remote_code", action="store_true", default=None,
+                        help="allow a model folder to run its own Python code (its auto_map); off by default: "
+                             "read that code first. Recorded in the run's infer_config.<task>.json")
+    parser.add_argument("--force", action="store_true",
+                        help="--out holds another run's results (other model or options): remove them and track again")
     parser.add_argument("--merge-only", action="store_true",
                         help="only rebuild responses.jsonl / captions.json in --out from finished shards")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
@@ -94,11 +104,34 @@ def _nothing_to_do(request):
     raise RuntimeError("every unit was finished; the engine should not have been called")
 
 
+def describe_run(cfg: dict) -> dict:
+    """The run a config makes: family, task options, decoding, identity and run id (no model loaded)."""
+    from vptracker.infer.engine import Decoding, detect_family
+    from vptracker.infer.run_folder import run_id, run_identity
+    from vptracker.model_dir import check_model_dir
+
+    if not cfg.get("model"):
+        raise ValueError("missing model: pass --model DIR or model=DIR")
+    cfg = {**cfg, "task": cfg.get("task") or DEFAULT_TASK}   # infer.sh and the workers must agree on the id
+    trust = False if cfg.get("trust_remote_code") is None else cfg["trust_remote_code"]
+    if not isinstance(trust, bool):
+        raise ValueError(f"trust_remote_code={trust!r}: expected true or false")  # noqa: TRY004  a setting
+    if Path(cfg["model"]).is_dir() or not cfg.get("family"):
+        check_model_dir(cfg["model"], trust)   # before anything reads the folder: refuses folders naming code
+    family = cfg.get("family") or detect_family(cfg["model"], trust)
+    options = _options(cfg, family)
+    decoding = Decoding.from_config(cfg).to_dict()
+    identity = run_identity(cfg, family, options, decoding)
+    return {"family": family, "options": options, "decoding": decoding, "trust_remote_code": trust,
+            "identity": identity, "run_id": run_id(identity)}
+
+
 def run(args) -> int:
     from vptracker.infer import CallableEngine, get_task, make_engine, merge, parse_shard, plan, run_task
     from vptracker.infer.common import TaskOptions
-    from vptracker.infer.engine import detect_family
+    from vptracker.infer.engine import Decoding
     from vptracker.infer.outputs import atomic_write_text
+    from vptracker.infer.run_folder import claim, shard_marker
     from vptracker.infer.runner import images_per_request, is_finished
 
     cfg = resolve_config(args)
@@ -109,19 +142,24 @@ def run(args) -> int:
         written = merge(out)
         print(f"merged {', '.join(str(p) for p in written.values()) or 'nothing (no finished units)'}")
         return 0
-    task = get_task(cfg.get("task") or "vptracker_sot")
+    task = get_task(cfg.get("task") or DEFAULT_TASK)
     shard = parse_shard(cfg.get("shard"))
-    if not cfg.get("model"):
-        raise ValueError("missing model: pass --model DIR or model=DIR")
+    run = describe_run(cfg)
+    family, options = run["family"], run["options"]
     if cfg.get("cpu_threads"):
         import torch
 
         torch.set_num_threads(int(cfg["cpu_threads"]))
-    family = cfg.get("family") or detect_family(cfg["model"])
-    options = _options(cfg, family)
     sequences = _sequences(cfg)
+    all_units = task.units(sequences)
+    record = {**cfg, "task": task.name, **{k: run[k] for k in ("family", "options", "decoding", "trust_remote_code")},
+              "run_id": run["run_id"], "identity": run["identity"]}
+    state = claim(out, record, [rel for u in all_units for rel in u.outputs], force=bool(getattr(args, "force", False)))
+    print(f"{out}: {state} (run {run['run_id']})", file=sys.stderr)
+    if run["trust_remote_code"]:
+        print(f"trust_remote_code is on: Python code shipped in {cfg['model']} may run", file=sys.stderr)
     concurrency = int(cfg.get("concurrency") or 16)
-    if all(is_finished(u, out) for u in plan(task.units(sequences), shard)):
+    if all(is_finished(u, out) for u in plan(all_units, shard)):
         engine = CallableEngine(_nothing_to_do)   # a finished run restarts without loading the model
     else:
         engine_kwargs = dict(cfg.get("engine_kwargs") or {})
@@ -131,17 +169,17 @@ def run(args) -> int:
         engine = make_engine(
             cfg["model"], family, cfg.get("adapter"), cfg.get("backend") or "transformers",
             max_batch_size=int(cfg.get("max_batch_size") or concurrency),
-            max_tokens=int(cfg.get("max_tokens") or 256), temperature=float(cfg.get("temperature") or 0.0),
+            decoding=Decoding(**run["decoding"]), trust_remote_code=run["trust_remote_code"],
             min_pixels=int(options["min_pixels"]), max_pixels=int(options["max_pixels"]),
             special_tokens=task.special_tokens, torch_dtype=cfg.get("torch_dtype"),
             engine_kwargs=engine_kwargs)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "infer_config.json", json.dumps({**cfg, "family": family, "options": options}, indent=1,
-                                                            default=str) + "\n")
     summary = run_task(task, engine, sequences, out, options, shard=shard, concurrency=concurrency,
                        loop=cfg.get("loop") or "batched", progress=bool(cfg.get("progress", True)))
-    if cfg.get("shard"):  # infer.sh waits for every shard's marker before merging
-        atomic_write_text(out / ".shards" / f"{shard[0]}-of-{shard[1]}.done", f"{len(summary.finished)}\n")
+    if summary.locked:
+        print(f"{len(summary.locked)} units were being tracked by another process on {out} and were left to it "
+              f"(e.g. {summary.locked[0]!r})", file=sys.stderr)
+    if cfg.get("shard") and not summary.locked:  # infer.sh waits for every shard's marker of this run
+        atomic_write_text(shard_marker(out, run["run_id"], shard), f"{len(summary.finished)}\n")
     stats = summary.stats
     print(f"{task.name}: {summary.planned} units in shard {shard[0]}/{shard[1]}, {summary.skipped} already done, "
           f"{len(summary.finished)} tracked; {stats.frames} frames in {stats.wall_s:.1f} s "

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vptracker.boxes import is_valid_xyxy, render_box, xywh_to_xyxy
+from vptracker.boxes import render_box, xywh_to_xyxy
 from vptracker.datasets.base import Sequence, Track
-from vptracker.infer.common import SequenceTracker, TaskOptions, frame_number
+from vptracker.infer.common import SequenceTracker, TaskOptions, frame_box, frame_number
 from vptracker.infer.engine import Request
 from vptracker.prompts import omnipt_instance_caption, omnipt_video_caption
 
@@ -72,12 +72,12 @@ class CaptionTracker(SequenceTracker):
 
     def _instance_request(self, track) -> Request | None:
         visible = [t for t in np.flatnonzero(track.visible)
-                   if is_valid_xyxy(xywh_to_xyxy(track.boxes[t]), self.seq.width, self.seq.height)]
+                   if frame_box(xywh_to_xyxy(track.boxes[t]), self.seq.width, self.seq.height) is not None]
         if not visible:
             return None
         idx = spread(int(visible[0]), int(visible[-1]) + 1, self.options.caption_frames)
-        box = render_box(self.cmap.to_model(xywh_to_xyxy(track.boxes[idx[0]])), self.cmap.decimals,
-                         self.options.grammar)
+        first = frame_box(xywh_to_xyxy(track.boxes[idx[0]]), self.seq.width, self.seq.height)  # in the image
+        box = render_box(self.cmap.to_model(first), self.cmap.decimals, self.options.grammar)
         return Request.user(omnipt_instance_caption(len(idx), box), [str(self.seq.frames[i]) for i in idx],
                             frames=idx, query="instance_caption", track_id=int(track.id))
 

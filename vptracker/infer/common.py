@@ -77,21 +77,37 @@ def answer_box(model_xyxy: Seq[float] | None, cmap: CoordMap) -> Box | None:
         frame = cmap.to_frame(model_xyxy)
     except (TypeError, ValueError, ZeroDivisionError, OverflowError):
         return None
-    if not is_valid_xyxy(frame, cmap.width, cmap.height):
+    return frame_box(frame, cmap.width, cmap.height)
+
+
+def frame_box(box: Seq[float], width: float, height: float) -> Box | None:
+    """A frame box clipped to the image, or None when it is unusable (not finite, empty, or outside).
+
+    Every box a tracking loop writes or prompts with passes here or through :func:`answer_box`, so
+    none leaves the image.
+    """
+    if not is_valid_xyxy(box, width, height):
         return None
-    clipped = clip_xyxy(frame, cmap.width, cmap.height)
+    clipped = clip_xyxy(box, width, height)
     return clipped if is_valid_xyxy(clipped) else None
 
 
 def initial_box(seq: Sequence) -> Box | None:
-    """The first frame's target box (x1,y1,x2,y2) when annotated and usable, else None."""
+    """The first frame's target box (x1,y1,x2,y2) clipped to the image when usable, else None.
+
+    A ground-truth box partly outside the frame is tracked as the part inside it (the template crop,
+    the outline and every written box stay in the image).
+    """
     if not seq.tracks:
         return None
     track = seq.tracks[0]
     if len(track.boxes) == 0 or not bool(track.visible[0]):
         return None
-    box = xywh_to_xyxy(track.boxes[0])
-    return box if is_valid_xyxy(box, seq.width, seq.height) else None
+    try:
+        box = xywh_to_xyxy(track.boxes[0])
+    except (TypeError, ValueError):
+        return None
+    return frame_box(box, seq.width, seq.height)
 
 
 def frame_number(seq: Sequence, index: int) -> int:

@@ -5,21 +5,27 @@ text per request out) or, for engines that batch continuously, ``await engine.ag
 It never sees a concrete engine, so the same loop runs on a scripted fake in tests, on swift's
 ``TransformersEngine`` (CPU and GPU) and on swift's ``VllmEngine`` (GPU, the ``gpu`` extra).
 
-Decoding is greedy by default. Every image is resized by the engine under ``min_pixels`` /
+Decoding is stated, not inherited: every parameter (:class:`Decoding`: max_tokens, temperature,
+top_p, top_k, repetition_penalty) comes from our config, and the checkpoint's own
+``generation_config.json`` (real Qwen2.5-VL checkpoints carry ``repetition_penalty 1.05``) is set
+aside with a message naming what it held. Greedy by default. Model folders are data: a folder whose
+config files name their own code is refused unless ``trust_remote_code`` is set (see
+:mod:`vptracker.model_dir`). Every image is resized by the engine under ``min_pixels`` /
 ``max_pixels`` passed per request (swift hands them to qwen-vl-utils' ``fetch_image``), and the
 trackers map boxes with :meth:`vptracker.boxes.CoordMap.for_family` under the same two numbers,
 so the model's coordinates and ours agree.
 """
 from __future__ import annotations
 
-import json
 import logging
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, FAMILY_FACTOR
+from vptracker.model_dir import ModelDirError, check_model_dir, remote_code_guard
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +87,106 @@ class CallableEngine:
         return self.generate([request])[0]
 
 
-def detect_family(model_dir: str | Path) -> str:
+def detect_family(model_dir: str | Path, trust_remote_code: bool = False) -> str:
     """The model family (``qwen2_vl``, ``qwen2_5_vl``, ``qwen3_vl``) from ``config.json``."""
     path = Path(model_dir) / "config.json"
-    try:
-        model_type = json.loads(path.read_text()).get("model_type", "")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: expected a model directory with config.json; pass --family "
-                                "for a model that is not on disk") from None
+    if not path.is_file():
+        raise ModelDirError(f"{path}: expected a model directory with config.json; pass --family "
+                            "for a model that is not on disk")
+    model_type = check_model_dir(model_dir, trust_remote_code).get("model_type", "")
     if model_type not in FAMILY_FACTOR:
         raise ValueError(f"{path}: model_type {model_type!r} is not a supported family "
                          f"({', '.join(sorted(FAMILY_FACTOR))}); pass family explicitly")
     return model_type
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """Every decoding parameter, stated (configs/infer/base.yaml); nothing comes from the checkpoint."""
+
+    max_tokens: int = 256
+    temperature: float = 0.0          # 0: greedy
+    top_p: float = 1.0                # 1: no nucleus cut
+    top_k: int = 0                    # 0: no top-k cut
+    repetition_penalty: float = 1.0   # 1: none
+
+    def __post_init__(self):
+        checks = {"max_tokens": self.max_tokens >= 1, "temperature": 0 <= self.temperature < math.inf,
+                  "top_p": 0 < self.top_p <= 1, "top_k": self.top_k >= 0,
+                  "repetition_penalty": 0 < self.repetition_penalty < math.inf}
+        expected = {"max_tokens": ">= 1", "temperature": ">= 0", "top_p": "in (0, 1]", "top_k": ">= 0 (0: off)",
+                    "repetition_penalty": "> 0"}
+        for key, ok in checks.items():
+            if not ok:
+                raise ValueError(f"decoding {key}={getattr(self, key)!r}: expected {expected[key]}")
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> Decoding:
+        """The decoding keys of an inference config (unset keys take the defaults above)."""
+        types = {"max_tokens": int, "temperature": float, "top_p": float, "top_k": int, "repetition_penalty": float}
+        values = {}
+        for key, kind in types.items():
+            if cfg.get(key) is None:
+                continue
+            try:
+                values[key] = kind(cfg[key])
+            except (TypeError, ValueError):
+                raise ValueError(f"decoding {key}={cfg[key]!r}: expected a number ({kind.__name__})") from None
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _vocab_size(swift_engine) -> int:
+    tokenizer = getattr(swift_engine, "tokenizer", None)
+    if tokenizer is not None:
+        return len(tokenizer)
+    config = getattr(getattr(swift_engine, "model", None), "config", None)
+    size = getattr(getattr(config, "text_config", config), "vocab_size", None)
+    if not size:
+        raise ValueError("top_k 0 (no cut) with sampling needs the engine's vocabulary size; set top_k > 0")
+    return int(size)
+
+
+# What a checkpoint's generation config can say about decoding (everything else in it is kept:
+# token ids, cache settings). Each is reset, so only our request's values apply.
+_DECODING_KEYS = ("do_sample", "temperature", "top_p", "top_k", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff",
+                  "repetition_penalty", "encoder_repetition_penalty", "no_repeat_ngram_size", "length_penalty",
+                  "num_beams", "max_new_tokens", "bad_words_ids", "suppress_tokens", "begin_suppress_tokens")
+
+
+def _set_aside_generation_config(swift_engine, backend: str) -> dict:
+    """Replaces the engine's checkpoint generation config by a neutral one; returns what it held.
+
+    swift fills every request parameter left unset (and transformers every ``None``) from it, so a
+    checkpoint's ``repetition_penalty`` or ``top_k`` would otherwise apply behind our config's back.
+    """
+    old = getattr(swift_engine, "generation_config", None)
+    if old is None:
+        return {}
+    if backend == "vllm":   # a vLLM SamplingParams built from generation_config.json
+        # swift reads only `stop` from it besides the sampling values (stop ids come from the template)
+        fresh = type(old)(**({"stop": old.stop} if getattr(old, "stop", None) else {}))
+        held = {k: getattr(old, k) for k in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty",
+                                             "max_tokens") if getattr(old, k, None) != getattr(fresh, k, None)}
+    else:                   # a transformers GenerationConfig, shared with the model
+        import copy
+
+        from transformers import GenerationConfig
+
+        default = GenerationConfig()
+        held = {k: getattr(old, k) for k in _DECODING_KEYS if getattr(old, k, None) != getattr(default, k, None)}
+        fresh = copy.deepcopy(old)
+        for key in _DECODING_KEYS:
+            setattr(fresh, key, getattr(default, key, None))
+        if getattr(swift_engine, "model", None) is not None:
+            swift_engine.model.generation_config = fresh
+    swift_engine.generation_config = fresh
+    if held:
+        log.warning("the checkpoint's generation config sets %s; ignored: decoding comes from the config (%s)",
+                    ", ".join(f"{k}={v!r}" for k, v in sorted(held.items())), "configs/infer/base.yaml")
+    return held
 
 
 class SwiftEngine:
@@ -100,14 +194,22 @@ class SwiftEngine:
 
     def __init__(self, swift_engine, family: str, *, max_tokens: int = 256, temperature: float = 0.0,
                  min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS,
-                 backend: str = "transformers"):
+                 backend: str = "transformers", decoding: Decoding | None = None):
         from swift import RequestConfig
 
         self.swift = swift_engine
         self.family = family
         self.backend = backend
         self.min_pixels, self.max_pixels = int(min_pixels), int(max_pixels)
-        self.request_config = RequestConfig(max_tokens=max_tokens, temperature=temperature)
+        self.decoding = decoding or Decoding(max_tokens=max_tokens, temperature=temperature)
+        # every field set, so swift leaves none to the checkpoint
+        request = self.decoding.to_dict()
+        if backend != "vllm" and request["top_k"] == 0 and request["temperature"] > 0:
+            # swift turns top_k 0 into None and transformers then applies its global default 50:
+            # a cut at the whole vocabulary is the stated "no cut"
+            request["top_k"] = _vocab_size(swift_engine)
+        self.request_config = RequestConfig(**request)
+        self.checkpoint_generation_config = _set_aside_generation_config(swift_engine, backend)
         self._failures = 0
 
     def _swift_request(self, request: Request):
@@ -160,13 +262,16 @@ def make_engine(model_dir: str | Path, family: str | None = None, adapter: str |
                 backend: str = "transformers", *, max_batch_size: int = 16, max_tokens: int = 256,
                 temperature: float = 0.0, min_pixels: int = DEFAULT_MIN_PIXELS,
                 max_pixels: int = DEFAULT_MAX_PIXELS, special_tokens: Sequence[str] = (),
-                torch_dtype: str | None = None, engine_kwargs: dict | None = None) -> SwiftEngine:
+                torch_dtype: str | None = None, engine_kwargs: dict | None = None,
+                decoding: Decoding | None = None, trust_remote_code: bool = False) -> SwiftEngine:
     """An :class:`Engine` over ms-swift for a local model directory (and optional LoRA adapter).
 
     ``special_tokens`` are added to the tokenizer as swift's ``new_special_tokens`` do in training
     (a checkpoint that already holds them, like the released VPTracker one, is left unchanged).
     ``backend="vllm"`` needs the ``gpu`` extra; ``engine_kwargs`` go to the swift engine as is
-    (e.g. ``gpu_memory_utilization``, ``tensor_parallel_size``).
+    (e.g. ``gpu_memory_utilization``, ``tensor_parallel_size``). ``decoding`` (default: greedy from
+    ``max_tokens``/``temperature``) states every decoding parameter. A model or adapter folder
+    that names its own code is refused unless ``trust_remote_code``.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
@@ -175,34 +280,50 @@ def make_engine(model_dir: str | Path, family: str | None = None, adapter: str |
         raise FileNotFoundError(f"model directory {model_dir} does not exist")
     if adapter is not None and not Path(adapter).is_dir():
         raise FileNotFoundError(f"adapter directory {adapter} does not exist")
-    family = family or detect_family(model_dir)
+    check_model_dir(model_dir, trust_remote_code)
+    if adapter is not None and not trust_remote_code:
+        from vptracker.model_dir import remote_code_entries
+
+        if code := remote_code_entries(adapter):
+            name = next(iter(code))
+            raise ModelDirError(f"{Path(adapter) / name}: auto_map names code shipped in the adapter folder; "
+                                "refused (pass --trust-remote-code only for a folder whose code you have read)")
+    family = family or detect_family(model_dir, trust_remote_code)
     if family not in FAMILY_FACTOR:
         raise ValueError(f"unknown model family {family!r}; expected one of {sorted(FAMILY_FACTOR)}")
+    decoding = decoding or Decoding(max_tokens=max_tokens, temperature=temperature)
     # Checkpoints trained through our rendering templates name them (vptracker_<family>) in their
     # args.json, which swift reads back when loading; importing the plugin registers them.
     from vptracker.swift_plugin import TEMPLATE_PREFIX
 
     kwargs = dict(engine_kwargs or {})
+    if "trust_remote_code" in kwargs:
+        raise ValueError("engine_kwargs.trust_remote_code: set trust_remote_code (--trust-remote-code) instead")
     if torch_dtype:
         import torch
 
         kwargs["torch_dtype"] = getattr(torch, torch_dtype)
     adapters = [str(adapter)] if adapter is not None else None
-    if backend == "transformers":
-        from swift import TransformersEngine
+    # swift 4.6 loads with trust_remote_code=True whatever it is told: the guard makes that a refusal
+    with remote_code_guard(allowed=trust_remote_code):
+        if backend == "transformers":
+            from swift import TransformersEngine
 
-        if special_tokens:
-            kwargs["new_special_tokens"] = list(special_tokens)
-        # our template: swift's own plus media token ids read from the tokenizer (see swift_plugin)
-        swift_engine = TransformersEngine(str(model_dir), model_type=family, template_type=TEMPLATE_PREFIX + family,
-                                          adapters=adapters, max_batch_size=max_batch_size, **kwargs)
-    else:
-        swift_engine = _vllm_engine(model_dir, family, adapters, max_batch_size, special_tokens, kwargs)
-    return SwiftEngine(swift_engine, family, max_tokens=max_tokens, temperature=temperature,
-                       min_pixels=min_pixels, max_pixels=max_pixels, backend=backend)
+            if special_tokens:
+                kwargs["new_special_tokens"] = list(special_tokens)
+            # our template: swift's own plus media token ids read from the tokenizer (see swift_plugin)
+            swift_engine = TransformersEngine(str(model_dir), model_type=family,
+                                              template_type=TEMPLATE_PREFIX + family, adapters=adapters,
+                                              max_batch_size=max_batch_size, **kwargs)
+        else:
+            swift_engine = _vllm_engine(model_dir, family, adapters, max_batch_size, special_tokens, kwargs,
+                                        trust_remote_code)
+    return SwiftEngine(swift_engine, family, min_pixels=min_pixels, max_pixels=max_pixels, backend=backend,
+                       decoding=decoding)
 
 
-def _vllm_engine(model_dir: Path, family: str, adapters, max_batch_size: int, special_tokens, kwargs):
+def _vllm_engine(model_dir: Path, family: str, adapters, max_batch_size: int, special_tokens, kwargs,
+                 trust_remote_code: bool = False):
     try:
         import vllm  # noqa: F401
     except ImportError:
@@ -214,7 +335,7 @@ def _vllm_engine(model_dir: Path, family: str, adapters, max_batch_size: int, sp
         # vLLM reads the tokenizer from disk: new tokens must already be saved with the checkpoint.
         from transformers import AutoTokenizer
 
-        vocab = AutoTokenizer.from_pretrained(str(model_dir)).get_vocab()
+        vocab = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=trust_remote_code).get_vocab()
         missing = [t for t in special_tokens if t not in vocab]
         if missing:
             raise ValueError(f"{model_dir}: tokenizer lacks special tokens {missing}; the vLLM backend "
@@ -223,4 +344,14 @@ def _vllm_engine(model_dir: Path, family: str, adapters, max_batch_size: int, sp
     kwargs.setdefault("use_async_engine", True)
     if adapters:
         kwargs.setdefault("enable_lora", True)
-    return VllmEngine(str(model_dir), model_type=family, template_type=family, adapters=adapters, **kwargs)
+    class StatedVllmEngine(VllmEngine):
+        """swift hard-codes ``trust_remote_code=True`` in vLLM's engine arguments; ours says what we chose.
+
+        (vLLM loads the model in worker processes, where the in-process guard does not reach.)
+        """
+
+        def _prepare_engine(self) -> None:
+            self.engine_args.trust_remote_code = trust_remote_code
+            super()._prepare_engine()
+
+    return StatedVllmEngine(str(model_dir), model_type=family, template_type=family, adapters=adapters, **kwargs)

@@ -4,11 +4,11 @@ A *unit* is what one tracker handles and what one set of result files holds: a s
 MOT, RMOT (one expression over one video) and captions, a (scene, description) pair over all its
 views for CRMOT. A unit is finished when all its files exist (they are written atomically), so a
 restarted run skips it. ``--shard i/n`` gives each worker a share of the units, longest first,
-balanced by frame count.
+balanced by frame count. A unit is tracked under a file lock (``.locks/``), so two processes on one
+output folder never track the same unit: the second skips it and says so.
 """
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -18,14 +18,18 @@ from vptracker.datasets.base import Sequence
 from vptracker.infer.caption import CaptionTracker
 from vptracker.infer.common import TaskOptions
 from vptracker.infer.engine import Engine
+from vptracker.infer.locks import LOCKS_DIR, release, try_lock
 from vptracker.infer.loop import LoopStats, run_async, run_batched
 from vptracker.infer.multi import OmniMOT, OmniReferring
 from vptracker.infer.outputs import (
     CAPTION_DIR,
     atomic_write_text,
     crmot_text,
+    json_text,
     merge,
     mot_text,
+    path_part,
+    safe_name,
     sot_text,
     write_responses_part,
 )
@@ -55,13 +59,9 @@ class Task:
     default_scale: str = "norm1000"
 
 
-def _path_part(text: str) -> str:
-    return text.replace("/", "_").replace("\\", "_").strip() or "_"
-
-
 def _per_sequence(suffix: str) -> Callable[[list[Sequence]], list[Unit]]:
     def units(sequences):
-        return [Unit(s.name, [s], [f"{_path_part(s.name)}{suffix}"]) for s in sequences]
+        return [Unit(s.name, [s], [f"{path_part(s.name)}{suffix}"]) for s in sequences]
     return units
 
 
@@ -70,8 +70,8 @@ def _rmot_units(sequences):
     for s in sequences:
         video = str(s.meta.get("video") or s.scene or s.name)
         expression = str(s.meta.get("expression") or s.name)
-        rel = f"{_path_part(video)}/predict.txt" if expression == video else \
-            f"{_path_part(video)}/{_path_part(expression)}/predict.txt"
+        rel = f"{path_part(video)}/predict.txt" if expression == video else \
+            f"{path_part(video)}/{path_part(expression)}/predict.txt"
         out.append(Unit(s.name, [s], [rel], s.language))
     return out
 
@@ -87,7 +87,7 @@ def _crmot_units(sequences):
     for (scene, description), views in sorted(groups.items()):
         views = sorted(views, key=lambda v: str(v.view or v.name))
         key = f"{scene}_{description}"
-        units.append(Unit(key, views, [f"{_path_part(key)}/{_path_part(str(v.view or v.name))}.txt" for v in views],
+        units.append(Unit(key, views, [f"{path_part(key)}/{path_part(str(v.view or v.name))}.txt" for v in views],
                           description))
     return units
 
@@ -110,7 +110,7 @@ def _write_crmot(tracker, unit: Unit, out_dir: Path) -> None:
 
 
 def _write_caption(tracker, unit: Unit, out_dir: Path) -> None:
-    atomic_write_text(out_dir / unit.outputs[0], json.dumps(tracker.result(), indent=1, ensure_ascii=False) + "\n")
+    atomic_write_text(out_dir / unit.outputs[0], json_text(tracker.result(), indent=1) + "\n")
 
 
 TASKS: dict[str, Task] = {}
@@ -134,7 +134,7 @@ register_task(Task("omnipt_rmot", _rmot_units, lambda u, o: OmniReferring(u.key,
                    _write_rmot))
 register_task(Task("omnipt_crmot", _crmot_units, lambda u, o: OmniReferring(u.key, u.sequences, u.language, o),
                    _write_crmot))
-register_task(Task("omnipt_caption", lambda seqs: [Unit(s.name, [s], [f"{CAPTION_DIR}/{_path_part(s.name)}.json"])
+register_task(Task("omnipt_caption", lambda seqs: [Unit(s.name, [s], [f"{CAPTION_DIR}/{path_part(s.name)}.json"])
                                                    for s in seqs],
                    lambda u, o: CaptionTracker(u.sequences[0], o), _write_caption))
 
@@ -190,9 +190,15 @@ def is_finished(unit: Unit, out_dir: Path) -> bool:
 @dataclass
 class RunSummary:
     planned: int = 0
-    skipped: int = 0
+    skipped: int = 0                                   # finished before this run started
     finished: list[str] = field(default_factory=list)
+    locked: list[str] = field(default_factory=list)    # being tracked by another process: left to it
+    merged: bool = False
     stats: LoopStats = field(default_factory=LoopStats)
+
+
+def unit_lock_path(out_dir: Path, unit: Unit) -> Path:
+    return out_dir / LOCKS_DIR / f"{safe_name(unit.key)}.lock"
 
 
 def run_task(task: str | Task, engine: Engine, sequences: Iterable[Sequence], out_dir: str | Path,
@@ -213,9 +219,19 @@ def run_task(task: str | Task, engine: Engine, sequences: Iterable[Sequence], ou
     todo = [u for u in units if not is_finished(u, out_dir)]
     summary = RunSummary(planned=len(units), skipped=len(units) - len(todo))
     by_tracker: dict[int, Unit] = {}
+    held: dict[str, int] = {}   # unit key -> lock descriptor
 
     def trackers():
         for unit in todo:  # built lazily: only `concurrency` sequences hold state at a time
+            fd = try_lock(unit_lock_path(out_dir, unit))
+            if fd is None:      # another process is tracking it
+                summary.locked.append(unit.key)
+                continue
+            if is_finished(unit, out_dir):   # another process finished it since we looked
+                release(fd)
+                summary.skipped += 1
+                continue
+            held[unit.key] = fd
             tracker = task.tracker(unit, options)
             by_tracker[id(tracker)] = unit
             yield tracker
@@ -224,8 +240,9 @@ def run_task(task: str | Task, engine: Engine, sequences: Iterable[Sequence], ou
 
     def on_finish(tracker) -> None:
         unit = by_tracker.pop(id(tracker))
-        write_responses_part(out_dir, unit.key, tracker.responses)
+        write_responses_part(out_dir, unit.key, tracker.responses, task.name)
         task.write(tracker, unit, out_dir)   # outputs last: their existence marks the unit done
+        release(held.pop(unit.key, None))
         summary.finished.append(unit.key)
         if bar is not None:
             bar.update(1)
@@ -240,10 +257,14 @@ def run_task(task: str | Task, engine: Engine, sequences: Iterable[Sequence], ou
     try:
         summary.stats = runner(engine, trackers(), concurrency=concurrency, on_finish=on_finish, on_step=on_step)
     finally:
+        for fd in held.values():
+            release(fd)
         if bar is not None:
             bar.close()
-    if merge_outputs if merge_outputs is not None else shard[1] == 1:
+    # the last process to finish merges: with units left to another, that is the other one
+    if (merge_outputs if merge_outputs is not None else shard[1] == 1) and all(is_finished(u, out_dir) for u in units):
         merge(out_dir)
+        summary.merged = True
     return summary
 
 

@@ -129,7 +129,9 @@ def render_sequence(seq: Sequence, prediction: str | Path, out_dir: str | Path, 
     frames = [draw_frame(seq, t, kind, pred, max_width) for t in range(0, n, max(1, stride))]
     if not frames:
         raise ValueError(f"{seq.name}: no frames to draw")
-    stem = seq.name.replace("/", "_")
+    from vptracker.infer.outputs import path_part
+
+    stem = path_part(seq.name)
     picks = sorted(set(np.rint(np.linspace(0, len(frames) - 1, min(sheet_frames, len(frames)))).astype(int).tolist()))
     sheet_path = out_dir / f"{stem}_sheet.png"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -139,12 +141,15 @@ def render_sequence(seq: Sequence, prediction: str | Path, out_dir: str | Path, 
 
 def find_prediction(pred_dir: str | Path, seq: Sequence) -> Path | None:
     """Where this package writes a sequence's result: ``<name>.txt`` or ``<video>/<expr>/predict.txt``."""
+    from vptracker.infer.outputs import path_part
+
     pred_dir = Path(pred_dir)
-    video = str(seq.meta.get("video") or seq.scene or seq.name)
-    expression = str(seq.meta.get("expression") or seq.name)
-    for candidate in (pred_dir / f"{seq.name}.txt", pred_dir / video / expression / "predict.txt",
-                      pred_dir / seq.name / "predict.txt",
-                      pred_dir / f"{seq.scene}_{seq.language}" / f"{seq.view}.txt"):
+    video = path_part(seq.meta.get("video") or seq.scene or seq.name)
+    expression = path_part(seq.meta.get("expression") or seq.name)
+    name = path_part(seq.name)
+    for candidate in (pred_dir / f"{name}.txt", pred_dir / video / expression / "predict.txt",
+                      pred_dir / name / "predict.txt",
+                      pred_dir / path_part(f"{seq.scene}_{(seq.language or '').strip()}") / f"{path_part(seq.view)}.txt"):
         if candidate.is_file():
             return candidate
     return None
