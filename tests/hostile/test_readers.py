@@ -321,7 +321,7 @@ def test_cli_reports_a_malformed_file_in_one_line_and_exits_2(tmp_path, capsys, 
              "visualize": ["--pred", str(tmp_path)]}[command]
     assert main([command, *common, *extra]) == 2
     err = capsys.readouterr().err
-    assert err == f"vptracker {command}: {files['gt']}:2: expected 4 numbers, all finite, got '12,9,inf,16'\n"
+    assert err == f"vptracker {command}: error: {files['gt']}:2: expected 4 numbers, all finite, got '12,9,inf,16'\n"
 
 
 def test_boxes_past_the_image_border_are_reported_not_silent(tmp_path):

@@ -55,15 +55,16 @@ def test_a_model_folder_with_an_auto_map_is_refused_by_the_engine_without_runnin
 
 
 def test_vptracker_infer_refuses_a_code_carrying_model_before_anything_loads(tiny_model, tmp_path, marker,
-                                                                            shared_data):
+                                                                            shared_data, capsys):
     from vptracker.cli import main
 
     folder = code_carrying_copy(tiny_model, tmp_path / "evil", marker)
     argv = ["infer", "--config", str(CONFIGS / "tiny_cpu.yaml"), "--model", str(folder), "--dataset", "otb",
             "--root", str(shared_data / "otb"), "--out", str(tmp_path / "out"), "--limit", "1", "--max-frames", "2",
             "progress=false"]
-    with pytest.raises(ModelDirError, match="auto_map"):
-        main(argv)
+    assert main(argv) == 2  # bad input: one line, exit 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "auto_map" in err and "--trust-remote-code" in err
     assert not (tmp_path / "out").exists()
 
 

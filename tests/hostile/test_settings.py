@@ -137,7 +137,7 @@ def test_auto_map_model_folder_is_refused_before_anything_runs(capsys, tmp_path,
     for extra in (["--dry-run"], []):
         rc, _, err = _train(capsys, *extra, *common)
         assert rc == 2 and len(err.splitlines()) == 1, err
-        assert f"key 'model.path': {model / where}: names custom code (auto_map" in err and "--trust-remote-code" in err
+        assert f"key 'model.path': {model / where}: auto_map names code" in err and "--trust-remote-code" in err
     assert not (model / "CODE_RAN").exists() and not (tmp_path / "run").exists()
     rc, out, _ = _train(capsys, "--dry-run", "--trust-remote-code", *common)
     assert rc == 0 and "# trust_remote_code: true" in out
