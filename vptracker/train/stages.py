@@ -169,6 +169,10 @@ def load_stage(stage: str | Path, overrides: Iterable[str] = (), config_dir: Pat
             raise StageConfigError(f"{path}: key 'model_preset': unknown preset {preset_name!r}; available: {known}")
         preset = load_yaml(preset_file)
         merged["swift"] = _merge(merged.get("swift") or {}, preset.pop("swift", None) or {})
+        # A preset's rollout/clip settings (e.g. the 72B's vLLM tensor parallelism) reach the stages that use them.
+        for block, kind in (("rollout", "grpo"), ("clip", "midtrain")):
+            if (extra := preset.pop(block, None)) and probe.get("kind") == kind:
+                merged[block] = _merge(merged.get(block) or {}, extra)
         merged["model"] = _merge(preset, merged.get("model") or {})
     cfg = StageConfig(path.stem, path, overrides, apply_overrides(merged, overrides))
     cfg.name = str(cfg.data.get("stage") or path.stem)
