@@ -15,9 +15,11 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# Source releases that build without compiling anything: DeepSpeed publishes no wheels, and its
-# CUDA ops are compiled at first use (DS_BUILD_OPS=0 by default), not at install time.
-PURE_PYTHON_SDISTS = {"deepspeed"}
+# Source releases that install without a compiler. DeepSpeed publishes no wheels; its CUDA ops are
+# compiled at first use (DS_BUILD_OPS=0 by default), not at install time. ms-swift's own stack (the
+# CPU install, not the gpu extra) brings oss2 and transformers-stream-generator (pure Python) and
+# crcmod (its C extension is optional: without a compiler it installs its pure-Python module).
+PURE_PYTHON_SDISTS = {"deepspeed", "oss2", "crcmod", "transformers-stream-generator"}
 PINNED = {"vllm": "0.32.0", "deepspeed": "0.19.8", "torch": "2.13.0"}
 
 
@@ -43,3 +45,17 @@ def test_gpu_extra_resolves_from_wheels_under_the_constraints(tmp_path):
              if not item["download_info"]["url"].endswith(".whl")
              and item["metadata"]["name"].lower() not in PURE_PYTHON_SDISTS | {"vptracker"}]
     assert not built, f"would be compiled from source: {built}"
+
+
+def test_flash_attention_falls_back_to_sdpa_when_not_built(monkeypatch):
+    import importlib.util
+
+    from vptracker.attn import usable_attn_impl
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "flash_attn" else real(name, *a))
+    with pytest.warns(UserWarning, match="flash_attn package is not installed.*'sdpa'"):
+        assert usable_attn_impl("flash_attn") == "sdpa"
+    assert usable_attn_impl("sdpa") == "sdpa" and usable_attn_impl(None) is None
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    assert usable_attn_impl("flash_attn") == "flash_attn"
