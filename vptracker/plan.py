@@ -14,7 +14,8 @@ naming the setting to change. The counts are exact (:mod:`vptracker.model_shapes
 * activations per micro-batch of ``b`` sequences of ``s`` tokens, in ``torch_dtype`` (flash
   attention or SDPA: no ``s^2`` term): per decoder layer and token, the tensors autograd keeps
   (``ACT_ELEMENTS``); with gradient checkpointing only each layer's input, plus one layer recomputed;
-  the output layer's logits ``b * s * vocab`` in dtype + a float32 copy + float32 log-softmax.
+  the output layer's logits ``b * s * vocab`` in dtype, a float32 copy (for half precision), the
+  float32 log-softmax kept for backward, its gradient and the logits' gradient (measured on CPU).
 * vLLM: its whole budget is ``gpu_memory_utilization * GPU``, which must hold the weights split over
   ``tensor_parallel_size`` GPUs, a KV cache for one ``max_model_len`` sequence and its profile run.
 """
@@ -30,7 +31,7 @@ GB = 1e9
 CUDA_RESERVE = 2 * GB        # CUDA context, NCCL buffers and allocator slack per process
 VLLM_PROFILE = 2 * GB        # vLLM's profile run, CUDA graphs and sampler buffers (its own reserve)
 ADAM_BYTES = 12              # fp32 master weights + exp_avg + exp_avg_sq, per trainable parameter
-LOGIT_BYTES_EXTRA = 4 + 4    # float32 upcast of the logits + float32 log-softmax kept for backward
+LOGIT_BYTES_EXTRA = 3 * 4    # float32 log-softmax kept for backward, its gradient, the logits' gradient
 DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "float32": 4, None: 2}
 
 
@@ -190,7 +191,8 @@ def activations(s: ModelShapes, batch: int, tokens: int, logit_tokens: int, dtyp
     else:
         lines = [Line("activations", s.layers * layer_bytes,
                       f"{s.layers} layers x {batch}x{tokens} tokens x {per_layer} values (no checkpointing)")]
-    lines.append(Line("logits", batch * logit_tokens * s.vocab * (dtype_bytes + LOGIT_BYTES_EXTRA),
+    upcast = 4 if dtype_bytes < 4 else 0  # the loss reads the logits in float32
+    lines.append(Line("logits", batch * logit_tokens * s.vocab * (dtype_bytes + upcast + LOGIT_BYTES_EXTRA),
                       f"{batch}x{logit_tokens} tokens x vocab {s.vocab}"))
     vis = batch * vision_patches * vision_act_elements(s) * dtype_bytes
     if vision_patches:
