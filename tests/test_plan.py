@@ -183,3 +183,14 @@ def test_clip_builds_training_arguments_before_the_model(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="stop"):
         clip.build_trainer({"family": "qwen2_5_vl", "model": str(tmp_path), "output_dir": str(tmp_path)})
     assert calls == ["training_arguments"]
+
+
+def test_check_before_run_raises_on_the_former_72b_settings_and_skips_cpu_profiles():
+    from vptracker.plan import PlanError
+    from vptracker.plan_run import check_before_run
+
+    bad = load_stage("stage4_iou_grpo", ["model_preset=qwen2_5_vl_72b", "rollout.vllm_tensor_parallel_size=1"])
+    with pytest.raises(PlanError, match="set rollout.vllm_tensor_parallel_size to 8"):
+        check_before_run(bad, C3)
+    assert check_before_run(load_stage("stage4_iou_grpo", ["model_preset=qwen2_5_vl_72b"]), C3).fits
+    assert check_before_run(load_stage("stage3_sft", ["profile=cpu"]), C3) is None

@@ -244,3 +244,24 @@ def plan_infer(cfg: dict, cluster: Cluster, model: str | None = None,
     plan.check()
     return plan
 
+
+
+def check_before_run(cfg, cluster: Cluster | None = None) -> Plan | None:
+    """What the stage runner calls before it launches anything (and prints under ``--dry-run``).
+
+    GPU runs only (the ``gpu`` profile): raises :class:`vptracker.plan.PlanError` with the rendered
+    plan when it cannot fit. Returns None, after saying why, when there is no config.json to plan
+    with (a hub id that is not a preset's and no local directory).
+    """
+    from vptracker.plan import PlanError
+
+    if (cfg.get("profile") or "gpu") != "gpu":
+        return None
+    try:
+        plan = plan_stage(cfg, cluster or Cluster.from_env())
+    except ValueError as err:
+        print(f"plan: skipped ({err})")
+        return None
+    if not plan.fits:
+        raise PlanError(plan.render())
+    return plan

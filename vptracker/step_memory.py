@@ -10,6 +10,7 @@ the step), next to what :func:`vptracker.plan_run.plan_stage` plans for the same
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import re
 import sys
@@ -56,8 +57,11 @@ def measure(preset: str, layers: int, vision_layers: int, tokens: int, side: int
     ctypes.CDLL("libc.so.6").malloc_trim(0)  # what model building freed goes back to the system
     before = _status("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM: the peak from here on is the step's
-    out = model(input_ids=ids, attention_mask=torch.ones_like(ids), pixel_values=pixels,
-                image_grid_thw=torch.tensor([[1, grid, grid]]), labels=ids.clone())
+    inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "pixel_values": pixels,
+              "image_grid_thw": torch.tensor([[1, grid, grid]]), "labels": ids.clone()}
+    if "mm_token_type_ids" in inspect.signature(model.get_base_model().forward).parameters:
+        inputs["mm_token_type_ids"] = (ids == image_pad).long()  # Qwen3-VL: 1 marks image tokens
+    out = model(**inputs)
     out.loss.backward()
     optimizer.step()
     return {"baseline": baseline, "before_step": before, "step_peak": _status("VmHWM"), "visual_tokens": visual}
