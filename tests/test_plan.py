@@ -146,8 +146,11 @@ def test_row_lengths_of_rows_written_by_the_builders(tmp_path):
     assert lengths.max_tokens > lengths.max_visual_tokens + 50  # the prompt's words and the answer's digits
     cfg = load_stage("stage3_sft", ["model_preset=qwen2_5_vl_7b"])
     plan = plan_stage(cfg, C1, lengths=lengths)
-    act = next(ln for ln in plan.phases[0].lines if ln.what == "logits")
-    assert f"1x{lengths.max_tokens} tokens" in act.detail
+    assert 0 < lengths.max_answer_tokens < lengths.max_tokens
+    logits = next(ln for ln in plan.phases[0].lines if ln.what == "logits")
+    assert f"1x{lengths.max_answer_tokens} tokens" in logits.detail  # swift keeps the answer's logits only
+    layers = next(ln for ln in plan.phases[0].lines if ln.what == "activations (layer inputs)")
+    assert f"1x{lengths.max_tokens} tokens" in layers.detail
 
 
 def test_malformed_row_names_file_and_line(tmp_path):

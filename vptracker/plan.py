@@ -14,8 +14,9 @@ naming the setting to change. The counts are exact (:mod:`vptracker.model_shapes
 * activations per micro-batch of ``b`` sequences of ``s`` tokens, in ``torch_dtype`` (flash
   attention or SDPA: no ``s^2`` term): per decoder layer and token, the tensors autograd keeps
   (``ACT_ELEMENTS``); with gradient checkpointing only each layer's input, plus one layer recomputed;
-  the output layer's logits ``b * s * vocab`` in dtype, a float32 copy (for half precision), the
-  float32 log-softmax kept for backward, its gradient and the logits' gradient (measured on CPU).
+  the output layer's logits (only the answer's: ms-swift passes ``logits_to_keep``) in dtype, the
+  loss's float32 log-softmax kept for backward, its gradient, the float32 gradient of the logits
+  and, in half precision, that gradient cast back (16 bytes per logit in float32, measured on CPU).
 * vLLM: its whole budget is ``gpu_memory_utilization * GPU``, which must hold the weights split over
   ``tensor_parallel_size`` GPUs, a KV cache for one ``max_model_len`` sequence and its profile run.
 """
@@ -191,8 +192,8 @@ def activations(s: ModelShapes, batch: int, tokens: int, logit_tokens: int, dtyp
     else:
         lines = [Line("activations", s.layers * layer_bytes,
                       f"{s.layers} layers x {batch}x{tokens} tokens x {per_layer} values (no checkpointing)")]
-    upcast = 4 if dtype_bytes < 4 else 0  # the loss reads the logits in float32
-    lines.append(Line("logits", batch * logit_tokens * s.vocab * (dtype_bytes + upcast + LOGIT_BYTES_EXTRA),
+    cast_back = dtype_bytes if dtype_bytes < 4 else 0  # the float32 gradient cast to a half-precision one
+    lines.append(Line("logits", batch * logit_tokens * s.vocab * (dtype_bytes + cast_back + LOGIT_BYTES_EXTRA),
                       f"{batch}x{logit_tokens} tokens x vocab {s.vocab}"))
     vis = batch * vision_patches * vision_act_elements(s) * dtype_bytes
     if vision_patches:

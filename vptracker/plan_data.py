@@ -26,6 +26,7 @@ class RowLengths:
     max_visual_tokens: int
     max_images: int
     source: str
+    max_answer_tokens: int | None = None  # the assistant turns: the only tokens whose logits swift computes
 
     def describe(self) -> str:
         return (f"{self.rows} rows of {self.source}: at most {self.max_tokens} tokens (mean {self.mean_tokens:.0f}), "
@@ -76,16 +77,18 @@ def row_lengths(data: str | Path, max_pixels: int, factor: int = 28, limit: int 
     lines = [(f, i, line) for f in files for i, line in enumerate(f.read_text().splitlines(), 1) if line.strip()]
     step = max(1, len(lines) // limit)
     sizes: dict = {}
-    totals, max_vis, max_images = [], 0, 0
+    totals, max_vis, max_images, max_answer = [], 0, 0, 0
     for name, lineno, line in lines[::step]:
         try:
             row = json.loads(line)
             images = row.get("images") or []
             vis = sum(visual_tokens(*_image_size(im, name.parent, sizes), max_pixels, factor) for im in images)
-            text = sum(text_tokens(str(m.get("content", ""))) + TEMPLATE_TOKENS for m in row.get("messages", []))
+            turns = [(m.get("role"), text_tokens(str(m.get("content", ""))) + TEMPLATE_TOKENS)
+                     for m in row.get("messages", [])]
         except (json.JSONDecodeError, OSError, AttributeError, TypeError) as err:
             raise ValueError(f"{name}:{lineno}: expected an ms-swift row with messages and images ({err})") from None
-        totals.append(vis + text)
+        totals.append(vis + sum(n for _, n in turns))
+        max_answer = max([max_answer] + [n for role, n in turns if role == "assistant"])
         max_vis, max_images = max(max_vis, vis), max(max_images, len(images))
     source = f"{data} ({len(totals)} of {len(lines)} rows measured)"
-    return RowLengths(len(totals), max(totals), sum(totals) / len(totals), max_vis, max_images, source)
+    return RowLengths(len(totals), max(totals), sum(totals) / len(totals), max_vis, max_images, source, max_answer)

@@ -29,6 +29,7 @@ from vptracker.plan_data import RowLengths, visual_tokens
 SWIFT_DEFAULTS = {"tuner_type": "lora", "lora_rank": 8, "lora_dropout": 0.05, "freeze_llm": False, "freeze_vit": True,
                   "freeze_aligner": True, "per_device_train_batch_size": 1, "gradient_checkpointing": True,
                   "max_length": None, "torch_dtype": "bfloat16", "bf16": None, "fp16": None, "deepspeed": None}
+ANSWER_TOKENS = 2048  # OmniPT's output budget ("at most 2048 output tokens"), when no data is given
 ROLLOUT_DEFAULTS = {"use_vllm": False, "vllm_mode": None, "vllm_gpu_memory_utilization": 0.9,
                     "vllm_tensor_parallel_size": 1, "vllm_max_model_len": None, "sleep_level": 0,
                     "max_completion_length": 512, "beta": 0.04, "offload_model": False, "offload_optimizer": False}
@@ -106,7 +107,13 @@ def plan_stage(cfg, cluster: Cluster, model: str | None = None, lengths: RowLeng
         gathered = 2 * max(s.largest_layer, s.vocab * s.hidden) * dtype
         resident.append(Line("ZeRO-3 gathered weights", gathered, "current + prefetched module"))
     if cfg.kind != "grpo":
-        acts = activations(s, batch, prompt, prompt, dtype, bool(sw["gradient_checkpointing"]),
+        # ms-swift (transformers 5) computes logits from the first labelled token on: the answer.
+        answer = min(prompt, (lengths.max_answer_tokens if lengths and lengths.max_answer_tokens is not None
+                              else ANSWER_TOKENS))
+        if not lengths:
+            plan.notes.append(f"no data given: answers are taken to be at most {ANSWER_TOKENS} tokens (OmniPT's "
+                              f"output budget); the logits cover them")
+        acts = activations(s, batch, prompt, answer, dtype, bool(sw["gradient_checkpointing"]),
                            not full and float(sw["lora_dropout"]) > 0, patches, "vision" in _parts(sw, full))
         plan.phases.append(Phase("training step", resident + acts + [Line("CUDA reserve", CUDA_RESERVE)],
                                  cluster.gpu_mem, _train_fix(train, sw)))
@@ -169,7 +176,9 @@ def _train_fix(train: Training, sw: dict) -> str:
                "swift.max_length / per_device_train_batch_size"
     if not sw["gradient_checkpointing"]:
         return "set swift.gradient_checkpointing true"
-    return "lower swift.max_length or per_device_train_batch_size, or add GPUs (NNODES)"
+    change = "lower swift.max_length or per_device_train_batch_size, or add GPUs (NNODES)"
+    return f"set swift.tuner_type lora (no full optimizer states), or {change}" if sw["tuner_type"] == "full" \
+        else change
 
 
 def _clip_phase(s: ModelShapes, clip: dict, cluster: Cluster, plan: Plan) -> Phase:

@@ -80,7 +80,7 @@ def planned(preset: str, layers: int, vision_layers: int, tokens: int, visual_to
         cfg = load_stage("stage3_sft", ["profile=cpu", f"model={tmp}", f"swift.max_length={tokens}",
                                         "swift.lora_rank=16", "swift.lora_dropout=0.05",
                                         "swift.per_device_train_batch_size=1"])
-        plan = plan_stage(cfg, Cluster(1, 1, 1000 * GB), tmp, RowLengths(1, tokens, tokens, visual_tokens, 1, "one row"))
+        plan = plan_stage(cfg, Cluster(1, 1, 1000 * GB), tmp, RowLengths(1, tokens, tokens, visual_tokens, 1, "one row", tokens))
     return sum(line.bytes for line in plan.phases[0].lines if line.what != "CUDA reserve")
 
 
