@@ -197,3 +197,18 @@ def test_check_before_run_raises_on_the_former_72b_settings_and_skips_cpu_profil
         check_before_run(bad, C3)
     assert check_before_run(load_stage("stage4_iou_grpo", ["model_preset=qwen2_5_vl_72b"]), C3).fits
     assert check_before_run(load_stage("stage3_sft", ["profile=cpu"]), C3) is None
+
+
+def test_row_lengths_of_rows_prepared_from_real_frames(shared_data, tmp_path):
+    from PIL import Image
+
+    from vptracker.tasks.prepare import direct_config, prepare
+
+    prepare(direct_config("otb", str(shared_data / "otb"), "omnipt_sot", "6", 0, str(tmp_path)), progress=False)
+    lengths = row_lengths(tmp_path, 506464)
+    rows = [json.loads(line) for f in tmp_path.glob("*.jsonl") for line in f.read_text().splitlines()]
+    expected = max(sum(visual_tokens(*Image.open(p).size, 506464) for p in row["images"]) for row in rows)
+    assert lengths.rows == len(rows) == 6 and lengths.max_images == 16
+    assert lengths.max_visual_tokens == expected
+    plan = plan_stage(load_stage("stage3_sft", ["model_preset=qwen2_5_vl_7b"]), C1, lengths=lengths)
+    assert plan.fits and not any("no data given" in n for n in plan.notes)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vptracker.model_shapes import ModelShapes, model_shapes, preset_config_path
+from vptracker.config import load_yaml
+from vptracker.model_shapes import PRESET_DIR, ModelShapes, model_shapes
 from vptracker.plan import (
     CUDA_RESERVE,
     DTYPE_BYTES,
@@ -45,8 +46,8 @@ def resolve_model(cfg_model: dict | None, override: str | None, init: str | None
     if override:
         return model_shapes(override)
     path = str((cfg_model or {}).get("path") or "")
-    for preset_file in preset_config_path("x").parent.glob("*.yaml"):
-        if f"path: {path}" in preset_file.read_text():
+    for preset_file in sorted(PRESET_DIR.glob("*.yaml")):  # a hub id names a preset's published config
+        if load_yaml(preset_file).get("path") == path:
             return model_shapes(preset_file.stem)
     raise ValueError(f"no config.json for model {path!r}: pass --model DIR (a directory with config.json) or a preset")
 

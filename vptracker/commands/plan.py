@@ -35,7 +35,7 @@ def run(args) -> int:
     from vptracker.config import load_config
     from vptracker.plan import Cluster
     from vptracker.plan_data import row_lengths
-    from vptracker.plan_run import plan_infer, plan_stage
+    from vptracker.plan_run import plan_infer, plan_stage, resolve_model
 
     cluster = Cluster.from_env(args.nnodes, args.nproc, args.gpu_mem)
     path = Path(args.config)
@@ -52,7 +52,8 @@ def run(args) -> int:
         lengths = None
         if args.data:
             max_pixels = int((cfg.get("swift") or {}).get("max_pixels") or 12845056)
-            lengths = row_lengths(args.data, max_pixels)
+            shapes = resolve_model(cfg.get("model"), args.model, cfg.get("init"))
+            lengths = row_lengths(args.data, max_pixels, shapes.patch * shapes.merge)
             print(f"data: {lengths.describe()}")
         plan = plan_stage(cfg, cluster, args.model, lengths)
     print(plan.render())
