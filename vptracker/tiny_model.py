@@ -211,10 +211,11 @@ def real_width_config(preset: str, layers: int, vision_layers: int) -> dict:
 
 
 def make_real_width_model(preset: str, out: str | Path, layers: int = 2, vision_layers: int = 4,
-                          seed: int = 0, dtype: str = "float32") -> Path:
+                          seed: int = 0, dtype: str = "float32", tokenizer_dir: str | Path | None = None) -> Path:
     """A random-weight model with a preset's real widths and vocabulary size but few layers, so that
     CPU tests run real shapes (window attention, mrope, the 151,936-row output layer). The tokenizer
-    is the small padded BPE above, its special tokens at their real ids (below the real vocab size)."""
+    is ``tokenizer_dir``'s (e.g. the real Qwen one, :mod:`vptracker.qwen_tokenizer`), else the small
+    padded BPE above, its special tokens at their real ids (below the real vocab size)."""
     import torch
     from transformers import AutoModelForImageTextToText
 
@@ -224,7 +225,13 @@ def make_real_width_model(preset: str, out: str | Path, layers: int = 2, vision_
     family = cfg["model_type"]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    first, _ = _tokenizer(out)
+    if tokenizer_dir:
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out)
+        first = FIRST_SPECIAL_ID
+    else:
+        first, _ = _tokenizer(out)
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(hf_config(cfg), dtype=getattr(torch, dtype))
     _processor(family, out, out, cfg["vision_config"].get("spatial_merge_size", 2))

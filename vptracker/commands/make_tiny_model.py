@@ -18,9 +18,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--vision-depth", "--vision-layers", dest="vision_depth", type=int, default=None,
                         help="ViT layers (default: 2 for --family, 4 for --preset)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tokenizer", help="--preset only: a tokenizer directory to use (e.g. the real Qwen one "
+                                            "written by `python -m vptracker.qwen_tokenizer --out DIR`)")
     parser.add_argument("--compact-vocab", action="store_true",
                         help="--family only: special tokens right after the small BPE (~640 rows, not 151,680); "
-                             "needs the vptracker_<family> templates, which the vptracker engines and stage configs use")
+                             "needs the vptracker_<family> templates, which the vptracker engines and stage "
+                             "configs use")
     parser.add_argument("--merge-size", type=int, default=2, choices=(1, 2),
                         help="--family only: the ViT's spatial merge; 1 = one visual token per patch, 4x the tokens "
                              "of a real Qwen-VL (the CPU demo's model.merge_size; use abs or norm boxes with it)")
@@ -30,7 +33,8 @@ def run(args) -> int:
     if args.preset:
         from vptracker.tiny_model import make_real_width_model
 
-        out = make_real_width_model(args.preset, args.out, args.layers, args.vision_depth or 4, args.seed)
+        out = make_real_width_model(args.preset, args.out, args.layers, args.vision_depth or 4, args.seed,
+                                    tokenizer_dir=args.tokenizer)
         print(f"{args.preset} widths, {args.layers} LLM and {args.vision_depth or 4} ViT layers: written to {out}")
         return 0
     from vptracker.tiny_model import make_tiny_model
