@@ -212,3 +212,14 @@ def test_row_lengths_of_rows_prepared_from_real_frames(shared_data, tmp_path):
     assert lengths.max_visual_tokens == expected
     plan = plan_stage(load_stage("stage3_sft", ["model_preset=qwen2_5_vl_7b"]), C1, lengths=lengths)
     assert plan.fits and not any("no data given" in n for n in plan.notes)
+
+
+def test_activations_with_and_without_gradient_checkpointing_agree_across_plans():
+    def act_total(plan):
+        return sum(ln.bytes for ln in plan.phases[-1].lines if ln.what.startswith(("activations", "vision act")))
+
+    on = plan_stage(load_stage("stage3_sft", ["model_preset=qwen2_5_vl_7b"]), C1)
+    off = plan_stage(load_stage("stage3_sft", ["model_preset=qwen2_5_vl_7b", "swift.gradient_checkpointing=false"]), C1)
+    assert act_total(off) > 5 * act_total(on)
+    assert f"with gradient_checkpointing false the activations would take {act_total(off) / GB:.1f} GB" in on.notes
+    assert not off.fits and "set swift.gradient_checkpointing true" in off.refusals[0]

@@ -15,6 +15,7 @@ from vptracker.model_shapes import PRESET_DIR, ModelShapes, model_shapes
 from vptracker.plan import (
     CUDA_RESERVE,
     DTYPE_BYTES,
+    GB,
     Cluster,
     Line,
     Phase,
@@ -22,6 +23,7 @@ from vptracker.plan import (
     Training,
     activations,
     kv_bytes_per_token,
+    split,
     vllm_engine,
 )
 from vptracker.plan_data import RowLengths, visual_tokens
@@ -114,18 +116,22 @@ def plan_stage(cfg, cluster: Cluster, model: str | None = None, lengths: RowLeng
         if not lengths:
             plan.notes.append(f"no data given: answers are taken to be at most {ANSWER_TOKENS} tokens (OmniPT's "
                               f"output budget); the logits cover them")
-        acts = activations(s, batch, prompt, answer, dtype, bool(sw["gradient_checkpointing"]),
-                           not full and float(sw["lora_dropout"]) > 0, patches, "vision" in _parts(sw, full))
+        act_args = (s, batch, prompt, answer, dtype, bool(sw["gradient_checkpointing"]),
+                    not full and float(sw["lora_dropout"]) > 0, patches, "vision" in _parts(sw, full))
+        acts = activations(*act_args)
+        _note_other_checkpointing(plan, act_args)
         plan.phases.append(Phase("training step", resident + acts + [Line("CUDA reserve", CUDA_RESERVE)],
                                  cluster.gpu_mem, _train_fix(train, sw)))
         plan.check()
         return plan
     ro = {**ROLLOUT_DEFAULTS, **{k: v for k, v in (cfg.get("rollout") or {}).items() if v is not None}}
     completion = int(ro["max_completion_length"])
-    acts = activations(s, batch, prompt + completion, completion, dtype, bool(sw["gradient_checkpointing"]),
-                       not full and float(sw["lora_dropout"]) > 0, patches, "vision" in _parts(sw, full))
+    act_args = (s, batch, prompt + completion, completion, dtype, bool(sw["gradient_checkpointing"]),
+                not full and float(sw["lora_dropout"]) > 0, patches, "vision" in _parts(sw, full))
+    acts = activations(*act_args)
+    _note_other_checkpointing(plan, act_args)
     if full and float(ro["beta"]) > 0:  # LoRA's reference model is the base with the adapter off: no copy
-        ref = (train.total_params // (cluster.world if train.zero_stage == 3 else 1)) * dtype
+        ref = split(train.total_params, cluster.world if train.zero_stage == 3 else 1) * dtype
         resident.append(Line("reference model", ref, "full tuning with beta > 0 keeps a frozen copy"))
     colocate = ro["use_vllm"] and ro["vllm_mode"] == "colocate"
     util = float(ro["vllm_gpu_memory_utilization"])
@@ -138,6 +144,15 @@ def plan_stage(cfg, cluster: Cluster, model: str | None = None, lengths: RowLeng
         _plan_vllm(plan, s, cluster, ro, prompt + completion, colocate, resident, vllm_awake, lengths)
     plan.check()
     return plan
+
+
+def _note_other_checkpointing(plan: Plan, act_args: tuple) -> None:
+    """The activations under the other ``gradient_checkpointing`` setting, for comparison."""
+    other = list(act_args)
+    other[5] = not other[5]
+    total = sum(line.bytes for line in activations(*other) if line.what != "logits")
+    plan.notes.append(f"with gradient_checkpointing {str(other[5]).lower()} the activations would take "
+                      f"{total / GB:.1f} GB")
 
 
 def _plan_vllm(plan: Plan, s: ModelShapes, cluster: Cluster, ro: dict, seq_len: int, colocate: bool,
@@ -172,11 +187,11 @@ def _plan_vllm(plan: Plan, s: ModelShapes, cluster: Cluster, ro: dict, seq_len: 
 
 
 def _train_fix(train: Training, sw: dict) -> str:
+    if not sw["gradient_checkpointing"]:
+        return "set swift.gradient_checkpointing true (each layer's activations recomputed in backward)"
     if train.zero_stage is None or train.zero_stage < 3:
         return "set swift.deepspeed to configs/deepspeed/zero3.json (weights split over all GPUs), or lower " \
                "swift.max_length / per_device_train_batch_size"
-    if not sw["gradient_checkpointing"]:
-        return "set swift.gradient_checkpointing true"
     change = "lower swift.max_length or per_device_train_batch_size, or add GPUs (NNODES)"
     return f"set swift.tuner_type lora (no full optimizer states), or {change}" if sw["tuner_type"] == "full" \
         else change
