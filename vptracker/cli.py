@@ -39,8 +39,9 @@ def input_errors() -> tuple[type[BaseException], ...]:
     from vptracker.config import ConfigError
     from vptracker.datasets.base import DatasetFormatError
     from vptracker.model_dir import ModelDirError
+    from vptracker.plan import PlanError
 
-    return ConfigError, ModelDirError, DatasetFormatError
+    return ConfigError, ModelDirError, DatasetFormatError, PlanError
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -182,3 +182,63 @@ def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int 
         {"family": family, "hidden": hidden, "layers": layers, "vision_depth": vision_depth, "seed": seed,
          "compact_vocab": compact_vocab, "vocab_size": vocab_size, "merge_size": merge_size}))
     return out
+
+
+def real_width_config(preset: str, layers: int, vision_layers: int) -> dict:
+    """A preset's published ``config.json`` with only the depths cut: real widths, heads, vocabulary,
+    rope sections; window attention kept (only the last ViT layer attends globally, as each of the
+    real model's full-attention layers closes a window block) and Qwen3-VL's deepstack taps scaled."""
+    from vptracker.model_shapes import read_config
+
+    cfg, _ = read_config(preset)
+    if cfg.get("model_type") not in FAMILIES:
+        raise ValueError(f"preset {preset!r} is a {cfg.get('model_type')} model; real-width models are built for "
+                         f"the Qwen-VL families {FAMILIES}")
+    text = cfg.get("text_config", cfg)
+    text["num_hidden_layers"] = layers
+    if "max_window_layers" in text:
+        text["max_window_layers"] = layers
+    vision = cfg["vision_config"]
+    real_depth = vision["depth"]
+    vision["depth"] = vision_layers
+    if "fullatt_block_indexes" in vision:
+        vision["fullatt_block_indexes"] = [vision_layers - 1]
+    if "deepstack_visual_indexes" in vision:
+        taps = vision["deepstack_visual_indexes"]
+        vision["deepstack_visual_indexes"] = sorted({min(vision_layers - 1, i * vision_layers // real_depth)
+                                                     for i in taps})
+    return cfg
+
+
+def make_real_width_model(preset: str, out: str | Path, layers: int = 2, vision_layers: int = 4,
+                          seed: int = 0, dtype: str = "float32", tokenizer_dir: str | Path | None = None) -> Path:
+    """A random-weight model with a preset's real widths and vocabulary size but few layers, so that
+    CPU tests run real shapes (window attention, mrope, the 151,936-row output layer). The tokenizer
+    is ``tokenizer_dir``'s (e.g. the real Qwen one, :mod:`vptracker.qwen_tokenizer`), else the small
+    padded BPE above, its special tokens at their real ids (below the real vocab size)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from vptracker.model_shapes import hf_config
+
+    cfg = real_width_config(preset, layers, vision_layers)
+    family = cfg["model_type"]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if tokenizer_dir:
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(tokenizer_dir).save_pretrained(out)
+        first = FIRST_SPECIAL_ID
+    else:
+        first, _ = _tokenizer(out)
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_config(hf_config(cfg), dtype=getattr(torch, dtype))
+    _processor(family, out, out, cfg["vision_config"].get("spatial_merge_size", 2))
+    model.generation_config.eos_token_id = [first + 2, first]
+    model.generation_config.pad_token_id = first
+    model.save_pretrained(out)
+    (out / "vptracker_tiny.json").write_text(json.dumps(
+        {"family": family, "preset": preset, "layers": layers, "vision_depth": vision_layers, "seed": seed,
+         "parameters": sum(p.numel() for p in model.parameters())}))
+    return out

@@ -1,30 +1,45 @@
 """vptracker make-tiny-model: a random-weight Qwen-VL model for offline tests and demos."""
 from __future__ import annotations
 
-HELP = "build a tiny random-weight Qwen-VL model, tokenizer and processor offline"
+HELP = "build a tiny (or real-width, few-layer) random-weight Qwen-VL model, tokenizer and processor offline"
 
 
 def add_arguments(parser) -> None:
     from vptracker.tiny_model import FAMILIES
 
-    parser.add_argument("--family", choices=FAMILIES, required=True)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--family", choices=FAMILIES, help="a tiny model of this family (widths from --hidden)")
+    which.add_argument("--preset", help="a model preset of configs/models/ (e.g. qwen2_5_vl_3b): its real widths and "
+                                        "vocabulary size from its published config.json, only --layers / "
+                                        "--vision-layers deep")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--vision-depth", type=int, default=2)
+    parser.add_argument("--hidden", type=int, default=64, help="--family only")
+    parser.add_argument("--layers", type=int, default=2, help="LLM decoder layers")
+    parser.add_argument("--vision-depth", "--vision-layers", dest="vision_depth", type=int, default=None,
+                        help="ViT layers (default: 2 for --family, 4 for --preset)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--tokenizer", help="--preset only: a tokenizer directory to use (e.g. the real Qwen one "
+                                            "written by `python -m vptracker.qwen_tokenizer --out DIR`)")
     parser.add_argument("--compact-vocab", action="store_true",
-                        help="special tokens right after the small BPE (~640 rows, not 151,680); needs the "
-                             "vptracker_<family> templates, which the vptracker engines and stage configs use")
+                        help="--family only: special tokens right after the small BPE (~640 rows, not 151,680); "
+                             "needs the vptracker_<family> templates, which the vptracker engines and stage "
+                             "configs use")
     parser.add_argument("--merge-size", type=int, default=2, choices=(1, 2),
-                        help="the ViT's spatial merge; 1 = one visual token per patch, 4x the tokens of a real "
-                             "Qwen-VL (the CPU demo's model.merge_size; use abs or norm boxes with it)")
+                        help="--family only: the ViT's spatial merge; 1 = one visual token per patch, 4x the tokens "
+                             "of a real Qwen-VL (the CPU demo's model.merge_size; use abs or norm boxes with it)")
 
 
 def run(args) -> int:
+    if args.preset:
+        from vptracker.tiny_model import make_real_width_model
+
+        out = make_real_width_model(args.preset, args.out, args.layers, args.vision_depth or 4, args.seed,
+                                    tokenizer_dir=args.tokenizer)
+        print(f"{args.preset} widths, {args.layers} LLM and {args.vision_depth or 4} ViT layers: written to {out}")
+        return 0
     from vptracker.tiny_model import make_tiny_model
 
-    out = make_tiny_model(args.family, args.out, args.hidden, args.layers, args.vision_depth, args.seed,
+    out = make_tiny_model(args.family, args.out, args.hidden, args.layers, args.vision_depth or 2, args.seed,
                           compact_vocab=args.compact_vocab, merge_size=args.merge_size)
     print(f"tiny {args.family} model written to {out}")
     return 0

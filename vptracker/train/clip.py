@@ -135,20 +135,46 @@ def set_trainable(model, parts: list[str]) -> int:
     return count
 
 
+def training_arguments(cfg: dict):
+    """The Trainer's arguments. Built before the model: with a ZeRO-3 ``deepspeed`` config this
+    registers transformers' DeepSpeed config, so ``from_pretrained`` creates the model inside
+    ``deepspeed.zero.Init`` and each process loads only its shard (a 72B model never fits whole)."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=cfg["output_dir"], learning_rate=float(cfg.get("learning_rate", 1e-5)),
+        # transformers 5 reads a float warmup_steps below 1 as a ratio (warmup_ratio is gone)
+        warmup_steps=float(cfg.get("warmup_ratio", 0.0)), num_train_epochs=float(cfg.get("num_train_epochs", 1)),
+        max_steps=int(cfg.get("max_steps") or -1),
+        per_device_train_batch_size=int(cfg.get("per_device_train_batch_size", 8)),
+        gradient_accumulation_steps=int(cfg.get("gradient_accumulation_steps", 1)),
+        # The loss reaches the ViT through the frozen LLM, whose activations would otherwise all be kept.
+        gradient_checkpointing=bool(cfg.get("gradient_checkpointing", True)),
+        gradient_checkpointing_kwargs={"use_reentrant": False},
+        weight_decay=float(cfg.get("weight_decay", 0.0)), bf16=bool(cfg.get("bf16", False)),
+        deepspeed=cfg.get("deepspeed"), save_steps=int(cfg.get("save_steps", 500)),
+        save_total_limit=cfg.get("save_total_limit"), logging_steps=int(cfg.get("logging_steps", 10)),
+        dataloader_num_workers=int(cfg.get("dataloader_num_workers", 0)), seed=int(cfg.get("seed", 42)),
+        report_to=cfg.get("report_to", "tensorboard"), remove_unused_columns=False, use_cpu=not torch.cuda.is_available(),
+    )
+
+
 def build_trainer(cfg: dict):
-    from transformers import AutoModelForImageTextToText, AutoProcessor, Trainer, TrainingArguments
+    from transformers import AutoModelForImageTextToText, AutoProcessor, Trainer
 
     family = cfg.get("family")
     if family not in QWEN_FAMILIES:
         raise ValueError(f"clip: the CLIP-style stage supports the Qwen-VL families {QWEN_FAMILIES}, got {family!r}")
+    args = training_arguments(cfg)  # first: see its docstring
     trust = cfg.get("trust_remote_code") is True  # off unless the stage config allows it (recorded)
     processor = AutoProcessor.from_pretrained(cfg["model"], trust_remote_code=trust)
     if CLS_TOKEN not in processor.tokenizer.get_vocab():
         processor.tokenizer.add_special_tokens({"additional_special_tokens": [CLS_TOKEN]})
     cls_id = processor.tokenizer.convert_tokens_to_ids(CLS_TOKEN)
-    dtype = getattr(torch, cfg.get("torch_dtype") or "float32")
+    dtype = getattr(torch, cfg.get("torch_dtype") or ("bfloat16" if args.bf16 else "float32"))
     model = AutoModelForImageTextToText.from_pretrained(cfg["model"], dtype=dtype, trust_remote_code=trust)
-    if cls_id >= model.get_input_embeddings().weight.shape[0]:
+    # num_embeddings, not weight.shape: under ZeRO-3 a partitioned weight has shape (0,).
+    if cls_id >= model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(processor.tokenizer), mean_resizing=True)
     if set_trainable(model, list(cfg.get("train") or ["vision", "aligner"])) == 0:
         raise ValueError("clip.train selects no parameters of this model")
@@ -162,19 +188,6 @@ def build_trainer(cfg: dict):
             loss = clip_loss(image_emb, text_emb, temperature)
             return (loss, {"image_emb": image_emb, "text_emb": text_emb}) if return_outputs else loss
 
-    args = TrainingArguments(
-        output_dir=cfg["output_dir"], learning_rate=float(cfg.get("learning_rate", 1e-5)),
-        # transformers 5 reads a float warmup_steps below 1 as a ratio (warmup_ratio is gone)
-        warmup_steps=float(cfg.get("warmup_ratio", 0.0)), num_train_epochs=float(cfg.get("num_train_epochs", 1)),
-        max_steps=int(cfg.get("max_steps") or -1),
-        per_device_train_batch_size=int(cfg.get("per_device_train_batch_size", 8)),
-        gradient_accumulation_steps=int(cfg.get("gradient_accumulation_steps", 1)),
-        weight_decay=float(cfg.get("weight_decay", 0.0)), bf16=bool(cfg.get("bf16", False)),
-        deepspeed=cfg.get("deepspeed"), save_steps=int(cfg.get("save_steps", 500)),
-        save_total_limit=cfg.get("save_total_limit"), logging_steps=int(cfg.get("logging_steps", 10)),
-        dataloader_num_workers=int(cfg.get("dataloader_num_workers", 0)), seed=int(cfg.get("seed", 42)),
-        report_to=cfg.get("report_to", "tensorboard"), remove_unused_columns=False, use_cpu=not torch.cuda.is_available(),
-    )
     dataset = PairDataset(read_pairs(cfg["dataset"]))
     collator = PairCollator(processor, int(cfg.get("max_pixels", 50176)), int(cfg.get("max_caption_tokens", 77)))
     trainer = ClipTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator)

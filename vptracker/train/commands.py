@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vptracker.attn import usable_attn_impl
 from vptracker.config import ConfigError
 from vptracker.train.stages import RENDER_PLUGIN, StageConfig, fill_placeholders, resolve_path
 
@@ -244,6 +245,8 @@ def train_command(cfg: StageConfig, model: str, output_dir: Path, datasets: list
                   must_exist: bool) -> Command:
     model_cfg = cfg["model"]
     swift = dict(cfg.get("swift") or {})
+    if must_exist:  # a real run on this machine: flash attention only where flash_attn is installed
+        swift["attn_impl"] = usable_attn_impl(swift.get("attn_impl"))
     rollout = dict(cfg.get("rollout") or {}) if cfg.kind == "grpo" else {}
     if swift.get("tuner_type", "lora") == "lora" and "target_modules" not in swift and model_cfg.get("target_modules"):
         swift["target_modules"] = model_cfg["target_modules"]

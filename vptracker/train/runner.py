@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from vptracker.plan import Cluster
+from vptracker.plan_run import check_before_run
 from vptracker.train.commands import (
     Command,
     expand_datasets,
@@ -133,9 +135,13 @@ def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = 
     cfg = load_stage(stage, overrides)
     model_check = check_model(cfg, must_exist=not dry_run)
     commands = plan_stage(cfg, env, must_exist=not dry_run)
+    # the memory plan refuses a run that cannot fit before any GPU hour is spent (GPU profile only)
+    memory = check_before_run(cfg, Cluster.from_env(env.get("NNODES"), env.get("NPROC_PER_NODE")))
     output = final_weights(cfg)
     if dry_run:
         echo(dry_run_text(cfg, commands))
+        if memory is not None:
+            echo("\n".join("# " + line for line in memory.render().splitlines()))
         return output
     stage_dir = cfg.stage_dir
     previous = read_manifest(stage_dir) or {}

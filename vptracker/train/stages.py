@@ -175,16 +175,20 @@ def load_stage(stage: str | Path, overrides: Iterable[str] = (), config_dir: Pat
     except ValueError as err:
         raise StageConfigError(f"{path}: {err}") from None
     merged = base
+    kind = _top_value(base, parsed, "kind")
     preset_name = _top_value(base, parsed, "model_preset")
     if preset_name:
         preset = load_yaml(_named_file(path, "model_preset", preset_name, config_dir / "models", "{}.yaml"))
         merged = dict(merged)
         merged["swift"] = _merge(merged.get("swift") or {}, preset.pop("swift", None) or {})
+        # A preset's rollout/clip settings (e.g. the 72B's vLLM tensor parallelism) reach the stages that use them.
+        for block, block_kind in (("rollout", "grpo"), ("clip", "midtrain")):
+            if (extra := preset.pop(block, None)) and kind == block_kind:
+                merged[block] = _merge(merged.get(block) or {}, extra)
         merged["model"] = _merge(preset, merged.get("model") or {})
     profile = _top_value(base, parsed, "profile") or "gpu"
     profile_data = load_yaml(_named_file(path, "profile", profile, config_dir / "stages", "_profile_{}.yaml"))
     # A profile covers every kind of stage; its rollout/clip blocks reach only the stages that use them.
-    kind = _top_value(base, parsed, "kind")
     if kind != "grpo":
         profile_data.pop("rollout", None)
     if kind != "midtrain":
