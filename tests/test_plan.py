@@ -204,7 +204,7 @@ def test_row_lengths_of_rows_prepared_from_real_frames(shared_data, tmp_path):
 
     from vptracker.tasks.prepare import direct_config, prepare
 
-    prepare(direct_config("otb", str(shared_data / "otb"), "omnipt_sot", "6", 0, str(tmp_path)), progress=False)
+    prepare(direct_config("otb", str(shared_data / "otb"), "omnipt_sot", 6, 0, str(tmp_path)), progress=False)
     lengths = row_lengths(tmp_path, 506464)
     rows = [json.loads(line) for f in tmp_path.glob("*.jsonl") for line in f.read_text().splitlines()]
     expected = max(sum(visual_tokens(*Image.open(p).size, 506464) for p in row["images"]) for row in rows)
