@@ -287,7 +287,7 @@ _BRACKET4 = re.compile(rf"[\[(]\s*+({_NUM}){_SEP}({_NUM}){_SEP}({_NUM}){_SEP}({_
 _BARE4 = re.compile(rf"(?<![\w.\-+])({_NUM})\s*+,\s*+({_NUM})\s*+,\s*+({_NUM})\s*+,\s*+({_NUM})(?![\w.])")
 # One entry per image: an OmniPT box, a Qwen box-token box or the absent marker, in written order.
 _TOKEN = re.compile(r"<bbox>.{0,200}?</bbox>|<\|box_start\|>.{0,200}?<\|box_end\|>|<None>", re.S)
-_VISIBLE = re.compile(r"[\"']?visible[\"']?\s*:\s*[\"']?\s*(yes|no|true|false)", re.I)
+_VISIBLE = re.compile(r"[\"']?visible[\"']?\s*+:\s*+[\"']?\s*+(yes|no|true|false)", re.I)
 _JSON_BBOX = re.compile(rf"[\"']?bbox[\"']?\s*+:\s*+\[\s*+({_NUM}){_SEP}({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*+\]",
                         re.I)
 
