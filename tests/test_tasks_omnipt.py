@@ -181,6 +181,17 @@ def test_crmot_views_split_frames_evenly_with_shared_ids(tmp_path):
         assert all(b.box is None for b in person1[6:]) and all(b.box is None for b in person2[3:6])
 
 
+def test_crmot_with_fewer_frames_than_views_takes_one_frame_per_view(tmp_path):
+    rows = {f"View{k}": fx.mot_rows({1: {f: (5 + f, 5 * k, 10, 20) for f in range(1, 5)}}) for k in (1, 2, 3)}
+    fx.write_crtrack(tmp_path, "train", "Gate2", rows, 4, {"a person": [1]}, size=(W, H))
+    seqs = load("crtrack", tmp_path, split="train")
+    where = _frame_of(seqs)
+    for row in _rows("omnipt_crmot_grpo", seqs, n=6, frames=2):
+        assert [where[p][0].view for p in row["images"]] == ["View1", "View2", "View3"]
+        assert len({where[p][1] for p in row["images"]}) == 1
+        assert [len(t) for t in parse_trajectories(row["solution"])] == [3]
+
+
 def test_captions_enumerate_each_unit_once(tmp_path):
     rows = fx.mot_rows({2: {f: (30, 10, 8, 16) for f in range(3, 11)}, 1: {f: (5, 5, 10, 20) for f in range(1, 11)}})
     fx.write_bensmot(tmp_path, "train", "dance", "v1", 10, rows, "Two people dance.",
@@ -225,8 +236,51 @@ def test_grpo_variants_move_the_answer_to_solution(mot):
     for a, b in zip(sft, grpo):
         assert b["messages"] == a["messages"][:1] and b["solution"] == a["messages"][1]["content"]
         assert b["images"] == a["images"]
-    mot_rows = _rows("omnipt_mot_grpo", mot, n=3, frames=4)
-    assert all(len(r["messages"]) == 5 and r["messages"][-1]["role"] == "user" for r in mot_rows)
+    assert all(b["reward_matching"] == "order" for b in grpo)
+
+
+def test_mot_grpo_rewards_every_query(mot):
+    """One GRPO row per query: earlier turns (with their true answers) as context, this answer as solution."""
+    from vptracker.train.rewards import iou_reward
+
+    sft = _rows("omnipt_mot", mot, n=5, seed=2, frames=6)
+    grpo = _rows("omnipt_mot_grpo", mot, n=5, seed=2, frames=6)
+    assert len(grpo) == 3 * len(sft)
+    for k, dialogue in enumerate(sft):
+        rows = grpo[3 * k: 3 * k + 3]
+        assert [len(r["messages"]) for r in rows] == [1, 3, 5]
+        assert [r["reward_matching"] for r in rows] == ["set", "order", "set"]
+        for q, row in enumerate(rows):
+            assert row["messages"] == dialogue["messages"][:2 * q + 1] and row["images"] == dialogue["images"]
+            assert row["solution"] == dialogue["messages"][2 * q + 1]["content"]
+            # the true answer earns full marks, whatever the matching
+            assert iou_reward(row["solution"], row["solution"], row["reward_matching"]) == pytest.approx(2.0)
+    assert any(r["solution"] == no_objects_answer() for r in grpo[2::3])
+
+
+def test_rmot_grpo_rows_score_any_order_of_the_objects(tmp_path):
+    from vptracker.boxes import render_trajectories
+    from vptracker.train.rewards import iou_reward
+
+    labels = {f: {3: (8 + f, 4, 16, 8), 5: (40, 10, 20, 10)} for f in range(6)}
+    fx.write_refer_kitti(tmp_path, "0005", 6, labels, {"cars": {f: [3, 5] for f in range(6)}}, size=(W, H))
+    rows = _rows("omnipt_rmot_grpo", load("refer_kitti_v2", tmp_path, split="test"), n=5, frames=4)
+    for row in rows:
+        trajs = [[p.box for p in t] for t in parse_trajectories(row["solution"])]
+        assert len(trajs) == 2 and row["reward_matching"] == "set"
+        swapped = render_trajectories(trajs[::-1])
+        assert swapped != row["solution"]
+        assert iou_reward(swapped, row["solution"], row["reward_matching"]) == pytest.approx(2.0)
+
+
+def test_prepare_refuses_a_malformed_solution(tmp_path):
+    from vptracker.tasks.base import write_jsonl
+
+    rows = [("s", {"messages": [], "solution": "<bbox>1,2,3,4</bbox>", "reward_matching": "order"}),
+            ("s", {"messages": [], "solution": "no box here", "reward_matching": "set"})]
+    path = tmp_path / "train-x-00000.jsonl"
+    with pytest.raises(ValueError, match=r"train-x-00000.jsonl:2: reward solution holds no box"):
+        write_jsonl(path, rows)
 
 
 def test_option_bounds():

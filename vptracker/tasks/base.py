@@ -78,8 +78,9 @@ class Task:
         """A compact index of one source's sequences; raises ``ValueError`` if nothing is usable."""
         return sequences
 
-    def sample(self, index: Any, rng: random.Random) -> dict | None:
-        """One random row from the index, or ``None`` to ask for another draw."""
+    def sample(self, index: Any, rng: random.Random) -> dict | list[dict] | None:
+        """One random row from the index (or a list of rows drawn together, such as the per-query
+        GRPO rows of one MOT dialogue), or ``None`` to ask for another draw."""
         raise ValueError(f"task {self.name} writes each unit once; use num_samples: all")
 
     def enumerate(self, index: Any) -> Iterator[dict]:
@@ -136,7 +137,8 @@ def draw(task: Task, indices: dict[str, Any], names: list[str], codes: np.ndarra
         else:
             raise ValueError(f"task {task.name}: {MAX_FAILED_DRAWS} draws from source {source!r} "
                              "produced no sample; its sequences do not fit the task's options")
-        yield source, row
+        for one in (row if isinstance(row, list) else [row]):
+            yield source, one
 
 
 def generate(task: Task, indices: dict[str, Any], ratios: dict[str, float], num_samples: int | None,
@@ -155,13 +157,26 @@ def generate(task: Task, indices: dict[str, Any], ratios: dict[str, float], num_
         yield from draw(task, indices, names, order[start:start + shard_size], shard_rng(seed, shard))
 
 
+def check_grpo_row(row: dict, path: Path, line: int) -> None:
+    """Refuses a GRPO row whose ``solution`` the rewards could not score, naming file and line
+    (ms-swift does not catch reward errors: one such row would end a training run)."""
+    from vptracker.train.rewards import check_solution
+
+    try:
+        check_solution(row["solution"], row.get("reward_matching") or "order")
+    except ValueError as err:
+        raise ValueError(f"{path}:{line}: {err}") from None
+
+
 def write_jsonl(path: Path, rows: Iterable[tuple[str, dict]], limit: int | None = None) -> dict[str, int]:
     """Writes up to ``limit`` rows to ``path``, buffered; returns the count per source."""
     encode = msgspec.json.Encoder().encode
     counts: dict[str, int] = {}
     with open(path, "wb") as handle:
         buffer: list[bytes] = []
-        for source, row in itertools.islice(rows, limit):
+        for line, (source, row) in enumerate(itertools.islice(rows, limit), 1):
+            if "solution" in row:
+                check_grpo_row(row, path, line)
             buffer.append(encode(row) + b"\n")
             counts[source] = counts.get(source, 0) + 1
             if len(buffer) >= 4096:
