@@ -210,6 +210,28 @@ def test_captions_enumerate_each_unit_once(tmp_path):
     assert np.allclose(box, (30, 10, 38, 26), atol=0.1)
 
 
+def test_grounding_finds_the_captioned_person(tmp_path):
+    """Stage 1's proxy task: one BenSMOT frame, one caption, that person's box as the solution."""
+    from vptracker.train.rewards import iou_reward
+
+    walk = {2: {f: (30 + f, 10, 8, 16) for f in range(3, 11)}, 1: {f: (5, 5, 10, 20) for f in range(1, 11)}}
+    fx.write_bensmot(tmp_path, "train", "dance", "v1", 10, fx.mot_rows(walk), "Two people dance.",
+                     [("woman0", "A woman in red."), ("man1", "A man in a suit.")], size=(W, H))
+    seqs = load("bensmot", tmp_path, split="train")
+    where = _frame_of(seqs)
+    rows = _rows("omnipt_grounding_grpo", seqs, n=20)
+    assert {("suit" in r["messages"][0]["content"]) for r in rows} == {True, False}
+    for row in rows:
+        assert len(row["images"]) == 1 and row["messages"][0]["content"].startswith(IMAGE)
+        _, t = where[row["images"][0]]
+        tid = 2 if "suit" in row["messages"][0]["content"] else 1
+        x, y, w, h = walk[tid][t + 1]
+        box = CoordMap("norm1000", W, H).to_frame(parse_box(row["solution"]).box)
+        assert np.allclose(box, (x, y, x + w, y + h), atol=0.1)
+        assert row["reward_matching"] == "order"
+        assert iou_reward(row["solution"], row["solution"]) == pytest.approx(2.0)
+
+
 def test_reid_rows_point_at_the_same_person(mot, tmp_path):
     for row in _rows("pretext_reid", mot, n=30, negatives=2, min_gap=3):
         assert len(row["images"]) == len(row["crops"]) == 4

@@ -24,6 +24,7 @@ from __future__ import annotations
 import random
 
 from vptracker.tasks.base import register_task
+from vptracker.tasks.omnipt_grounding import Grounding
 from vptracker.tasks.omnipt_mot import Detection, OmniPTMOT
 from vptracker.tasks.omnipt_rmot import OmniPTCRMOT, OmniPTRMOT
 from vptracker.tasks.omnipt_sot import LocationPrediction, OmniPTSOT
@@ -31,7 +32,8 @@ from vptracker.tasks.vptracker_sot import VPTrackerSOT
 
 # The matching of each assistant turn's answer, in dialogue order.
 MATCHING = {OmniPTSOT: ("order",), OmniPTMOT: ("set", "order", "set"), OmniPTRMOT: ("set",),
-            OmniPTCRMOT: ("set",), LocationPrediction: ("order",), Detection: ("set",), VPTrackerSOT: ("order",)}
+            OmniPTCRMOT: ("set",), LocationPrediction: ("order",), Detection: ("set",), VPTrackerSOT: ("order",),
+            Grounding: ("order",)}
 
 
 def to_grpo(row: dict | None, matching: str = "order") -> dict | None:
