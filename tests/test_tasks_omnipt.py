@@ -353,6 +353,7 @@ def test_every_table7_frames_value_prepares_every_job(omnipt_roots, tmp_path, fr
     import json
 
     from omnipt_data import STAGE_CONFIGS, stage_config
+
     from vptracker.tasks.prepare import prepare
 
     for stage in STAGE_CONFIGS:
