@@ -33,6 +33,7 @@ from vptracker.datasets import load
 from vptracker.datasets.base import Sequence
 from vptracker.datasets.frames import mark_damaged
 from vptracker.tasks.base import ShardWriter, accepted_options, generate, get_task
+from vptracker.tasks.lengths import LengthBudget
 
 
 def _require(mapping: dict, key: str, where: str) -> Any:
@@ -120,11 +121,13 @@ def prepare(config: dict, progress: bool | None = None) -> dict:
         for split, value in (_require(job, "samples", where) or {}).items():
             num = _count(value, f"{where}.samples.{split}")
             writer = ShardWriter(out, f"{split}-{job_name}", shard_size)
+            budget = LengthBudget.from_config(config.get("length_budget"), task)  # see tasks/lengths.py
             if num is None:
-                counts, files = writer.write(generate(task, indices, ratios, None, 0), progress)
+                counts, files = writer.write(generate(task, indices, ratios, None, 0, budget=budget), progress)
             else:
                 counts, files = writer.write_random(task, indices, ratios, num, job_seed(seed, job_name, split),
-                                                    workers, progress)
+                                                    workers, progress, budget)
+            card.setdefault("lengths", {}).setdefault(split, {})[job_name] = budget.finish(f"{where}.samples.{split}")
             card["outputs"].setdefault(split, {})[job_name] = {"task": task.name, "counts": counts,
                                                               "files": files, "rows": sum(counts.values())}
             per_task = card["totals"].setdefault(split, {})
