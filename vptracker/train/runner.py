@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from vptracker.tasks.lengths import check_cards
 from vptracker.train.commands import Command, expand_datasets, final_weights, launcher_env, plan_stage
 from vptracker.train.manifest import new_manifest, now, read_manifest, write_manifest
 from vptracker.train.stages import OMNIPT_STAGES, StageConfig, available_stages, load_stage, stage_overrides
@@ -107,6 +108,8 @@ def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = 
     rank0 = _is_rank0(env)
     manifest = new_manifest(cfg.name, cfg.path, cfg.overrides, cfg.data, [c.shell() for c in commands],
                             _datasets_for_manifest(cfg), env)
+    swift_args = cfg.get("swift") or {}  # refuse rows ms-swift would drop silently (vptracker/tasks/lengths.py)
+    check_cards(manifest["data"], swift_args.get("max_length"), cfg.name, swift_args.get("max_pixels"), echo)
     # a "complete" stage whose output was deleted reruns every command (training resumes at its end)
     keep = not force and previous.get("status") != "complete"
     done = set(previous.get("completed", [])) if keep else set()
