@@ -57,9 +57,32 @@ def write_datasets(root: Path) -> dict[str, Path]:
 
 def stage_config(stage: str, roots: dict[str, Path], out: Path, samples: int = 2, overrides: tuple = ()) -> dict:
     """A stage's real data config with its roots and output folder set and every job's sample
-    counts cut to ``samples`` (``all`` jobs stay ``all``; validation splits are dropped)."""
+    counts cut to ``samples`` (``all`` stays ``all``), in every split it writes."""
     cfg = load_config(STAGE_CONFIGS[stage],
                       [f"out={out}", "workers=1", *(f"roots.{k}={v}" for k, v in roots.items()), *overrides])
     for job in cfg["jobs"].values():
-        job["samples"] = {"train": job["samples"]["train"] if job["samples"]["train"] == "all" else samples}
+        job["samples"] = {split: n if n == "all" else samples for split, n in job["samples"].items()}
     return cfg
+
+
+# The data folder of each stage, as configs/stages/*.yaml find it under data_root; the stage-1
+# mixture goes beside it so a chain can train stage 1 on both.
+STAGE_DIRS = {"stage1_grpo_format": "stage1_grpo_format", "stage1_grpo_format_mixture": "stage1_grpo_format_mixture",
+              "stage2_midtrain": "stage2_midtrain", "stage3_sft": "stage3_sft", "stage4_grpo_iou": "stage4_grpo_iou"}
+
+
+def prepare_stages(roots: dict[str, Path], data_root: Path, frames: int = 4, samples: int = 2) -> dict[str, dict]:
+    """Runs ``prepare`` on every OmniPT stage data config into ``data_root``; returns the cards."""
+    from vptracker.tasks.prepare import prepare
+
+    return {stage: prepare(stage_config(stage, roots, data_root / folder, samples,
+                                        (f"task_options.frames={frames}",)), progress=False)
+            for stage, folder in STAGE_DIRS.items()}
+
+
+def chain_overrides(model: Path, data_root: Path, run_dir: Path) -> list[str]:
+    """``vptracker train`` overrides: the tiny profile and model, the prepared data, stage 1 on
+    the paper's grounding rows and the mixture (whose MOT rows give both GRPO stages MOT queries)."""
+    stage1 = [f"{data_root}/{STAGE_DIRS[s]}/train-*.jsonl" for s in ("stage1_grpo_format", "stage1_grpo_format_mixture")]
+    return ["profile=tiny", f"model={model}", f"run_dir={run_dir}", f"data_root={data_root}",
+            f"stage1_format_grpo.dataset=[{','.join(stage1)}]"]
