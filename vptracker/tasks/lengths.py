@@ -70,7 +70,9 @@ def image_size(path: str, per_folder: bool = True) -> tuple[int, int]:
 def _row_image_sizes(row: dict) -> list[tuple[float, float]]:
     """The size of each image the model sees: crops (ReID) and the VPTracker template are cut."""
     images = row.get("images") or []
-    sizes = [image_size(str(p), per_folder=len(images) > 1) for p in images]
+    # a path, or swift's {"bytes", "path"} entry once its dataset loader has read the row
+    paths = [str(p["path"] if isinstance(p, dict) else p) for p in images]
+    sizes = [image_size(p, per_folder=len(paths) > 1) for p in paths]
     for i, region in enumerate(row.get("crops") or []):
         if region is not None and i < len(sizes):
             sizes[i] = (region[2] - region[0], region[3] - region[1])
