@@ -266,3 +266,28 @@ def test_loading_the_file_as_a_swift_plugin_registers_the_orms():
             "print(sorted(k for k in swift.rewards.orms if k.startswith('omnipt')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "['omnipt_format', 'omnipt_iou']" in out.stdout
+
+
+def test_set_matching_is_order_free_for_any_trajectories():
+    """Property: any permutation of any true trajectories scores full marks under ``set``, and a
+    subset scores exactly its share of the slots."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    box = st.tuples(st.integers(0, 900), st.integers(0, 900), st.integers(5, 99), st.integers(5, 99)).map(
+        lambda b: (b[0], b[1], b[0] + b[2], b[1] + b[3]))
+    trajectories = st.integers(1, 4).flatmap(
+        lambda n: st.lists(st.lists(st.one_of(st.none(), box), min_size=n, max_size=n), min_size=1, max_size=5))
+
+    @settings(max_examples=60, deadline=None)
+    @given(trajs=trajectories, data=st.data())
+    def check(trajs, data):
+        truth = render_trajectories(trajs)
+        order = data.draw(st.permutations(range(len(trajs))))
+        assert iou_reward(render_trajectories([trajs[i] for i in order]), truth, "set") == pytest.approx(2.0)
+        kept = order[:max(1, len(order) - 1)]
+        # kept trajectories score 2 per slot; the left-out ones count as misses
+        expected = 2.0 * sum(len(trajs[i]) for i in kept) / sum(len(t) for t in trajs)
+        assert iou_reward(render_trajectories([trajs[i] for i in kept]), truth, "set") >= expected - 1e-9
+
+    check()
