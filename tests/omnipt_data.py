@@ -85,4 +85,4 @@ def chain_overrides(model: Path, data_root: Path, run_dir: Path) -> list[str]:
     the paper's grounding rows and the mixture (whose MOT rows give both GRPO stages MOT queries)."""
     stage1 = [f"{data_root}/{STAGE_DIRS[s]}/train-*.jsonl" for s in ("stage1_grpo_format", "stage1_grpo_format_mixture")]
     return ["profile=tiny", f"model={model}", f"run_dir={run_dir}", f"data_root={data_root}",
-            f"stage1_format_grpo.dataset=[{','.join(stage1)}]"]
+            f"stage1_format_grpo.dataset=[{','.join(stage1)}]", "stage3_sft.val_dataset=[]"]
