@@ -16,7 +16,6 @@ the previous round's last frame, whose results are the round's prior (paper, "In
 from __future__ import annotations
 
 import logging
-import re
 
 from vptracker.boxes import NONE_TOKEN, Box, iou_xyxy, parse_trajectories, parse_trajectory, render_trajectory
 from vptracker.datasets.base import Sequence
@@ -24,6 +23,7 @@ from vptracker.infer.common import TaskOptions, answer_box, frame_number, window
 from vptracker.infer.engine import Request
 from vptracker.infer.loop import TrackerBase
 from vptracker.prompts import omnipt_crmot, omnipt_mot_first, omnipt_mot_new, omnipt_mot_track, omnipt_rmot
+from vptracker.tasks.lengths import estimate_tokens
 
 DUPLICATE_IOU = 0.7  # a "new" object this close to a known track on the same frame is that track
 logger = logging.getLogger(__name__)
@@ -67,16 +67,6 @@ class MultiTracker(TrackerBase):
 
     def _model(self, view: int, box: Box):
         return self.cmaps[view].to_model(box)
-
-
-_TOKEN_PIECE = re.compile(r"\d|[A-Za-z]+|[^\sA-Za-z\d]")
-
-
-def estimate_tokens(text: str) -> int:
-    """An estimate of a box answer's token count: one token per digit (Qwen's tokenizers split
-    numbers into single digits), per word and per punctuation mark. It errs high for words that a
-    real BPE merges with a leading space, which keeps fitted rounds inside the budget."""
-    return len(_TOKEN_PIECE.findall(text))
 
 
 _HEADING = "The trajectory of the twentieth people are: , "   # one trajectory's words, a long ordinal
@@ -125,7 +115,8 @@ class OmniMOT(MultiTracker):
         budget = self.options.max_answer_tokens
         if not budget or not n_objects:
             return per
-        slot = max([estimate_tokens(NONE_TOKEN)] + [estimate_tokens(self._box_text(b)) for _, b in self._priors])
+        # a slot as long as the longest prior box, plus 2 for coordinates that gain a digit on the way
+        slot = 2 + max([estimate_tokens(NONE_TOKEN)] + [estimate_tokens(self._box_text(b)) for _, b in self._priors])
         head = estimate_tokens(_HEADING)
         for n in range(per, 1, -1):
             if n_objects * (head + n * slot) <= budget:

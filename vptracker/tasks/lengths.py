@@ -41,12 +41,12 @@ POLICIES = ("stop", "fewer_frames", "lower_max_pixels")
 TURN_OVERHEAD = 5      # <|im_start|>role\n ... <|im_end|>\n
 VISION_WRAP = 2        # <|vision_start|> ... <|vision_end|>
 BIN = 1024
-_TOKEN_PIECE = re.compile(r"\d|[A-Za-z]+|[^\sA-Za-z\d]")
+TOKEN_PIECE = re.compile(r"\d|[A-Za-z]+|[^\sA-Za-z\d]")
 
 
 def estimate_tokens(text: str) -> int:
     """One token per digit, per word and per punctuation mark (see the module docstring)."""
-    return len(_TOKEN_PIECE.findall(text))
+    return len(TOKEN_PIECE.findall(text))
 
 
 _FOLDER_SIZE: dict[str, tuple[int, int]] = {}
