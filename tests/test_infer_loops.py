@@ -179,7 +179,7 @@ def mot_answer(*trajectories):
 
 def test_omnipt_mot_keeps_ids_across_rounds_and_numbers_new_objects(tmp_path):
     seq = make_sequence(tmp_path, n=5)
-    opts = TaskOptions(family="qwen2_5_vl", box_scale="abs", frames_per_sample=3)
+    opts = TaskOptions(family="qwen2_5_vl", box_scale="abs", frames_per_sample=3, redetect=False)
     tracker = OmniMOT(seq, opts)
     a, b, c = (10, 10, 20, 20), (50, 30, 70, 50), (60, 5, 80, 20)
     req = tracker.next_request()

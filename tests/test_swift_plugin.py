@@ -123,3 +123,29 @@ def test_swift_encodes_omnipt_rows_and_cuts_reid_crops(tmp_path, tiny_model):
 
     grpo, _ = load_dataset([str(out / "train-grpo-00000.jsonl")], remove_unused_columns=False)
     assert grpo[0]["solution"].startswith("<bbox>") and [m["role"] for m in grpo[0]["messages"]] == ["user"]
+
+
+def test_rows_fitted_by_lower_max_pixels_encode_at_their_own_pixels(tmp_path, tiny_model):
+    """A row that prepare's length_budget shrank encodes to the token count prepare counted."""
+    from swift.dataset import load_dataset
+
+    from vptracker.tasks.lengths import LengthBudget
+
+    root = tmp_path / "dance"
+    people = {tid: {f: (40 * tid + f, 50, 60, 200) for f in range(1, 7)} for tid in (1, 2)}
+    fx.write_mot(root, "train", "dancetrack0001", 6, fx.mot_rows(people), size=(640, 480), pad=8)
+    out = tmp_path / "rows"
+    config = {"seed": 0, "out": str(out), "length_budget": {"max_length": 1000, "policy": "lower_max_pixels"},
+              "jobs": {"sot": {"task": "omnipt_sot", "options": {"frames": 4},
+                               "sources": {"dance": {"dataset": "dancetrack", "root": str(root), "split": "train"}},
+                               "samples": {"train": 1}}}}
+    card = prepare(config, progress=False)
+    assert card["lengths"]["train"]["sot"]["changed_by_policy"] == 1
+    rows, _ = load_dataset([str(out / "train-sot-00000.jsonl")], remove_unused_columns=False)
+    row = rows[0]
+    assert row["max_pixels"] < 28 * 28 * 646
+    encoded = _template(tiny_model, "qwen2_5_vl").encode(row)
+    w, h = smart_resize(640, 480, "qwen2_5_vl", max_pixels=row["max_pixels"])
+    assert encoded["image_grid_thw"].tolist() == [[1, h // 14, w // 14]] * 4
+    image_tokens = sum(t * hh * ww // 4 for t, hh, ww in encoded["image_grid_thw"].tolist())
+    assert LengthBudget().row_tokens(row) >= image_tokens and len(encoded["input_ids"]) <= 1000

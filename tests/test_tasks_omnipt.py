@@ -181,6 +181,17 @@ def test_crmot_views_split_frames_evenly_with_shared_ids(tmp_path):
         assert all(b.box is None for b in person1[6:]) and all(b.box is None for b in person2[3:6])
 
 
+def test_crmot_with_fewer_frames_than_views_takes_one_frame_per_view(tmp_path):
+    rows = {f"View{k}": fx.mot_rows({1: {f: (5 + f, 5 * k, 10, 20) for f in range(1, 5)}}) for k in (1, 2, 3)}
+    fx.write_crtrack(tmp_path, "train", "Gate2", rows, 4, {"a person": [1]}, size=(W, H))
+    seqs = load("crtrack", tmp_path, split="train")
+    where = _frame_of(seqs)
+    for row in _rows("omnipt_crmot_grpo", seqs, n=6, frames=2):
+        assert [where[p][0].view for p in row["images"]] == ["View1", "View2", "View3"]
+        assert len({where[p][1] for p in row["images"]}) == 1
+        assert [len(t) for t in parse_trajectories(row["solution"])] == [3]
+
+
 def test_captions_enumerate_each_unit_once(tmp_path):
     rows = fx.mot_rows({2: {f: (30, 10, 8, 16) for f in range(3, 11)}, 1: {f: (5, 5, 10, 20) for f in range(1, 11)}})
     fx.write_bensmot(tmp_path, "train", "dance", "v1", 10, rows, "Two people dance.",
@@ -197,6 +208,28 @@ def test_captions_enumerate_each_unit_once(tmp_path):
     assert man["images"][0].endswith("003.jpg")
     box = CoordMap("norm1000", W, H).to_frame(parse_box(man["messages"][0]["content"]).box)
     assert np.allclose(box, (30, 10, 38, 26), atol=0.1)
+
+
+def test_grounding_finds_the_captioned_person(tmp_path):
+    """Stage 1's proxy task: one BenSMOT frame, one caption, that person's box as the solution."""
+    from vptracker.train.rewards import iou_reward
+
+    walk = {2: {f: (30 + f, 10, 8, 16) for f in range(3, 11)}, 1: {f: (5, 5, 10, 20) for f in range(1, 11)}}
+    fx.write_bensmot(tmp_path, "train", "dance", "v1", 10, fx.mot_rows(walk), "Two people dance.",
+                     [("woman0", "A woman in red."), ("man1", "A man in a suit.")], size=(W, H))
+    seqs = load("bensmot", tmp_path, split="train")
+    where = _frame_of(seqs)
+    rows = _rows("omnipt_grounding_grpo", seqs, n=20)
+    assert {("suit" in r["messages"][0]["content"]) for r in rows} == {True, False}
+    for row in rows:
+        assert len(row["images"]) == 1 and row["messages"][0]["content"].startswith(IMAGE)
+        _, t = where[row["images"][0]]
+        tid = 2 if "suit" in row["messages"][0]["content"] else 1
+        x, y, w, h = walk[tid][t + 1]
+        box = CoordMap("norm1000", W, H).to_frame(parse_box(row["solution"]).box)
+        assert np.allclose(box, (x, y, x + w, y + h), atol=0.1)
+        assert row["reward_matching"] == "order"
+        assert iou_reward(row["solution"], row["solution"]) == pytest.approx(2.0)
 
 
 def test_reid_rows_point_at_the_same_person(mot, tmp_path):
@@ -225,8 +258,51 @@ def test_grpo_variants_move_the_answer_to_solution(mot):
     for a, b in zip(sft, grpo):
         assert b["messages"] == a["messages"][:1] and b["solution"] == a["messages"][1]["content"]
         assert b["images"] == a["images"]
-    mot_rows = _rows("omnipt_mot_grpo", mot, n=3, frames=4)
-    assert all(len(r["messages"]) == 5 and r["messages"][-1]["role"] == "user" for r in mot_rows)
+    assert all(b["reward_matching"] == "order" for b in grpo)
+
+
+def test_mot_grpo_rewards_every_query(mot):
+    """One GRPO row per query: earlier turns (with their true answers) as context, this answer as solution."""
+    from vptracker.train.rewards import iou_reward
+
+    sft = _rows("omnipt_mot", mot, n=5, seed=2, frames=6)
+    grpo = _rows("omnipt_mot_grpo", mot, n=5, seed=2, frames=6)
+    assert len(grpo) == 3 * len(sft)
+    for k, dialogue in enumerate(sft):
+        rows = grpo[3 * k: 3 * k + 3]
+        assert [len(r["messages"]) for r in rows] == [1, 3, 5]
+        assert [r["reward_matching"] for r in rows] == ["set", "order", "set"]
+        for q, row in enumerate(rows):
+            assert row["messages"] == dialogue["messages"][:2 * q + 1] and row["images"] == dialogue["images"]
+            assert row["solution"] == dialogue["messages"][2 * q + 1]["content"]
+            # the true answer earns full marks, whatever the matching
+            assert iou_reward(row["solution"], row["solution"], row["reward_matching"]) == pytest.approx(2.0)
+    assert any(r["solution"] == no_objects_answer() for r in grpo[2::3])
+
+
+def test_rmot_grpo_rows_score_any_order_of_the_objects(tmp_path):
+    from vptracker.boxes import render_trajectories
+    from vptracker.train.rewards import iou_reward
+
+    labels = {f: {3: (8 + f, 4, 16, 8), 5: (40, 10, 20, 10)} for f in range(6)}
+    fx.write_refer_kitti(tmp_path, "0005", 6, labels, {"cars": {f: [3, 5] for f in range(6)}}, size=(W, H))
+    rows = _rows("omnipt_rmot_grpo", load("refer_kitti_v2", tmp_path, split="test"), n=5, frames=4)
+    for row in rows:
+        trajs = [[p.box for p in t] for t in parse_trajectories(row["solution"])]
+        assert len(trajs) == 2 and row["reward_matching"] == "set"
+        swapped = render_trajectories(trajs[::-1])
+        assert swapped != row["solution"]
+        assert iou_reward(swapped, row["solution"], row["reward_matching"]) == pytest.approx(2.0)
+
+
+def test_prepare_refuses_a_malformed_solution(tmp_path):
+    from vptracker.tasks.base import write_jsonl
+
+    rows = [("s", {"messages": [], "solution": "<bbox>1,2,3,4</bbox>", "reward_matching": "order"}),
+            ("s", {"messages": [], "solution": "no box here", "reward_matching": "set"})]
+    path = tmp_path / "train-x-00000.jsonl"
+    with pytest.raises(ValueError, match=r"train-x-00000.jsonl:2: reward solution holds no box"):
+        write_jsonl(path, rows)
 
 
 def test_option_bounds():
@@ -262,3 +338,34 @@ def test_short_sequences_are_reported(mot):
     task = get_task("omnipt_mot", frames=32)
     with pytest.raises(ValueError, match="no sequence with tracks and at least 32 frames"):
         task.index(mot)
+
+
+@pytest.fixture(scope="module")
+def omnipt_roots(tmp_path_factory):
+    from omnipt_data import write_datasets
+
+    return write_datasets(tmp_path_factory.mktemp("omnipt_datasets"))
+
+
+@pytest.mark.parametrize("frames", [2, 4, 8, 16, 32])
+def test_every_table7_frames_value_prepares_every_job(omnipt_roots, tmp_path, frames):
+    """Table 7's frames-per-sample ablation through the real stage data configs and every layout."""
+    import json
+
+    from omnipt_data import STAGE_CONFIGS, stage_config
+
+    from vptracker.tasks.prepare import prepare
+
+    for stage in STAGE_CONFIGS:
+        cfg = stage_config(stage, omnipt_roots, tmp_path / stage, overrides=(f"task_options.frames={frames}",))
+        card = prepare(cfg, progress=False)
+        for job, out in card["outputs"]["train"].items():
+            assert out["rows"] > 0, f"{stage}.{job}: no rows"
+            for name in out["files"]:
+                for line in (tmp_path / stage / name).read_text().splitlines():
+                    row = json.loads(line)
+                    if "frames" not in get_task(cfg["jobs"][job]["task"]).options:
+                        continue  # one-image tasks (grounding, detection), ReID, CLIP pairs
+                    # CRMOT splits the frames among CRTrack's 3 views, at least one each
+                    expected = 3 * max(1, frames // 3) if job == "crmot" else frames
+                    assert len(row["images"]) == expected, f"{stage}.{job}"

@@ -12,18 +12,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from omnipt_data import chain_overrides, prepare_stages, write_datasets
 
 from vptracker.train import last_checkpoint, run_chain, run_stage
 from vptracker.train.clip import clip_loss, cls_states
 from vptracker.train.stages import OMNIPT_STAGES, REPO_ROOT
-from vptracker.train.tiny_data import tiny_overrides, write_tiny_datasets
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    return write_tiny_datasets(tmp_path_factory.mktemp("tiny_data"))
+    """Rows that ``prepare`` writes from the four OmniPT stage data configs over small datasets in
+    every official layout (tests/omnipt_data.py); returns the data root."""
+    root = tmp_path_factory.mktemp("omnipt")
+    prepare_stages(write_datasets(root / "datasets"), root / "prepared")
+    return root / "prepared"
 
 
 def _trainer_log(checkpoint: Path) -> list[dict]:
@@ -62,7 +66,7 @@ def test_cls_states_pick_the_last_cls_of_each_row():
 def test_clip_step_moves_the_vision_encoder_only(tiny_model, tiny_data, tmp_path):
     from vptracker.train.clip import build_trainer
 
-    cfg = {"model": str(tiny_model), "family": "qwen2_5_vl", "dataset": [str(tiny_data["clip"] / "train.jsonl")],
+    cfg = {"model": str(tiny_model), "family": "qwen2_5_vl", "dataset": [str(tiny_data / "stage2_midtrain" / "train-clip-00000.jsonl")],
            "output_dir": str(tmp_path), "per_device_train_batch_size": 4, "max_pixels": 12544, "report_to": "none"}
     trainer, _ = build_trainer(cfg)
     model = trainer.model
@@ -110,7 +114,7 @@ def test_all_chains_the_four_stages_and_a_killed_run_resumes(tiny_model, tiny_da
     plugin = tmp_path / "toy_reward.py"
     plugin.write_text(TOY_REWARD)
     run_dir = tmp_path / "run"
-    overrides = tiny_overrides(tiny_model, tiny_data, run_dir) + [
+    overrides = chain_overrides(tiny_model, tiny_data, run_dir) + [
         "stage3_sft.max_steps=12",
         f"stage4_iou_grpo.plugins=[vptracker/train/rewards.py,{plugin}]",
         "stage4_iou_grpo.rollout.reward_funcs=[omnipt_iou,distinct_chars]",
@@ -146,7 +150,7 @@ def test_all_chains_the_four_stages_and_a_killed_run_resumes(tiny_model, tiny_da
         assert manifest["status"] == "complete" and manifest["output"] == str(stage_dir / "merged")
         assert manifest["packages"]["ms-swift"] and manifest["packages"]["torch"]
         assert "commit" in manifest["git"] and manifest["resolved_config"]["stage"] == name
-        assert manifest["data"] and all(d["rows"] == 8 and d["card"]["source"] == "tiny_data" for d in manifest["data"])
+        assert manifest["data"] and all(d["rows"] > 0 and "outputs" in d["card"] for d in manifest["data"])
         train_dir = stage_dir / ("sft" if name == "stage2_midtrain" else "train")
         ckpt = last_checkpoint(train_dir)
         assert ckpt is not None and (ckpt / "adapter_model.safetensors").is_file()
@@ -196,7 +200,7 @@ def test_clip_rows_in_swift_embedding_layout(tmp_path):
 def test_vptracker_recipe_fully_tunes_qwen3_vl(tiny_model_factory, tiny_data, tmp_path):
     model = tiny_model_factory("qwen3_vl")
     out = run_stage("vptracker_sft", ["profile=tiny", f"model={model}", f"run_dir={tmp_path}", "max_steps=1",
-                                      f"dataset=[{tiny_data['sft']}]", "val_dataset=[]", "swift.max_pixels=65536"])
+                                      f"dataset=[{tiny_data / 'stage3_sft' / 'train-*.jsonl'}]", "val_dataset=[]", "swift.max_pixels=65536"])
     ckpt = out.resolve()
     assert ckpt.name == "checkpoint-1" and (ckpt / "model.safetensors").is_file()
     assert not (ckpt / "adapter_model.safetensors").exists(), "the released recipe tunes every weight"

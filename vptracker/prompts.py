@@ -143,6 +143,12 @@ def omnipt_instance_caption(n_images: int, first_box: str) -> str:
             "Describe this person according to the whole video.")
 
 
+def omnipt_grounding(description: str) -> str:
+    """Stage 1's proxy task (visual grounding on BenSMOT): one image, one person's caption."""
+    return (f"{IMAGE} Locate the person that meets the following description: {description.strip()} "
+            "Answer with the bounding box of the person.")
+
+
 # ----------------------------------------------------------------------------- mid-training pretexts
 
 def pretext_detection() -> str:

@@ -7,6 +7,9 @@ what to draw, so that a million training pairs do not mean two million image fil
   cropped to the template region, image 1 gets the coloured outline. The drawing is
   :func:`vptracker.visual_prompt.render`, the same function inference uses.
 * ``crops`` (ReID rows): one ``[x1, y1, x2, y2]`` or ``null`` per image; the image is cropped.
+* ``max_pixels`` (rows that ``prepare``'s ``length_budget.policy: lower_max_pixels`` fitted, see
+  :mod:`vptracker.tasks.lengths`): every image is resized to the family's size under that many
+  pixels before swift's own resize, so the row's token count is the one ``prepare`` counted.
 
 Importing this module registers, for each supported family, a template ``vptracker_<family>``
 (``vptracker_qwen2_vl``, ``vptracker_qwen2_5_vl``, ``vptracker_qwen3_vl``): the family's own
@@ -37,13 +40,14 @@ if str(_REPO) not in sys.path:
 
 from vptracker.visual_prompt import VisualPrompt, render
 
-ROW_FIELDS = ("visual_prompt", "crops")
+ROW_FIELDS = ("visual_prompt", "crops", "max_pixels")
 MEDIA_TOKENS = {"image_token_id": "<|image_pad|>", "video_token_id": "<|video_pad|>"}
 FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 TEMPLATE_PREFIX = "vptracker_"
 
 
-def render_row_images(images: list, visual_prompt: dict | None, crops: list | None, load) -> list:
+def render_row_images(images: list, visual_prompt: dict | None, crops: list | None, load,
+                      max_pixels: int | None = None, family: str = "qwen2_5_vl") -> list:
     """The model images of one row: ``load(image)`` gives a PIL image for a path / swift image entry."""
     images = list(images)
     if visual_prompt:
@@ -57,10 +61,17 @@ def render_row_images(images: list, visual_prompt: dict | None, crops: list | No
         for i, region in enumerate(crops):
             if region is not None:
                 images[i] = load(images[i]).convert("RGB").crop(tuple(int(round(v)) for v in region))
+    if max_pixels:
+        from vptracker.boxes import smart_resize
+
+        for i, image in enumerate(images):
+            image = (image if hasattr(image, "resize") else load(image)).convert("RGB")
+            size = smart_resize(*image.size, family, max_pixels=int(max_pixels))
+            images[i] = image if image.size == size else image.resize(size)
     return images
 
 
-def _with_rendering(base_cls: type) -> type:
+def _with_rendering(base_cls: type, family: str) -> type:
     class VisualPromptTemplate(base_cls):
         """``{base}`` that renders the row's visual prompt / crops before swift loads the images."""
 
@@ -68,9 +79,11 @@ def _with_rendering(base_cls: type) -> type:
             extra = inputs.extra_kwargs
             visual_prompt = extra.pop("visual_prompt", None)
             crops = extra.pop("crops", None)
-            if (visual_prompt or crops) and inputs.images:
+            max_pixels = extra.pop("max_pixels", None)
+            if (visual_prompt or crops or max_pixels) and inputs.images:
                 inputs.images = render_row_images(inputs.images, visual_prompt, crops,
-                                                  lambda image: self._load_image(image, True))
+                                                  lambda image: self._load_image(image, True), max_pixels,
+                                                  family)
             return super()._preprocess_inputs(inputs)
 
         def init_processor(self, processor) -> None:
@@ -99,7 +112,7 @@ def register_templates() -> list[str]:
         if name not in TEMPLATE_MAPPING:
             meta = TEMPLATE_MAPPING[family]
             register_template(dataclasses.replace(meta, template_type=name,
-                                                  template_cls=_with_rendering(meta.template_cls)))
+                                                  template_cls=_with_rendering(meta.template_cls, family)))
         names.append(name)
     return names
 

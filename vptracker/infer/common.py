@@ -42,6 +42,11 @@ class TaskOptions:
     caption_frames: int = 32
     match_iou: float = 0.3                # RMOT/CRMOT: overlap that carries an id into the next round
     tracks_from: str | None = None        # captions: caption the tracks of <dir>/<seq>.txt (SMOT), not gt
+    # MOT (vptracker.infer.multi): the answer budget rounds are fitted to (the engine's max_tokens;
+    # None: no fitting), the most objects one answer may add, and re-detection every round
+    max_answer_tokens: int | None = None
+    max_objects: int = 50
+    redetect: bool = True
 
     def __post_init__(self):
         # checked here so a typo fails before the first engine call, not as prompts the model never saw

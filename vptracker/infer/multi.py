@@ -15,14 +15,18 @@ the previous round's last frame, whose results are the round's prior (paper, "In
 """
 from __future__ import annotations
 
-from vptracker.boxes import Box, iou_xyxy, parse_trajectories, parse_trajectory, render_trajectory
+import logging
+
+from vptracker.boxes import NONE_TOKEN, Box, iou_xyxy, parse_trajectories, parse_trajectory, render_trajectory
 from vptracker.datasets.base import Sequence
 from vptracker.infer.common import TaskOptions, answer_box, frame_number, windows
 from vptracker.infer.engine import Request
 from vptracker.infer.loop import TrackerBase
 from vptracker.prompts import omnipt_crmot, omnipt_mot_first, omnipt_mot_new, omnipt_mot_track, omnipt_rmot
+from vptracker.tasks.lengths import estimate_tokens
 
 DUPLICATE_IOU = 0.7  # a "new" object this close to a known track on the same frame is that track
+logger = logging.getLogger(__name__)
 
 
 def _rounds(n_frames: int, per_window: int) -> list[tuple[int, int]]:
@@ -65,87 +69,180 @@ class MultiTracker(TrackerBase):
         return self.cmaps[view].to_model(box)
 
 
+_HEADING = "The trajectory of the twentieth people are: , "   # one trajectory's words, a long ordinal
+
+
 class OmniMOT(MultiTracker):
-    """MOT (and SMOT tracking): the three-query dialogue per round."""
+    """MOT (and SMOT tracking): the three-query dialogue per round.
+
+    Answer budget (``max_answer_tokens``, the engine's ``max_tokens``): the "track these objects"
+    answer grows with objects x frames, and an answer cut at the budget loses its last objects for
+    good. Before that query the round is shortened to the most frames (>= 2) whose worst-case
+    answer fits (:func:`estimate_tokens`); ``shortened`` counts such rounds. Answers that still
+    come back shorter than asked (fewer trajectories or frames) are counted in ``truncated`` and
+    reported when the sequence ends.
+
+    Re-detection (``redetect``, on by default): every round asks the first-frame query, as the
+    first round does, and joins its boxes to the prior: a detection overlapping a prior track
+    (IoU >= ``match_iou``, optimal assignment) is that track; one overlapping the last box of a
+    track lost earlier re-finds that id; the rest are new objects. Without it, later rounds write
+    the prior as the first answer and a lost object is never found again (the "added midway" query
+    asks only for objects absent from the round's first frame).
+
+    ``max_objects`` caps the objects one answer may add (a degenerate 2,000-box answer would
+    otherwise make 2,000 ids); ``capped`` counts the boxes left out.
+    """
 
     def __init__(self, seq: Sequence, options: TaskOptions):
         super().__init__(seq.name, [seq], options)
+        windows(max(len(seq.frames), 2), options.frames_per_sample)  # checks frames_per_sample >= 2
         self.seq = seq
-        self._rounds = _rounds(len(seq.frames), options.frames_per_sample)
-        self._round = 0
+        self._start, self._end, self._finished = 0, 0, False
         self._phase = "detect"
         self._messages: list[dict] = []
         self._priors: list[tuple[int, Box]] = []
+        self._last_seen: dict[int, tuple[int, Box]] = {}
+        self.truncated = self.capped = self.shortened = 0
 
-    def _window(self):
-        start, end = self._rounds[self._round]
-        return start, end, [str(p) for p in self.seq.frames[start:end]]
+    def _record(self, view: int, frame: int, track_id: int, box: Box | None) -> None:
+        super()._record(view, frame, track_id, box)
+        if box is not None and frame >= self._last_seen.get(track_id, (-1, None))[0]:
+            self._last_seen[track_id] = (frame, box)
+
+    def _fit(self, n_objects: int) -> int:
+        """Frames of a round whose track answer for ``n_objects`` fits the budget (at least 2)."""
+        per = int(self.options.frames_per_sample)
+        budget = self.options.max_answer_tokens
+        if not budget or not n_objects:
+            return per
+        # a slot as long as the longest prior box, plus 2 for coordinates that gain a digit on the way
+        slot = 2 + max([estimate_tokens(NONE_TOKEN)] + [estimate_tokens(self._box_text(b)) for _, b in self._priors])
+        head = estimate_tokens(_HEADING)
+        for n in range(per, 1, -1):
+            if n_objects * (head + n * slot) <= budget:
+                return n
+        return 2
+
+    def _box_text(self, box: Box) -> str:
+        return render_trajectory([self._model(0, box)], self.cmaps[0].decimals, self.options.grammar)
+
+    def _paths(self, end: int) -> list[str]:
+        return [str(p) for p in self.seq.frames[self._start:end]]
 
     def _prior_text(self) -> str:
         return render_trajectory([self._model(0, b) for _, b in self._priors], self.cmaps[0].decimals,
                                  self.options.grammar)
 
     def _next(self) -> Request | None:
-        if self._round >= len(self._rounds):
+        if self._finished:
             return None
-        start, end, paths = self._window()
-        first = {"role": "user", "content": omnipt_mot_first(end - start)}
+        start, n_frames = self._start, len(self.seq.frames)
         if self._phase == "detect":
-            if not self._priors:
-                return Request([first], paths, {"frames": [start, end], "query": "detect"})
-            # later rounds: the prior answers the first query
-            self._messages = [first, {"role": "assistant", "content": self._prior_text()}]
+            if not self._priors or self.options.redetect:
+                end = min(start + self._fit(len(self._priors)), n_frames)
+                return Request([{"role": "user", "content": omnipt_mot_first(end - start)}], self._paths(end),
+                               {"frames": [start, end], "query": "detect"})
             self._phase = "track"
         if self._phase == "track":
+            fitted = self._fit(len(self._priors))
+            self.shortened += fitted < int(self.options.frames_per_sample) and start + fitted < n_frames
+            self._end = min(start + fitted, n_frames)
+            # the round's first answer: the prior (and this round's detections), as in training
+            self._messages = [{"role": "user", "content": omnipt_mot_first(self._end - start)},
+                              {"role": "assistant", "content": self._prior_text()}]
             if not self._priors:
                 self._phase = "new"
             else:
                 ask = {"role": "user", "content": omnipt_mot_track(self._prior_text())}
-                return Request(self._messages + [ask], paths, {"frames": [start, end], "query": "track"})
+                return Request(self._messages + [ask], self._paths(self._end),
+                               {"frames": [start, self._end], "query": "track"})
         ask = {"role": "user", "content": omnipt_mot_new()}
-        return Request(self._messages + [ask], paths, {"frames": [start, end], "query": "new"})
+        return Request(self._messages + [ask], self._paths(self._end),
+                       {"frames": [start, self._end], "query": "new"})
+
+    def _capped(self, items: list) -> list:
+        cap = int(self.options.max_objects)
+        self.capped += max(0, len(items) - cap)
+        return items[:cap]
 
     def _consume(self, request: Request, answer: str) -> None:
-        start, end, _ = self._window()
+        start, end = self._start, self._end
         n = end - start
-        self._messages = request.messages + [{"role": "assistant", "content": answer}]
         if self._phase == "detect":
-            for parsed in parse_trajectory(answer):
-                box = answer_box(parsed.box, self.cmaps[0])
-                if box is not None:
-                    track_id = self._new_id()
-                    self._priors.append((track_id, box))
-                    self._record(0, start, track_id, box)
+            boxes = [answer_box(p.box, self.cmaps[0]) for p in parse_trajectory(answer)]
+            self._join(self._capped([b for b in boxes if b is not None]), start)
             self._phase = "track"
-        elif self._phase == "track":
-            trajectories = parse_trajectories(answer)
-            for i, (track_id, _) in enumerate(self._priors):
-                traj = trajectories[i] if i < len(trajectories) else []
+            return
+        self._messages = request.messages + [{"role": "assistant", "content": answer}]
+        trajectories = parse_trajectories(answer)
+        if self._phase == "track":
+            shown = trajectories[:len(self._priors)]
+            self.truncated += len(shown) < len(self._priors) or any(len(t) < n for t in shown)
+            for (track_id, _), traj in zip(self._priors, trajectories):
                 for j in range(1, min(n, len(traj))):
                     self._record(0, start + j, track_id, answer_box(traj[j].box, self.cmaps[0]))
             self._phase = "new"
-        else:
-            for traj in parse_trajectories(answer):
-                boxes = {start + j: answer_box(p.box, self.cmaps[0]) for j, p in enumerate(traj[:n])}
-                boxes = {f: b for f, b in boxes.items() if b is not None}
-                if not boxes or self._duplicate(boxes):
-                    continue
-                track_id = self._new_id()
-                for frame, box in boxes.items():
-                    self._record(0, frame, track_id, box)
-            self._end_round(end)
+            return
+        self.truncated += bool(trajectories) and len(trajectories[-1]) < n
+        for traj in self._capped(trajectories):
+            boxes = {start + j: answer_box(p.box, self.cmaps[0]) for j, p in enumerate(traj[:n])}
+            boxes = {f: b for f, b in boxes.items() if b is not None}
+            if not boxes or self._duplicate(boxes):
+                continue
+            track_id = self._new_id()
+            for frame, box in boxes.items():
+                self._record(0, frame, track_id, box)
+        self._end_round(end)
+
+    def _join(self, detections: list[Box], frame: int) -> None:
+        """Adds this round's first-frame detections to the prior (see the class docstring)."""
+        prior_ids = {track_id for track_id, _ in self._priors}
+        lost = [(tid, box) for tid, (_, box) in sorted(self._last_seen.items()) if tid not in prior_ids]
+        free = list(range(len(detections)))
+        for known in (self._priors, lost):
+            matched = _assign([detections[i] for i in free], [b for _, b in known], self.options.match_iou)
+            for d, k in matched:
+                if known is lost:  # re-found: the lost id continues
+                    self._priors.append((known[k][0], detections[free[d]]))
+                    self._record(0, frame, known[k][0], detections[free[d]])
+            free = [i for j, i in enumerate(free) if j not in {d for d, _ in matched}]
+        for i in free:
+            track_id = self._new_id()
+            self._priors.append((track_id, detections[i]))
+            self._record(0, frame, track_id, detections[i])
 
     def _duplicate(self, boxes: dict[int, Box]) -> bool:
         frame = min(boxes)
         return any(iou_xyxy(boxes[frame], known) > DUPLICATE_IOU for known in self.results[0].get(frame, {}).values())
 
     def _end_round(self, end: int) -> None:
-        last = end - 1
-        self._priors = sorted(self.results[0].get(last, {}).items())
+        self._priors = sorted(self.results[0].get(end - 1, {}).items())
         self.frames_done = end
-        self._round += 1
+        self._finished = end >= len(self.seq.frames)
+        self._start = end - 1
         self._phase = "detect"
         self._messages = []
+        if self._finished and (self.truncated or self.capped):
+            logger.warning("%s: %d answers came back shorter than asked (cut at max_tokens?), %d boxes beyond "
+                           "max_objects=%s left out; %d rounds shortened to fit max_answer_tokens", self.name,
+                           self.truncated, self.capped, self.options.max_objects, self.shortened)
+
+    @property
+    def report(self) -> dict:
+        """What was cut or capped in this sequence, for the run's summary."""
+        return {"truncated_answers": self.truncated, "capped_boxes": self.capped, "shortened_rounds": self.shortened}
+
+
+def _assign(boxes: list[Box], known: list[Box], min_iou: float) -> list[tuple[int, int]]:
+    """Index pairs of the IoU-maximal one-to-one assignment, keeping pairs with IoU >= ``min_iou``."""
+    if not boxes or not known:
+        return []
+    import numpy as np
+    from scipy.optimize import linear_sum_assignment
+
+    iou = np.array([[iou_xyxy(b, k) for k in known] for b in boxes])
+    rows, cols = linear_sum_assignment(iou, maximize=True)
+    return [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= min_iou]
 
 
 class OmniReferring(MultiTracker):

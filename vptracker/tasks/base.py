@@ -78,8 +78,9 @@ class Task:
         """A compact index of one source's sequences; raises ``ValueError`` if nothing is usable."""
         return sequences
 
-    def sample(self, index: Any, rng: random.Random) -> dict | None:
-        """One random row from the index, or ``None`` to ask for another draw."""
+    def sample(self, index: Any, rng: random.Random) -> dict | list[dict] | None:
+        """One random row from the index (or a list of rows drawn together, such as the per-query
+        GRPO rows of one MOT dialogue), or ``None`` to ask for another draw."""
         raise ValueError(f"task {self.name} writes each unit once; use num_samples: all")
 
     def enumerate(self, index: Any) -> Iterator[dict]:
@@ -126,7 +127,9 @@ def shard_rng(seed: int, shard: int) -> random.Random:
 
 
 def draw(task: Task, indices: dict[str, Any], names: list[str], codes: np.ndarray,
-         rng: random.Random) -> Iterator[tuple[str, dict]]:
+         rng: random.Random, budget=None) -> Iterator[tuple[str, dict]]:
+    """Rows for the source ``codes``; ``budget`` (a :class:`~vptracker.tasks.lengths.LengthBudget`)
+    counts each and applies its policy to rows over ``max_length``."""
     for code in codes.tolist():
         source = names[code]
         for _ in range(MAX_FAILED_DRAWS):
@@ -136,23 +139,41 @@ def draw(task: Task, indices: dict[str, Any], names: list[str], codes: np.ndarra
         else:
             raise ValueError(f"task {task.name}: {MAX_FAILED_DRAWS} draws from source {source!r} "
                              "produced no sample; its sequences do not fit the task's options")
-        yield source, row
+        if budget is not None:
+            row = budget.apply(task, row, lambda smaller, index=indices[source]: smaller.sample(index, rng))
+        for one in (row if isinstance(row, list) else [row]):
+            yield source, one
 
 
 def generate(task: Task, indices: dict[str, Any], ratios: dict[str, float], num_samples: int | None,
-             seed: int, shard_size: int = DEFAULT_SHARD_SIZE) -> Iterator[tuple[str, dict]]:
+             seed: int, shard_size: int = DEFAULT_SHARD_SIZE, budget=None) -> Iterator[tuple[str, dict]]:
     """``(source, row)`` pairs: ``num_samples`` random draws mixed by ratio, or every unit once.
 
     The rows equal those :meth:`ShardWriter.write_random` writes with the same ``shard_size``.
     """
     if num_samples is None:
         for source, index in indices.items():
+            if budget is not None and "frames" in task.options and hasattr(task, "row"):  # captions: row(unit)
+                for unit in index:
+                    yield source, budget.apply(task, task.row(unit), lambda smaller, unit=unit: smaller.row(unit))
+                continue
             for row in task.enumerate(index):
-                yield source, row
+                yield source, row if budget is None else budget.apply(task, row, None)
         return
     names, order = source_order(indices, ratios, num_samples, seed)
     for shard, start in enumerate(range(0, num_samples, shard_size)):
-        yield from draw(task, indices, names, order[start:start + shard_size], shard_rng(seed, shard))
+        yield from draw(task, indices, names, order[start:start + shard_size], shard_rng(seed, shard), budget)
+
+
+def check_grpo_row(row: dict, path: Path, line: int) -> None:
+    """Refuses a GRPO row whose ``solution`` the rewards could not score, naming file and line
+    (ms-swift does not catch reward errors: one such row would end a training run)."""
+    from vptracker.train.rewards import check_solution
+
+    try:
+        check_solution(row["solution"], row.get("reward_matching") or "order")
+    except ValueError as err:
+        raise ValueError(f"{path}:{line}: {err}") from None
 
 
 def write_jsonl(path: Path, rows: Iterable[tuple[str, dict]], limit: int | None = None) -> dict[str, int]:
@@ -161,7 +182,9 @@ def write_jsonl(path: Path, rows: Iterable[tuple[str, dict]], limit: int | None 
     counts: dict[str, int] = {}
     with open(path, "wb") as handle:
         buffer: list[bytes] = []
-        for source, row in itertools.islice(rows, limit):
+        for line, (source, row) in enumerate(itertools.islice(rows, limit), 1):
+            if "solution" in row:
+                check_grpo_row(row, path, line)
             buffer.append(encode(row) + b"\n")
             counts[source] = counts.get(source, 0) + 1
             if len(buffer) >= 4096:
@@ -175,13 +198,14 @@ def write_jsonl(path: Path, rows: Iterable[tuple[str, dict]], limit: int | None 
 _WORK: dict[str, Any] = {}
 
 
-def _write_shard(shard: int) -> tuple[str, dict[str, int]]:
+def _write_shard(shard: int) -> tuple[str, dict[str, int], Any]:
     w = _WORK
     start = shard * w["shard_size"]
     codes = w["order"][start:start + w["shard_size"]]
-    rows = draw(w["task"], w["indices"], w["names"], codes, shard_rng(w["seed"], shard))
+    budget = w["budget"].fresh() if w.get("budget") is not None else None  # counts return to the parent
+    rows = draw(w["task"], w["indices"], w["names"], codes, shard_rng(w["seed"], shard), budget)
     name = f"{w['prefix']}-{shard:05d}.jsonl"
-    return name, write_jsonl(w["out"] / name, rows)
+    return name, write_jsonl(w["out"] / name, rows), budget
 
 
 def _merge(counts: dict[str, int], more: dict[str, int]) -> None:
@@ -205,14 +229,16 @@ class ShardWriter:
     shard_size: int = DEFAULT_SHARD_SIZE
 
     def write_random(self, task: Task, indices: dict[str, Any], ratios: dict[str, float], num_samples: int,
-                     seed: int, workers: int = 1, progress: bool | None = None) -> tuple[dict[str, int], list[str]]:
-        """``num_samples`` random rows, one shard per job, on ``workers`` forked processes."""
+                     seed: int, workers: int = 1, progress: bool | None = None,
+                     budget=None) -> tuple[dict[str, int], list[str]]:
+        """``num_samples`` random rows, one shard per job, on ``workers`` forked processes;
+        ``budget`` gathers every shard's length counts."""
         import multiprocessing
 
         self.out.mkdir(parents=True, exist_ok=True)
         names, order = source_order(indices, ratios, num_samples, seed)
         _WORK.update(task=task, indices=indices, names=names, order=order, seed=seed, out=self.out,
-                     prefix=self.prefix, shard_size=self.shard_size)
+                     prefix=self.prefix, shard_size=self.shard_size, budget=budget)
         shards = range((num_samples + self.shard_size - 1) // self.shard_size)
         counts: dict[str, int] = {}
         files: list[str] = []
@@ -221,15 +247,19 @@ class ShardWriter:
                 if workers > 1 and len(shards) > 1:
                     with multiprocessing.get_context("fork").Pool(min(workers, len(shards))) as pool:
                         results = pool.imap(_write_shard, shards)
-                        for name, shard_counts in results:
+                        for name, shard_counts, shard_budget in results:
                             files.append(name)
                             _merge(counts, shard_counts)
+                            if budget is not None:
+                                budget.merge(shard_budget)
                             bar.update(1)
                 else:
                     for shard in shards:
-                        name, shard_counts = _write_shard(shard)
+                        name, shard_counts, shard_budget = _write_shard(shard)
                         files.append(name)
                         _merge(counts, shard_counts)
+                        if budget is not None:
+                            budget.merge(shard_budget)
                         bar.update(1)
         finally:
             _WORK.clear()

@@ -6,7 +6,9 @@ holds one trajectory per referred object seen in the window (``<None>`` when non
 ``omnipt_crmot``: the views of one (scene, description) share the sample: the frame budget is
 divided evenly among the views (``frames // n_views`` each, the same time steps in every view),
 the images are listed view after view, and the answer has one trajectory per person over all
-images, so a person's id is the same across views.
+images, so a person's id is the same across views. Every view gets at least one frame: with fewer
+frames than views (``frames=2`` of Table 7 on CRTrack's three views) a sample holds one frame per
+view, ``n_views`` images, since a cross-view sample without every view is not the task.
 """
 from __future__ import annotations
 
@@ -57,6 +59,11 @@ class OmniPTRMOT(Task):
                 "images": frame_paths(seq, frames)}
 
 
+def frames_per_view(frames: int, n_views: int) -> int:
+    """The frame budget split evenly among the views, at least one frame each."""
+    return max(1, frames // n_views)
+
+
 @register_task("omnipt_crmot")
 class OmniPTCRMOT(Task):
     defaults = dict(OMNIPT_DEFAULTS)
@@ -72,8 +79,7 @@ class OmniPTCRMOT(Task):
         out = []
         for key in sorted(groups):
             views = sorted(groups[key], key=lambda s: s.view)
-            per_view = int(self.frames) // len(views)
-            if per_view >= 1 and min(len(v) for v in views) >= per_view:
+            if min(len(v) for v in views) >= frames_per_view(int(self.frames), len(views)):
                 out.append(views)
         if not out:
             raise ValueError(f"task {self.name}: no (scene, description) with views long enough for "
@@ -82,7 +88,7 @@ class OmniPTCRMOT(Task):
 
     def sample(self, index, rng: random.Random) -> dict | None:
         views = index[rng.randrange(len(index))]
-        per_view = max(1, int(self.frames) // len(views))
+        per_view = frames_per_view(int(self.frames), len(views))
         frames = window(min(len(v) for v in views), per_view, int(self.stride), rng) if per_view > 1 else \
             [rng.randrange(min(len(v) for v in views))]
         if frames is None or any(has_missing(v, frames) for v in views):

@@ -44,11 +44,13 @@ from vptracker.datasets import available, load
 from vptracker.datasets.base import Sequence
 from vptracker.datasets.frames import mark_damaged
 from vptracker.tasks.base import ShardWriter, accepted_options, generate, get_task
+from vptracker.tasks.lengths import LengthBudget
 
 STAGING = ".prepare-partial"
 CARD = "card.json"
 SHARD = re.compile(r".+-\d{5}\.jsonl")
-TOP_KEYS = {"seed", "out", "shard_size", "workers", "verify_frames", "roots", "jobs", "task_options"}
+TOP_KEYS = {"seed", "out", "shard_size", "workers", "verify_frames", "roots", "jobs", "task_options",
+            "length_budget"}
 JOB_KEYS = {"task", "options", "sources", "samples"}
 SOURCE_KEYS = {"dataset", "root", "split", "ratio", "options"}
 
@@ -274,11 +276,13 @@ def prepare(config: dict, progress: bool | None = None) -> dict:
         for split, value in job["samples"].items():
             num = _count(value, f"{where}.samples.{split}")
             writer = ShardWriter(staging, f"{split}-{job_name}", shard_size)
+            budget = LengthBudget.from_config(config.get("length_budget"), task)  # see tasks/lengths.py
             if num is None:
-                counts, files = writer.write(generate(task, indices, ratios, None, 0), progress)
+                counts, files = writer.write(generate(task, indices, ratios, None, 0, budget=budget), progress)
             else:
                 counts, files = writer.write_random(task, indices, ratios, num, job_seed(seed, job_name, split),
-                                                    workers, progress)
+                                                    workers, progress, budget)
+            card.setdefault("lengths", {}).setdefault(split, {})[job_name] = budget.finish(f"{where}.samples.{split}")
             card["outputs"].setdefault(split, {})[job_name] = {"task": task.name, "counts": counts,
                                                               "files": files, "rows": sum(counts.values())}
             per_task = card["totals"].setdefault(split, {})

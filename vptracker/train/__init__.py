@@ -8,8 +8,8 @@ Overrides are the CLI's ``key=value`` strings, for example a small CPU run of th
                              "val_dataset=[]", "max_steps=50", "run_dir=/runs/demo"])
 
 ``profile=cpu`` keeps the recipe and turns off bf16, DeepSpeed, flash-attn and vLLM rollouts;
-``profile=tiny`` also cuts steps, lengths and images for smoke tests
-(:mod:`vptracker.train.tiny_data` writes matching data).
+``profile=tiny`` also cuts steps, lengths and images for smoke tests (tests/omnipt_data.py runs
+``vptracker prepare``'s OmniPT configs over small datasets in every official layout for them).
 """
 from vptracker.train.runner import StageFailed, last_checkpoint, run_chain, run_stage
 from vptracker.train.stages import OMNIPT_STAGES, StageConfig, StageConfigError, available_stages, load_stage

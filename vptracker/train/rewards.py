@@ -20,11 +20,32 @@ one slot per frame (``<bbox>`` or ``<None>``), per trajectory:
 * every slot scores like a single box, ``R_i * g(IoU_i)``, and the answer scores the sum divided
   by ``max(#ground-truth slots, #predicted slots)``: missing frames and frames beyond the ground
   truth's score zero, so neither dropping nor padding frames pays;
-* several trajectories ("the trajectory of the first people are: ...") are paired by order, the
-  order the prompt fixed; ``matching="set"`` (a ``reward_matching`` dataset column) instead pairs
-  boxes one-to-one by the best total IoU (Hungarian), for answers whose order is free, such as
-  the boxes of all objects in the first frame;
 * a single-box answer is the one-slot case, so it gets exactly the paper's value.
+
+Several objects (the ``reward_matching`` column the GRPO builders write on every row):
+
+* ``order`` (SOT, location prediction, MOT's "track these objects" query, whose prompt lists the
+  objects in the order the answer must keep): predicted trajectory *i* pairs with true one *i*;
+* ``set`` (RMOT, CRMOT, MOT's first-frame and "added midway" queries, detection: the prompt fixes
+  no order): trajectories are matched one-to-one by the assignment with the highest total mean
+  per-frame overlap (``scipy.optimize.linear_sum_assignment``; the overlap of a slot is its IoU,
+  1 for a correct ``<None>``, 0 for a wrong one). An answer without trajectory headings is then a
+  list of objects with one box each (the first-frame boxes, the detections);
+* a matched pair scores slot by slot as above; every slot of an unmatched trajectory, predicted
+  (an extra object) or true (a missed one), scores zero and counts in the denominator, so the
+  answer scores ``sum of slot scores / total slots``: listing objects in another order changes
+  nothing under ``set``, and neither missing nor inventing objects pays.
+
+The empty answer. A solution may be "There are no objects." (no object to report). The completion
+that says so (the phrase, any case, and no box) is the exact answer: ``2 * mapping(1)``, 2.0 in
+both stages. Any other completion scores 0: one listing boxes (each an invented object), and one
+without a box and without the phrase, an empty completion included (no answer in the grammar, as
+for any answer without a box). A true answer with objects and the completion "There are no
+objects." scores 0 (every object missed).
+
+Errors. :func:`check_solution` refuses a solution with no box, no ``<None>`` and not the empty
+answer; ``vptracker prepare`` runs it on every GRPO row and names the file and line. The ORMs
+registered below never raise: a row they cannot score gets 0 and a logged warning.
 
 Grammar. Set 1 is the grammar the ``solution`` is written in: OmniPT's ``<bbox>`` by default, or
 Qwen's ``<|box_start|>(x1,y1),(x2,y2)<|box_end|>`` when the data was built with ``grammar=qwen``;
@@ -36,9 +57,12 @@ truth invisible is a hit, a visibility mistake a miss.
 """
 from __future__ import annotations
 
+import logging
 import re
+import sys
 from collections.abc import Callable, Sequence
 
+from vptracker.boxes import _TRAJ_HEAD as _TRAJ_HEADING  # the heading parse_trajectories splits on
 from vptracker.boxes import (
     Form,
     ParsedBox,
@@ -48,6 +72,10 @@ from vptracker.boxes import (
     parse_trajectories,
     parse_vptracker,
 )
+from vptracker.prompts import no_objects_answer
+
+NO_OBJECTS = no_objects_answer()
+logger = logging.getLogger(__name__)
 
 FORM_SCORE = {Form.EXACT: 2.0, Form.NONE: 2.0, Form.OTHER: 0.6, Form.UNTAGGED: 0.4, Form.NO_BOX: 0.0}
 MATCHINGS = ("order", "set")
@@ -98,33 +126,68 @@ def _slot_score(pred: ParsedBox | None, truth: ParsedBox | None, mapping: Callab
     return FORM_SCORE[pred.form] * mapping(_slot_overlap(pred, truth))
 
 
-def _ordered(pred: Sequence[ParsedBox], truth: Sequence[ParsedBox], mapping) -> tuple[float, int]:
+def _pair_score(pred: Sequence[ParsedBox], truth: Sequence[ParsedBox], mapping) -> tuple[float, int]:
+    """Summed slot scores of one predicted trajectory against one true one, frame by frame, and
+    the number of slots they count for (the longer of the two)."""
     n = max(len(pred), len(truth))
     total = sum(_slot_score(pred[i] if i < len(pred) else None, truth[i] if i < len(truth) else None, mapping)
                 for i in range(n))
     return total, n
 
 
-def _matched(pred: Sequence[ParsedBox], truth: Sequence[ParsedBox], mapping) -> tuple[float, int]:
-    """Best one-to-one pairing by total slot score; unpaired slots score zero."""
+def _mean_overlap(pred: Sequence[ParsedBox], truth: Sequence[ParsedBox]) -> float:
+    """Mean per-frame overlap (IoU; 1 for a correct ``<None>``) over the longer trajectory."""
+    n = max(len(pred), len(truth))
+    return sum(_slot_overlap(pred[i] if i < len(pred) else None, truth[i] if i < len(truth) else None)
+               for i in range(n)) / n if n else 0.0
+
+
+def assign(pred: Sequence[Sequence[ParsedBox]], truth: Sequence[Sequence[ParsedBox]],
+           matching: str) -> list[tuple[int, int]]:
+    """``(pred, truth)`` index pairs: by position (``order``), or the assignment with the highest
+    total mean per-frame overlap (``set``, Hungarian). Left-out trajectories are unmatched."""
+    if matching == "order" or not pred or not truth:
+        return [(i, i) for i in range(min(len(pred), len(truth)))]
     import numpy as np
     from scipy.optimize import linear_sum_assignment
 
-    n = max(len(pred), len(truth))
-    if not pred or not truth:
-        return 0.0, n
-    gain = np.array([[_slot_score(p, t, mapping) for t in truth] for p in pred])
-    rows, cols = linear_sum_assignment(gain, maximize=True)
-    return float(gain[rows, cols].sum()), n
+    overlap = np.array([[_mean_overlap(p, t) for t in truth] for p in pred])
+    rows, cols = linear_sum_assignment(overlap, maximize=True)
+    return list(zip(rows.tolist(), cols.tolist()))
 
 
-def _trajectories(text: str) -> list[list[ParsedBox]]:
-    """Slots per trajectory; untagged answers without trajectory headings become one trajectory."""
+def _score_trajectories(pred, truth, mapping, matching: str) -> float:
+    """Matched pairs score slot by slot; every slot of an unmatched trajectory is a miss."""
+    pairs = assign(pred, truth, matching)
+    total, n = 0.0, 0
+    for i, j in pairs:
+        t_total, t_n = _pair_score(pred[i], truth[j], mapping)
+        total, n = total + t_total, n + t_n
+    matched_pred, matched_truth = {i for i, _ in pairs}, {j for _, j in pairs}
+    n += sum(len(p) for i, p in enumerate(pred) if i not in matched_pred)
+    n += sum(len(t) for j, t in enumerate(truth) if j not in matched_truth)
+    return total / n if n else 0.0
+
+
+def _trajectories(text: str, matching: str = "order") -> list[list[ParsedBox]]:
+    """Slots per trajectory. Without trajectory headings an answer is one trajectory (``order``:
+    one slot per frame, whatever form each is written in) or, for ``set``, a list of objects with
+    one slot each (the first-frame boxes of MOT, the boxes of detection)."""
     trajs = parse_trajectories(text)
-    if len(trajs) <= 1:  # one trajectory: read every slot, whatever form each is written in
+    if len(trajs) <= 1 and not _TRAJ_HEADING.search(text):
         slots = split_slots(text)
+        if matching == "set":
+            return [[s] for s in slots]
         return [slots] if slots else []
+    if len(trajs) <= 1:  # one heading: read every slot after it, whatever form each is written in
+        slots = split_slots(text[_TRAJ_HEADING.search(text).end():])
+        return [slots]
     return trajs
+
+
+def says_no_objects(text: str) -> bool:
+    """``text`` is the empty answer ("There are no objects."), ignoring case and outer spaces."""
+    return isinstance(text, str) and text.strip().lower() == NO_OBJECTS.lower()
 
 
 _BBOX_TOKEN = re.compile(r"<bbox>.{0,200}?</bbox>", re.DOTALL)
@@ -173,34 +236,39 @@ def _vptracker_reward(completion: str, solution: str, mapping) -> float:
     return FORM_SCORE[form] * mapping(overlap)
 
 
-def box_reward(completion: str, solution: str, mapping: Callable[[float], float],
-               matching: str = "order") -> float:
-    """Format score times ``mapping(IoU)``, aggregated over frames as the module docstring says."""
+def check_solution(solution, matching: str = "order") -> None:
+    """Raises ``ValueError`` unless ``solution`` is an answer the rewards can score: a VPTracker JSON
+    answer, at least one box or ``<None>``, or the empty answer; ``matching`` one of ``MATCHINGS``.
+    ``vptracker prepare`` calls it for every GRPO row it writes (see ``tasks.base.write_jsonl``)."""
     if matching not in MATCHINGS:
         raise ValueError(f"reward matching {matching!r}: expected one of {MATCHINGS}")
-    if not isinstance(completion, str) or not isinstance(solution, str):
+    if not isinstance(solution, str):
+        # ValueError like every other refusal: prepare reports them all the same way
+        raise ValueError(f"reward solution must be text, got {type(solution).__name__}")  # noqa: TRY004
+    if _is_vptracker(solution) or says_no_objects(solution):
+        return
+    if _QWEN_TOKEN.search(solution):
+        solution = _qwen_as_set1(solution)
+    if not _trajectories(solution, matching):
+        raise ValueError(f"reward solution holds no box, no <None> and is not {NO_OBJECTS!r}: {solution[:120]!r}")
+
+
+def box_reward(completion: str, solution: str, mapping: Callable[[float], float],
+               matching: str = "order") -> float:
+    """Format score times ``mapping(IoU)``, aggregated over frames and objects as the module
+    docstring says. Raises ``ValueError`` for a solution :func:`check_solution` refuses."""
+    check_solution(solution, matching)
+    if not isinstance(completion, str):
         return 0.0
     if _is_vptracker(solution):
         return _vptracker_reward(completion, solution, mapping)
+    if says_no_objects(solution):  # nothing to find: only the empty answer itself is right
+        hit = NO_OBJECTS.lower() in completion.lower() and not split_slots(completion)
+        return FORM_SCORE[Form.EXACT] * mapping(1.0) if hit else 0.0
     if _QWEN_TOKEN.search(solution):
         completion, solution = _qwen_as_set1(completion), _qwen_as_set1(solution)
-    truth = _trajectories(solution)
-    if not truth:
-        raise ValueError(f"reward solution holds no box and no <None>: {solution[:120]!r}")
-    pred = _trajectories(completion)
-    if matching == "set":
-        flat_pred = [s for t in pred for s in t]
-        flat_truth = [s for t in truth for s in t]
-        total, n = _matched(flat_pred, flat_truth, mapping)
-        return total / n
-    total, n = 0.0, 0
-    for i in range(max(len(pred), len(truth))):
-        if i < len(truth):
-            t_total, t_n = _ordered(pred[i] if i < len(pred) else [], truth[i], mapping)
-        else:  # an extra trajectory: its slots count against the answer
-            t_total, t_n = 0.0, len(pred[i])
-        total, n = total + t_total, n + t_n
-    return total / n if n else 0.0
+    return _score_trajectories(_trajectories(completion, matching), _trajectories(solution, matching),
+                               mapping, matching)
 
 
 def format_reward(completion: str, solution: str, matching: str = "order") -> float:
@@ -215,19 +283,28 @@ def iou_reward(completion: str, solution: str, matching: str = "order") -> float
 
 # --------------------------------------------------------------------------- ms-swift plugin
 
-def _register() -> None:
-    """Registers the ORMs when ms-swift is importable (it always is in training runs)."""
-    try:
-        from swift.rewards import ORM, orms
-    except ImportError:  # the plain functions above stay usable without ms-swift
-        return
+def register() -> None:
+    """Registers the ORMs ``omnipt_format`` and ``omnipt_iou`` with ms-swift (idempotent)."""
+    from swift.rewards import ORM, orms
 
     class _BoxORM(ORM):
+        """Scores a batch; never raises (ms-swift does not catch reward errors: one bad row would
+        end the run). A row it cannot score gets 0 and a warning naming it and counting so far."""
+
         score: Callable[..., float]
+        refused = 0
 
         def __call__(self, completions, solution, **kwargs) -> list[float]:
-            matching = kwargs.get("reward_matching") or ["order"] * len(completions)
-            return [type(self).score(c, s, m or "order") for c, s, m in zip(completions, solution, matching)]
+            matching = kwargs.get("reward_matching") or [None] * len(completions)
+            return [self._one(c, s, m or "order") for c, s, m in zip(completions, solution, matching)]
+
+        def _one(self, completion, solution, matching) -> float:
+            try:
+                return float(type(self).score(completion, solution, matching))
+            except Exception as err:  # noqa: BLE001  (any failure scores 0, loudly)
+                type(self).refused += 1
+                logger.warning("%s: row scored 0 (%d so far): %s", type(self).__name__, type(self).refused, err)
+                return 0.0
 
     class OmniPTFormatReward(_BoxORM):
         score = staticmethod(format_reward)
@@ -239,4 +316,7 @@ def _register() -> None:
     orms["omnipt_iou"] = OmniPTIoUReward
 
 
-_register()
+# Loaded by swift (``--external_plugins``), swift is already imported: register. Imported by
+# ``vptracker prepare`` for :func:`check_solution`, do not pay swift's import (seconds per worker).
+if "swift" in sys.modules:
+    register()

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from vptracker.plan import Cluster
 from vptracker.plan_run import check_before_run
+from vptracker.tasks.lengths import check_cards
 from vptracker.train.commands import (
     Command,
     expand_datasets,
@@ -154,6 +155,8 @@ def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = 
             echo(f"# {cfg.name}: {note}")
     manifest = new_manifest(cfg.name, cfg.path, cfg.overrides, cfg.data, [c.shell() for c in commands],
                             _datasets_for_manifest(cfg), env, model_check)
+    swift_args = cfg.get("swift") or {}  # refuse rows ms-swift would drop silently (vptracker/tasks/lengths.py)
+    check_cards(manifest["data"], swift_args.get("max_length"), cfg.name, swift_args.get("max_pixels"), echo)
     # a "complete" stage whose output was deleted reruns every command (training resumes at its end)
     keep = not force and previous.get("status") != "complete"
     done = set(previous.get("completed", [])) if keep else set()

@@ -1,0 +1,273 @@
+"""Length budgets of prepared rows: counted when ``vptracker prepare`` writes them, never silent.
+
+ms-swift deletes a training row longer than ``max_length`` without a word, so a 32-frame row of
+1080p frames (about 20,800 tokens at the paper's 28x28x646 pixels) simply disappears under
+``max_length: 16384``. Here every row is counted before it is written:
+
+* image tokens from the frame's real size: the family's processor resizes it to multiples of
+  ``patch x merge`` under ``max_pixels`` (:func:`vptracker.boxes.smart_resize`), one token per
+  ``(patch x merge)^2`` pixels, plus ``<|vision_start|>`` and ``<|vision_end|>``;
+* text tokens from the tokenizer when one is given (``length_budget.tokenizer``: a model
+  directory), else :func:`estimate_tokens` (one token per digit, word and punctuation mark: Qwen's
+  tokenizers split numbers into digits; it errs high), plus a few tokens of chat template per turn.
+
+A data config's ``length_budget`` says what to do with a row over ``max_length``::
+
+    length_budget: {max_length: 16384, policy: fewer_frames, max_pixels: 506464, tokenizer: null}
+
+* ``stop`` (the default): stop with the counts (the rows over, the longest);
+* ``fewer_frames``: draw the row again with fewer frames (3/4 each try, down to 2) for tasks with a
+  ``frames`` option, so the row keeps a consistent answer for the frames it shows;
+* ``lower_max_pixels``: give the row a ``max_pixels`` column low enough to fit (down to the
+  family's minimum), which the swift plugin (``vptracker/swift_plugin.py``) applies when it loads
+  the row's images; boxes in normalised scales do not depend on it (refused with ``scale:
+  resized``, whose boxes are pixels of the resized image).
+
+``card.json`` gets ``lengths.<split>.<job>``: the budget, rows counted, the longest row, a
+histogram in 1,024-token bins, and how many rows the policy changed. ``check_cards`` lets the stage
+runner refuse data whose rows its ``max_length`` would drop.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from vptracker.boxes import DEFAULT_MIN_PIXELS, FAMILY_FACTOR, smart_resize
+
+POLICIES = ("stop", "fewer_frames", "lower_max_pixels")
+TURN_OVERHEAD = 5      # <|im_start|>role\n ... <|im_end|>\n
+VISION_WRAP = 2        # <|vision_start|> ... <|vision_end|>
+BIN = 1024
+TOKEN_PIECE = re.compile(r"\d|[A-Za-z]+|[^\sA-Za-z\d]")
+
+
+def estimate_tokens(text: str) -> int:
+    """One token per digit, per word and per punctuation mark (see the module docstring)."""
+    return len(TOKEN_PIECE.findall(text))
+
+
+_FOLDER_SIZE: dict[str, tuple[int, int]] = {}
+
+
+def image_size(path: str, per_folder: bool = True) -> tuple[int, int]:
+    """A frame's size, read once per folder (``per_folder``): every official video layout keeps
+    one video per folder, and opening each of a million rows' 32 frames would cost more than
+    building the rows. Single images (SYNTH-PEDES crops, detection frames) are read one by one."""
+    from PIL import Image
+
+    folder = str(Path(path).parent)
+    if not per_folder or folder not in _FOLDER_SIZE:
+        with Image.open(path) as im:
+            if not per_folder:
+                return im.size
+            _FOLDER_SIZE[folder] = im.size
+    return _FOLDER_SIZE[folder]
+
+
+def _row_image_sizes(row: dict) -> list[tuple[float, float]]:
+    """The size of each image the model sees: crops (ReID) and the VPTracker template are cut."""
+    images = row.get("images") or []
+    # a path, or swift's {"bytes", "path"} entry once its dataset loader has read the row
+    paths = [str(p["path"] if isinstance(p, dict) else p) for p in images]
+    sizes = [image_size(p, per_folder=len(paths) > 1) for p in paths]
+    for i, region in enumerate(row.get("crops") or []):
+        if region is not None and i < len(sizes):
+            sizes[i] = (region[2] - region[0], region[3] - region[1])
+    template = (row.get("visual_prompt") or {}).get("template_region")
+    if template and sizes:
+        sizes[0] = (template[2] - template[0], template[3] - template[1])
+    return sizes
+
+
+def image_tokens(width: int, height: int, family: str, max_pixels: int) -> int:
+    """Tokens of one image of ``width x height`` after the family's resize under ``max_pixels``."""
+    factor = FAMILY_FACTOR.get(family, 28)
+    w, h = smart_resize(width, height, family, max_pixels=max_pixels)
+    return (w // factor) * (h // factor) + VISION_WRAP
+
+
+@dataclass
+class LengthBudget:
+    """A data config's ``length_budget`` and the counts it gathers (see the module docstring)."""
+
+    max_length: int | None = None
+    policy: str = "stop"
+    family: str = "qwen2_5_vl"
+    max_pixels: int = 28 * 28 * 646
+    tokenizer: str | None = None
+    lengths: list[int] = field(default_factory=list)
+    changed: int = 0
+
+    @classmethod
+    def from_config(cls, config: dict | None, task=None) -> LengthBudget:
+        """The config's ``length_budget``; family and max_pixels default to the task's options."""
+        config = dict(config or {})
+        unknown = sorted(set(config) - {"max_length", "policy", "max_pixels", "tokenizer", "family"})
+        if unknown:
+            raise ValueError(f"data config: length_budget has unknown key(s) {unknown}")
+        options = getattr(task, "options", {}) or {}
+        defaults = {k: options[k] for k in ("family", "max_pixels") if options.get(k)}
+        budget = cls(**{**defaults, **config})
+        if budget.policy not in POLICIES:
+            raise ValueError(f"data config: length_budget.policy={budget.policy!r}, expected one of {POLICIES}")
+        return budget
+
+    def _text_tokens(self, text: str) -> int:
+        if self.tokenizer:
+            return len(_tokenizer(self.tokenizer)(text)["input_ids"])
+        return estimate_tokens(text)
+
+    def row_tokens(self, row: dict, max_pixels: int | None = None) -> int:
+        """The tokens of a row: its images at ``max_pixels`` and every text turn (and ``solution``)."""
+        pixels = int(max_pixels or row.get("max_pixels") or self.max_pixels)
+        total = sum(image_tokens(max(int(w), 1), max(int(h), 1), self.family, pixels) for w, h in _row_image_sizes(row))
+        turns = list(row.get("messages") or [])
+        if row.get("solution"):
+            turns.append({"content": row["solution"]})
+        for turn in turns:
+            text = turn["content"].replace("<image>", "") if isinstance(turn.get("content"), str) else ""
+            total += self._text_tokens(text) + TURN_OVERHEAD
+        return total
+
+    def fits(self, row: dict) -> bool:
+        return self.max_length is None or self.row_tokens(row) <= self.max_length
+
+    def lower_pixels(self, row: dict) -> dict | None:
+        """The row with the largest ``max_pixels`` column that fits, or None when none does."""
+        pixels = int(self.max_pixels)
+        while pixels >= DEFAULT_MIN_PIXELS:
+            if self.row_tokens(row, pixels) <= self.max_length:
+                return {**row, "max_pixels": pixels}
+            pixels = int(pixels * 0.8)
+        return None
+
+    def record(self, row: dict) -> None:
+        self.lengths.append(self.row_tokens(row))
+
+    def fresh(self) -> LengthBudget:
+        """The same budget with empty counts (one per shard; :meth:`merge` adds them back)."""
+        return LengthBudget(self.max_length, self.policy, self.family, self.max_pixels, self.tokenizer)
+
+    def merge(self, other: LengthBudget) -> None:
+        self.lengths += other.lengths
+        self.changed += other.changed
+
+    def apply(self, task, drawn, redraw):
+        """``drawn`` (a row, or the rows drawn together) within the budget by the policy; counts it.
+
+        ``redraw(smaller_task)`` draws again with a task of fewer frames (None when the caller
+        cannot). Under ``stop`` over-long rows are counted and :meth:`finish` stops the job.
+        """
+        rows = drawn if isinstance(drawn, list) else [drawn]
+        if self.max_length is None or self.policy == "stop" or all(self.fits(r) for r in rows):
+            for row in rows:
+                self.record(row)
+            return drawn
+        fitted = None
+        if self.policy == "fewer_frames" and "frames" in task.options and redraw is not None:
+            fitted = self._fewer_frames(task, redraw)
+        elif self.policy == "lower_max_pixels":
+            if getattr(task, "scale", None) == "resized":
+                raise OverBudget(f"task {task.name}: length_budget.policy lower_max_pixels would move boxes "
+                                 "written in the resized scale; use fewer_frames or a normalised scale")
+            lowered = [r if self.fits(r) else self.lower_pixels(r) for r in rows]
+            fitted = None if any(r is None for r in lowered) else (lowered if isinstance(drawn, list) else lowered[0])
+        if fitted is None:
+            raise OverBudget(f"task {task.name}: a row of {max(self.row_tokens(r) for r in rows)} tokens cannot be "
+                             f"brought under length_budget.max_length {self.max_length} by policy {self.policy} "
+                             f"({len(self.lengths)} rows counted before it)")
+        out = fitted if isinstance(fitted, list) else [fitted]
+        self.changed += len(out)
+        for row in out:
+            self.record(row)
+        return fitted
+
+    def _fewer_frames(self, task, redraw):
+        from vptracker.tasks.base import get_task
+
+        frames = int(task.options["frames"])
+        while frames > 2:
+            frames = max(2, int(frames * 0.75))  # 32, 24, 18, 13, 9, 6, 4, 3, 2: keep as many as fit
+            smaller = get_task(task.name, **{**task.options, "frames": frames})
+            for _ in range(100):  # a random task may need a few draws, as any draw does
+                candidate = redraw(smaller)
+                if candidate is not None:
+                    break
+            else:
+                continue
+            if all(self.fits(r) for r in (candidate if isinstance(candidate, list) else [candidate])):
+                return candidate
+        return None
+
+    def finish(self, where: str) -> dict:
+        """The job's length summary; under ``stop``, raises with the counts when rows are over."""
+        summary = self.summary()
+        if self.policy == "stop" and summary["over_max_length"]:
+            raise OverBudget(f"{where}: {summary['over_max_length']} of {summary['rows']} rows are over "
+                             f"length_budget.max_length {self.max_length} tokens (longest {summary['max']}, "
+                             f"histogram {summary['histogram']}); ms-swift would drop them without a word. Set "
+                             "length_budget.policy to fewer_frames or lower_max_pixels, or lower frames / max_pixels")
+        return summary
+
+    def summary(self) -> dict:
+        n = len(self.lengths)
+        hist: dict[str, int] = {}
+        for length in self.lengths:
+            lo = length // BIN * BIN
+            key = f"{lo}-{lo + BIN - 1}"
+            hist[key] = hist.get(key, 0) + 1
+        ordered = sorted(self.lengths)
+        return {"max_length": self.max_length, "policy": self.policy, "max_pixels": self.max_pixels,
+                "counted_with": self.tokenizer or "estimate", "rows": n, "changed_by_policy": self.changed,
+                "max": ordered[-1] if n else 0, "p50": ordered[n // 2] if n else 0,
+                "p99": ordered[min(n - 1, math.ceil(n * 0.99) - 1)] if n else 0,
+                "over_max_length": sum(v > self.max_length for v in self.lengths) if self.max_length else 0,
+                "histogram": dict(sorted(hist.items(), key=lambda kv: int(kv[0].split("-")[0])))}
+
+
+@lru_cache(maxsize=2)
+def _tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
+class OverBudget(ValueError):
+    """A row over ``max_length`` under the ``stop`` policy (or one no policy could fit)."""
+
+
+def check_cards(cards: list[dict], max_length: int | None, where: str, max_pixels: int | None = None,
+                echo=print) -> None:
+    """Refuses prepared data that a stage's ``max_length`` would silently cut: rows longer than it,
+    as counted by ``prepare`` (``card.json`` ``lengths``). Counts made at a larger ``max_pixels``
+    than the stage's overstate the stage's rows, so those are reported, not refused; cards without
+    counts (data not written by ``prepare``) are reported too."""
+    if not max_length:
+        return
+    problems, unchecked = [], []
+    for entry in cards:
+        lengths = (entry.get("card") or {}).get("lengths")
+        if not lengths:
+            unchecked.append(f"{entry.get('path')} (no length counts in its card.json)")
+            continue
+        for split, jobs in lengths.items():
+            for job, stats in jobs.items():
+                if stats.get("max", 0) <= max_length:
+                    continue
+                counted_at = (stats.get("max_pixels") or 0)
+                if max_pixels and counted_at > int(max_pixels):
+                    unchecked.append(f"{entry.get('path')}: {split}-{job} counted at max_pixels {counted_at}, "
+                                     f"the stage uses {max_pixels}")
+                    continue
+                over = sum(n for key, n in stats.get("histogram", {}).items() if int(key.split("-")[0]) > max_length)
+                problems.append(f"{entry.get('path')}: {split}-{job}: longest row {stats['max']} tokens, "
+                                f"at least {max(over, 1)} of {stats['rows']} rows over max_length {max_length}")
+    if unchecked:
+        echo(f"# {where}: row lengths not checked against max_length {max_length}: " + "; ".join(sorted(set(unchecked))))
+    if problems:
+        raise OverBudget(f"{where}: ms-swift would drop these rows without a word:\n  " + "\n  ".join(problems)
+                         + "\nprepare the data with length_budget.max_length <= the stage's max_length "
+                         "(policy fewer_frames or lower_max_pixels), or raise the stage's max_length")
