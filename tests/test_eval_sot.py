@@ -9,12 +9,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from vptracker.datasets.base import DatasetFormatError
-from vptracker.eval.sot import ResultError
-from vptracker.datasets.base import single_target
-from vptracker.eval.sot import sequence_attributes
-from vptracker.eval.sot_eval import sot_ground_truth
-from vptracker.eval.sot_eval import evaluate_sot, score_sequences
+from vptracker.datasets.base import DatasetFormatError, single_target
+from vptracker.eval.sot import ResultError, sequence_attributes
+from vptracker.eval.sot_eval import evaluate_sot, score_sequences, sot_ground_truth
 
 # ----------------------------------------------------------------------------- reference loops
 

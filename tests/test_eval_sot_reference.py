@@ -20,10 +20,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from vptracker.eval.sot import PYTRACKING_THRESHOLDS
 from vptracker.datasets.base import single_target
-from vptracker.eval.sot_eval import sot_ground_truth
-from vptracker.eval.sot_eval import score_sequences
+from vptracker.eval.sot import PYTRACKING_THRESHOLDS
+from vptracker.eval.sot_eval import score_sequences, sot_ground_truth
 
 FLOAT32 = 1e-4  # percent
 

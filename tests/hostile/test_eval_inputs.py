@@ -15,11 +15,9 @@ import numpy as np
 import pytest
 
 from vptracker.cli import main
-from vptracker.datasets.base import DatasetFormatError
+from vptracker.datasets.base import DatasetFormatError, single_target
 from vptracker.eval.sot import ResultError
-from vptracker.datasets.base import single_target
-from vptracker.eval.sot_eval import sot_ground_truth
-from vptracker.eval.sot_eval import evaluate_sot, score_sequences
+from vptracker.eval.sot_eval import evaluate_sot, score_sequences, sot_ground_truth
 
 SOT_PROTOCOLS = ("tnl2k", "ostrack", "lasot", "otb")
 

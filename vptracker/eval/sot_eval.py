@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence
+from vptracker.datasets.frames import split_dir
 from vptracker.datasets.numparse import boxes_many
 from vptracker.eval.sot import ResultError, get_protocol, protocol_class
 
 # Layouts ``--gt-root`` may hold, tried in order: (reader, what marks it).
-_LAYOUTS = (("tnl2k_toolkit", "gt_rect/"), ("otb", "*/groundtruth_rect*.txt"), ("lasot", "*/*/groundtruth.txt"),
-            ("tnllt", "*/absent_label.txt"), ("got10k", "*/cover.label"), ("tnl2k", "*/groundtruth.txt"))
+_LAYOUTS = (("tnl2k_toolkit", "gt_rect/"), ("otb", "*/groundtruth_rect*.txt"), ("got10k", "*/cover.label"),
+            ("lasot", "*/*/groundtruth.txt"), ("tnllt", "*/absent_label.txt"), ("tnl2k", "*/groundtruth.txt"))
 
 
 def detect_sot_dataset(root: Path) -> str:
@@ -40,7 +41,9 @@ def sot_ground_truth(root: str | Path, dataset: str | None = None, split: str | 
     root = Path(root)
     if not root.is_dir():
         raise DatasetFormatError(root, None, "a ground-truth folder")
-    sequences = load(dataset or detect_sot_dataset(root), root, split, annotation_only=True)
+    if dataset is None:
+        dataset = detect_sot_dataset(split_dir(root, split))
+    sequences = load(dataset, root, split, annotation_only=True)
     names = [s.name for s in sequences]
     if len(set(names)) != len(names):
         dup = sorted({n for n in names if names.count(n) > 1})
