@@ -18,6 +18,7 @@ HELP = "evaluate SOT, MOT/RMOT/SMOT, CRMOT and caption results (official protoco
 def add_arguments(parser) -> None:
     from vptracker.eval.mot import MOT_BENCHMARKS
     from vptracker.eval.sot import SOT_PROTOCOLS
+    from vptracker.eval.sot_eval import SOT_READERS
 
     sub = parser.add_subparsers(dest="eval_task", metavar="TASK", required=True)
 
@@ -25,8 +26,7 @@ def add_arguments(parser) -> None:
                        "GOT-10k AO / SR")
     p.add_argument("--protocol", choices=SOT_PROTOCOLS.names(), required=True)
     p.add_argument("--gt-root", required=True, help="dataset folder or TNL2K toolkit folder (gt_rect/, absent/)")
-    p.add_argument("--dataset", help="the reader of --gt-root (tnl2k_toolkit, tnl2k, tnllt, lasot, otb, got10k; "
-                   "default: told from the layout)")
+    p.add_argument("--dataset", choices=SOT_READERS, help="the reader of --gt-root (default: told from the layout)")
     p.add_argument("--split", help="the split the reader takes from --gt-root (e.g. val for GOT-10k)")
     p.add_argument("--results", required=True, nargs="+", metavar="[NAME=]DIR",
                    help="folders of <seq>.txt files; several trackers share the plots, the first is summary.json")

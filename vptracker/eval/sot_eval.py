@@ -22,6 +22,7 @@ from vptracker.eval.sot import ResultError, get_protocol, protocol_class
 # Layouts ``--gt-root`` may hold, tried in order: (reader, what marks it).
 _LAYOUTS = (("tnl2k_toolkit", "gt_rect/"), ("otb", "*/groundtruth_rect*.txt"), ("got10k", "*/cover.label"),
             ("lasot", "*/*/groundtruth.txt"), ("tnllt", "*/absent_label.txt"), ("tnl2k", "*/groundtruth.txt"))
+SOT_READERS = tuple(name for name, _ in _LAYOUTS)
 
 
 def detect_sot_dataset(root: Path) -> str:
