@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vptracker.eval.report import PUBLISHED, markdown_report
-from vptracker.eval.smot import evaluate_smot, instance_captions, smot_table_row, track_assignment
+from vptracker.eval.smot import evaluate_smot, smot_table_row, track_assignment
 
 
 class _NoSynonyms:
@@ -45,17 +45,6 @@ def bensmot(tmp_path, shared_data):
     (res / "instance_captions.json").write_text(json.dumps({"seq01/42": src[0].name.split("_", 1)[1],
                                                             "seq01/7": "A person"}))
     return tmp_path
-
-
-def test_instance_caption_ids_follow_first_appearance(tmp_path):
-    path = tmp_path / "instance_captions.txt"
-    path.write_text("woman0: A woman in red.\nman0: A man.\nwoman0: still the first woman\n")
-    assert instance_captions(path) == {1: "still the first woman", 2: "A man."}
-    path.write_text("no colon here\n")
-    from vptracker.datasets.base import DatasetFormatError
-
-    with pytest.raises(DatasetFormatError, match="instance_captions.txt:1"):
-        instance_captions(path)
 
 
 def test_track_assignment_maps_predicted_ids_to_gt():

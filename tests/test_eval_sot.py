@@ -9,10 +9,9 @@ import tarfile
 import numpy as np
 import pytest
 
-from vptracker.datasets.base import DatasetFormatError
-from vptracker.eval.sot import ResultError
-from vptracker.eval.sot_data import SOTGroundTruth, load_ground_truth
-from vptracker.eval.sot_eval import evaluate_sot, score_sequences
+from vptracker.datasets.base import DatasetFormatError, single_target
+from vptracker.eval.sot import ResultError, sequence_attributes
+from vptracker.eval.sot_eval import evaluate_sot, score_sequences, sot_ground_truth
 
 # ----------------------------------------------------------------------------- reference loops
 
@@ -150,7 +149,7 @@ def tnl2k_annos(shared_data, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tnl2k_gt(tnl2k_annos):
-    return load_ground_truth(tnl2k_annos)
+    return sot_ground_truth(tnl2k_annos)
 
 
 def perturbed(gt: np.ndarray, seed: int) -> np.ndarray:
@@ -173,24 +172,24 @@ def test_toolkit_layout_loads_700_sequences_with_quirks(tnl2k_gt):
     assert len(tnl2k_gt) == 700
     assert sum(len(s) for s in tnl2k_gt) == 516038
     quirk = next(s for s in tnl2k_gt if s.name == "advSamp_monitor_bikeyellow")
-    assert len(quirk) == 929 and len(quirk.visible) == 929  # 930 absent flags cut to the gt length
-    assert sum(int((~s.visible).sum()) for s in tnl2k_gt) == 65253
-    assert all(len(s.attributes) == 17 for s in tnl2k_gt)
+    assert len(quirk) == 929 and len(quirk.target.visible) == 929  # 930 absent flags cut to the gt length
+    assert sum(int((~s.target.visible).sum()) for s in tnl2k_gt) == 65253
+    assert all(len(sequence_attributes(s)) == 17 for s in tnl2k_gt)
 
 
 @pytest.mark.parametrize("protocol", ["tnl2k", "ostrack", "lasot"])
 def test_tnl2k_perturbed_matches_reference_loops(tnl2k_gt, protocol):
     # every 12th sequence (59 sequences, ~45k frames) keeps the pure-Python loops fast
     subset = tnl2k_gt[::12]
-    preds = {s.name: perturbed(s.boxes, i) for i, s in enumerate(subset)}
+    preds = {s.name: perturbed(s.target.boxes, i) for i, s in enumerate(subset)}
     ours = score_sequences(subset, preds, protocol)
     ref_curves = []
     for s in subset:
-        p, g = preds[s.name].tolist(), s.boxes.tolist()
+        p, g = preds[s.name].tolist(), s.target.boxes.tolist()
         if protocol == "tnl2k":
-            ref_curves.append(reference_tnl2k(p, g, (~s.visible).tolist()))
+            ref_curves.append(reference_tnl2k(p, g, (~s.target.visible).tolist()))
         else:
-            ref_curves.append(reference_pytracking(p, g, s.visible.tolist(), protocol == "lasot"))
+            ref_curves.append(reference_pytracking(p, g, s.target.visible.tolist(), protocol == "lasot"))
     ref = _reference_scores(ref_curves)
     for key in ("auc", "precision", "norm_precision"):
         assert ours[key] == pytest.approx(ref[key], abs=1e-9), key
@@ -199,8 +198,8 @@ def test_tnl2k_perturbed_matches_reference_loops(tnl2k_gt, protocol):
 
 
 def test_gt_against_itself(tnl2k_gt):
-    preds = {s.name: s.boxes for s in tnl2k_gt}
-    clean = [s for s in tnl2k_gt if s.visible.all() and (s.boxes > 0).all()]
+    preds = {s.name: s.target.boxes for s in tnl2k_gt}
+    clean = [s for s in tnl2k_gt if s.target.visible.all() and (s.target.boxes > 0).all()]
     assert len(clean) > 100
     for protocol in ("tnl2k", "ostrack", "lasot", "otb"):
         r = score_sequences(tnl2k_gt, preds, protocol)
@@ -223,14 +222,14 @@ def test_gt_against_itself(tnl2k_gt):
 
 
 def test_otb_published_trackers_match_got10k_loop(shared_data):
-    gt = load_ground_truth(shared_data / "otb")
+    gt = sot_ground_truth(shared_data / "otb")
     assert [s.name for s in gt] == ["Couple", "Crossing", "Football1"]
-    assert gt[0].attributes == {"SV": True, "DEF": True, "FM": True, "OPR": True, "BC": True}
+    assert sequence_attributes(gt[0]) == {"SV": True, "DEF": True, "FM": True, "OPR": True, "BC": True}
     for tracker in ("MEEM", "MUSTer", "STRUCK"):
         preds = {s.name: np.array(json.loads((shared_data / "otb" / "results" / tracker / f"{s.name}.json")
                                              .read_text())[0]["res"], dtype=float) for s in gt}
         ours = score_sequences(gt, preds, "otb")
-        ref = _reference_scores([reference_got10k(preds[s.name].tolist(), s.boxes.tolist()) for s in gt])
+        ref = _reference_scores([reference_got10k(preds[s.name].tolist(), s.target.boxes.tolist()) for s in gt])
         assert ours["auc"] == pytest.approx(ref["auc"], abs=1e-9)
         assert ours["precision"] == pytest.approx(ref["precision"], abs=1e-9)
         assert 40 < ours["auc"] < 80  # published trackers on easy sequences
@@ -238,12 +237,12 @@ def test_otb_published_trackers_match_got10k_loop(shared_data):
 
 
 def test_results_folder_any_delimiter_and_errors(tmp_path, shared_data):
-    gt = load_ground_truth(shared_data / "otb")
+    gt = sot_ground_truth(shared_data / "otb")
     res = tmp_path / "res"
     res.mkdir()
     for i, s in enumerate(gt):
         sep = [",", "\t", " "][i]
-        text = "\r\n".join(sep.join(f"{v:g}" for v in row) for row in s.boxes)
+        text = "\r\n".join(sep.join(f"{v:g}" for v in row) for row in s.target.boxes)
         (res / f"{s.name}.txt").write_text(text)
     r = evaluate_sot(gt, res, "ostrack")
     assert r["precision"] == pytest.approx(100.0)
@@ -257,7 +256,7 @@ def test_results_folder_any_delimiter_and_errors(tmp_path, shared_data):
 
 
 def test_protocol_refusals_name_the_sequence():
-    seq = SOTGroundTruth("seqA", np.array([[10, 10, 5, 5]] * 4, dtype=float), np.ones(4, bool))
+    seq = single_target("seqA", np.array([[10, 10, 5, 5]] * 4, dtype=float), np.ones(4, bool))
     with pytest.raises(ResultError, match="seqA"):
         score_sequences([seq], {"seqA": np.array([[10, 10, 5, 5]] * 2, float)}, "tnl2k")
     with pytest.raises(ResultError, match="seqA"):
@@ -267,7 +266,7 @@ def test_protocol_refusals_name_the_sequence():
     with pytest.raises(ResultError, match="got10k"):
         score_sequences([seq], {"seqA": np.array([[10, 10, 5, 5]] * 3, float)}, "otb")
     with pytest.raises(ValueError, match="unknown SOT protocol"):
-        score_sequences([seq], {"seqA": seq.boxes}, "vot")
+        score_sequences([seq], {"seqA": seq.target.boxes}, "vot")
 
 
 def test_lasot_and_tnllt_layouts(tmp_path):
@@ -276,17 +275,17 @@ def test_lasot_and_tnllt_layouts(tmp_path):
     (seq / "groundtruth.txt").write_text("10,10,20,20\n12,10,20,20\n0,0,0,0\n14,10,20,20\n")
     (seq / "full_occlusion.txt").write_text("0,0,1,0")
     (seq / "out_of_view.txt").write_text("0,0,0,1")
-    (gt,) = load_ground_truth(tmp_path / "lasot")
-    assert gt.name == "airplane-1" and gt.visible.tolist() == [True, True, False, False]
+    (gt,) = sot_ground_truth(tmp_path / "lasot")
+    assert gt.name == "airplane-1" and gt.target.visible.tolist() == [True, True, False, False]
     tnllt = tmp_path / "tnllt" / "seq_001"
     tnllt.mkdir(parents=True)
     (tnllt / "groundtruth.txt").write_text("1.5,2.5,10.25,20\n1.5,2.5,10.25,20\n")
     (tnllt / "absent_label.txt").write_text("0\n1\n")
-    (gt2,) = load_ground_truth(tmp_path / "tnllt")
-    assert gt2.boxes[0].tolist() == [1.5, 2.5, 10.25, 20.0] and gt2.visible.tolist() == [True, False]
+    (gt2,) = sot_ground_truth(tmp_path / "tnllt")
+    assert gt2.target.boxes[0].tolist() == [1.5, 2.5, 10.25, 20.0] and gt2.target.visible.tolist() == [True, False]
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetFormatError, match="groundtruth"):
-        load_ground_truth(tmp_path / "empty")
+        sot_ground_truth(tmp_path / "empty")
 
 
 def test_cli_sot_writes_contract(tmp_path, shared_data):
@@ -317,7 +316,7 @@ def test_number_parser_equals_float_and_falls_back(tmp_path):
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from vptracker.eval.numparse import boxes_many, parse_numbers
+    from vptracker.datasets.numparse import boxes_many, parse_numbers
 
     number = st.tuples(st.integers(-10**7, 10**7), st.integers(0, 7)).map(lambda t: f"{t[0] / 10**t[1]:.{t[1]}f}")
 
@@ -349,17 +348,17 @@ def test_dataset_layout_and_sequences_score_like_the_toolkit_folder(tnl2k_gt, tm
     subset = tnl2k_gt[5:40:7]
     for s in subset:  # the TNL2K dataset layout: no absent files, absent rows are 0,0,0,0
         (tmp_path / "ds" / s.name).mkdir(parents=True)
-        np.savetxt(tmp_path / "ds" / s.name / "groundtruth.txt", s.boxes, fmt="%d", delimiter=",")
-    preds = {s.name: perturbed(s.boxes, 7) for s in subset}
+        np.savetxt(tmp_path / "ds" / s.name / "groundtruth.txt", s.target.boxes, fmt="%d", delimiter=",")
+    preds = {s.name: perturbed(s.target.boxes, 7) for s in subset}
     toolkit = score_sequences(subset, preds, "tnl2k")
-    dataset = score_sequences(load_ground_truth(tmp_path / "ds"), preds, "tnl2k")
+    dataset = score_sequences(sot_ground_truth(tmp_path / "ds"), preds, "tnl2k")
     assert dataset["auc"] == pytest.approx(toolkit["auc"]) and dataset["precision"] == pytest.approx(toolkit["precision"])
     res = tmp_path / "res"
     res.mkdir()
     for name, p in preds.items():
         np.savetxt(res / f"{name}.txt", p, fmt="%.2f", delimiter=",")
-    sequences = [Sequence(s.name, "tnl2k", [], 0, 0, [Track(1, s.boxes, s.visible)],
-                          attributes={"attributes": np.array([int(v) for v in s.attributes.values()])})
+    sequences = [Sequence(s.name, "tnl2k", [], 0, 0, [Track(1, s.target.boxes, s.target.visible)],
+                          attributes={"attributes": np.array([int(v) for v in sequence_attributes(s).values()])})
                  for s in subset]
     from_sequences = evaluate_sot(sequences, res, "tnl2k")
     assert from_sequences["auc"] == pytest.approx(toolkit["auc"])

@@ -20,9 +20,9 @@ import tarfile
 import numpy as np
 import pytest
 
+from vptracker.datasets.base import single_target
 from vptracker.eval.sot import PYTRACKING_THRESHOLDS
-from vptracker.eval.sot_data import SOTGroundTruth, load_ground_truth
-from vptracker.eval.sot_eval import score_sequences
+from vptracker.eval.sot_eval import score_sequences, sot_ground_truth
 
 FLOAT32 = 1e-4  # percent
 
@@ -58,7 +58,7 @@ def edge_cases(allow_negative_size: bool):
             pred = pred[: n - 9]               # short result
         if k == 5:
             pred = np.concatenate([pred, pred[[1, 7, 8]]])  # long result
-        seqs.append(SOTGroundTruth(f"edge{k}", gt, visible))
+        seqs.append(single_target(f"edge{k}", gt, visible))
         preds[f"edge{k}"] = pred
     return seqs, preds
 
@@ -98,7 +98,7 @@ def test_constructed_edge_cases_equal_the_scripts():
 
 
 def test_published_otb_trackers_equal_the_scripts(shared_data):
-    gt = [SOTGroundTruth(s.name, s.boxes, np.ones(len(s), bool)) for s in load_ground_truth(shared_data / "otb")]
+    gt = [single_target(s.name, s.target.boxes, np.ones(len(s), bool)) for s in sot_ground_truth(shared_data / "otb")]
     expected = {"MEEM": (65.37716, 100.0, 72.48606), "MUSTer": (63.71933, 92.9601, 71.92406),
                 "STRUCK": (62.02161, 91.19048, 70.33998)}
     for tracker, numbers in expected.items():
@@ -113,13 +113,13 @@ def tnl2k_gt(shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("tnl2k_ref")
     with tarfile.open(shared_data / "tnl2k" / "test_annos.tar.gz") as tar:
         tar.extractall(out, filter="data")
-    return load_ground_truth(out / "annos")
+    return sot_ground_truth(out / "annos")
 
 
 def test_full_tnl2k_test_set_equals_the_scripts(tnl2k_gt):
-    itself = {s.name: s.boxes for s in tnl2k_gt}
+    itself = {s.name: s.target.boxes for s in tnl2k_gt}
     _check(score_sequences(tnl2k_gt, itself, "lasot"), (84.664185, 88.897392, 91.716949))
     _check(score_sequences(tnl2k_gt, itself, "ostrack"), (87.326744, 91.64962, 99.960587))
-    tracker = {s.name: perturbed(s.boxes, i) for i, s in enumerate(tnl2k_gt)}
+    tracker = {s.name: perturbed(s.target.boxes, i) for i, s in enumerate(tnl2k_gt)}
     _check(score_sequences(tnl2k_gt, tracker, "lasot"), (49.532715, 34.718178, 45.816444))
     _check(score_sequences(tnl2k_gt, tracker, "ostrack"), (51.491978, 35.360661, 53.599827))

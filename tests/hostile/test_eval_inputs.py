@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 
 from vptracker.cli import main
-from vptracker.datasets.base import DatasetFormatError
+from vptracker.datasets.base import DatasetFormatError, single_target
 from vptracker.eval.sot import ResultError
-from vptracker.eval.sot_data import SOTGroundTruth, load_ground_truth
-from vptracker.eval.sot_eval import evaluate_sot, score_sequences
+from vptracker.eval.sot_eval import evaluate_sot, score_sequences, sot_ground_truth
 
 SOT_PROTOCOLS = ("tnl2k", "ostrack", "lasot", "otb")
 
@@ -71,7 +70,7 @@ def test_sot_short_results_are_misses_or_refused(otb):
         short = evaluate_sot(gt, res, "ostrack")
         assert short["length_mismatch"] == {"Couple": {"result_rows": keep, "gt_frames": n}}
         # ... so the sequence scores its first `keep` frames' successes over all n frames
-        first = [SOTGroundTruth("Couple", s.boxes[:keep]) for s in load_ground_truth(gt) if s.name == "Couple"]
+        first = [single_target("Couple", s.target.boxes[:keep]) for s in sot_ground_truth(gt) if s.name == "Couple"]
         head = score_sequences(first, {"Couple": np.array(boxes["Couple"][:keep], float)}, "ostrack")
         expected = head["per_sequence"]["Couple"]["auc"] * keep / n
         assert short["per_sequence"]["Couple"]["auc"] == pytest.approx(expected, abs=1e-9)
@@ -107,7 +106,7 @@ def test_sot_empty_files_and_cli_exit_codes(otb, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "Football1.txt" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     (gt / "Football1" / "groundtruth_rect.txt").write_text("\n")
-    with pytest.raises(DatasetFormatError, match="groundtruth_rect.txt: expected at least one ground-truth box"):
+    with pytest.raises(DatasetFormatError, match="groundtruth_rect.txt: expected at least one x,y,w,h line"):
         evaluate_sot(gt, res, "ostrack")
 
 
@@ -285,7 +284,7 @@ def test_collapsed_empty_timesteps_score_like_every_timestep(crmot):
 
 def test_sot_bad_ground_truth_and_flags_name_file_and_line(tmp_path):
     """TNL2K toolkit layout: NaN in gt, a flag that is not 0/1, a Latin-1 result file."""
-    from vptracker.eval.sot_data import load_ground_truth
+    from vptracker.eval.sot_eval import sot_ground_truth
 
     root = tmp_path / "annos"
     for sub in ("gt_rect", "absent"):
@@ -297,15 +296,15 @@ def test_sot_bad_ground_truth_and_flags_name_file_and_line(tmp_path):
     (res / "seq.txt").write_text("10,10,20,20\n11,10,20,20\n12,10,20,20\n")
     assert evaluate_sot(root, res, "tnl2k")["num_frames"] == 3
     (root / "absent" / "seq.txt").write_text("0\n2\n0\n")
-    with pytest.raises(DatasetFormatError, match=r"absent/seq.txt:2: expected 0/1 flags, found 2"):
-        load_ground_truth(root)
+    with pytest.raises(DatasetFormatError, match=r"absent/seq.txt:2: expected absent flags 0 or 1, got '2'"):
+        sot_ground_truth(root)
     (root / "absent" / "seq.txt").write_text("0\ninf\n0\n")
-    with pytest.raises(DatasetFormatError, match=r"absent/seq.txt:2: expected finite numbers, found inf"):
-        load_ground_truth(root)
+    with pytest.raises(DatasetFormatError, match=r"absent/seq.txt:2: expected absent flags 0 or 1, got 'inf'"):
+        sot_ground_truth(root)
     (root / "absent" / "seq.txt").write_text("0\n0\n0\n")
     (root / "gt_rect" / "seq.txt").write_text("10,10,20,20\n11,10,NaN,20\n12,10,20,20\n")
-    with pytest.raises(DatasetFormatError, match=r"gt_rect/seq.txt:2: expected finite numbers, found NaN"):
-        load_ground_truth(root)
+    with pytest.raises(DatasetFormatError, match=r"gt_rect/seq.txt:2: expected 4 numbers, all finite, got '11,10,NaN,20'"):
+        sot_ground_truth(root)
     (root / "gt_rect" / "seq.txt").write_text("10,10,20,20\n11,10,20,20\n12,10,20,20\n")
     (res / "seq.txt").write_bytes("10,10,20,20\n11,10,20,20 caf\u00e9\n".encode("latin-1"))
     with pytest.raises(DatasetFormatError, match=r"res/seq.txt: expected UTF-8 text"):

@@ -16,11 +16,18 @@ HELP = "evaluate SOT, MOT/RMOT/SMOT, CRMOT and caption results (official protoco
 
 
 def add_arguments(parser) -> None:
+    from vptracker.eval.mot import MOT_BENCHMARKS
+    from vptracker.eval.sot import SOT_PROTOCOLS
+    from vptracker.eval.sot_eval import SOT_READERS
+
     sub = parser.add_subparsers(dest="eval_task", metavar="TASK", required=True)
 
-    p = sub.add_parser("sot", help="success / precision / normalised precision (TNL2K, TNLLT, LaSOT, OTB)")
-    p.add_argument("--protocol", choices=("tnl2k", "ostrack", "lasot", "otb"), required=True)
+    p = sub.add_parser("sot", help="success / precision / normalised precision (TNL2K, TNLLT, LaSOT, OTB), "
+                       "GOT-10k AO / SR")
+    p.add_argument("--protocol", choices=SOT_PROTOCOLS.names(), required=True)
     p.add_argument("--gt-root", required=True, help="dataset folder or TNL2K toolkit folder (gt_rect/, absent/)")
+    p.add_argument("--dataset", choices=SOT_READERS, help="the reader of --gt-root (default: told from the layout)")
+    p.add_argument("--split", help="the split the reader takes from --gt-root (e.g. val for GOT-10k)")
     p.add_argument("--results", required=True, nargs="+", metavar="[NAME=]DIR",
                    help="folders of <seq>.txt files; several trackers share the plots, the first is summary.json")
     p.add_argument("--out", required=True)
@@ -31,7 +38,7 @@ def add_arguments(parser) -> None:
                    "else the gt folder's name)")
 
     p = sub.add_parser("mot", help="HOTA / CLEAR / Identity through TrackEval (MOTChallenge layout)")
-    p.add_argument("--benchmark", choices=("MOT15", "MOT16", "MOT17", "MOT20", "DanceTrack"), default="MOT17")
+    p.add_argument("--benchmark", choices=MOT_BENCHMARKS.names(), default="MOT17")
     p.add_argument("--gt-root", required=True, help="folder of <seq>/gt/gt.txt (+ seqinfo.ini)")
     p.add_argument("--results", required=True, help="folder of <seq>.txt MOTChallenge files")
     p.add_argument("--out", required=True)
@@ -95,11 +102,11 @@ def _write_rows_csv(path: Path, rows: dict[str, dict], first: str) -> None:
 
 def _run_sot(args) -> int:
     from vptracker.eval.plots import plot_curves
-    from vptracker.eval.sot_data import load_ground_truth
-    from vptracker.eval.sot_eval import evaluate_sot, format_sot_table, write_sot_outputs
+    from vptracker.eval.sot_eval import evaluate_sot, format_sot_table, sot_ground_truth, write_sot_outputs
 
-    gt = load_ground_truth(args.gt_root)
-    bench = args.benchmark_name or ("TNL2K" if (Path(args.gt_root) / "gt_rect").is_dir() else Path(args.gt_root).name)
+    gt = sot_ground_truth(args.gt_root, args.dataset, args.split)
+    bench = args.benchmark_name or ("TNL2K" if gt[0].dataset == "tnl2k" and (Path(args.gt_root) / "gt_rect").is_dir()
+                                    else Path(args.gt_root).name)
     summaries = {}
     for spec in args.results:
         if "=" in spec and not Path(spec).is_dir():
@@ -126,7 +133,7 @@ def _run_sot(args) -> int:
     if first["attributes"]:
         print(f"\nper attribute ({next(iter(summaries))}): " + ", ".join(
             f"{a} {v['auc']:.1f}" for a, v in first["attributes"].items()) + " (AUC)")
-    if not args.no_plots:
+    if not args.no_plots and "curves" in first:  # curve protocols only (GOT-10k's AO/SR has none)
         for path in plot_curves(summaries, out, title=bench):
             print(f"plot: {path}")
     return 0

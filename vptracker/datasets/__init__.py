@@ -6,7 +6,9 @@ line below.
 from vptracker.datasets.base import DatasetFormatError, Sequence, Track, available, load, register  # noqa: F401
 from vptracker.datasets import synthetic  # noqa: F401  (registers synthetic_sot, synthetic_mot)
 from vptracker.datasets import sot  # noqa: F401,E402
+from vptracker.datasets import tnl2k_toolkit  # noqa: F401,E402
 from vptracker.datasets import lasot  # noqa: F401,E402
+from vptracker.datasets import got10k  # noqa: F401,E402
 from vptracker.datasets import otb  # noqa: F401,E402
 from vptracker.datasets import mot  # noqa: F401,E402
 from vptracker.datasets import refer_kitti  # noqa: F401,E402

@@ -61,6 +61,15 @@ class Sequence:
         return self.tracks[0]
 
 
+def single_target(name: str, boxes, visible=None, dataset: str = "given", attributes: dict | None = None) -> Sequence:
+    """An annotation-only single-target Sequence from in-memory ``(N, 4)`` boxes (``visible``: all
+    frames when None); no frame paths, image size 0. For scoring boxes that no file holds."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    visible = np.ones(len(boxes), dtype=bool) if visible is None else visible
+    return Sequence(name, dataset, [""] * len(boxes), 0, 0, [Track(1, boxes, visible)],
+                    attributes=dict(attributes or {}), meta={"annotation_only": True})
+
+
 class DatasetFormatError(ValueError):
     """A malformed annotation file: names the file, the line and what was expected."""
 
@@ -78,9 +87,13 @@ _READERS: dict[str, Reader] = {}
 
 
 def register(*names: str):
-    """Registers a reader ``fn(root, split=None, **options) -> list[Sequence]`` under ``names``."""
+    """Registers a reader ``fn(root, split=None, **options) -> list[Sequence]`` under ``names``;
+    a name already taken by another reader is an error (never a silent overwrite)."""
     def deco(fn: Reader) -> Reader:
         for name in names:
+            taken = _READERS.get(name)
+            if taken is not None and (taken.__module__, taken.__qualname__) != (fn.__module__, fn.__qualname__):
+                raise ValueError(f"dataset {name!r} is already registered by {taken.__module__}.{taken.__qualname__}")
             _READERS[name] = fn
         return fn
     return deco

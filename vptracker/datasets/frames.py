@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Callable
+from collections.abc import Sequence as SequenceABC
 from pathlib import Path
 
 from vptracker.datasets.base import DatasetFormatError
@@ -110,6 +112,37 @@ def fit_frames(seq_dir: Path, frames: list[str], n_annotated: int, ann_path: Pat
         raise DatasetFormatError(ann_path, None, f"no more annotation rows than frame images "
                                  f"({n_annotated} rows for {len(frames)} images in {seq_dir})")
     return frames[:n_annotated]
+
+
+class LazyFrames(SequenceABC):
+    """Frame paths whose count is the annotation length and whose folder is listed on first use.
+
+    Annotation-first reading (pytracking's): ``len()`` needs no disk access, so scoring 700
+    sequences opens no folder and no image; asking for a path lists the folder once (with every
+    check of :func:`list_frames` and :func:`fit_frames`) and keeps the list.
+    """
+
+    def __init__(self, count: int, listing: Callable[[], list[str]]):
+        self._count, self._listing, self._paths = count, listing, None
+
+    def _listed(self) -> list[str]:
+        if self._paths is None:
+            self._paths = list(self._listing())
+        return self._paths
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):
+        return self._listed()[:self._count][index]
+
+    def __repr__(self) -> str:
+        return f"LazyFrames({self._count} frames, {'listed' if self._paths is not None else 'not listed yet'})"
+
+
+def no_frames(where: str | Path, hint: str) -> list[str]:
+    """The listing of an annotation-only layout that holds no images (the TNL2K toolkit folder)."""
+    raise DatasetFormatError(where, None, f"frame images ({hint})")
 
 
 def damaged_frames(paths: list[str]) -> list[int]:

@@ -32,7 +32,8 @@ def _split_list(root: Path, split: str) -> Path:
 
 
 @register("lasot")
-def load_lasot(root: Path, split: str | None = None, allow_missing: bool = False) -> list[Sequence]:
+def load_lasot(root: Path, split: str | None = None, allow_missing: bool = False,
+               annotation_only: bool = False) -> list[Sequence]:
     list_path = _split_list(root, split) if split is not None else None
     names = set(read_name_list(list_path)) if list_path is not None else None
     out = []
@@ -46,7 +47,8 @@ def load_lasot(root: Path, split: str | None = None, allow_missing: bool = False
             out_of_view = _flags(seq_dir / "out_of_view.txt", len(boxes))
             language = read_text(seq_dir / "nlp.txt") if (seq_dir / "nlp.txt").is_file() else None
             seq = sot_sequence(seq_dir.name, "lasot", seq_dir, seq_dir / "img", gt_path, language,
-                               (occlusion == 0) & (out_of_view == 0), boxes, allow_missing)
+                               (occlusion == 0) & (out_of_view == 0), boxes, allow_missing,
+                               annotation_only=annotation_only)
             seq.attributes.update(full_occlusion=occlusion, out_of_view=out_of_view)
             seq.meta["class"] = cls_dir.name
             out.append(seq)

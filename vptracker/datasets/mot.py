@@ -102,8 +102,11 @@ def _key_line(text: str, key: str) -> int | None:
     return None
 
 
-def read_seqinfo(path: Path) -> dict:
-    """``seqinfo.ini``'s [Sequence]: seqLength, imWidth and imHeight integers > 0, frameRate >= 0."""
+def read_seqinfo(path: Path, need_size: bool = True) -> dict:
+    """``seqinfo.ini``'s [Sequence]: seqLength, imWidth and imHeight integers > 0, frameRate >= 0.
+
+    Scoring needs only seqLength (``need_size=False``: a missing imWidth/imHeight reads as 0).
+    """
     text = read_text_file(path)
     parser = configparser.ConfigParser()
     try:
@@ -116,8 +119,8 @@ def read_seqinfo(path: Path) -> dict:
     for key, field in (("seqLength", "length"), ("imWidth", "width"), ("imHeight", "height"), ("frameRate", "frame_rate")):
         raw = section.get(key)
         if raw is None:
-            if key == "frameRate":
-                info[field] = 0.0
+            if key == "frameRate" or (key in ("imWidth", "imHeight") and not need_size):
+                info[field] = 0.0 if key == "frameRate" else 0
                 continue
             raise DatasetFormatError(path, None, f"a [Sequence] section with seqLength, imWidth, imHeight (no {key})")
         try:

@@ -12,6 +12,7 @@ sequence in ``root/OTB_query_{train,test}/<Seq>.txt``.
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,14 +46,15 @@ def _first_frame(seq_dir: Path) -> int:
 
 
 def read_otb_sequence(seq_dir: Path, dataset: str = "otb", language: str | None = None,
-                      allow_missing: bool = False) -> list[Sequence]:
+                      allow_missing: bool = False, annotation_only: bool = False) -> list[Sequence]:
     out = []
-    first = _first_frame(seq_dir)
+    # where the annotation starts needs the frame listing: later, when annotation-first
+    first = partial(_first_frame, seq_dir) if annotation_only else _first_frame(seq_dir)
     for name, gt_path in _gt_files(seq_dir):
         boxes = read_xywh(gt_path)
         visible = np.ones(len(boxes), dtype=bool)
         seq = sot_sequence(name, dataset, seq_dir, seq_dir / "img", gt_path, language, visible, boxes,
-                           allow_missing, first_frame=first)
+                           allow_missing, first_frame=first, annotation_only=annotation_only)
         attrs = seq_dir / "attrs.txt"
         if attrs.is_file():
             seq.attributes["attributes"] = ",".join(a.strip() for a in read_text(attrs).split(",") if a.strip())
@@ -62,13 +64,13 @@ def read_otb_sequence(seq_dir: Path, dataset: str = "otb", language: str | None 
 
 @register("otb")
 def load_otb(root: Path, split: str | None = None, allow_missing: bool = False,
-             sequences: list[str] | None = None) -> list[Sequence]:
+             sequences: list[str] | None = None, annotation_only: bool = False) -> list[Sequence]:
     out = []
     for seq_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         if sequences is not None and seq_dir.name not in sequences:
             continue
         if _gt_files(seq_dir):
-            out.extend(read_otb_sequence(seq_dir, allow_missing=allow_missing))
+            out.extend(read_otb_sequence(seq_dir, allow_missing=allow_missing, annotation_only=annotation_only))
     if not out:
         raise DatasetFormatError(root, None, "<Seq>/groundtruth_rect.txt sequence folders")
     return out

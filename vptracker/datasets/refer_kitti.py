@@ -11,15 +11,20 @@ indices (the evaluation writes frame = index + 1). The test split is videos 0005
 Checked, naming the file (and the line, or the JSON key): label values finite, track ids integers
 >= 0, widths and heights >= 0; ``label`` maps frame numbers of the video to lists of integer ids;
 ``sentence`` (and ``raw_sentence`` when present) are strings. ``ignore`` is kept as given, unread.
+
+``image_sizes`` (``{vid: (W, H)}``) gives the frame size without opening a frame. With
+``annotation_only=True`` (scoring) a video without its image folder is numbered from its label files
+(frames 0 .. the last ``%06d.txt``) and needs its size in ``image_sizes``.
 """
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register
-from vptracker.datasets.frames import image_size, list_frames
+from vptracker.datasets.frames import LazyFrames, image_size, list_frames, no_frames
 from vptracker.datasets.textfiles import _finite, _lines, json_int, read_json
 
 TEST_VIDEOS = ("0005", "0011", "0013", "0019")
@@ -64,19 +69,35 @@ def read_expression(path: Path) -> dict:
     return data
 
 
-def _video_dirs(root: Path) -> tuple[Path, Path, Path]:
+def _video_dirs(root: Path, annotation_only: bool = False) -> tuple[Path, Path, Path]:
     kitti = root / "KITTI"
     images, labels, expressions = kitti / "training" / "image_02", kitti / "labels_with_ids" / "image_02", root / "expression"
-    for folder in (images, labels, expressions):
+    for folder in (labels, expressions) if annotation_only else (images, labels, expressions):
         if not folder.is_dir():
             raise DatasetFormatError(folder, None, "the Refer-KITTI layout KITTI/training/image_02, "
                                      "KITTI/labels_with_ids/image_02 and expression/")
     return images, labels, expressions
 
 
+def _video_frames(images: Path, labels: Path, vid: str, sizes: dict, allow_missing: bool,
+                  annotation_only: bool) -> tuple[list[str], list[int], list[int], tuple[int, int]]:
+    """``(frames, numbers, missing, (W, H))`` of one video; see the module docstring."""
+    size = sizes.get(vid)
+    if annotation_only and not (images / vid).is_dir():
+        if size is None:
+            raise DatasetFormatError(images / vid, None, f"KITTI frames to read the image size from, or a size "
+                                     f"for video {vid} (--image-size W H)")
+        stems = [int(p.stem) for p in (labels / vid).glob("*.txt") if p.stem.isdigit()]
+        n = max(stems, default=-1) + 1
+        return LazyFrames(n, partial(no_frames, images / vid, "KITTI frames")), list(range(n)), [], size
+    frames, numbers, missing = list_frames(images / vid, allow_missing=allow_missing)
+    return frames, numbers, missing, size or image_size(frames[0])
+
+
 def load_refer_kitti(root: Path, split: str | None, dataset: str, videos: list[str] | None = None,
-                     allow_missing: bool = False) -> list[Sequence]:
-    images, labels, expressions = _video_dirs(root)
+                     allow_missing: bool = False, annotation_only: bool = False,
+                     image_sizes: dict[str, tuple[int, int]] | None = None) -> list[Sequence]:
+    images, labels, expressions = _video_dirs(root, annotation_only)
     if videos is None:
         all_videos = sorted(p.name for p in expressions.iterdir() if p.is_dir())
         if split == "test":
@@ -87,8 +108,11 @@ def load_refer_kitti(root: Path, split: str | None, dataset: str, videos: list[s
             videos = all_videos
     out = []
     for vid in videos:
-        frames, numbers, missing = list_frames(images / vid, allow_missing=allow_missing)
-        width, height = image_size(frames[0])
+        if not (labels / vid).is_dir() or not (expressions / vid).is_dir():
+            raise DatasetFormatError(labels / vid if not (labels / vid).is_dir() else expressions / vid, None,
+                                     "Refer-KITTI labels_with_ids/image_02/<vid>/ and expression/<vid>/")
+        frames, numbers, missing, (width, height) = _video_frames(images, labels, vid, image_sizes or {},
+                                                                   allow_missing, annotation_only)
         per_frame = _video_labels(labels / vid, len(frames), numbers)
         index_of = {num: i for i, num in enumerate(numbers)}
         for expr_path in sorted((expressions / vid).glob("*.json")):

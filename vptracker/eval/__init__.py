@@ -1,13 +1,15 @@
 """Evaluation of result files from any tracker with the official protocols (SPEC section 7).
 
-Loading is separate from scoring: readers (``sot_data``, ``numparse``, the ``load_*`` helpers)
-turn files into arrays and never know about metrics; metrics never open a file.
+Loading is separate from scoring: ground truth is read by the same ``vptracker.datasets`` readers
+that training uses (annotation-first: no image is opened), result files by ``numparse`` and the
+``load_*`` helpers; metrics never open a file.
 
 Data that passes between them:
 
-* SOT: :class:`~vptracker.eval.sot_data.SOTGroundTruth` (``boxes`` ``(N, 4)`` x,y,w,h, ``visible``
-  ``(N,)`` or None, ``attributes``) and predictions ``{seq: (N, 4) x,y,w,h}``; a protocol turns a
-  pair into per-frame errors, :func:`~vptracker.eval.sot.sequence_curves_batch` into curves.
+* SOT: single-track ``vptracker.datasets.Sequence`` objects (``target.boxes`` ``(N, 4)`` x,y,w,h,
+  ``target.visible`` ``(N,)``, ``attributes``) and predictions ``{seq: (N, 4) x,y,w,h}``; a protocol
+  (a class named in ``SOT_PROTOCOLS``) scores each sequence (``eval_sequence``) and combines them
+  (``combine_sequences``).
 * MOT, RMOT, SMOT, CRMOT: TrackEval's per-sequence data dict (``num_timesteps``, ``gt_ids`` and
   ``tracker_ids`` per timestep, ``similarity_scores`` IoU matrices, counts), built by TrackEval's
   ``MotChallenge2DBox`` or by :func:`~vptracker.eval.crmot.to_data_dict`.
@@ -25,8 +27,8 @@ import importlib
 
 _EXPORTS = {
     "evaluate_sot": "sot_eval", "score_sequences": "sot_eval", "write_sot_outputs": "sot_eval",
-    "load_ground_truth": "sot_data", "load_results": "sot_data", "SOTGroundTruth": "sot_data",
-    "PROTOCOLS": "sot", "plot_curves": "plots",
+    "sot_ground_truth": "sot_eval", "load_results": "sot_eval",
+    "SOT_PROTOCOLS": "sot", "PROTOCOLS": "sot", "plot_curves": "plots", "MOT_BENCHMARKS": "mot",
     "evaluate_mot": "mot", "run_trackeval": "mot", "evaluate_rmot": "rmot",
     "evaluate_crmot": "crmot", "evaluate_captions": "captions", "evaluate_smot": "smot",
     "markdown_report": "report", "write_report": "report",

@@ -12,7 +12,6 @@ names with commas (Refer-KITTI expressions) survive.
 """
 from __future__ import annotations
 
-import configparser
 import contextlib
 import io
 import tempfile
@@ -21,28 +20,27 @@ from pathlib import Path
 import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError
+from vptracker.datasets.mot import read_seqinfo
 from vptracker.eval.motfiles import clean_mot_file, read_mot_rows
+from vptracker.eval.registry import Registry
 
-BENCHMARKS = ("MOT15", "MOT16", "MOT17", "MOT20", "DanceTrack")
+# benchmark -> the TrackEval benchmark whose preprocessing it runs (one line per benchmark).
+MOT_BENCHMARKS: Registry[str] = Registry("MOT benchmark")
+MOT_BENCHMARKS.add("MOT15", "MOT15")
+MOT_BENCHMARKS.add("MOT16", "MOT16")
+MOT_BENCHMARKS.add("MOT17", "MOT17")
+MOT_BENCHMARKS.add("MOT20", "MOT20")
+MOT_BENCHMARKS.add("DanceTrack", "MOT17")  # DanceTrack's own evaluation runs the MOT17 preprocessing
 # Fields reported per sequence and COMBINED: HOTA family averaged over TrackEval's 19 alphas.
 MOT_FIELDS = ("HOTA", "DetA", "AssA", "MOTA", "MOTP", "IDF1", "IDSW")
-_TRACKEVAL_BENCHMARK = {"DanceTrack": "MOT17"}
 
 
 def sequence_length(seq_dir: Path) -> int:
-    """``seqLength`` from ``seqinfo.ini``; without one, the last frame of ``gt/gt.txt``."""
+    """``seqLength`` from ``seqinfo.ini`` (the dataset reader's parser); without one, the last frame
+    of ``gt/gt.txt``."""
     ini = seq_dir / "seqinfo.ini"
     if ini.is_file():
-        parser = configparser.ConfigParser()
-        try:
-            parser.read(ini, encoding="utf-8-sig")  # a BOM reads like clean data
-            length = int(parser["Sequence"]["seqLength"])
-        except (KeyError, ValueError, configparser.Error, UnicodeDecodeError):
-            raise DatasetFormatError(ini, None, "a UTF-8 ini file with a [Sequence] section and an integer "
-                                     "seqLength") from None
-        if length < 1:
-            raise DatasetFormatError(ini, None, f"seqLength >= 1, found {length}")
-        return length
+        return read_seqinfo(ini, need_size=False)["length"]
     rows = read_mot_rows(seq_dir / "gt" / "gt.txt", "MOTChallenge gt.txt")
     if not len(rows):
         raise DatasetFormatError(seq_dir / "gt" / "gt.txt", None, "ground-truth rows, or a seqinfo.ini with seqLength")
@@ -77,8 +75,7 @@ def run_trackeval(gt_folder: str | Path, tracker_dir: str | Path, seq_info: dict
     """
     import trackeval
 
-    if benchmark not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {benchmark!r}; expected one of {BENCHMARKS}")
+    trackeval_benchmark = MOT_BENCHMARKS.get(benchmark)
     tracker_dir = Path(tracker_dir)
     for seq in seq_info:
         if not (tracker_dir / f"{seq}.txt").is_file():
@@ -93,7 +90,7 @@ def run_trackeval(gt_folder: str | Path, tracker_dir: str | Path, seq_info: dict
         dataset_config = {
             "GT_FOLDER": str(staged / "gt"), "TRACKERS_FOLDER": str(staged / "trackers"),
             "TRACKERS_TO_EVAL": ["tracker"], "TRACKER_SUB_FOLDER": "", "OUTPUT_FOLDER": out_tmp,
-            "BENCHMARK": _TRACKEVAL_BENCHMARK.get(benchmark, benchmark), "SPLIT_TO_EVAL": "all",
+            "BENCHMARK": trackeval_benchmark, "SPLIT_TO_EVAL": "all",
             "SKIP_SPLIT_FOL": True, "SEQ_INFO": dict(seq_info), "GT_LOC_FORMAT": "{gt_folder}/{seq}/gt/gt.txt",
             "PRINT_CONFIG": False, "DO_PREPROC": True,
         }

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError
-from vptracker.eval.numparse import parse_numbers
+from vptracker.datasets.numparse import parse_numbers
 
 _SPLIT = re.compile(r"[,\t ;]+")  # the separators numparse reads
 MIN_COLUMNS = 6

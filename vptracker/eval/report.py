@@ -8,7 +8,10 @@ VPTracker's own table was not available offline.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+
+from vptracker.eval.registry import Registry
 
 # benchmark -> (columns, {method: {column: value}})
 PUBLISHED: dict[str, tuple[tuple[str, ...], dict[str, dict[str, float]]]] = {
@@ -41,20 +44,29 @@ PUBLISHED: dict[str, tuple[tuple[str, ...], dict[str, dict[str, float]]]] = {
 }
 
 
+def _sot_row(summary: dict) -> dict[str, float]:
+    from vptracker.eval.sot import protocol_class
+
+    return {column: summary[field] for column, field in protocol_class(summary["protocol"]).columns.items()}
+
+
+# task of a summary.json -> its report columns; a SOT summary's columns are its protocol's ``columns``.
+REPORT_ROWS: Registry[Callable[[dict], dict]] = Registry("summary task")
+REPORT_ROWS.add("sot", _sot_row)
+REPORT_ROWS.add("mot", lambda s: dict(s["COMBINED"]))
+REPORT_ROWS.add("rmot", lambda s: dict(s["COMBINED"]))
+REPORT_ROWS.add("crmot", lambda s: {"CVRIDF1": s["cvridf1"], "CVRMA": s["cvrma"]})
+REPORT_ROWS.add("smot", lambda s: dict(s["table_row"]))
+REPORT_ROWS.add("captions", lambda s: {k: s[k] for k in ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")})
+
+
 def summary_row(summary: dict) -> dict[str, float]:
     """The report columns of one of our ``summary.json`` files."""
     task = summary.get("task")
-    if task == "sot":
-        return {"AUC": summary["auc"], "P": summary["precision"], "P_norm": summary["norm_precision"]}
-    if task in ("mot", "rmot"):
-        return dict(summary["COMBINED"])
-    if task == "crmot":
-        return {"CVRIDF1": summary["cvridf1"], "CVRMA": summary["cvrma"]}
-    if task == "smot":
-        return dict(summary["table_row"])
-    if task == "captions":
-        return {k: summary[k] for k in ("BLEU-1", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr-D")}
-    raise ValueError(f"summary without a known task (got {task!r}); expected one written by `vptracker eval`")
+    if task not in REPORT_ROWS:
+        raise ValueError(f"summary without a known task (got {task!r}); expected one written by `vptracker eval` "
+                         f"({', '.join(REPORT_ROWS.names())})")
+    return REPORT_ROWS.get(task)(summary)
 
 
 def _cell(value) -> str:

@@ -4,8 +4,8 @@ The row of the BenSMOT table: video-caption BLEU/ROUGE/METEOR/CIDEr, instance-ca
 BLEU/ROUGE/METEOR/CIDEr, then HOTA, IDF1, MOTA. "BLEU" in that table is BLEU-4.
 
 Layout: ``<gt_root>/<category>/<seq>/gt/gt.txt``, ``video_caption.txt`` and
-``instance_captions.txt`` (``woman0: A woman in ...``; the order of first appearance is gt id
-1, 2, ...). Predictions: ``<results>/<seq>.txt`` (MOTChallenge rows), ``video_captions.json``
+``instance_captions.txt``, read by the ``bensmot`` dataset reader that training uses
+(annotation-first; the k-th caption belongs to gt id k). Predictions: ``<results>/<seq>.txt`` (MOTChallenge rows), ``video_captions.json``
 (``{seq: caption}``) and ``instance_captions.json`` (``{"<seq>/<predicted track id>": caption}``).
 
 An instance caption is scored against the ground-truth object its predicted track follows: the
@@ -22,34 +22,23 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from vptracker.datasets.base import DatasetFormatError
-from vptracker.datasets.textfiles import read_text
+from vptracker.datasets.base import DatasetFormatError, Sequence
 from vptracker.eval.captions import evaluate_captions, load_caption_file, nltk_wordnet
 from vptracker.eval.crmot import _iou_matrix
 from vptracker.eval.mot import run_trackeval
 from vptracker.eval.motfiles import read_mot_rows
 
 
-def find_bensmot_sequences(gt_root: Path) -> dict[str, Path]:
-    seqs = {p.parent.parent.name: p.parent.parent for p in sorted(gt_root.glob("*/*/gt/gt.txt"))}
-    seqs.update({p.parent.parent.name: p.parent.parent for p in sorted(gt_root.glob("*/gt/gt.txt"))})
-    if not seqs:
-        raise DatasetFormatError(gt_root, None, "BenSMOT sequences <category>/<seq>/gt/gt.txt")
-    return seqs
+def bensmot_sequences(gt_root: Path) -> list[Sequence]:
+    """The sequences of a BenSMOT folder, read annotation-first by the training reader."""
+    from vptracker.datasets import load
 
-
-def instance_captions(path: Path) -> dict[int, str]:
-    """``{gt id: caption}``; ids follow the order of first appearance of each name."""
-    out, order = {}, {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        name, sep, caption = line.partition(":")
-        if not sep:
-            raise DatasetFormatError(path, lineno, '"<name>: <caption>"', line)
-        gid = order.setdefault(name.strip(), len(order) + 1)
-        out[gid] = caption.strip()
-    return out
+    sequences = load("bensmot", gt_root, None, annotation_only=True, allow_missing=True)
+    names = [s.name for s in sequences]
+    if len(set(names)) != len(names):  # results are keyed by sequence name alone
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise DatasetFormatError(gt_root, None, f"unique sequence names across categories, found {dup[:5]}")
+    return sequences
 
 
 def track_assignment(gt: np.ndarray, pred: np.ndarray) -> dict[int, int]:
@@ -73,14 +62,15 @@ def evaluate_smot(gt_root: str | Path, results_dir: str | Path, caption_protocol
     gt_root, results_dir = Path(gt_root), Path(results_dir)
     if caption_protocol == "smoter" and wordnet is None:
         wordnet = nltk_wordnet()  # fail before the tracking work when METEOR cannot run
-    seqs = find_bensmot_sequences(gt_root)
+    seqs = {s.name: s for s in bensmot_sequences(gt_root)}
     video_preds = load_caption_file(results_dir / "video_captions.json", many=False)
     inst_preds = load_caption_file(results_dir / "instance_captions.json", many=False)
     video_refs, inst_refs, inst_hyps, seq_info = {}, {}, {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         trk_dir = Path(tmp) / "trackers" / "tracker"
         trk_dir.mkdir(parents=True)
-        for name, seq_dir in seqs.items():
+        for name, seq in seqs.items():
+            seq_dir = Path(seq.meta["folder"])
             result = results_dir / f"{name}.txt"
             if not result.is_file():
                 raise DatasetFormatError(result, None, "a MOTChallenge result file for the sequence")
@@ -88,23 +78,22 @@ def evaluate_smot(gt_root: str | Path, results_dir: str | Path, caption_protocol
             # checked here, against the user's paths (TrackEval later reads the copies)
             gt = read_mot_rows(seq_dir / "gt" / "gt.txt", "MOTChallenge gt.txt")
             pred = read_mot_rows(result, "MOTChallenge result file")
-            n_imgs = len(list((seq_dir / "imgs").glob("*"))) if (seq_dir / "imgs").is_dir() else 0
-            seq_info[name] = max(n_imgs, int(gt[:, 0].max()) if len(gt) else 0,
-                                 int(pred[:, 0].max()) if len(pred) else 0)
-            if (seq_dir / "video_caption.txt").is_file():
-                video_refs[name] = [read_text(seq_dir / "video_caption.txt")]
-            if (seq_dir / "instance_captions.txt").is_file():
+            seq_info[name] = max(len(seq), int(pred[:, 0].max()) if len(pred) else 0)
+            if seq.caption is not None:
+                video_refs[name] = [seq.caption]
+            captions = {track.id: track.caption for track in seq.tracks if track.caption is not None}
+            if captions:
                 to_gt = track_assignment(gt, pred)
                 by_gt = {to_gt[int(k.rsplit("/", 1)[1])]: v for k, v in inst_preds.items()
                          if k.rsplit("/", 1)[0] == name and k.rsplit("/", 1)[1].lstrip("-").isdigit()
                          and int(k.rsplit("/", 1)[1]) in to_gt}
-                for gid, caption in instance_captions(seq_dir / "instance_captions.txt").items():
+                for gid, caption in captions.items():
                     inst_refs[f"{name}/{gid}"] = [caption]
                     inst_hyps[f"{name}/{gid}"] = by_gt.get(gid, "")
         gt_dir = Path(tmp) / "gt"
-        for name, seq_dir in seqs.items():
+        for name, seq in seqs.items():
             (gt_dir / name / "gt").mkdir(parents=True)
-            shutil.copyfile(seq_dir / "gt" / "gt.txt", gt_dir / name / "gt" / "gt.txt")
+            shutil.copyfile(Path(seq.meta["folder"]) / "gt" / "gt.txt", gt_dir / name / "gt" / "gt.txt")
         tracking = run_trackeval(gt_dir, trk_dir, seq_info, benchmark="MOT15")
     out = {"tracking": tracking, "caption_protocol": caption_protocol}
     if video_refs:

@@ -9,9 +9,11 @@ move by more than 1.5 AUC because of it, so each reading is a protocol of its ow
 * ``lasot``  - current pytracking ``analysis/extract_results.py`` in LaSOT mode (visibility flags).
 * ``otb``    - got10k's ``ExperimentOTB``.
 
-Shape (TrackEval's): a protocol turns one sequence's predictions and ground truth into per-frame
-errors (:meth:`Protocol.frame_errors`); :func:`sequence_curves` turns errors into three curves;
-:func:`combine` averages curves over sequences. Nothing here opens a file.
+Shape (TrackEval's): a protocol is a class naming the ``fields`` it reports; ``eval_sequence``
+scores one ``vptracker.datasets`` Sequence (per-frame errors, :meth:`Protocol.frame_errors`) and
+``combine_sequences`` turns them into curves averaged over sequences and per attribute. Protocols
+are chosen by name from :data:`SOT_PROTOCOLS` (one line each, at the bottom; GOT-10k's AO/SR is
+``vptracker.eval.got10k``). Nothing here opens a file.
 
 Shared conventions: IoU with ``x2 = x+w-1`` and ``+1`` in the overlap (identical to continuous
 ``x+w``); centre ``x+(w-1)/2``; success counts ``IoU > t`` (strictly), precision ``error <= t``;
@@ -21,13 +23,16 @@ frame of the sequence (invalid frames stay in it) and curves are averaged over s
 from __future__ import annotations
 
 import abc
+import importlib
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from vptracker.boxes import iou_xywh_arrays
+from vptracker.datasets.sot import attribute_names
+from vptracker.eval.registry import Registry
 
-PROTOCOLS = ("tnl2k", "ostrack", "lasot", "otb")
 PRECISION_PIXELS = 20
 NORM_PRECISION_AT = 0.20
 
@@ -98,6 +103,16 @@ class ResultError(ValueError):
     """A result file the protocol's reference toolkit refuses (names the sequence and why)."""
 
 
+def sequence_attributes(seq) -> dict[str, bool]:
+    """``{attribute: present}`` of a dataset Sequence (OTB: names; TNL2K, TNLLT: 0/1 flags)."""
+    raw = seq.attributes.get("attributes")
+    if isinstance(raw, str):
+        return {a.strip(): True for a in raw.split(",") if a.strip()}
+    if raw is not None and np.ndim(raw) == 1:
+        return {name: bool(v) for name, v in zip(attribute_names(np.asarray(raw)), raw)}
+    return {}
+
+
 class Protocol(abc.ABC):
     """Turns one sequence into per-frame errors ``(overlap, center, norm_center)``.
 
@@ -107,6 +122,47 @@ class Protocol(abc.ABC):
 
     name = ""
     thresholds = PYTHON_THRESHOLDS
+    fields = ("auc", "precision", "norm_precision")
+    columns: ClassVar[dict[str, str]] = {"AUC": "auc", "P": "precision", "P_norm": "norm_precision"}  # report column -> field
+
+    def eval_sequence(self, pred: np.ndarray, seq) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One dataset Sequence (a single track) against its ``(N, 4)`` predictions."""
+        track = seq.target
+        return self.frame_errors(pred, track.boxes, track.visible, seq.name)
+
+    def combine_sequences(self, sequences: list, per_sequence: list) -> dict:
+        """Curves of every sequence (their frame errors, in order), averaged; also per attribute."""
+        lengths = np.asarray([len(errors[0]) for errors in per_sequence])
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        curves = sequence_curves_batch(*(np.concatenate([e[k] for e in per_sequence]) for k in range(3)),
+                                       starts, lengths, self.thresholds)
+        t = self.thresholds
+        summary = self._scores(curves)
+        summary.update({
+            "num_sequences": len(sequences), "num_frames": int(lengths.sum()),
+            "curves": {"overlap_thresholds": t.overlap.tolist(), "center_thresholds": t.center.tolist(),
+                       "norm_center_thresholds": t.norm_center.tolist(),
+                       "success": (100 * curves.success.mean(0)).tolist(),
+                       "precision": (100 * curves.precision.mean(0)).tolist(),
+                       "norm_precision": (100 * curves.norm_precision.mean(0)).tolist()},
+            "per_sequence": {s.name: {**self._scores(curves, i), "frames": int(lengths[i])}
+                             for i, s in enumerate(sequences)},
+        })
+        flags = [sequence_attributes(s) for s in sequences]
+        summary["attributes"] = {}
+        for name in sorted({a for f in flags for a, on in f.items() if on}):
+            rows = np.array([i for i, f in enumerate(flags) if f.get(name)])
+            summary["attributes"][name] = {**self._scores(curves, rows), "num_sequences": len(rows)}
+        return summary
+
+    def _scores(self, curves: Curves, rows=slice(None)) -> dict[str, float]:
+        # one row index keeps the numbers of that sequence; several are averaged over sequences
+        t = self.thresholds
+        success, precision = np.atleast_2d(curves.success[rows]), np.atleast_2d(curves.precision[rows])
+        norm_precision = np.atleast_2d(curves.norm_precision[rows])
+        return {"auc": 100.0 * float(success.mean(0).mean()),
+                "precision": 100.0 * float(precision.mean(0)[t.precision_index]),
+                "norm_precision": 100.0 * float(norm_precision.mean(0)[t.norm_precision_index])}
 
     @abc.abstractmethod
     def frame_errors(self, pred: np.ndarray, gt: np.ndarray, visible: np.ndarray | None,
@@ -171,10 +227,7 @@ class PytrackingProtocol(Protocol):
     """
 
     thresholds = PYTRACKING_THRESHOLDS
-
-    def __init__(self, use_visibility: bool):
-        self.use_visibility = use_visibility
-        self.name = "lasot" if use_visibility else "ostrack"
+    use_visibility = False
 
     def frame_errors(self, pred, gt, visible, seq=""):
         pred = pred.copy()
@@ -246,14 +299,32 @@ class OTBProtocol(Protocol):
         return overlap, center, norm_center
 
 
-def get_protocol(name: str) -> Protocol:
-    if name == "tnl2k":
-        return TNL2KProtocol()
-    if name in ("ostrack", "lasot"):
-        return PytrackingProtocol(use_visibility=name == "lasot")
-    if name == "otb":
-        return OTBProtocol()
-    raise ValueError(f"unknown SOT protocol {name!r}; expected one of {PROTOCOLS}")
+class OSTrackProtocol(PytrackingProtocol):
+    name = "ostrack"
+
+
+class LaSOTProtocol(PytrackingProtocol):
+    name = "lasot"
+    use_visibility = True
+
+
+# name -> "module:Class"; imported when chosen, so the CLI lists choices without importing them.
+SOT_PROTOCOLS: Registry[str] = Registry("SOT protocol")
+SOT_PROTOCOLS.add("tnl2k", "vptracker.eval.sot:TNL2KProtocol")
+SOT_PROTOCOLS.add("ostrack", "vptracker.eval.sot:OSTrackProtocol")
+SOT_PROTOCOLS.add("lasot", "vptracker.eval.sot:LaSOTProtocol")
+SOT_PROTOCOLS.add("otb", "vptracker.eval.sot:OTBProtocol")
+SOT_PROTOCOLS.add("got10k", "vptracker.eval.got10k:GOT10kProtocol")
+PROTOCOLS = tuple(SOT_PROTOCOLS.names())
+
+
+def protocol_class(name: str) -> type:
+    module, cls = SOT_PROTOCOLS.get(name).split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def get_protocol(name: str):
+    return protocol_class(name)()
 
 
 @dataclass

@@ -14,41 +14,74 @@ from pathlib import Path
 
 import numpy as np
 
-from vptracker.eval.sot import Curves, ResultError, get_protocol, sequence_curves_batch
-from vptracker.eval.sot_data import SOTGroundTruth, attribute_names, load_ground_truth, load_results
+from vptracker.datasets.base import DatasetFormatError, Sequence
+from vptracker.datasets.frames import split_dir
+from vptracker.datasets.numparse import boxes_many
+from vptracker.eval.sot import ResultError, get_protocol, protocol_class
+
+# Layouts ``--gt-root`` may hold, tried in order: (reader, what marks it).
+_LAYOUTS = (("tnl2k_toolkit", "gt_rect/"), ("otb", "*/groundtruth_rect*.txt"), ("got10k", "*/cover.label"),
+            ("lasot", "*/*/groundtruth.txt"), ("tnllt", "*/absent_label.txt"), ("tnl2k", "*/groundtruth.txt"))
+SOT_READERS = tuple(name for name, _ in _LAYOUTS)
 
 
-def _from_dataset_sequence(seq) -> SOTGroundTruth:
-    """A ``vptracker.datasets`` SOT ``Sequence`` (one track) as evaluation ground truth."""
-    track = seq.target
-    raw = seq.attributes.get("attributes")
-    attributes: dict[str, bool] = {}
-    if isinstance(raw, str):  # OTB: names of the attributes present
-        attributes = {a.strip(): True for a in raw.split(",") if a.strip()}
-    elif raw is not None and np.ndim(raw) == 1:  # TNL2K / TNLLT: one flag per attribute
-        attributes = {name: bool(v) for name, v in zip(attribute_names(np.asarray(raw)), raw)}
-    return SOTGroundTruth(seq.name, track.boxes, track.visible, attributes, f"{seq.dataset}/{seq.name}")
+def detect_sot_dataset(root: Path) -> str:
+    """The reader of a ground-truth folder, from what it holds (see ``_LAYOUTS``)."""
+    for name, mark in _LAYOUTS:
+        if (root / mark).is_dir() if mark.endswith("/") else next(root.glob(mark), None) is not None:
+            return name
+    raise DatasetFormatError(root, None, "gt_rect/<seq>.txt (TNL2K toolkit), <seq>/groundtruth.txt "
+                             "(TNL2K, TNLLT, GOT-10k, LaSOT <cls>/<cls>-N/) or <Seq>/groundtruth_rect.txt (OTB)")
 
 
-def _as_ground_truth(gt) -> list[SOTGroundTruth]:
-    from vptracker.datasets.base import Sequence
+def sot_ground_truth(root: str | Path, dataset: str | None = None, split: str | None = None) -> list[Sequence]:
+    """The sequences of ``root`` read annotation-first by the dataset reader training uses
+    (``dataset`` names it; by default it is told from the layout). No image is opened."""
+    from vptracker.datasets import load
 
-    if isinstance(gt, (str, Path)):
-        return load_ground_truth(gt)
-    sequences = []
-    for s in gt:
-        if isinstance(s, Sequence):
-            s = _from_dataset_sequence(s)
-        if not isinstance(s, SOTGroundTruth):
-            raise TypeError("ground truth must be a folder, SOTGroundTruth records or dataset Sequences, "
-                            f"got {type(s).__name__}")
-        sequences.append(s)
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetFormatError(root, None, "a ground-truth folder")
+    if dataset is None:
+        dataset = detect_sot_dataset(split_dir(root, split))
+    sequences = load(dataset, root, split, annotation_only=True)
+    names = [s.name for s in sequences]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise DatasetFormatError(root, None, f"unique sequence names, found duplicates {dup[:5]}")
     return sequences
 
 
-def score_sequences(sequences: list[SOTGroundTruth], predictions: dict[str, np.ndarray],
-                    protocol: str) -> dict:
-    """Scores in-memory predictions (``{seq: (N, 4) x,y,w,h}``).
+def load_results(results_dir: str | Path, names: list[str], skip_missing: bool = False) -> dict[str, np.ndarray]:
+    """``<results_dir>/<seq>.txt`` boxes (x,y,w,h per frame) for each name; missing files raise."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise DatasetFormatError(results_dir, None, "a results folder holding <seq>.txt files")
+    paths = {name: results_dir / f"{name}.txt" for name in names}
+    missing = [name for name, path in paths.items() if not path.is_file()]
+    if missing and not skip_missing:
+        raise DatasetFormatError(paths[missing[0]], None,
+                                 f"a result file for every sequence ({len(missing)} missing, e.g. {missing[:3]})")
+    present = [name for name in names if name not in set(missing)]
+    results = dict(zip(present, boxes_many([paths[n] for n in present], what="result file")))
+    for name, boxes in results.items():
+        if len(boxes) == 0:
+            raise DatasetFormatError(paths[name], None, "one x,y,w,h line per frame (the file is empty)")
+    return results
+
+
+def _as_ground_truth(gt) -> list[Sequence]:
+    if isinstance(gt, (str, Path)):
+        return sot_ground_truth(gt)
+    sequences = list(gt)
+    for s in sequences:
+        if not isinstance(s, Sequence):
+            raise TypeError(f"ground truth must be a folder or dataset Sequences, got {type(s).__name__}")
+    return sequences
+
+
+def score_sequences(sequences: list[Sequence], predictions: dict[str, np.ndarray], protocol: str) -> dict:
+    """Scores in-memory predictions (``{seq: (N, 4) x,y,w,h}``) of single-track Sequences.
 
     Sequences without a prediction are skipped and listed in ``skipped``; results whose length
     differs from the ground truth are scored as the protocol says (refused, padded with misses
@@ -58,71 +91,27 @@ def score_sequences(sequences: list[SOTGroundTruth], predictions: dict[str, np.n
     scored = [s for s in sequences if s.name in predictions]
     if not scored:
         raise ResultError("no sequence has a prediction to score")
-    overlaps, centers, norms, lengths, mismatch = [], [], [], [], {}
+    per_sequence, mismatch = [], {}
     for seq in scored:
         pred = np.asarray(predictions[seq.name], dtype=np.float64).reshape(-1, 4)
-        if len(seq) == 0 or len(pred) == 0:
-            raise ResultError(f"{seq.name}: {len(pred)} result rows for {len(seq)} ground-truth frames "
+        n = len(seq.target.boxes)
+        if n == 0 or len(pred) == 0:
+            raise ResultError(f"{seq.name}: {len(pred)} result rows for {n} ground-truth frames "
                               "(an empty sequence cannot be scored)")
-        if len(pred) != len(seq):
-            mismatch[seq.name] = {"result_rows": len(pred), "gt_frames": len(seq)}
-        o, c, nc = proto.frame_errors(pred, seq.boxes, seq.visible, seq.name)
-        overlaps.append(o)
-        centers.append(c)
-        norms.append(nc)
-        lengths.append(len(o))
-    lengths_arr = np.asarray(lengths)
-    starts = np.concatenate([[0], np.cumsum(lengths_arr)[:-1]])
-    per_seq = sequence_curves_batch(np.concatenate(overlaps), np.concatenate(centers), np.concatenate(norms),
-                                    starts, lengths_arr, proto.thresholds)
-    summary = _summarise(scored, per_seq, proto, lengths_arr)
+        if len(pred) != n:
+            mismatch[seq.name] = {"result_rows": len(pred), "gt_frames": n}
+        per_sequence.append(proto.eval_sequence(pred, seq))
+    summary = {"protocol": proto.name, **proto.combine_sequences(scored, per_sequence)}
     summary["skipped"] = [s.name for s in sequences if s.name not in predictions]
     summary["length_mismatch"] = mismatch
     return summary
 
 
-def _scores(curves: Curves, proto, rows: np.ndarray | slice = slice(None)) -> dict[str, float]:
-    success = curves.success[rows].mean(0)
-    precision = curves.precision[rows].mean(0)
-    norm_precision = curves.norm_precision[rows].mean(0)
-    t = proto.thresholds
-    return {"auc": 100.0 * float(success.mean()),
-            "precision": 100.0 * float(precision[t.precision_index]),
-            "norm_precision": 100.0 * float(norm_precision[t.norm_precision_index])}
-
-
-def _summarise(scored: list[SOTGroundTruth], per_seq: Curves, proto, lengths: np.ndarray) -> dict:
-    t = proto.thresholds
-    summary = _scores(per_seq, proto)
-    summary.update({
-        "protocol": proto.name,
-        "num_sequences": len(scored),
-        "num_frames": int(lengths.sum()),
-        "curves": {"overlap_thresholds": t.overlap.tolist(), "center_thresholds": t.center.tolist(),
-                   "norm_center_thresholds": t.norm_center.tolist(),
-                   "success": (100 * per_seq.success.mean(0)).tolist(),
-                   "precision": (100 * per_seq.precision.mean(0)).tolist(),
-                   "norm_precision": (100 * per_seq.norm_precision.mean(0)).tolist()},
-        "per_sequence": {s.name: {"auc": 100.0 * float(per_seq.success[i].mean()),
-                                  "precision": 100.0 * float(per_seq.precision[i, t.precision_index]),
-                                  "norm_precision": 100.0 * float(per_seq.norm_precision[i, t.norm_precision_index]),
-                                  "frames": int(lengths[i])}
-                         for i, s in enumerate(scored)},
-    })
-    names = sorted({a for s in scored for a, on in s.attributes.items() if on})
-    attributes = {}
-    for name in names:
-        rows = np.array([i for i, s in enumerate(scored) if s.attributes.get(name)])
-        attributes[name] = {**_scores(per_seq, proto, rows), "num_sequences": len(rows)}
-    summary["attributes"] = attributes
-    return summary
-
-
 def evaluate_sot(gt: str | Path | Iterable, results_dir: str | Path, protocol: str = "tnl2k",
                  skip_missing: bool = False) -> dict:
-    """Scores ``<results_dir>/<seq>.txt`` against ground truth (a folder in any official layout,
-    :class:`SOTGroundTruth` records, or single-track ``vptracker.datasets`` Sequences, whose
-    ``visible`` flags then play the absent files' role) under ``protocol`` (one of ``PROTOCOLS``).
+    """Scores ``<results_dir>/<seq>.txt`` against ground truth (a folder in any official layout, read
+    by :func:`sot_ground_truth`, or single-track ``vptracker.datasets`` Sequences) under ``protocol``
+    (a name in ``SOT_PROTOCOLS``).
 
     Returns ``{"auc", "precision", "norm_precision", "per_sequence", "attributes", "curves", ...}``,
     numbers in percent. A missing result file raises unless ``skip_missing``.
@@ -135,30 +124,32 @@ def evaluate_sot(gt: str | Path | Iterable, results_dir: str | Path, protocol: s
 
 
 def write_sot_outputs(summary: dict, out_dir: str | Path) -> Path:
-    """``summary.json`` and ``per_sequence.csv`` (and ``attributes.csv`` when there are any)."""
+    """``summary.json`` and ``per_sequence.csv`` (and ``attributes.csv`` when there are any), with
+    the columns the protocol names in ``fields``."""
+    fields = protocol_class(summary["protocol"]).fields
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    with open(out_dir / "per_sequence.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["sequence", "auc", "precision", "norm_precision", "frames"])
-        for name, s in summary["per_sequence"].items():
-            w.writerow([name, f"{s['auc']:.4f}", f"{s['precision']:.4f}", f"{s['norm_precision']:.4f}", s["frames"]])
-    if summary.get("attributes"):
-        with open(out_dir / "attributes.csv", "w", newline="") as fh:
+    for file, key, first, last in (("per_sequence.csv", "per_sequence", "sequence", "frames"),
+                                   ("attributes.csv", "attributes", "attribute", "num_sequences")):
+        if key == "attributes" and not summary.get("attributes"):
+            continue
+        with open(out_dir / file, "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["attribute", "auc", "precision", "norm_precision", "num_sequences"])
-            for name, s in summary["attributes"].items():
-                w.writerow([name, f"{s['auc']:.4f}", f"{s['precision']:.4f}", f"{s['norm_precision']:.4f}",
-                            s["num_sequences"]])
+            w.writerow([first, *fields, last])
+            for name, s in summary[key].items():
+                w.writerow([name, *(f"{s[f]:.4f}" for f in fields), s[last]])
     return out_dir / "summary.json"
 
 
 def format_sot_table(summaries: dict[str, dict]) -> str:
-    """A readable table, one row per tracker."""
-    head = f"{'tracker':<24} {'protocol':<8} {'seqs':>5} {'AUC':>7} {'P':>7} {'P_norm':>7}"
-    lines = [head, "-" * len(head)]
+    """A readable table, one row per tracker, with the report columns of each one's protocol."""
+    lines = []
     for tracker, s in summaries.items():
-        lines.append(f"{tracker:<24} {s['protocol']:<8} {s['num_sequences']:>5} {s['auc']:>7.2f} "
-                     f"{s['precision']:>7.2f} {s['norm_precision']:>7.2f}")
+        columns = protocol_class(s["protocol"]).columns
+        head = f"{'tracker':<24} {'protocol':<8} {'seqs':>5} " + " ".join(f"{c:>7}" for c in columns)
+        if not lines or lines[0] != head:
+            lines += [head, "-" * len(head)]
+        lines.append(f"{tracker:<24} {s['protocol']:<8} {s['num_sequences']:>5} "
+                     + " ".join(f"{s[f]:>7.2f}" for f in columns.values()))
     return "\n".join(lines)
