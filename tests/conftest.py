@@ -42,3 +42,9 @@ def tiny_model_factory(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_factory) -> Path:
     return tiny_model_factory("qwen2_5_vl")
+
+# Helpers shared by test files (official dataset layouts, OmniPT data) live beside them in tests/;
+# files in sub-folders (tests/hostile/) import them too.
+import sys as _sys  # noqa: E402
+
+_sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import layouts as fx
+
 from vptracker.config import load_config
-from vptracker.datasets import fixtures as fx
 
 N_FRAMES = 34
 SIZE = (96, 64)

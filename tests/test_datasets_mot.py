@@ -1,11 +1,11 @@
 """Multi-object readers: MOTChallenge family, Refer-KITTI(-V2), CRTrack, BenSMOT, SYNTH-PEDES."""
 from __future__ import annotations
 
+import layouts as fx
 import numpy as np
 import pytest
 
 from vptracker.datasets import DatasetFormatError, load
-from vptracker.datasets import fixtures as fx
 from vptracker.datasets.crtrack import read_query_gt, split_query_name
 
 

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import tarfile
 
+import layouts as fx
 import numpy as np
 import pytest
 
 from vptracker.datasets import DatasetFormatError, available, load
-from vptracker.datasets import fixtures as fx
 from vptracker.datasets.sot import read_toolkit_annotation, toolkit_sequences
 
 BOXES = [(10, 8, 20, 16), (12, 9, 20, 16), (0, 0, 0, 0), (14, 10, 18, 15)]

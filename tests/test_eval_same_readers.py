@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 import time
 
+import layouts as fx
 import numpy as np
 import pytest
 
-from vptracker.datasets import fixtures as fx
 from vptracker.datasets import load
 from vptracker.datasets.base import DatasetFormatError, register
 from vptracker.eval.registry import Registry

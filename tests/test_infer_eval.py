@@ -6,10 +6,10 @@ and the evaluation disagree on a layout, a frame number, an id or a coordinate c
 from __future__ import annotations
 
 import numpy as np
+from layouts import write_crtrack, write_refer_kitti
 
 from vptracker.boxes import CoordMap, render_trajectories, xywh_to_xyxy
 from vptracker.datasets import load
-from vptracker.datasets.fixtures import write_crtrack, write_refer_kitti
 from vptracker.infer import CallableEngine, run_task
 
 
@@ -90,7 +90,8 @@ def test_sot_oracle_on_real_otb_frames_scores_perfectly(tmp_path, shared_data):
 
 
 def test_mot_oracle_scores_perfectly_on_motchallenge_layout(tmp_path):
-    from vptracker.datasets.fixtures import write_mot
+    from layouts import write_mot
+
     from vptracker.eval.mot import evaluate_mot
 
     n = 8

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
+import layouts as fx
 import pytest
 
-from vptracker.datasets import fixtures as fx
 from vptracker.tasks.lengths import LengthBudget, OverBudget, check_cards, estimate_tokens, image_tokens
 from vptracker.tasks.prepare import prepare
 

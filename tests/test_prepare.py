@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import layouts as fx
 import pytest
 
 from vptracker.config import load_config
 from vptracker.datasets import available
-from vptracker.datasets import fixtures as fx
 from vptracker.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,6 +15,7 @@ import random
 import re
 import tarfile
 
+import layouts as fx
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -22,7 +23,6 @@ from PIL import Image, ImageDraw
 from vptracker import visual_prompt_released as released
 from vptracker.boxes import parse_vptracker_released, released_box_accepted, xywh_to_xyxy
 from vptracker.config import load_config
-from vptracker.datasets import fixtures as fx
 from vptracker.datasets import load
 from vptracker.datasets.base import DatasetFormatError
 from vptracker.infer import CallableEngine, TaskOptions, run_batched

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
+import layouts as fx
 import pytest
 from PIL import Image
 
 from vptracker.boxes import smart_resize
-from vptracker.datasets import fixtures as fx
 from vptracker.swift_plugin import render_row_images
 from vptracker.tasks.prepare import direct_config, prepare
 from vptracker.visual_prompt import VisualPrompt, render

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vptracker.datasets import load
-from vptracker.datasets.synthetic import (COLOURS, SyntheticConfig, make_sot_sequence, write_mot, write_sot)
+from vptracker.datasets.synthetic import COLOURS, SyntheticConfig, make_sot_sequence, write_mot, write_sot
 
 SMALL = SyntheticConfig(width=96, height=80, frames=24)
 

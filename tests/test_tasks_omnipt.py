@@ -2,11 +2,11 @@
 its image and maps back to the source annotation through the box grammar."""
 from __future__ import annotations
 
+import layouts as fx
 import numpy as np
 import pytest
 
 from vptracker.boxes import CoordMap, parse_box, parse_trajectories, parse_trajectory, smart_resize
-from vptracker.datasets import fixtures as fx
 from vptracker.datasets import load
 from vptracker.prompts import IMAGE, no_objects_answer
 from vptracker.tasks import get_task

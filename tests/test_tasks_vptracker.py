@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 import random
 
+import layouts as fx
 import numpy as np
 import pytest
 from PIL import Image
 
 from vptracker.boxes import CoordMap, parse_vptracker
 from vptracker.cli import main
-from vptracker.datasets import fixtures as fx
 from vptracker.datasets import load
 from vptracker.prompts import vptracker_prompt
 from vptracker.tasks import get_task

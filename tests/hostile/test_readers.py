@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import layouts as fx
 import numpy as np
 import pytest
 
 from vptracker.datasets import DatasetFormatError, load
-from vptracker.datasets import fixtures as fx
 from vptracker.datasets.synthetic import SyntheticConfig, write_mot, write_sot
 
 # The third row is absent and written 0,0,0,0, as the TNL2K toolkit and LaSOT write absent frames.

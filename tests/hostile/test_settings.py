@@ -12,10 +12,10 @@ import sys
 import time
 from pathlib import Path
 
+import layouts as fx
 import pytest
 
 from vptracker.cli import main
-from vptracker.datasets import fixtures as fx
 from vptracker.train import StageConfigError, load_stage, run_stage
 from vptracker.train.stages import REPO_ROOT
 
