@@ -186,7 +186,7 @@ ADVERSARIAL = [
     "1." * 50000, "-" * 100000, "1,2,3,4" + ",5" * 10000,
 ]
 PARSERS = [B.parse_box, B.parse_trajectory, B.parse_trajectories, B.parse_vptracker, B.parse_qwen_boxes,
-           B.parse_list]
+           B.parse_list, B.parse_slots]
 
 
 @pytest.mark.parametrize("parser", PARSERS, ids=lambda p: p.__name__)
@@ -221,3 +221,76 @@ def test_random_boxes_survive_through_text_with_noise():
         box = box + (box[0] + rng.randint(1, 50), box[1] + rng.randint(1, 50))
         text = f"Sure! {B.render_bbox(box)} is where it is."
         assert B.parse_box(text).box == box
+
+
+# --------------------------------------------------------------------------- slots, tokens, arrays
+
+def test_parse_slots_reads_each_form_once():
+    slots = B.parse_slots("(1,2),(3,4) then [1, 2, 3, 4] then 5,6,7,8 and <None>")
+    assert [s.form.value for s in slots] == ["other_form", "other_form", "untagged", "none"]
+    assert slots[0].box == (1.0, 2.0, 3.0, 4.0)          # a corner pair is one slot, not two
+    assert slots[2].box == (5.0, 6.0, 12.0, 14.0)        # bare numbers are x,y,w,h
+    assert [s.box for s in B.parse_slots("<bbox>1,2,3,4</bbox> [x] <bbox>oops</bbox>")] == [(1.0, 2.0, 4.0, 6.0)]
+    assert B.parse_slots(None) == []
+
+
+def test_trajectory_texts_split_at_each_heading():
+    text = ("The trajectory of the first people are: <bbox>1,2,3,4</bbox>, "
+            "the trajectory of the second people are: <None>")
+    assert B.trajectory_texts(text) == [" <bbox>1,2,3,4</bbox>, the ", " <None>"]
+    assert B.trajectory_texts("<bbox>1,2,3,4</bbox>") == []
+    assert [len(t) for t in B.parse_trajectories(text)] == [1, 1]
+
+
+def test_strip_trajectory_tokens_keeps_what_else_was_said():
+    text = "a<bbox>1,2,3,4</bbox> b<None>c<|box_start|>(1,2),(3,4)<|box_end|>"
+    assert B.strip_trajectory_tokens(text) == "a bc"
+    too_long = "<bbox>" + "1" * 201 + "</bbox>"  # not a token: the parsers skip it, so it is leftover text
+    assert B.strip_trajectory_tokens(too_long) == too_long
+    assert B.parse_trajectory(too_long) == []
+
+
+def test_has_qwen_token_counts_malformed_tokens():
+    assert B.has_qwen_token("<|box_start|>(1,2),(3,4)<|box_end|>")
+    assert B.has_qwen_token("<|box_start|>somewhere<|box_end|>")
+    assert not B.has_qwen_token("<bbox>1,2,3,4</bbox> <|box_start|>(1,2)")
+
+
+def test_swap_bbox_and_qwen_exchanges_the_exact_form_unrounded():
+    swapped = B.swap_bbox_and_qwen("<bbox>1,2,3,4</bbox><|box_start|>(1,2),(4,6)<|box_end|>")
+    assert swapped == "(1.0,2.0),(4.0,6.0)<bbox>1.0,2.0,3.0,4.0</bbox>"
+    assert [s.form for s in B.parse_slots(swapped)] == [B.Form.OTHER, B.Form.EXACT]
+    # w = 0.4 - 0.1 and h = 0.3 - 0.2 in floating point: written as computed, so x + w gives 0.4 back
+    assert (B.swap_bbox_and_qwen("<|box_start|>(0.1,0.2),(0.4,0.3)<|box_end|>")
+            == "<bbox>0.1,0.2,0.30000000000000004,0.09999999999999998</bbox>")
+    for malformed in ("<bbox>a,b</bbox>", "<|box_start|>(1,2)<|box_end|>"):
+        assert B.swap_bbox_and_qwen(malformed) == malformed
+
+
+def test_xywh_in_image_per_box_and_for_one_box():
+    boxes = np.array([[0, 0, 5, 5], [-5, -5, 5, 5], [10, 0, 5, 5], [9.5, 0, 1, 1], [0, 0, 0, 5], [-1, -1, 2, 2],
+                      [0, 10, 5, 5], [0, -5, 5, 5.5]])
+    assert B.xywh_in_image(boxes, 10, 10).tolist() == [True, False, False, True, False, True, False, True]
+    assert B.xywh_in_image(np.array([1.0, 1.0, 2.0, 2.0]), 10, 10)
+    assert not B.xywh_in_image(np.array([1.0, 1.0, 2.0, -2.0]), 10, 10)
+    assert not B.xywh_in_image(np.array([np.nan, 1.0, 2.0, 2.0]), 10, 10)
+
+
+def test_iou_xywh_matrix_hand_values():
+    a = [(0, 0, 10, 10), (5, 0, 10, 10)]
+    b = [(0, 0, 10, 10), (20, 20, 5, 5), (0, 0, 0, 0)]
+    np.testing.assert_array_equal(B.iou_xywh_matrix(a, b), [[1.0, 0.0, 0.0], [50 / 150, 0.0, 0.0]])
+    assert B.iou_xywh_matrix(np.empty((0, 4)), b).shape == (0, 3)
+    assert B.iou_xywh_matrix(a, np.empty((0, 4))).shape == (2, 0)
+
+
+def test_iou_xyxy_matrix_hand_values_and_equal_to_the_scalar():
+    np.testing.assert_array_equal(B.iou_xyxy_matrix([(0, 0, 10, 10)], [(5, 5, 15, 15), (0, 0, 10, 10), (10, 0, 20, 10)]),
+                                  [[25 / 175, 1.0, 0.0]])
+    rng = np.random.default_rng(1)
+    a = rng.uniform(0, 100, (40, 4))       # some boxes inverted on purpose
+    b = rng.uniform(0, 100, (30, 4))
+    want = [[B.iou_xyxy(p, q) for q in b] for p in a]
+    np.testing.assert_array_equal(B.iou_xyxy_matrix(a, b), want)
+    xywh = np.column_stack([a[:, :2], np.abs(a[:, 2:] - a[:, :2])])
+    np.testing.assert_allclose(B.iou_xywh_matrix(xywh, xywh).diagonal(), 1.0)

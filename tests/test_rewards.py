@@ -10,7 +10,6 @@ from vptracker.train.rewards import (
     check_solution,
     format_reward,
     iou_reward,
-    split_slots,
     stage1_map,
 )
 
@@ -102,12 +101,6 @@ def test_rendered_answers_score_full_marks_in_the_shared_scale():
     answer = render_trajectory(boxes)  # 0-1000 grid, what the data builders write
     assert iou_reward(answer, answer) == pytest.approx(2.0)
     assert format_reward(answer, answer) == pytest.approx(2.0)
-
-
-def test_split_slots_reads_each_form_once():
-    slots = split_slots("(1,2),(3,4) then [1, 2, 3, 4] then 5,6,7,8 and <None>")
-    assert [s.form.value for s in slots] == ["other_form", "other_form", "untagged", "none"]
-    assert slots[2].box == (5.0, 6.0, 12.0, 14.0)
 
 
 def test_solution_without_a_box_is_an_error():

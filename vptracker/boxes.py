@@ -176,7 +176,12 @@ def render_bbox(model_xyxy: Sequence[float], decimals: int = 0) -> str:
     """
     x1, y1, x2, y2 = (round(float(v), decimals) for v in model_xyxy)
     vals = (x1, y1, x2 - x1, y2 - y1)
-    return "<bbox>" + ",".join(_num(v, decimals) for v in vals) + "</bbox>"
+    return _bbox_token(_num(v, decimals) for v in vals)
+
+
+def _bbox_token(values: Iterable[str]) -> str:
+    """The one place ``<bbox>`` is written: x,y,w,h already formatted as text."""
+    return "<bbox>" + ",".join(values) + "</bbox>"
 
 
 NONE_TOKEN = "<None>"
@@ -286,7 +291,17 @@ _PAIRS = re.compile(rf"\(\s*+({_NUM})\s*+,\s*+({_NUM})\s*+\)\s*+,?\s*+\(\s*+({_N
 _BRACKET4 = re.compile(rf"[\[(]\s*+({_NUM}){_SEP}({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*+[\])]")
 _BARE4 = re.compile(rf"(?<![\w.\-+])({_NUM})\s*+,\s*+({_NUM})\s*+,\s*+({_NUM})\s*+,\s*+({_NUM})(?![\w.])")
 # One entry per image: an OmniPT box, a Qwen box-token box or the absent marker, in written order.
-_TOKEN = re.compile(r"<bbox>.{0,200}?</bbox>|<\|box_start\|>.{0,200}?<\|box_end\|>|<None>", re.S)
+_BBOX_TOKEN = re.compile(r"<bbox>.{0,200}?</bbox>", re.DOTALL)
+_QWEN_TOKEN = re.compile(r"<\|box_start\|>.{0,200}?<\|box_end\|>", re.DOTALL)
+_TOKEN = re.compile(rf"{_BBOX_TOKEN.pattern}|{_QWEN_TOKEN.pattern}|<None>", re.DOTALL)
+# Pieces of an answer that hold at most one box each, whatever form (parse_slots): the tokens,
+# corner pairs, any bracketed run, four bare numbers. parse_box decides what each one means.
+_SLOT_NUM = r"[-+]?[\d.]{1,20}"
+_SLOT = re.compile(
+    rf"{_BBOX_TOKEN.pattern}|<None>|{_QWEN_TOKEN.pattern}"
+    rf"|\(\s*+{_SLOT_NUM}\s*+,\s*+{_SLOT_NUM}\s*+\)\s*+,?\s*+\(\s*+{_SLOT_NUM}\s*+,\s*+{_SLOT_NUM}\s*+\)"
+    r"|\[[^\[\]]{1,120}\]|\([^()]{1,120}\)"
+    rf"|{_SLOT_NUM}\s*+,\s*+{_SLOT_NUM}\s*+,\s*+{_SLOT_NUM}\s*+,\s*+{_SLOT_NUM}", re.DOTALL)
 _VISIBLE = re.compile(r"[\"']?visible[\"']?\s*+:\s*+[\"']?\s*+(yes|no|true|false)", re.I)
 _JSON_BBOX = re.compile(rf"[\"']?bbox[\"']?\s*+:\s*+\[\s*+({_NUM}){_SEP}({_NUM}){_SEP}({_NUM}){_SEP}({_NUM})\s*+\]",
                         re.I)
@@ -352,13 +367,19 @@ def parse_trajectories(text: str) -> list[list[ParsedBox]]:
     """Several trajectories ("the trajectory of the first people are: ..."); one if no heading."""
     if not isinstance(text, str):
         return []
-    heads = list(_TRAJ_HEAD.finditer(text))
-    if not heads:
+    pieces = trajectory_texts(text)
+    if not pieces:
         single = parse_trajectory(text)
         return [single] if single else []
-    bounds = [h.end() for h in heads] + [len(text)]
+    return [parse_trajectory(piece) for piece in pieces]
+
+
+def trajectory_texts(text: str) -> list[str]:
+    """The text after each trajectory heading, up to the next one; ``[]`` without a heading."""
+    heads = list(_TRAJ_HEAD.finditer(text))
+    bounds = [h.end() for h in heads]
     starts = [h.start() for h in heads[1:]] + [len(text)]
-    return [parse_trajectory(text[bounds[i]:starts[i]]) for i in range(len(heads))]
+    return [text[bounds[i]:starts[i]] for i in range(len(heads))]
 
 
 @dataclass(frozen=True)
@@ -448,3 +469,93 @@ def parse_list(text: str) -> Box | None:
         return None
     m = _BRACKET4.search(text)
     return _floats(m) if m else None
+
+
+# --------------------------------------------------------------------------- answers read as slots
+
+def parse_slots(text: str) -> list[ParsedBox]:
+    """Every box or ``<None>`` in ``text``, in written order, whatever form each is written in
+    (the rewards' reading: a corner pair or a bare quadruple is a slot too, not only tokens)."""
+    if not isinstance(text, str):
+        return []
+    slots = [parse_box(m.group(0)) for m in _SLOT.finditer(text)]
+    return [s for s in slots if s.form != Form.NO_BOX]
+
+
+def strip_trajectory_tokens(text: str) -> str:
+    """``text`` without its ``<bbox>``, Qwen box-token and ``<None>`` tokens (what else was said)."""
+    return _TOKEN.sub("", text)
+
+
+def has_qwen_token(text: str) -> bool:
+    """Whether ``text`` holds a Qwen ``<|box_start|>...<|box_end|>`` token, well formed or not."""
+    return _QWEN_TOKEN.search(text) is not None
+
+
+def swap_bbox_and_qwen(text: str) -> str:
+    """Rewrites ``text`` so that Qwen's grammar reads as the exact form and OmniPT's as another.
+
+    Well-formed Qwen tokens become ``<bbox>x,y,w,h</bbox>``, exact ``<bbox>`` tokens become corner
+    pairs ``(x1,y1),(x2,y2)``; values are written unrounded (``repr``) so no IoU changes. Malformed
+    tokens are left as they are. The rewards score a Qwen-grammar solution through this.
+    """
+    def bbox_to_pairs(m: re.Match) -> str:
+        parsed = parse_box(m.group(0))
+        if parsed.form != Form.EXACT:
+            return m.group(0)
+        x1, y1, x2, y2 = parsed.box
+        return f"({x1!r},{y1!r}),({x2!r},{y2!r})"
+
+    def qwen_to_bbox(m: re.Match) -> str:
+        boxes = parse_qwen_boxes(m.group(0))
+        if not boxes:
+            return m.group(0)
+        x1, y1, x2, y2 = boxes[0]
+        return _bbox_token(repr(v) for v in (x1, y1, x2 - x1, y2 - y1))
+
+    return _QWEN_TOKEN.sub(qwen_to_bbox, _BBOX_TOKEN.sub(bbox_to_pairs, text))
+
+
+# --------------------------------------------------------------------------- box arrays
+
+def xywh_in_image(boxes: np.ndarray, width: float, height: float) -> np.ndarray:
+    """Per box (the last axis is x,y,w,h): non-empty and overlapping the ``width`` x ``height``
+    image, i.e. something is left after :func:`clip_xyxy`. A ``(4,)`` box gives one bool."""
+    b = np.asarray(boxes)
+    x, y, w, h = b[..., 0], b[..., 1], b[..., 2], b[..., 3]
+    return (w > 0) & (h > 0) & (x < width) & (y < height) & (x + w > 0) & (y + h > 0)
+
+
+def _pairwise_iou(a: tuple, b: tuple) -> np.ndarray:
+    """IoU of every ``a`` box with every ``b`` box from corner and area columns ``(x1, y1, x2, y2,
+    area)``; 0 where the boxes do not overlap or the union is empty."""
+    ax1, ay1, ax2, ay2, a_area = (v[:, None] for v in a)
+    bx1, by1, bx2, by2, b_area = (v[None, :] for v in b)
+    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0, None)
+    ih = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0, None)
+    inter = iw * ih
+    union = a_area + b_area - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def iou_xywh_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(N, M)`` IoU of ``(N, 4)`` and ``(M, 4)`` x,y,w,h arrays (areas ``w * h``, as TrackEval's
+    ``_calculate_box_ious``)."""
+    return _pairwise_iou(_xywh_columns(a), _xywh_columns(b))
+
+
+def iou_xyxy_matrix(a: Iterable[Sequence[float]], b: Iterable[Sequence[float]]) -> np.ndarray:
+    """``(N, M)`` IoU of two lists of ``x1,y1,x2,y2`` boxes; entry ``[i, j]`` equals
+    ``iou_xyxy(a[i], b[j])``."""
+    return _pairwise_iou(_xyxy_columns(a), _xyxy_columns(b))
+
+
+def _xywh_columns(boxes) -> tuple:
+    m = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return m[:, 0], m[:, 1], m[:, 0] + m[:, 2], m[:, 1] + m[:, 3], m[:, 2] * m[:, 3]
+
+
+def _xyxy_columns(boxes) -> tuple:
+    m = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return m[:, 0], m[:, 1], m[:, 2], m[:, 3], (m[:, 2] - m[:, 0]) * (m[:, 3] - m[:, 1])

@@ -155,7 +155,8 @@ def test_the_ambiguity_check_finds_what_made_parsing_quadratic():
 
 
 @pytest.mark.parametrize("name", ["_BBOX_EXACT", "_BBOX_ANY", "_QWEN_BOX", "_PAIRS", "_BRACKET4", "_BARE4", "_TOKEN",
-                                  "_JSON_BBOX", "_TRAJ_HEAD", "_VISIBLE"])
+                                  "_BBOX_TOKEN", "_QWEN_TOKEN", "_SLOT", "_JSON_BBOX", "_TRAJ_HEAD",
+                                  "_VISIBLE"])
 def test_every_parser_pattern_is_linear_by_construction(name):
     assert ambiguous_repeats(getattr(B, name)) == []
 

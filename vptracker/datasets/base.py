@@ -32,6 +32,28 @@ class Track:
             raise ValueError(f"track {self.id}: {len(self.boxes)} boxes but {len(self.visible)} visibility flags")
 
 
+def tracks_from_rows(frames: np.ndarray, ids: np.ndarray, boxes: np.ndarray, n_frames: int) -> list[Track]:
+    """One :class:`Track` per id (ascending) from MOT rows: ``frames`` are 0-based indices in
+    ``[0, n_frames)``, ``boxes`` ``(N, 4)`` x,y,w,h. A frame without a row of the id is absent.
+
+    The one MOT rows -> tracks step, for annotation files (``datasets.mot.tracks_from_table``,
+    which refuses a repeated (frame, id) first, naming the line) and result files (SMOT captions);
+    a repeated (frame, id) that reaches here keeps its last row.
+    """
+    frames = np.asarray(frames, dtype=np.int64)
+    ids = np.asarray(ids, dtype=np.int64)
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    tracks = []
+    for tid in np.unique(ids):
+        rows = np.flatnonzero(ids == tid)
+        track_boxes = np.zeros((n_frames, 4))
+        visible = np.zeros(n_frames, dtype=bool)
+        track_boxes[frames[rows]] = boxes[rows]  # repeated indices: the last row is assigned
+        visible[frames[rows]] = True
+        tracks.append(Track(int(tid), track_boxes, visible))
+    return tracks
+
+
 @dataclass
 class Sequence:
     """A video (or one view of one, or one referring expression over one) with its annotations."""

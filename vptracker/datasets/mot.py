@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register
+from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register, tracks_from_rows
 from vptracker.datasets.frames import image_size, list_frames, split_dir
 from vptracker.datasets.textfiles import read_name_list, read_table_lines, read_text_file
 
@@ -79,20 +79,14 @@ def tracks_from_table(table: np.ndarray, n_frames: int, path: Path, first_frame:
         raise DatasetFormatError(path, int(lines[row]), f"a frame number in {first_frame}..{first_frame + n_frames - 1}",
                                  str(int(table[row, 0])))
     ids = table[:, 1].astype(np.int64)
-    tracks = []
-    for tid in np.unique(ids[keep]):
-        rows = np.flatnonzero(keep & (ids == tid))
-        f = frames[rows]
-        if len(np.unique(f)) != len(f):
-            order = np.argsort(f, kind="stable")
-            dup = rows[order[np.flatnonzero(np.diff(f[order]) == 0)[0] + 1]]
-            raise DatasetFormatError(path, int(lines[dup]), f"one row per (frame, id), id {tid} repeats a frame")
-        boxes = np.zeros((n_frames, 4))
-        visible = np.zeros(n_frames, dtype=bool)
-        boxes[f] = table[rows, 2:6]
-        visible[f] = True
-        tracks.append(Track(int(tid), boxes, visible))
-    return tracks
+    rows = np.flatnonzero(keep)
+    # by id, frame, then line: the first repeat is the smallest id's earliest repeated frame
+    order = rows[np.lexsort((rows, frames[rows], ids[rows]))]
+    repeat = (ids[order[1:]] == ids[order[:-1]]) & (frames[order[1:]] == frames[order[:-1]])
+    if repeat.any():
+        dup = order[int(np.argmax(repeat)) + 1]
+        raise DatasetFormatError(path, int(lines[dup]), f"one row per (frame, id), id {ids[dup]} repeats a frame")
+    return tracks_from_rows(frames[rows], ids[rows], table[rows, 2:6], n_frames)
 
 
 def _key_line(text: str, key: str) -> int | None:

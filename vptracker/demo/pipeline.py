@@ -10,15 +10,20 @@ batched SOT loop, :func:`vptracker.infer.runner.track_sot`) and the scores of
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vptracker.boxes import Form, parse_trajectory, parse_vptracker, render_bbox, render_vptracker
+from vptracker.boxes import (
+    Form,
+    parse_trajectory,
+    parse_vptracker,
+    render_bbox,
+    render_vptracker,
+    strip_trajectory_tokens,
+)
 from vptracker.prompts import VPTRACKER_SPECIAL_TOKENS, omnipt_sot, vptracker_prompt
 
-_TOKENS = re.compile(r"<bbox>.*?</bbox>|<None>", re.S)
 PROTOCOL = "ostrack"  # frames without a valid target count as misses for every tracker alike
 
 
@@ -249,7 +254,7 @@ def in_grammar(answer: str, task: str) -> bool:
         parsed = parse_vptracker(answer)
         return parsed.form == Form.EXACT and parsed.visible is not None
     slots = parse_trajectory(answer)
-    leftover = _TOKENS.sub("", answer).strip()
+    leftover = strip_trajectory_tokens(answer).strip()
     return bool(slots) and not leftover and all(s.form in (Form.EXACT, Form.NONE) for s in slots)
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from trackeval.metrics import CLEAR, Identity
 
+from vptracker.boxes import iou_xywh_matrix
 from vptracker.datasets.base import DatasetFormatError
 from vptracker.eval.motfiles import read_mot_rows
 
@@ -76,17 +77,6 @@ def load_pair(gt_dir: Path, pred_dir: Path | None, allow_missing: bool = False,
     return views
 
 
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ax2, ay2 = a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx2, by2 = b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(a[:, 0][:, None], b[:, 0][None]), 0, None)
-    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(a[:, 1][:, None], b[:, 1][None]), 0, None)
-    inter = iw * ih
-    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
-
-
 def to_data_dict(gt: np.ndarray, pred: np.ndarray) -> dict:
     """TrackEval's per-sequence data dict from ``(timestep, id, x, y, w, h)`` rows (timesteps >= 0)."""
     # TrackEval wants ids numbered 0..n-1 within the sequence
@@ -116,7 +106,7 @@ def to_data_dict(gt: np.ndarray, pred: np.ndarray) -> dict:
         pi = pr_order[pr_bounds[k]:pr_bounds[k + 1]]
         data["gt_ids"].append(gt_map[gi].astype(int))
         data["tracker_ids"].append(tr_map[pi].astype(int))
-        data["similarity_scores"].append(_iou_matrix(gt[gi, 2:6], pred[pi, 2:6]))
+        data["similarity_scores"].append(iou_xywh_matrix(gt[gi, 2:6], pred[pi, 2:6]))
     return data
 
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from vptracker.boxes import iou_xywh_matrix
 from vptracker.datasets.base import DatasetFormatError, Sequence
 from vptracker.eval.captions import evaluate_captions, load_caption_file, nltk_wordnet
-from vptracker.eval.crmot import _iou_matrix
 from vptracker.eval.mot import run_trackeval
 from vptracker.eval.motfiles import read_mot_rows
 
@@ -49,7 +49,7 @@ def track_assignment(gt: np.ndarray, pred: np.ndarray) -> dict[int, int]:
     counts = np.zeros((len(gt_ids), len(pr_ids)))
     for frame in np.intersect1d(gt[:, 0], pred[:, 0]):
         g, p = gt[gt[:, 0] == frame], pred[pred[:, 0] == frame]
-        hit = _iou_matrix(g[:, 2:6], p[:, 2:6]) >= 0.5
+        hit = iou_xywh_matrix(g[:, 2:6], p[:, 2:6]) >= 0.5
         gi, pi = np.nonzero(hit)
         np.add.at(counts, (np.searchsorted(gt_ids, g[gi, 1].astype(int)),
                            np.searchsorted(pr_ids, p[pi, 1].astype(int))), 1)

@@ -9,15 +9,18 @@ track it describes.
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from vptracker.boxes import render_box, xywh_to_xyxy
-from vptracker.datasets.base import Sequence, Track
+from vptracker.datasets.base import Sequence, Track, tracks_from_rows
 from vptracker.infer.common import SequenceTracker, TaskOptions, frame_box, frame_number
 from vptracker.infer.engine import Request
 from vptracker.prompts import omnipt_instance_caption, omnipt_video_caption
+
+logger = logging.getLogger(__name__)
 
 
 def predicted_tracks(seq: Sequence, results_dir: str | Path) -> list[Track]:
@@ -31,16 +34,12 @@ def predicted_tracks(seq: Sequence, results_dir: str | Path) -> list[Track]:
     if kind != "mot":
         raise ValueError(f"{path}: expected MOTChallenge rows frame,id,x,y,w,h,...")
     index = {frame_number(seq, t): t for t in range(len(seq.frames))}
-    tracks = []
-    for track_id in sorted({int(i) for i in rows[:, 1]}):
-        boxes = np.zeros((len(seq.frames), 4))
-        visible = np.zeros(len(seq.frames), dtype=bool)
-        for frame, _, x, y, w, h in rows[rows[:, 1] == track_id]:
-            t = index.get(int(frame))
-            if t is not None:
-                boxes[t], visible[t] = (x, y, w, h), True
-        tracks.append(Track(track_id, boxes, visible))
-    return tracks
+    t = np.array([index.get(int(frame), -1) for frame in rows[:, 0]], dtype=np.int64)
+    inside = t >= 0
+    if not inside.all():
+        logger.warning("%s: %d of %d rows name a frame that is not in sequence %s; left out", path,
+                       int((~inside).sum()), len(rows), seq.name)
+    return tracks_from_rows(t[inside], rows[inside, 1].astype(np.int64), rows[inside, 2:6], len(seq.frames))
 
 
 def spread(start: int, stop: int, count: int) -> list[int]:

@@ -17,7 +17,15 @@ from __future__ import annotations
 
 import logging
 
-from vptracker.boxes import NONE_TOKEN, Box, iou_xyxy, parse_trajectories, parse_trajectory, render_trajectory
+from vptracker.boxes import (
+    NONE_TOKEN,
+    Box,
+    iou_xyxy,
+    iou_xyxy_matrix,
+    parse_trajectories,
+    parse_trajectory,
+    render_trajectory,
+)
 from vptracker.datasets.base import Sequence
 from vptracker.infer.common import TaskOptions, answer_box, frame_number, windows
 from vptracker.infer.engine import Request
@@ -237,10 +245,9 @@ def _assign(boxes: list[Box], known: list[Box], min_iou: float) -> list[tuple[in
     """Index pairs of the IoU-maximal one-to-one assignment, keeping pairs with IoU >= ``min_iou``."""
     if not boxes or not known:
         return []
-    import numpy as np
     from scipy.optimize import linear_sum_assignment
 
-    iou = np.array([[iou_xyxy(b, k) for k in known] for b in boxes])
+    iou = iou_xyxy_matrix(boxes, known)
     rows, cols = linear_sum_assignment(iou, maximize=True)
     return [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= min_iou]
 

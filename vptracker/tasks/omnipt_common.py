@@ -17,7 +17,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from vptracker.boxes import FAMILY_SCALE, GRAMMARS, SCALES, CoordMap, render_box
+from vptracker.boxes import FAMILY_SCALE, GRAMMARS, SCALES, CoordMap, clip_xyxy, render_box, xywh_in_image, xywh_to_xyxy
 from vptracker.datasets.base import Sequence, Track
 
 OMNIPT_MAX_PIXELS = 28 * 28 * 646
@@ -57,23 +57,17 @@ def task_coord(task, seq: Sequence) -> CoordMap:
 
 def usable(track: Track, t: int, width: int, height: int) -> bool:
     """Visible at ``t`` with a non-empty part of its box inside the image."""
-    if not track.visible[t]:
-        return False
-    x, y, w, h = track.boxes[t]
-    return w > 0 and h > 0 and x < width and y < height and x + w > 0 and y + h > 0
+    return bool(track.visible[t] and xywh_in_image(track.boxes[t], width, height))
 
 
 def usable_mask(track: Track, width: int, height: int) -> np.ndarray:
     """:func:`usable` for every frame at once."""
-    b = track.boxes
-    return (track.visible & (b[:, 2] > 0) & (b[:, 3] > 0) & (b[:, 0] < width) & (b[:, 1] < height)
-            & (b[:, 0] + b[:, 2] > 0) & (b[:, 1] + b[:, 3] > 0))
+    return track.visible & xywh_in_image(track.boxes, width, height)
 
 
 def clipped_box(track: Track, t: int, seq: Sequence) -> tuple:
-    """The frame-``t`` box as ``x1, y1, x2, y2`` pixels, clipped to the image."""
-    x, y, w, h = track.boxes[t].tolist()
-    return max(x, 0.0), max(y, 0.0), min(x + w, seq.width), min(y + h, seq.height)
+    """The frame-``t`` box as ``x1, y1, x2, y2`` pixels, clipped to the image (a :func:`usable` one)."""
+    return clip_xyxy(xywh_to_xyxy(track.boxes[t].tolist()), seq.width, seq.height)
 
 
 def model_box(track: Track, t: int, seq: Sequence, coord: CoordMap):

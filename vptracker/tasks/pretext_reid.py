@@ -12,6 +12,7 @@ import random
 
 import numpy as np
 
+from vptracker.boxes import clip_xyxy, xywh_to_xyxy
 from vptracker.prompts import pretext_reid, reid_answer
 from vptracker.tasks.base import Task, chat, register_task
 from vptracker.tasks.omnipt_common import usable_mask
@@ -43,8 +44,7 @@ class ReID(Task):
 
     def _crop(self, person, t):
         seq, track, _ = person
-        x, y, w, h = track.boxes[t].tolist()
-        return [int(max(x, 0)), int(max(y, 0)), int(min(x + w, seq.width)), int(min(y + h, seq.height))]
+        return [int(v) for v in clip_xyxy(xywh_to_xyxy(track.boxes[t].tolist()), seq.width, seq.height)]
 
     def sample(self, index, rng: random.Random) -> dict | None:
         people, by_seq = index

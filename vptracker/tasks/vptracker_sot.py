@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vptracker.boxes import FAMILY_FACTOR, SCALES, CoordMap, render_vptracker
+from vptracker.boxes import FAMILY_FACTOR, SCALES, CoordMap, clip_xyxy, render_vptracker, xywh_in_image, xywh_to_xyxy
 from vptracker.datasets.base import Sequence
 from vptracker.prompts import PROMPT_TEXTS, vptracker_prompt, vptracker_training_prompt
 from vptracker.tasks.base import Task, chat, register_task
@@ -66,10 +66,7 @@ class _SotEntry:
 
 def usable_frames(seq: Sequence) -> np.ndarray:
     """Frames whose target is visible with a non-empty box overlapping the image."""
-    track = seq.target
-    b = track.boxes
-    ok = track.visible & (b[:, 2] > 0) & (b[:, 3] > 0)
-    ok &= (b[:, 0] < seq.width) & (b[:, 1] < seq.height) & (b[:, 0] + b[:, 2] > 0) & (b[:, 1] + b[:, 3] > 0)
+    ok = seq.target.visible & xywh_in_image(seq.target.boxes, seq.width, seq.height)
     missing = seq.meta.get("missing_frames") or []
     if missing:
         ok[np.asarray(missing, dtype=int)] = False
@@ -162,8 +159,7 @@ class VPTrackerSOT(Task):
                 outline = outline_region(ref, scale, W, H)
             outline = [round(v, 1) for v in outline]
         if visible:
-            x, y, w, h = entry.boxes[s].tolist()
-            box = (max(x, 0.0), max(y, 0.0), min(x + w, W), min(y + h, H))
+            box = clip_xyxy(xywh_to_xyxy(entry.boxes[s].tolist()), W, H)
             answer = render_vptracker(entry.coord.to_model(box), entry.coord.decimals)
         else:
             answer = render_vptracker(None)

@@ -58,19 +58,20 @@ truth invisible is a hit, a visibility mistake a miss.
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import Callable, Sequence
 
-from vptracker.boxes import _TRAJ_HEAD as _TRAJ_HEADING  # the heading parse_trajectories splits on
 from vptracker.boxes import (
     Form,
     ParsedBox,
+    has_qwen_token,
     iou_xyxy,
     parse_box,
-    parse_qwen_boxes,
-    parse_trajectories,
+    parse_slots,
+    parse_trajectory,
     parse_vptracker,
+    swap_bbox_and_qwen,
+    trajectory_texts,
 )
 from vptracker.prompts import no_objects_answer
 
@@ -89,24 +90,6 @@ def stage1_map(iou: float) -> float:
 def stage4_map(iou: float) -> float:
     """Stage 4 removes the mapping: the reward is the format score times IoU."""
     return iou
-
-
-# Pieces of an answer that hold at most one box each, in the order written; ``parse_box`` reads
-# each one, so this only splits the text and never decides a box's meaning.
-_N = r"[-+]?[\d.]{1,20}"
-_SLOT = re.compile(
-    r"<bbox>.{0,200}?</bbox>|<None>|<\|box_start\|>.{0,200}?<\|box_end\|>"
-    rf"|\(\s*{_N}\s*,\s*{_N}\s*\)\s*,?\s*\(\s*{_N}\s*,\s*{_N}\s*\)"  # (x1,y1),(x2,y2)
-    r"|\[[^\[\]]{1,120}\]|\([^()]{1,120}\)"
-    rf"|{_N}\s*,\s*{_N}\s*,\s*{_N}\s*,\s*{_N}", re.DOTALL)
-
-
-def split_slots(text: str) -> list[ParsedBox]:
-    """Every box or ``<None>`` in ``text``, in order, whatever form each is written in."""
-    if not isinstance(text, str):
-        return []
-    slots = [parse_box(m.group(0)) for m in _SLOT.finditer(text)]
-    return [s for s in slots if s.form != Form.NO_BOX]
 
 
 def _slot_overlap(pred: ParsedBox | None, truth: ParsedBox | None) -> float:
@@ -173,48 +156,20 @@ def _trajectories(text: str, matching: str = "order") -> list[list[ParsedBox]]:
     """Slots per trajectory. Without trajectory headings an answer is one trajectory (``order``:
     one slot per frame, whatever form each is written in) or, for ``set``, a list of objects with
     one slot each (the first-frame boxes of MOT, the boxes of detection)."""
-    trajs = parse_trajectories(text)
-    if len(trajs) <= 1 and not _TRAJ_HEADING.search(text):
-        slots = split_slots(text)
+    pieces = trajectory_texts(text)
+    if not pieces:
+        slots = parse_slots(text)
         if matching == "set":
             return [[s] for s in slots]
         return [slots] if slots else []
-    if len(trajs) <= 1:  # one heading: read every slot after it, whatever form each is written in
-        slots = split_slots(text[_TRAJ_HEADING.search(text).end():])
-        return [slots]
-    return trajs
+    if len(pieces) == 1:  # one heading: read every slot after it, whatever form each is written in
+        return [parse_slots(pieces[0])]
+    return [parse_trajectory(piece) for piece in pieces]
 
 
 def says_no_objects(text: str) -> bool:
     """``text`` is the empty answer ("There are no objects."), ignoring case and outer spaces."""
     return isinstance(text, str) and text.strip().lower() == NO_OBJECTS.lower()
-
-
-_BBOX_TOKEN = re.compile(r"<bbox>.{0,200}?</bbox>", re.DOTALL)
-_QWEN_TOKEN = re.compile(r"<\|box_start\|>.{0,200}?<\|box_end\|>", re.DOTALL)
-
-
-def _qwen_as_set1(text: str) -> str:
-    """Rewrites an answer so that the Qwen grammar reads as set 1 and ``<bbox>`` as set 2.
-
-    Well-formed Qwen tokens become ``<bbox>x,y,w,h</bbox>``; ``<bbox>`` tokens become corner pairs
-    ``(x1,y1),(x2,y2)``, another form. Malformed tokens are left as they are.
-    """
-    def bbox_to_other(m: re.Match) -> str:
-        parsed = parse_box(m.group(0))
-        if parsed.form != Form.EXACT:
-            return m.group(0)
-        x1, y1, x2, y2 = parsed.box
-        return f"({x1!r},{y1!r}),({x2!r},{y2!r})"
-
-    def qwen_to_exact(m: re.Match) -> str:
-        boxes = parse_qwen_boxes(m.group(0))
-        if not boxes:
-            return m.group(0)
-        x1, y1, x2, y2 = boxes[0]
-        return f"<bbox>{x1!r},{y1!r},{x2 - x1!r},{y2 - y1!r}</bbox>"
-
-    return _QWEN_TOKEN.sub(qwen_to_exact, _BBOX_TOKEN.sub(bbox_to_other, text))
 
 
 def _is_vptracker(solution: str) -> bool:
@@ -247,8 +202,8 @@ def check_solution(solution, matching: str = "order") -> None:
         raise ValueError(f"reward solution must be text, got {type(solution).__name__}")  # noqa: TRY004
     if _is_vptracker(solution) or says_no_objects(solution):
         return
-    if _QWEN_TOKEN.search(solution):
-        solution = _qwen_as_set1(solution)
+    if has_qwen_token(solution):  # Qwen grammar is set 1: read it as the exact form
+        solution = swap_bbox_and_qwen(solution)
     if not _trajectories(solution, matching):
         raise ValueError(f"reward solution holds no box, no <None> and is not {NO_OBJECTS!r}: {solution[:120]!r}")
 
@@ -263,10 +218,10 @@ def box_reward(completion: str, solution: str, mapping: Callable[[float], float]
     if _is_vptracker(solution):
         return _vptracker_reward(completion, solution, mapping)
     if says_no_objects(solution):  # nothing to find: only the empty answer itself is right
-        hit = NO_OBJECTS.lower() in completion.lower() and not split_slots(completion)
+        hit = NO_OBJECTS.lower() in completion.lower() and not parse_slots(completion)
         return FORM_SCORE[Form.EXACT] * mapping(1.0) if hit else 0.0
-    if _QWEN_TOKEN.search(solution):
-        completion, solution = _qwen_as_set1(completion), _qwen_as_set1(solution)
+    if has_qwen_token(solution):
+        completion, solution = swap_bbox_and_qwen(completion), swap_bbox_and_qwen(solution)
     return _score_trajectories(_trajectories(completion, matching), _trajectories(solution, matching),
                                mapping, matching)
 
