@@ -137,10 +137,14 @@ def test_visual_tokens_match_qwen_vl_utils(size):
 
 
 def test_row_lengths_of_rows_written_by_the_builders(tmp_path):
-    from vptracker.train.tiny_data import write_tiny_datasets
+    import layouts
+    from vptracker.tasks.prepare import direct_config, prepare
 
-    dirs = write_tiny_datasets(tmp_path, rows=4, frames=3)
-    lengths = row_lengths(dirs["sft"], 506464)
+    layouts.write_tnl2k(tmp_path / "data", "train", "seq", [(10, 10, 20, 20)] * 6, "a box", size=(56, 56))
+    out = tmp_path / "rows"
+    prepare(direct_config("tnl2k", str(tmp_path / "data"), "omnipt_sot", 4, 0, str(out), split="train",
+                          options={"frames": 3}), progress=False)
+    lengths = row_lengths(out, 506464)
     assert lengths.rows == 4 and lengths.max_images == 3
     assert lengths.max_visual_tokens == 3 * 4  # 56x56 frames: 2x2 tokens each
     assert lengths.max_tokens > lengths.max_visual_tokens + 50  # the prompt's words and the answer's digits

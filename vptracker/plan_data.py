@@ -66,11 +66,8 @@ def _image_size(item, base: Path, cache: dict) -> tuple[int, int]:
 def row_lengths(data: str | Path, max_pixels: int, factor: int = 28, limit: int = 2000) -> RowLengths:
     """Lengths of up to ``limit`` rows spread over every ``*.jsonl`` under ``data`` (a file or a folder)."""
     data = Path(data)
-    card = (data if data.is_dir() else data.parent) / "card.json"
-    if card.is_file():
-        recorded = json.loads(card.read_text()).get("lengths")
-        if recorded:
-            return RowLengths(source=str(card), **recorded)
+    # measured from the rows themselves: card.json's length report (tasks/lengths.py) is per job and
+    # holds no image counts, which the plan needs
     files = sorted(data.rglob("*.jsonl")) if data.is_dir() else [data]
     if not files:
         raise ValueError(f"{data}: no *.jsonl rows to measure")
