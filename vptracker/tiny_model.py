@@ -14,7 +14,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+
+def tiny_families() -> tuple[str, ...]:
+    """The families built here: those whose templates swift_plugin wraps (the Qwen-VL ones), since the
+    tokenizer below carries Qwen's special tokens and a compact-vocabulary model needs the wrapper's
+    media token ids."""
+    from vptracker.families import family_names
+
+    return family_names(render_plugin=True)
+
 
 # The Qwen2/2.5/3-VL special tokens, at their real ids from 151643 on.
 QWEN_SPECIAL_TOKENS = (
@@ -124,7 +132,7 @@ def _config(family: str, hidden: int, layers: int, vision_depth: int, first: int
                       num_heads=4, patch_size=16, spatial_merge_size=merge, temporal_patch_size=2,
                       num_position_embeddings=256, deepstack_visual_indexes=[0])
         return Qwen3VLConfig(text_config=text, vision_config=vision, **ids)
-    raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+    raise ValueError(f"no tiny model for family {family!r}; tiny models are built for {tiny_families()}")
 
 
 def _processor(family: str, out: Path, tokenizer_dir: Path, merge: int = 2) -> None:
@@ -188,12 +196,13 @@ def real_width_config(preset: str, layers: int, vision_layers: int) -> dict:
     """A preset's published ``config.json`` with only the depths cut: real widths, heads, vocabulary,
     rope sections; window attention kept (only the last ViT layer attends globally, as each of the
     real model's full-attention layers closes a window block) and Qwen3-VL's deepstack taps scaled."""
+    from vptracker.families import family_of_model_type
     from vptracker.model_shapes import read_config
 
     cfg, _ = read_config(preset)
-    if cfg.get("model_type") not in FAMILIES:
+    if family_of_model_type(cfg.get("model_type", ""), f"preset {preset}") not in tiny_families():
         raise ValueError(f"preset {preset!r} is a {cfg.get('model_type')} model; real-width models are built for "
-                         f"the Qwen-VL families {FAMILIES}")
+                         f"the Qwen-VL families {tiny_families()}")
     text = cfg.get("text_config", cfg)
     text["num_hidden_layers"] = layers
     if "max_window_layers" in text:
@@ -219,10 +228,11 @@ def make_real_width_model(preset: str, out: str | Path, layers: int = 2, vision_
     import torch
     from transformers import AutoModelForImageTextToText
 
+    from vptracker.families import family_of_model_type
     from vptracker.model_shapes import hf_config
 
     cfg = real_width_config(preset, layers, vision_layers)
-    family = cfg["model_type"]
+    family = family_of_model_type(cfg["model_type"])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if tokenizer_dir:
