@@ -9,8 +9,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from vptracker.boxes import CoordMap, parse_trajectory, parse_vptracker
-from vptracker.families import FAMILIES, get_family
 from vptracker.datasets.base import Sequence, Track
+from vptracker.families import FAMILIES, get_family
 from vptracker.tasks import get_task
 from vptracker.tasks.omnipt_common import task_coord
 
