@@ -117,3 +117,39 @@ def test_tiling_families_refuse_what_they_cannot_do():
         get_task("omnipt_sot", family="internvl2_5", scale="resized")
     with pytest.raises(ValueError, match="grammar=qwen writes Qwen's <\\|box_start\\|> tokens"):
         get_task("omnipt_sot", family="llava_next", grammar="qwen")
+
+
+@pytest.mark.parametrize("model_type, family, swift_names", [
+    ("internvl", "internvl2_5", ("internvl", "internvl_hf")),
+    ("llava_next", "llava_next", ("llama3_llava_next_hf", "llama3_llava_next_hf")),
+    ("qwen2_5_vl", "qwen2_5_vl", ("qwen2_5_vl", "vptracker_qwen2_5_vl")),     # our rendering template
+])
+def test_inference_accepts_every_family_with_swift_names_from_the_registry(tmp_path, monkeypatch, model_type,
+                                                                          family, swift_names):
+    import swift
+
+    from vptracker.commands.infer import describe_run
+    from vptracker.infer.engine import make_engine
+
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": model_type}))
+    run = describe_run({"model": str(tmp_path), "task": "omnipt_sot"})
+    assert run["family"] == family and run["options"]["family"] == family
+    created = {}
+
+    class FakeTransformersEngine:
+        def __init__(self, model, **kwargs):
+            created.update(model=model, **kwargs)
+
+    monkeypatch.setattr(swift, "TransformersEngine", FakeTransformersEngine)
+    engine = make_engine(tmp_path)
+    assert engine.family == family
+    assert (created["model_type"], created["template_type"]) == swift_names
+
+
+def test_swift_knows_every_model_type_and_template_the_registry_names():
+    from swift.model import MODEL_MAPPING
+    from swift.template import TEMPLATE_MAPPING
+
+    for family in FAMILIES.values():
+        for model_type, template in family.swift.values():
+            assert model_type in MODEL_MAPPING and template in TEMPLATE_MAPPING, (family.name, model_type, template)
