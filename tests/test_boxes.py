@@ -10,8 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vptracker import boxes as B
-
-FAMILIES = tuple(B.FAMILY_SCALE)
+from vptracker.families import FAMILIES, get_family
 
 
 @st.composite
@@ -52,12 +51,16 @@ GRAMMARS = {
 
 @pytest.mark.parametrize("grammar", sorted(GRAMMARS))
 @pytest.mark.parametrize("scale", B.SCALES)
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", sorted(FAMILIES))
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(fb=frame_and_box(), max_pixels=st.sampled_from([64 * 28 * 28, 256 * 28 * 28, 1024 * 28 * 28,
                                                       B.DEFAULT_MAX_PIXELS]))
 def test_round_trip_is_exact_up_to_rounding(grammar, scale, family, fb, max_pixels):
     width, height, frame_box = fb
+    if scale == "resized" and get_family(family).resize_factor is None:   # InternVL / LLaVA-NeXT tile
+        with pytest.raises(ValueError, match="tiles the image"):
+            _coord_map(family, scale, width, height, max_pixels)
+        return
     cmap = _coord_map(family, scale, width, height, max_pixels)
     render, parse = GRAMMARS[grammar]
     text = render(cmap.to_model(frame_box), cmap.decimals)
@@ -70,7 +73,7 @@ def test_round_trip_is_exact_up_to_rounding(grammar, scale, family, fb, max_pixe
 
 @pytest.mark.parametrize("grammar, form", [("bbox", B.Form.EXACT), ("qwen", B.Form.OTHER)])
 @settings(max_examples=60, deadline=None)
-@given(fb=frame_and_box(), family=st.sampled_from(FAMILIES), pattern=st.lists(st.booleans(), min_size=1,
+@given(fb=frame_and_box(), family=st.sampled_from(sorted(FAMILIES)), pattern=st.lists(st.booleans(), min_size=1,
                                                                                 max_size=12))
 def test_trajectory_round_trip_keeps_none_positions(grammar, form, fb, family, pattern):
     width, height, frame_box = fb
@@ -124,6 +127,13 @@ def test_norm_scales_and_resize_match_family_conventions():
         B.CoordMap("pixels", 10, 10)
     with pytest.raises(ValueError, match="unknown model family"):
         B.CoordMap.for_family("llava", 10, 10)
+    # the tiling families: their own convention, relative to the frame, and no resized size to map to
+    assert B.CoordMap.for_family("internvl2_5", 1000, 500).to_model((100, 50, 500, 250)) == (100.0, 100.0, 500.0, 500.0)
+    assert B.CoordMap.for_family("llava_next", 200, 100).to_model((20, 10, 40, 30)) == (0.1, 0.1, 0.2, 0.3)
+    with pytest.raises(ValueError, match="'internvl2_5' tiles the image"):
+        B.CoordMap.for_family("internvl2_5", 1000, 500, "resized")
+    with pytest.raises(ValueError, match="'llava_next' has no smart_resize rule"):
+        B.smart_resize(1000, 500, "llava_next")
 
 
 @pytest.mark.parametrize("text,form,box", [

@@ -31,10 +31,6 @@ SCALES = ("abs", "resized", "norm1", "norm1000")
 # Box grammars an OmniPT answer (or a prompt's box reference) can be rendered in: OmniPT's own
 # <bbox>x,y,w,h</bbox>, or Qwen's native grounding tokens (what the base model was pre-trained on).
 GRAMMARS = ("bbox", "qwen")
-# Coordinate convention each family was pre-trained on, and the pixel multiple its processor uses
-# (patch 14 x merge 2 for Qwen2/2.5-VL, patch 16 x merge 2 for Qwen3-VL).
-FAMILY_SCALE = {"qwen2_vl": "norm1000", "qwen2_5_vl": "resized", "qwen3_vl": "norm1000"}
-FAMILY_FACTOR = {"qwen2_vl": 28, "qwen2_5_vl": 28, "qwen3_vl": 32}
 DEFAULT_MIN_PIXELS = 4 * 28 * 28
 DEFAULT_MAX_PIXELS = 16384 * 28 * 28
 
@@ -72,10 +68,19 @@ def is_valid_xyxy(box: Sequence[float] | None, width: float | None = None,
 
 def smart_resize(width: int, height: int, family: str = "qwen2_5_vl",
                  min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """The model-input size ``(width, height)`` the family's processor produces for a frame."""
+    """The model-input size ``(width, height)`` the family's processor produces for a frame.
+
+    Only families with a pixel-multiple resize rule (the Qwen-VL ones, :mod:`vptracker.families`)
+    have one; InternVL2.5 tiles and LLaVA-NeXT's any-resolution grid are refused here.
+    """
     from qwen_vl_utils.vision_process import smart_resize as qwen_smart_resize
 
-    factor = FAMILY_FACTOR.get(family, 28)
+    from vptracker.families import get_family
+
+    factor = get_family(family).resize_factor
+    if factor is None:
+        raise ValueError(f"model family {family!r} has no smart_resize rule (its processor tiles the image); "
+                         "its boxes are relative to the frame, not to a resized image")
     h, w = qwen_smart_resize(int(height), int(width), factor=factor, min_pixels=min_pixels,
                              max_pixels=max_pixels)
     # qwen-vl-utils can floor a thin side to 0 under max_pixels; the processor would then fail.
@@ -101,11 +106,21 @@ class CoordMap:
     @classmethod
     def for_family(cls, family: str, width: int, height: int, scale: str | None = None,
                    min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS) -> "CoordMap":
-        """The family's own convention unless ``scale`` overrides it."""
-        if family not in FAMILY_SCALE:
-            raise ValueError(f"unknown model family {family!r}; expected one of {sorted(FAMILY_SCALE)}")
+        """The family's own convention (:mod:`vptracker.families`) unless ``scale`` overrides it.
+
+        The resized size is known only for families that resize to a pixel multiple, so ``resized``
+        is refused for the others.
+        """
+        from vptracker.families import get_family
+
+        fam = get_family(family)
+        if fam.resize_factor is None:
+            if scale == "resized":
+                raise ValueError(f"box scale 'resized' needs a family that resizes to a pixel multiple "
+                                 f"(Qwen-VL); {family!r} tiles the image: use {fam.box_scale}, abs, norm1 or norm1000")
+            return cls(scale or fam.box_scale, width, height)
         rw, rh = smart_resize(width, height, family, min_pixels, max_pixels)
-        return cls(scale or FAMILY_SCALE[family], width, height, rw, rh)
+        return cls(scale or fam.box_scale, width, height, rw, rh)
 
     def _factors(self) -> tuple[float, float]:
         if self.scale == "abs":

@@ -11,8 +11,9 @@ what to draw, so that a million training pairs do not mean two million image fil
   :mod:`vptracker.tasks.lengths`): every image is resized to the family's size under that many
   pixels before swift's own resize, so the row's token count is the one ``prepare`` counted.
 
-Importing this module registers, for each supported family, a template ``vptracker_<family>``
-(``vptracker_qwen2_vl``, ``vptracker_qwen2_5_vl``, ``vptracker_qwen3_vl``): the family's own
+Importing this module registers, for each family marked ``render_plugin`` in
+:mod:`vptracker.families`, a template ``vptracker_<template>`` (``vptracker_qwen2_vl``,
+``vptracker_qwen2_5_vl``, ``vptracker_qwen3_vl``): the family's own
 ms-swift template class and meta with the rendering step added before swift's own image loading
 and resizing (``max_pixels``), exactly where the released VPTracker fork drew it. Use::
 
@@ -38,11 +39,10 @@ _REPO = Path(__file__).resolve().parents[1]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
+from vptracker.families import FAMILIES
 from vptracker.visual_prompt import VisualPrompt, render
 
 ROW_FIELDS = ("visual_prompt", "crops", "max_pixels")
-MEDIA_TOKENS = {"image_token_id": "<|image_pad|>", "video_token_id": "<|video_pad|>"}
-FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 TEMPLATE_PREFIX = "vptracker_"
 
 
@@ -89,7 +89,7 @@ def _with_rendering(base_cls: type, family: str) -> type:
         def init_processor(self, processor) -> None:
             super().init_processor(processor)
             tokenizer = getattr(self, "tokenizer", None)
-            for attr, token in MEDIA_TOKENS.items():
+            for attr, token in FAMILIES[family].media_tokens.items():
                 if tokenizer is not None and isinstance(getattr(type(self), attr, None), int):
                     token_id = tokenizer.convert_tokens_to_ids(token)
                     if isinstance(token_id, int) and token_id != tokenizer.unk_token_id:
@@ -101,19 +101,20 @@ def _with_rendering(base_cls: type, family: str) -> type:
 
 
 def register_templates() -> list[str]:
-    """Registers ``vptracker_<family>`` for every family swift knows; returns their names."""
+    """Registers ``vptracker_<template>`` for the rendering families' templates swift knows; returns their names."""
     from swift.template import TEMPLATE_MAPPING, register_template
 
     names = []
-    for family in FAMILIES:
-        name = TEMPLATE_PREFIX + family
-        if family not in TEMPLATE_MAPPING:
-            continue
-        if name not in TEMPLATE_MAPPING:
-            meta = TEMPLATE_MAPPING[family]
-            register_template(dataclasses.replace(meta, template_type=name,
-                                                  template_cls=_with_rendering(meta.template_cls, family)))
-        names.append(name)
+    for family in FAMILIES.values():
+        for template in family.templates if family.render_plugin else ():
+            name = TEMPLATE_PREFIX + template
+            if template not in TEMPLATE_MAPPING:
+                continue
+            if name not in TEMPLATE_MAPPING:
+                meta = TEMPLATE_MAPPING[template]
+                register_template(dataclasses.replace(
+                    meta, template_type=name, template_cls=_with_rendering(meta.template_cls, family.name)))
+            names.append(name)
     return names
 
 

@@ -14,7 +14,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
+from vptracker.families import family_names, family_of_model_type, get_family
+
+
+def tiny_families() -> tuple[str, ...]:
+    """The families built here: those whose templates swift_plugin wraps (the Qwen-VL ones), since the
+    tokenizer below carries Qwen's special tokens and a compact-vocabulary model needs the wrapper's
+    media token ids."""
+    return family_names(render_plugin=True)
+
 
 # The Qwen2/2.5/3-VL special tokens, at their real ids from 151643 on.
 QWEN_SPECIAL_TOKENS = (
@@ -95,6 +103,7 @@ def _config(family: str, hidden: int, layers: int, vision_depth: int, first: int
             vocab_size: int = VOCAB_SIZE, merge: int = 2):
     from transformers import Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
 
+    patch = get_family(family).patch_size   # the family's resize rule (vptracker.families)
     heads, head_dim = 4, hidden // 4
     half = head_dim // 2
     mrope = [half - 2 * (half // 4 + half // 8), half // 4 + half // 8, half // 4 + half // 8]
@@ -109,43 +118,44 @@ def _config(family: str, hidden: int, layers: int, vision_depth: int, first: int
     if family == "qwen2_vl":
         text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope}
         vision = dict(depth=vision_depth, embed_dim=hidden, hidden_size=hidden, num_heads=4,
-                      mlp_ratio=2, patch_size=14, spatial_merge_size=merge, temporal_patch_size=2)
+                      mlp_ratio=2, patch_size=patch, spatial_merge_size=merge, temporal_patch_size=2)
         return Qwen2VLConfig(text_config=text, vision_config=vision, **ids)
     if family == "qwen2_5_vl":
         text["rope_parameters"] = {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope}
         vision = dict(depth=vision_depth, hidden_size=hidden, out_hidden_size=hidden, intermediate_size=hidden * 2,
-                      num_heads=4, patch_size=14, spatial_merge_size=merge, temporal_patch_size=2,
+                      num_heads=4, patch_size=patch, spatial_merge_size=merge, temporal_patch_size=2,
                       window_size=112, fullatt_block_indexes=[vision_depth - 1])
         return Qwen2_5_VLConfig(text_config=text, vision_config=vision, **ids)
     if family == "qwen3_vl":
         text.update(head_dim=head_dim, rope_parameters={"rope_type": "default", "rope_theta": 5e5,
                                                          "mrope_section": mrope, "mrope_interleaved": True})
         vision = dict(depth=vision_depth, hidden_size=hidden, out_hidden_size=hidden, intermediate_size=hidden * 2,
-                      num_heads=4, patch_size=16, spatial_merge_size=merge, temporal_patch_size=2,
+                      num_heads=4, patch_size=patch, spatial_merge_size=merge, temporal_patch_size=2,
                       num_position_embeddings=256, deepstack_visual_indexes=[0])
         return Qwen3VLConfig(text_config=text, vision_config=vision, **ids)
-    raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+    raise ValueError(f"no tiny model for family {family!r}; tiny models are built for {tiny_families()}")
 
 
 def _processor(family: str, out: Path, tokenizer_dir: Path, merge: int = 2) -> None:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    patch = get_family(family).patch_size   # the family's resize rule (vptracker.families)
     if family == "qwen3_vl":
         from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
 
-        image = Qwen2VLImageProcessor(patch_size=16, merge_size=merge, temporal_patch_size=2,
+        image = Qwen2VLImageProcessor(patch_size=patch, merge_size=merge, temporal_patch_size=2,
                                       image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],
-                                      min_pixels=64 * 32 * 32 // merge ** 2,
-                                      max_pixels=16384 * 32 * 32)
-        video = Qwen3VLVideoProcessor(patch_size=16, merge_size=merge, temporal_patch_size=2)
+                                      min_pixels=64 * (patch * 2) ** 2 // merge ** 2,
+                                      max_pixels=16384 * (patch * 2) ** 2)
+        video = Qwen3VLVideoProcessor(patch_size=patch, merge_size=merge, temporal_patch_size=2)
         proc = Qwen3VLProcessor(image_processor=image, tokenizer=tok, video_processor=video,
                                 chat_template=CHAT_TEMPLATE)
     else:
         from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
-        image = Qwen2VLImageProcessor(patch_size=14, merge_size=merge, temporal_patch_size=2)
-        video = Qwen2VLVideoProcessor(patch_size=14, merge_size=merge, temporal_patch_size=2)
+        image = Qwen2VLImageProcessor(patch_size=patch, merge_size=merge, temporal_patch_size=2)
+        video = Qwen2VLVideoProcessor(patch_size=patch, merge_size=merge, temporal_patch_size=2)
         if family == "qwen2_vl":
             from transformers import Qwen2VLProcessor as Proc
         else:
@@ -191,9 +201,9 @@ def real_width_config(preset: str, layers: int, vision_layers: int) -> dict:
     from vptracker.model_shapes import read_config
 
     cfg, _ = read_config(preset)
-    if cfg.get("model_type") not in FAMILIES:
+    if family_of_model_type(cfg.get("model_type", ""), f"preset {preset}") not in tiny_families():
         raise ValueError(f"preset {preset!r} is a {cfg.get('model_type')} model; real-width models are built for "
-                         f"the Qwen-VL families {FAMILIES}")
+                         f"the Qwen-VL families {tiny_families()}")
     text = cfg.get("text_config", cfg)
     text["num_hidden_layers"] = layers
     if "max_window_layers" in text:
@@ -222,7 +232,7 @@ def make_real_width_model(preset: str, out: str | Path, layers: int = 2, vision_
     from vptracker.model_shapes import hf_config
 
     cfg = real_width_config(preset, layers, vision_layers)
-    family = cfg["model_type"]
+    family = family_of_model_type(cfg["model_type"])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if tokenizer_dir:

@@ -23,12 +23,14 @@ _FLAGS = ("task", "model", "adapter", "family", "backend", "dataset", "root", "s
 
 
 def add_arguments(parser) -> None:
+    from vptracker.families import FAMILIES
+
     parser.add_argument("--config", help=f"YAML config (default: {REPO_CONFIGS / 'base.yaml'})")
     parser.add_argument("--task", help="vptracker_sot | omnipt_sot | omnipt_mot | omnipt_rmot | omnipt_crmot | "
                                        "omnipt_caption")
     parser.add_argument("--model", help="model directory")
     parser.add_argument("--adapter", help="LoRA adapter directory")
-    parser.add_argument("--family", choices=("qwen2_vl", "qwen2_5_vl", "qwen3_vl"))
+    parser.add_argument("--family", choices=sorted(FAMILIES))
     parser.add_argument("--backend", choices=("transformers", "vllm"))
     parser.add_argument("--dataset", help="dataset reader name (see vptracker.datasets)")
     parser.add_argument("--root", help="dataset root directory")
@@ -65,12 +67,16 @@ def resolve_config(args) -> dict:
 
 
 def _options(cfg: dict, family: str) -> dict:
-    from vptracker.boxes import FAMILY_FACTOR
+    from vptracker.families import get_family
 
     options = dict(cfg.get("options") or {})
     tokens = options.pop("max_visual_tokens", None)
     if tokens:
-        options["max_pixels"] = int(tokens) * FAMILY_FACTOR[family] ** 2
+        factor = get_family(family).resize_factor
+        if factor is None:
+            raise ValueError(f"options.max_visual_tokens: family {family} tiles the image; its token count "
+                             "is not set by a pixel budget (remove the option)")
+        options["max_pixels"] = int(tokens) * factor ** 2
     options["family"] = family
     return options
 
@@ -106,7 +112,8 @@ def _nothing_to_do(request):
 
 def describe_run(cfg: dict) -> dict:
     """The run a config makes: family, task options, decoding, identity and run id (no model loaded)."""
-    from vptracker.infer.engine import Decoding, detect_family
+    from vptracker.families import detect_family
+    from vptracker.infer.engine import Decoding
     from vptracker.infer.run_folder import run_id, run_identity
     from vptracker.model_dir import check_model_dir
 

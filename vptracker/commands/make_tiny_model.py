@@ -5,10 +5,10 @@ HELP = "build a tiny (or real-width, few-layer) random-weight Qwen-VL model, tok
 
 
 def add_arguments(parser) -> None:
-    from vptracker.tiny_model import FAMILIES
+    from vptracker.tiny_model import tiny_families
 
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--family", choices=FAMILIES, help="a tiny model of this family (widths from --hidden)")
+    which.add_argument("--family", choices=tiny_families(), help="a tiny model of this family (widths from --hidden)")
     which.add_argument("--preset", help="a model preset of configs/models/ (e.g. qwen2_5_vl_3b): its real widths and "
                                         "vocabulary size from its published config.json, only --layers / "
                                         "--vision-layers deep")

@@ -169,7 +169,7 @@ def prepare_rows(cfg: dict, sot_root: Path, out: Path) -> dict[str, list[str]]:
 
 def _model_overrides(cfg: dict, model_dir: Path, out: Path) -> list[str]:
     return ["model_preset=qwen3_vl_4b", f"model={model_dir}", f"model.family={cfg['model']['family']}",
-            f"model.box_scale={cfg['prepare']['scale']}", "profile=cpu", f"run_dir={out / 'runs'}",
+            "profile=cpu", f"run_dir={out / 'runs'}",
             "val_dataset=[]", "global_batch_size=null", "swift.freeze_vit=false", "swift.freeze_aligner=false",
             "swift.report_to=none", "swift.save_total_limit=1", f"swift.seed={int(cfg['seed'])}",
             f"swift.data_seed={int(cfg['seed'])}", "swift.full_determinism=true",

@@ -26,7 +26,7 @@ class TaskOptions:
     """Knobs of the tracking loops (config keys of the same names, see configs/infer/base.yaml)."""
 
     family: str = "qwen2_5_vl"
-    box_scale: str | None = None          # None: the task's training default; "family": FAMILY_SCALE[family]
+    box_scale: str | None = None          # None: the task's training default; "family": the family's own (vptracker.families)
     grammar: str = "bbox"                 # OmniPT priors: "bbox" <bbox>x,y,w,h</bbox> | "qwen" <|box_start|>
     min_pixels: int = DEFAULT_MIN_PIXELS
     max_pixels: int = DEFAULT_MAX_PIXELS

@@ -24,7 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, FAMILY_FACTOR
+from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from vptracker.families import detect_family, get_family  # detect_family: part of vptracker.infer's API
 from vptracker.model_dir import ModelDirError, check_model_dir, remote_code_guard
 
 log = logging.getLogger(__name__)
@@ -85,19 +86,6 @@ class CallableEngine:
 
     async def agenerate(self, request: Request) -> str:
         return self.generate([request])[0]
-
-
-def detect_family(model_dir: str | Path, trust_remote_code: bool = False) -> str:
-    """The model family (``qwen2_vl``, ``qwen2_5_vl``, ``qwen3_vl``) from ``config.json``."""
-    path = Path(model_dir) / "config.json"
-    if not path.is_file():
-        raise ModelDirError(f"{path}: expected a model directory with config.json; pass --family "
-                            "for a model that is not on disk")
-    model_type = check_model_dir(model_dir, trust_remote_code).get("model_type", "")
-    if model_type not in FAMILY_FACTOR:
-        raise ValueError(f"{path}: model_type {model_type!r} is not a supported family "
-                         f"({', '.join(sorted(FAMILY_FACTOR))}); pass family explicitly")
-    return model_type
 
 
 @dataclass(frozen=True)
@@ -280,7 +268,7 @@ def make_engine(model_dir: str | Path, family: str | None = None, adapter: str |
         raise FileNotFoundError(f"model directory {model_dir} does not exist")
     if adapter is not None and not Path(adapter).is_dir():
         raise FileNotFoundError(f"adapter directory {adapter} does not exist")
-    check_model_dir(model_dir, trust_remote_code)
+    model_type = check_model_dir(model_dir, trust_remote_code).get("model_type")
     if adapter is not None and not trust_remote_code:
         from vptracker.model_dir import remote_code_entries
 
@@ -288,9 +276,10 @@ def make_engine(model_dir: str | Path, family: str | None = None, adapter: str |
             name = next(iter(code))
             raise ModelDirError(f"{Path(adapter) / name}: auto_map names code shipped in the adapter folder; "
                                 "refused (pass --trust-remote-code only for a folder whose code you have read)")
-    family = family or detect_family(model_dir, trust_remote_code)
-    if family not in FAMILY_FACTOR:
-        raise ValueError(f"unknown model family {family!r}; expected one of {sorted(FAMILY_FACTOR)}")
+    fam = get_family(family or detect_family(model_dir, trust_remote_code))
+    family = fam.name
+    # swift's names for this checkpoint: InternVL2.5 as remote code (internvl_chat) or native (internvl)
+    swift_model_type, template = fam.swift_names(model_type)
     decoding = decoding or Decoding(max_tokens=max_tokens, temperature=temperature)
     # Checkpoints trained through our rendering templates name them (vptracker_<family>) in their
     # args.json, which swift reads back when loading; importing the plugin registers them.
@@ -311,18 +300,19 @@ def make_engine(model_dir: str | Path, family: str | None = None, adapter: str |
 
             if special_tokens:
                 kwargs["new_special_tokens"] = list(special_tokens)
-            # our template: swift's own plus media token ids read from the tokenizer (see swift_plugin)
-            swift_engine = TransformersEngine(str(model_dir), model_type=family,
-                                              template_type=TEMPLATE_PREFIX + family, adapters=adapters,
+            # Qwen-VL: our template, swift's own plus media token ids read from the tokenizer (see swift_plugin)
+            template_type = TEMPLATE_PREFIX + template if fam.render_plugin else template
+            swift_engine = TransformersEngine(str(model_dir), model_type=swift_model_type,
+                                              template_type=template_type, adapters=adapters,
                                               max_batch_size=max_batch_size, **kwargs)
         else:
-            swift_engine = _vllm_engine(model_dir, family, adapters, max_batch_size, special_tokens, kwargs,
-                                        trust_remote_code)
+            swift_engine = _vllm_engine(model_dir, (swift_model_type, template), adapters, max_batch_size,
+                                        special_tokens, kwargs, trust_remote_code)
     return SwiftEngine(swift_engine, family, min_pixels=min_pixels, max_pixels=max_pixels, backend=backend,
                        decoding=decoding)
 
 
-def _vllm_engine(model_dir: Path, family: str, adapters, max_batch_size: int, special_tokens, kwargs,
+def _vllm_engine(model_dir: Path, swift_names: tuple[str, str], adapters, max_batch_size: int, special_tokens, kwargs,
                  trust_remote_code: bool = False):
     try:
         import vllm  # noqa: F401
@@ -354,4 +344,5 @@ def _vllm_engine(model_dir: Path, family: str, adapters, max_batch_size: int, sp
             self.engine_args.trust_remote_code = trust_remote_code
             super()._prepare_engine()
 
-    return StatedVllmEngine(str(model_dir), model_type=family, template_type=family, adapters=adapters, **kwargs)
+    model_type, template = swift_names
+    return StatedVllmEngine(str(model_dir), model_type=model_type, template_type=template, adapters=adapters, **kwargs)

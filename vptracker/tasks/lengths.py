@@ -4,9 +4,10 @@ ms-swift deletes a training row longer than ``max_length`` without a word, so a 
 1080p frames (about 20,800 tokens at the paper's 28x28x646 pixels) simply disappears under
 ``max_length: 16384``. Here every row is counted before it is written:
 
-* image tokens from the frame's real size: the family's processor resizes it to multiples of
-  ``patch x merge`` under ``max_pixels`` (:func:`vptracker.boxes.smart_resize`), one token per
-  ``(patch x merge)^2`` pixels, plus ``<|vision_start|>`` and ``<|vision_end|>``;
+* image tokens from the frame's real size (:meth:`vptracker.families.Family.image_tokens`): a
+  Qwen-VL processor resizes it to multiples of ``patch x merge`` under ``max_pixels``
+  (:func:`vptracker.boxes.smart_resize`), one token per ``(patch x merge)^2`` pixels, plus
+  ``<|vision_start|>`` and ``<|vision_end|>``; InternVL2.5 and LLaVA-NeXT count their tiles;
 * text tokens from the tokenizer when one is given (``length_budget.tokenizer``: a model
   directory), else :func:`estimate_tokens` (one token per digit, word and punctuation mark: Qwen's
   tokenizers split numbers into digits; it errs high), plus a few tokens of chat template per turn.
@@ -35,11 +36,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from vptracker.boxes import DEFAULT_MIN_PIXELS, FAMILY_FACTOR, smart_resize
+from vptracker.boxes import DEFAULT_MIN_PIXELS
+from vptracker.families import get_family
 
 POLICIES = ("stop", "fewer_frames", "lower_max_pixels")
 TURN_OVERHEAD = 5      # <|im_start|>role\n ... <|im_end|>\n
-VISION_WRAP = 2        # <|vision_start|> ... <|vision_end|>
 BIN = 1024
 TOKEN_PIECE = re.compile(r"\d|[A-Za-z]+|[^\sA-Za-z\d]")
 
@@ -84,9 +85,7 @@ def _row_image_sizes(row: dict) -> list[tuple[float, float]]:
 
 def image_tokens(width: int, height: int, family: str, max_pixels: int) -> int:
     """Tokens of one image of ``width x height`` after the family's resize under ``max_pixels``."""
-    factor = FAMILY_FACTOR.get(family, 28)
-    w, h = smart_resize(width, height, family, max_pixels=max_pixels)
-    return (w // factor) * (h // factor) + VISION_WRAP
+    return get_family(family).image_tokens(width, height, max_pixels)
 
 
 @dataclass
@@ -173,6 +172,9 @@ class LengthBudget:
             if getattr(task, "scale", None) == "resized":
                 raise OverBudget(f"task {task.name}: length_budget.policy lower_max_pixels would move boxes "
                                  "written in the resized scale; use fewer_frames or a normalised scale")
+            if get_family(self.family).resize_factor is None:
+                raise OverBudget(f"task {task.name}: length_budget.policy lower_max_pixels needs a family whose "
+                                 f"image tokens follow max_pixels; {self.family} tiles the image: use fewer_frames")
             lowered = [r if self.fits(r) else self.lower_pixels(r) for r in rows]
             fitted = None if any(r is None for r in lowered) else (lowered if isinstance(drawn, list) else lowered[0])
         if fitted is None:

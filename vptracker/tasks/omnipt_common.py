@@ -17,8 +17,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from vptracker.boxes import FAMILY_SCALE, GRAMMARS, SCALES, CoordMap, clip_xyxy, render_box, xywh_in_image, xywh_to_xyxy
+from vptracker.boxes import GRAMMARS, SCALES, CoordMap, clip_xyxy, render_box, xywh_in_image, xywh_to_xyxy
 from vptracker.datasets.base import Sequence, Track
+from vptracker.families import FAMILIES, get_family
 
 OMNIPT_MAX_PIXELS = 28 * 28 * 646
 OMNIPT_DEFAULTS = {"frames": 16, "stride": 1, "family": "qwen2_5_vl", "scale": "norm1000",
@@ -35,17 +36,24 @@ def validate_common(task) -> None:
 
 def validate_boxes(task) -> None:
     """Checks the ``family``, ``scale`` and ``grammar`` options."""
-    if task.family not in FAMILY_SCALE:
-        raise ValueError(f"task {task.name}: option family={task.family!r}, expected one of {sorted(FAMILY_SCALE)}")
+    if task.family not in FAMILIES:
+        raise ValueError(f"task {task.name}: option family={task.family!r}, expected one of {sorted(FAMILIES)}")
+    family = get_family(task.family)
     if task.scale != "family" and task.scale not in SCALES:
         raise ValueError(f"task {task.name}: option scale={task.scale!r}, expected 'family' or one of {SCALES}")
+    if task.scale == "resized" and family.resize_factor is None:
+        raise ValueError(f"task {task.name}: option scale=resized needs a family that resizes to a pixel multiple; "
+                         f"{task.family} tiles the image (its own convention is {family.box_scale})")
     if task.grammar not in GRAMMARS:
         raise ValueError(f"task {task.name}: option grammar={task.grammar!r}, expected one of {GRAMMARS}")
+    if task.grammar == "qwen" and "<|box_start|>" not in family.box_tokens:
+        raise ValueError(f"task {task.name}: option grammar=qwen writes Qwen's <|box_start|> tokens, which "
+                         f"{task.family} was not pre-trained on; use grammar=bbox")
 
 
 @lru_cache(maxsize=4096)
 def coord_map(family: str, scale: str, width: int, height: int, max_pixels: int) -> CoordMap:
-    scale = FAMILY_SCALE[family] if scale == "family" else scale
+    scale = get_family(family).box_scale if scale == "family" else scale
     if scale == "resized":
         return CoordMap.for_family(family, width, height, "resized", max_pixels=max_pixels)
     return CoordMap(scale, width, height)

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vptracker.boxes import FAMILY_FACTOR, SCALES, CoordMap, clip_xyxy, render_vptracker, xywh_in_image, xywh_to_xyxy
+from vptracker.boxes import SCALES, CoordMap, clip_xyxy, render_vptracker, xywh_in_image, xywh_to_xyxy
 from vptracker.datasets.base import Sequence
+from vptracker.families import get_family
 from vptracker.prompts import PROMPT_TEXTS, vptracker_prompt, vptracker_training_prompt
 from vptracker.tasks.base import Task, chat, register_task
 from vptracker.tasks.vptracker_released import (
@@ -107,7 +108,9 @@ class VPTrackerSOT(Task):
 
     def _coord(self, width: int, height: int) -> CoordMap:
         if self.scale == "resized":
-            max_pixels = self.max_pixels or VISUAL_TOKENS_PER_IMAGE * FAMILY_FACTOR.get(self.family, 28) ** 2
+            # a family without a pixel-multiple resize is refused by for_family, naming it
+            factor = get_family(self.family).resize_factor or 1
+            max_pixels = self.max_pixels or VISUAL_TOKENS_PER_IMAGE * factor ** 2
             return CoordMap.for_family(self.family, width, height, "resized", max_pixels=max_pixels)
         return CoordMap(self.scale, width, height)
 

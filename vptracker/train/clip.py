@@ -27,8 +27,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from vptracker.families import family_names
 from vptracker.prompts import CLS_TOKEN, IMAGE, clip_image_query, clip_text_query
-from vptracker.train.stages import QWEN_FAMILIES
 
 VISION_TOKENS = "<|vision_start|><|image_pad|><|vision_end|>"
 
@@ -163,8 +163,9 @@ def build_trainer(cfg: dict):
     from transformers import AutoModelForImageTextToText, AutoProcessor, Trainer
 
     family = cfg.get("family")
-    if family not in QWEN_FAMILIES:
-        raise ValueError(f"clip: the CLIP-style stage supports the Qwen-VL families {QWEN_FAMILIES}, got {family!r}")
+    if family not in family_names(clip_phase=True):
+        raise ValueError(f"clip: the CLIP-style stage supports the families {family_names(clip_phase=True)} "
+                         f"(it reads the Qwen-VL vision tower and merger), got {family!r}")
     args = training_arguments(cfg)  # first: see its docstring
     trust = cfg.get("trust_remote_code") is True  # off unless the stage config allows it (recorded)
     processor = AutoProcessor.from_pretrained(cfg["model"], trust_remote_code=trust)

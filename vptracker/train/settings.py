@@ -22,7 +22,7 @@ TOP_TYPES: dict[str, Any] = {
     "render_images": bool | Literal["auto"], "dataset": list[str], "val_dataset": list[str] | None,
     "global_batch_size": int | None, "trust_remote_code": bool,
 }
-MODEL_TYPES: dict[str, Any] = {"path": str, "family": str, "model_type": str, "template": str, "box_scale": str,
+MODEL_TYPES: dict[str, Any] = {"path": str, "family": str, "model_type": str, "template": str,
                                "target_modules": str | list[str]}
 # The CLIP-style phase (vptracker/train/clip.py) reads these into transformers' TrainingArguments.
 CLIP_TYPES: dict[str, Any] = {

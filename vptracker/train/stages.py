@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from vptracker.config import ConfigError, _merge, apply_overrides, load_yaml, parse_override
+from vptracker.families import FAMILIES, family_names
 from vptracker.model_dir import ModelDirError, check_model_dir
 from vptracker.train.settings import CLIP_TYPES, MODEL_TYPES, TOP_TYPES, check_value, swift_types
 
@@ -41,9 +42,6 @@ RUNNER_OWNED = {"model", "dataset", "val_dataset", "output_dir", "external_plugi
                 "add_version", "rlhf_type", "adapters", "model_type", "template"}
 
 
-QWEN_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
-# Templates vptracker/swift_plugin.py wraps as vptracker_<template> to draw visual prompts and crops.
-RENDER_TEMPLATES = QWEN_FAMILIES
 RENDER_PLUGIN = "vptracker/swift_plugin.py"
 
 
@@ -83,7 +81,7 @@ class StageConfig:
     def renders_images(self) -> bool:
         """Rows' visual prompts / crops are drawn at load time (``render_images``, ``auto`` by default)."""
         setting = self.data.get("render_images", "auto")
-        return setting is True or (setting == "auto" and self.data["model"]["template"] in RENDER_TEMPLATES)
+        return setting is True or (setting == "auto" and self.data["model"]["template"] in render_templates())
 
     @property
     def train_template(self) -> str:
@@ -94,6 +92,11 @@ class StageConfig:
     def start_model(self) -> str:
         """The weights this stage trains from: ``init`` (set by chaining) or the model's path."""
         return str(self.data.get("init") or self.data["model"]["path"])
+
+
+def render_templates() -> tuple[str, ...]:
+    """Templates vptracker/swift_plugin.py wraps as vptracker_<template> to draw visual prompts and crops."""
+    return tuple(t for f in FAMILIES.values() if f.render_plugin for t in f.templates)
 
 
 def resolve_path(value: str | Path) -> Path:
@@ -194,7 +197,11 @@ def load_stage(stage: str | Path, overrides: Iterable[str] = (), config_dir: Pat
     if kind != "midtrain":
         profile_data.pop("clip", None)
     merged = _merge(merged, profile_data)
-    cfg = StageConfig(path.stem, path, overrides, apply_overrides(merged, parsed))
+    data = apply_overrides(merged, parsed)
+    model = data.get("model")
+    if isinstance(model, dict) and model.get("family") in FAMILIES and "target_modules" not in model:
+        model["target_modules"] = FAMILIES[model["family"]].lora_targets
+    cfg = StageConfig(path.stem, path, overrides, data)
     cfg.name = str(cfg.data.get("stage") or path.stem)
     validate(cfg)
     return cfg
@@ -279,12 +286,19 @@ def validate(cfg: StageConfig) -> None:
                 fail(f"clip.{key}", f"unknown key; expected one of {sorted(CLIP_KEYS)}")
         if not clip.get("dataset"):
             fail("clip.dataset", "the CLIP-style phase needs image-caption data")
-        if model.get("family") not in QWEN_FAMILIES:  # the <CLS> trainer reads Qwen-VL backbones
-            fail("model.family", f"the CLIP-style phase supports {QWEN_FAMILIES}, not {model.get('family')!r}")
+        if model.get("family") not in family_names(clip_phase=True):  # the <CLS> trainer reads Qwen-VL backbones
+            fail("model.family", f"the CLIP-style phase supports {family_names(clip_phase=True)}, "
+                                 f"not {model.get('family')!r}")
+    family = model.get("family")
+    if family is not None and family not in FAMILIES:
+        fail("model.family", f"unknown model family {family!r}; expected one of {sorted(FAMILIES)}")
+    elif family is not None and model.get("template") and model["template"] not in FAMILIES[family].templates:
+        fail("model.template", f"family {family} runs with swift templates {FAMILIES[family].templates}, "
+                               f"not {model['template']!r}")
     if data.get("render_images", "auto") not in ("auto", True, False):
         fail("render_images", f"expected auto, true or false, got {data.get('render_images')!r}")
-    elif data.get("render_images") is True and model.get("template") not in RENDER_TEMPLATES:
-        fail("render_images", f"vptracker/swift_plugin.py renders for templates {RENDER_TEMPLATES}, "
+    elif data.get("render_images") is True and model.get("template") not in render_templates():
+        fail("render_images", f"vptracker/swift_plugin.py renders for templates {render_templates()}, "
                               f"not {model.get('template')!r}; set render_images=auto or false")
     _check_types(cfg, errors)
     if errors:
