@@ -14,14 +14,13 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import json
 import subprocess
 import sys
 import tempfile
 import zipfile
 from pathlib import Path
 
-from vptracker.tiny_model import CHAT_TEMPLATE, FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS
+from vptracker.tiny_model import FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS, save_qwen_tokenizer
 
 WHEEL = "dashscope==2.0.2"
 WHEEL_SHA256 = "0602d1800f7433bdb7953560986eaf5146454ed3988636c0a91963ba24e74258"
@@ -107,14 +106,8 @@ def write_tokenizer(ranks_path: str | Path, out_dir: str | Path) -> Path:
     for offset, token in enumerate(QWEN_SPECIAL_TOKENS):  # swift's templates hard-code these ids
         if fast.convert_tokens_to_ids(token) != FIRST_SPECIAL_ID + offset:
             raise ValueError(f"special token {token} did not land on id {FIRST_SPECIAL_ID + offset}")
-    fast.chat_template = CHAT_TEMPLATE
-    fast.model_max_length = 32768
     out_dir = Path(out_dir)
-    fast.save_pretrained(out_dir)
-    cfg_path = out_dir / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["tokenizer_class"] = "Qwen2Tokenizer"
-    cfg_path.write_text(json.dumps(cfg, indent=2))
+    save_qwen_tokenizer(fast, out_dir)
     return out_dir
 
 

@@ -82,14 +82,19 @@ def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 6
     fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(state)),
                                    eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                    bos_token=None, unk_token=None)
+    save_qwen_tokenizer(fast, out)
+    return layout
+
+
+def save_qwen_tokenizer(fast, out: Path) -> None:
+    """Saves a fast tokenizer as a Qwen one: the chat template, and the class name swift's loaders expect."""
     fast.chat_template = CHAT_TEMPLATE
     fast.model_max_length = 32768
     fast.save_pretrained(out)
-    cfg_path = out / "tokenizer_config.json"
+    cfg_path = Path(out) / "tokenizer_config.json"
     cfg = json.loads(cfg_path.read_text())
     cfg["tokenizer_class"] = "Qwen2Tokenizer"
     cfg_path.write_text(json.dumps(cfg, indent=2))
-    return layout
 
 
 def vocab_layout(bpe_size: int | None) -> tuple[int, int]:

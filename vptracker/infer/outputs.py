@@ -75,7 +75,7 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def json_text(value, **kwargs) -> str:
-    """``json.dumps`` keeping non-ASCII text readable, with lone surrogates escaped as ``\\udXXX``.
+    """``json.dumps`` keeping non-ASCII text readable, with lone surrogates escaped as ``\\ud800``-style escapes.
 
     A model can answer with text that is not valid Unicode (a lone surrogate decodes from broken
     bytes); escaped, it is valid JSON and valid UTF-8, and ``json.loads`` gives the same string back.
