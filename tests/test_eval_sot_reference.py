@@ -19,6 +19,7 @@ import tarfile
 
 import numpy as np
 import pytest
+from test_eval_sot import perturbed
 
 from vptracker.datasets.base import single_target
 from vptracker.eval.sot import PYTRACKING_THRESHOLDS
@@ -61,20 +62,6 @@ def edge_cases(allow_negative_size: bool):
         seqs.append(single_target(f"edge{k}", gt, visible))
         preds[f"edge{k}"] = pred
     return seqs, preds
-
-
-def perturbed(gt: np.ndarray, seed: int) -> np.ndarray:
-    """The same plausible tracker as in test_eval_sot.py."""
-    rng = np.random.default_rng(seed)
-    n = len(gt)
-    size = np.maximum(gt[:, 2:], 1.0)
-    pred = gt.copy()
-    pred[:, :2] += rng.normal(0, 0.15, (n, 2)) * size
-    pred[:, 2:] = np.abs(size * rng.lognormal(0, 0.15, (n, 2)))
-    lost = rng.random(n) < 0.05
-    pred[lost, :2] += 10 * size[lost]
-    pred[rng.random(n) < 0.02, 2] = 0.0
-    return np.round(pred, 2)
 
 
 def _check(ours: dict, expected: tuple[float, float, float]):
