@@ -171,7 +171,7 @@ def test_synth_pedes(tmp_path):
     fx.write_synth_pedes(tmp_path, [(1, "a man in a red coat"), (2, "a woman with a bag")])
     seqs = load("synth_pedes", tmp_path)
     assert [s.caption for s in seqs] == ["a man in a red coat", "a woman with a bag"]
-    assert seqs[0].meta["captions"][1] == "a man in a red coat." and seqs[0].meta["person_id"] == 1
+    assert seqs[0].captions[1] == "a man in a red coat." and seqs[0].meta["person_id"] == 1
     assert load("synth_pedes", tmp_path, read_sizes=True)[0].width == 32
     (tmp_path / "synthpedes_dataset.json").write_text('[{"id": 1, "captions": []}]')
     with pytest.raises(DatasetFormatError, match=r'entry 0 an object with a "file_path" string'):

@@ -68,7 +68,7 @@ def test_missing_frame_file_is_reported_not_dropped(tmp_path):
         load("tnl2k", tmp_path, split="train")
     with pytest.warns(UserWarning, match="frames 2..2 are missing"):
         s = load("tnl2k", tmp_path, split="train", allow_missing=True)[0]
-    assert len(s) == 4 and s.meta["missing_frames"] == [1] and s.frames[1].endswith("00002.jpg")
+    assert len(s) == 4 and s.missing_frames == [1] and s.frames[1].endswith("00002.jpg")
 
 
 def test_fewer_images_than_gt_lines_is_an_error(tmp_path):

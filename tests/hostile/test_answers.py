@@ -201,7 +201,7 @@ def sequences(root: Path, task: str, box=(20, 10, 16, 12)):
     if task == "omnipt_crmot":
         return [make_sequence(root / f"v{k}", f"S_{k}", n=4, box=box, scene="S", view=f"View{k}", language="a man")
                 for k in (1, 2)]
-    return [make_sequence(root, "seq", n=4, box=box, meta={"video": "0001", "expression": "a man"})]
+    return [make_sequence(root, "seq", n=4, box=box, scene="0001", expression="a man")]
 
 
 def written_boxes(out: Path, task: str) -> list[tuple[float, float, float, float]]:

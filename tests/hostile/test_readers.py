@@ -288,6 +288,8 @@ def summary(seqs, root: Path) -> list[dict]:
         out.append({"name": s.name, "dataset": s.dataset, "frames": [rel(f) for f in s.frames], "size": (s.width, s.height),
                     "language": s.language, "caption": s.caption, "view": s.view, "scene": s.scene,
                     "frame_ids": s.frame_ids, "attributes": {k: np.asarray(v).tolist() for k, v in s.attributes.items()},
+                    "captions": s.captions, "expression": s.expression, "missing_frames": s.missing_frames,
+                    "folder": rel(s.folder),
                     "meta": json.loads(rel(json.dumps(s.meta, sort_keys=True, default=str))),
                     "tracks": [(t.id, t.boxes.tolist(), t.visible.tolist(), t.caption, t.category) for t in s.tracks]})
     return out

@@ -97,7 +97,7 @@ def test_model_dir_errors_are_one_line(tmp_path):
 
 def test_names_never_leave_their_own_folder(tmp_path):
     out = tmp_path / "out"
-    rmot = [make_sequence(tmp_path / "d", f"r{i}", n=3, meta={"video": "0005", "expression": e})
+    rmot = [make_sequence(tmp_path / "d", f"r{i}", n=3, scene="0005", expression=e)
             for i, e in enumerate(("..", "../../escape", "left-car", ".responses"))]
     run_task("omnipt_rmot", CallableEngine(lambda r: "<None>"), rmot, out / "rmot", OPTS, progress=False)
     views = [make_sequence(tmp_path / f"v{k}", f"S{k}", n=3, scene="..", view=f"../View{k}", language="/..")

@@ -65,11 +65,19 @@ class Sequence:
     height: int
     tracks: list[Track] = field(default_factory=list)
     language: str | None = None            # SOT description / referring expression
-    caption: str | None = None             # video caption (BenSMOT)
+    caption: str | None = None             # video caption (BenSMOT); an image's first caption (SYNTH-PEDES)
+    captions: list[str] = field(default_factory=list)  # every caption of an image (SYNTH-PEDES)
     view: str | None = None                # CRTrack view name, e.g. "View1"
-    scene: str | None = None               # CRTrack scene / grouping key
+    scene: str | None = None               # grouping key: CRTrack scene, Refer-KITTI video, BenSMOT category
+    expression: str | None = None          # Refer-KITTI expression name (its json file's stem)
     frame_ids: list[int] | None = None     # original frame numbers when not 1..T
+    # indices of frames whose image is missing or damaged (kept in place so indices still match the
+    # annotation rows; the task builders skip them)
+    missing_frames: list[int] = field(default_factory=list)
+    folder: str | None = None              # the folder holding gt/gt.txt (MOTChallenge layout, BenSMOT)
     attributes: dict[str, np.ndarray | int | str] = field(default_factory=dict)
+    # free-form extras a reader keeps for the user (e.g. "frame_rate", "raw_sentence"); nothing in
+    # the package reads them: data that code reads is a field above
     meta: dict = field(default_factory=dict)
 
     def __len__(self) -> int:

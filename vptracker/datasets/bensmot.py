@@ -7,8 +7,8 @@ instance_captions.txt, interactions.graphml}``. ``instance_captions.txt`` lines 
 SMOTer code keys each caption by its gt id). So the k-th caption belongs to gt id k (the k-th
 smallest id), whichever frame that track starts in; training and ``vptracker eval smot`` both take
 the captions from here. A caption count that differs from the track count, or a name given twice,
-is an error naming the file. The interaction graph is not parsed; its path is kept in
-``meta["interactions"]``.
+is an error naming the file. ``scene`` is the category. The interaction graph is not parsed; its
+path is kept in ``meta["interactions"]``.
 
 ``annotation_only=True`` (scoring) opens no image: the frame count comes from listing ``imgs/`` (or,
 without that folder, from the last annotated frame) and the image size is left 0.
@@ -64,9 +64,8 @@ def read_bensmot_sequence(seq_dir: Path, category: str, allow_missing: bool = Fa
     width, height = (0, 0) if annotation_only else image_size(frames[0])
     return Sequence(name=seq_dir.name, dataset="bensmot", frames=frames, width=width, height=height, tracks=tracks,
                     caption=read_text(video_caption) if video_caption.is_file() else None, scene=category,
-                    frame_ids=numbers, meta={"category": category, "missing_frames": missing,
-                                             "interactions": str(seq_dir / "interactions.graphml"),
-                                             "folder": str(seq_dir)})
+                    frame_ids=numbers, missing_frames=missing, folder=str(seq_dir),
+                    meta={"interactions": str(seq_dir / "interactions.graphml")})
 
 
 @register("bensmot")

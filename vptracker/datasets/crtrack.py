@@ -115,5 +115,5 @@ def load_crtrack(root: Path, split: str | None = "test", allow_missing: bool = F
                 out.append(Sequence(name=f"{scene}_{sentence}", dataset="crtrack", frames=seq.frames,
                                     width=seq.width, height=seq.height, tracks=tracks, language=sentence,
                                     view=view, scene=scene, frame_ids=seq.frame_ids,
-                                    meta={"query_ids": ids, "missing_frames": seq.meta.get("missing_frames", [])}))
+                                    missing_frames=seq.missing_frames, meta={"query_ids": ids}))
     return out

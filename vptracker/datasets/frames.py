@@ -4,7 +4,7 @@ Frame file names differ between benchmarks (``1.jpg``, ``0001.jpg``, ``00000001.
 jpg/png inside one release), so frames are ordered by the number in their name, never by the name
 itself. A gap in the numbering is a missing file: it is reported (``DatasetFormatError`` naming the
 folder and the frame) or, when the caller allows it, kept in place and listed in
-``meta["missing_frames"]`` so that frame indices still line up with the annotation rows.
+``Sequence.missing_frames`` so that frame indices still line up with the annotation rows.
 """
 from __future__ import annotations
 
@@ -161,11 +161,11 @@ def damaged_frames(paths: list[str]) -> list[int]:
 
 
 def mark_damaged(seq) -> list[str]:
-    """Decodes every frame of ``seq``; damaged ones join ``meta["missing_frames"]`` (builders skip
+    """Decodes every frame of ``seq``; damaged ones join ``seq.missing_frames`` (builders skip
     them) and are returned, so the caller can report them."""
-    missing = set(seq.meta.get("missing_frames") or [])
+    missing = set(seq.missing_frames)
     bad = [i for i in damaged_frames(seq.frames) if i not in missing]
     if bad:
-        seq.meta["missing_frames"] = sorted(missing | set(bad))
+        seq.missing_frames = sorted(missing | set(bad))
         warnings.warn(f"{seq.dataset}/{seq.name}: damaged frames {[seq.frames[i] for i in bad]}", stacklevel=2)
     return [seq.frames[i] for i in bad]

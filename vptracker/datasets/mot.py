@@ -165,11 +165,11 @@ def read_mot_sequence(seq_dir: Path, dataset: str, classes: tuple[int, ...] | No
         table, lines = read_table_lines(gt_path, 6)
         first = 0 if detect_zero_based and len(table) and table[:, 0].min() == 0 else 1
         tracks = tracks_from_table(table, len(frames), gt_path, first, classes, keep_ignored, min_visibility, lines)
-    meta = {"has_gt": gt_path.is_file(), "missing_frames": missing}
+    meta = {"has_gt": gt_path.is_file()}
     if info:
         meta["frame_rate"] = info["frame_rate"]
     return Sequence(name=seq_dir.name, dataset=dataset, frames=frames, width=width, height=height,
-                    tracks=tracks, frame_ids=numbers, meta=meta)
+                    tracks=tracks, frame_ids=numbers, missing_frames=missing, folder=str(seq_dir), meta=meta)
 
 
 def load_motchallenge(root: Path, split: str | None, dataset: str, classes=(PEDESTRIAN,),

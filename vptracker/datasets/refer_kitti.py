@@ -138,9 +138,9 @@ def load_refer_kitti(root: Path, split: str | None, dataset: str, videos: list[s
                 tracks.append(Track(tid, boxes, visible))
             sentence = expr["sentence"]
             out.append(Sequence(name=f"{vid}/{expr_path.stem}", dataset=dataset, frames=frames, width=width,
-                                height=height, tracks=tracks, language=sentence, scene=vid, frame_ids=numbers,
-                                meta={"expression": expr_path.stem, "raw_sentence": expr.get("raw_sentence"),
-                                      "ignore": expr.get("ignore", []), "missing_frames": missing}))
+                                height=height, tracks=tracks, language=sentence, scene=vid,
+                                expression=expr_path.stem, frame_ids=numbers, missing_frames=missing,
+                                meta={"raw_sentence": expr.get("raw_sentence"), "ignore": expr.get("ignore", [])}))
     if not out:
         raise DatasetFormatError(expressions, None, "expression/<vid>/<name>.json files" +
                                  (f" for the {split!r} videos" if split else ""))

@@ -98,10 +98,10 @@ def sot_sequence(name: str, dataset: str, seq_dir: Path, img_dir: Path, gt_path:
     frames, numbers = frames[first_frame:], numbers[first_frame:]
     frames = fit_frames(seq_dir, frames, len(boxes), gt_path)
     width, height = image_size(frames[0])
-    meta = {"missing_frames": [i - first_frame for i in missing if first_frame <= i < first_frame + len(frames)]}
+    missing = [i - first_frame for i in missing if first_frame <= i < first_frame + len(frames)]
     return Sequence(name=name, dataset=dataset, frames=frames, width=width, height=height,
                     tracks=[Track(1, boxes, visible)], language=language,
-                    frame_ids=numbers[:len(frames)], meta=meta)
+                    frame_ids=numbers[:len(frames)], missing_frames=missing)
 
 
 def _sequence_dirs(base: Path, gt_name: str) -> list[Path]:

@@ -2,7 +2,7 @@
 
 ``root/synthpedes_dataset.json`` is a list of ``{"id", "file_path", "attributes", "captions",
 "prompt_caption"}``; ``file_path`` is relative to ``root``. Each entry becomes a one-frame
-:class:`Sequence` whose ``caption`` is the first caption (all of them in ``meta["captions"]``) and
+:class:`Sequence` whose ``caption`` is the first caption (all of them in ``captions``) and
 whose person id is ``meta["person_id"]``. The image size is not read by default: 1.2 M image-text
 pairs need none, and the contrastive task draws no boxes (``read_sizes=True`` reads the headers).
 Each entry's types are checked (an object; ``file_path`` a non-empty string; ``captions`` a
@@ -47,8 +47,7 @@ def load_synth_pedes(root: Path, split: str | None = None, read_sizes: bool = Fa
         width, height = image_size(frame) if read_sizes else (0, 0)
         captions = [c.strip() for c in entry["captions"] if c.strip()]
         out.append(Sequence(name=str(entry.get("id", i)), dataset="synth_pedes", frames=[frame], width=width,
-                            height=height, caption=captions[0] if captions else None,
-                            meta={"person_id": entry.get("id", i), "captions": captions,
-                                  "prompt_caption": entry.get("prompt_caption"),
+                            height=height, caption=captions[0] if captions else None, captions=captions,
+                            meta={"person_id": entry.get("id", i), "prompt_caption": entry.get("prompt_caption"),
                                   "attributes": entry.get("attributes")}))
     return out

@@ -58,7 +58,7 @@ def evaluate_rmot(data_root: str | Path, results_dir: str | Path, videos: tuple[
             np.savetxt(gt_dir / safe / "gt" / "gt.txt", expression_rows(seq), delimiter=",",
                        fmt=["%d", "%d", "%.6f", "%.6f", "%.6f", "%.6f", "%d", "%d", "%d"])
             # checked against the user's path before it gets an internal name
-            clean_mot_file(_prediction_file(results_dir, seq.scene, seq.meta["expression"]), trk_dir / f"{safe}.txt",
+            clean_mot_file(_prediction_file(results_dir, seq.scene, seq.expression), trk_dir / f"{safe}.txt",
                            "MOTChallenge result file")
             seq_info[safe] = len(seq)
             names[safe] = seq.name

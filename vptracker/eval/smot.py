@@ -70,7 +70,7 @@ def evaluate_smot(gt_root: str | Path, results_dir: str | Path, caption_protocol
         trk_dir = Path(tmp) / "trackers" / "tracker"
         trk_dir.mkdir(parents=True)
         for name, seq in seqs.items():
-            seq_dir = Path(seq.meta["folder"])
+            seq_dir = Path(seq.folder)
             result = results_dir / f"{name}.txt"
             if not result.is_file():
                 raise DatasetFormatError(result, None, "a MOTChallenge result file for the sequence")
@@ -93,7 +93,7 @@ def evaluate_smot(gt_root: str | Path, results_dir: str | Path, caption_protocol
         gt_dir = Path(tmp) / "gt"
         for name, seq in seqs.items():
             (gt_dir / name / "gt").mkdir(parents=True)
-            shutil.copyfile(Path(seq.meta["folder"]) / "gt" / "gt.txt", gt_dir / name / "gt" / "gt.txt")
+            shutil.copyfile(Path(seq.folder) / "gt" / "gt.txt", gt_dir / name / "gt" / "gt.txt")
         tracking = run_trackeval(gt_dir, trk_dir, seq_info, benchmark="MOT15")
     out = {"tracking": tracking, "caption_protocol": caption_protocol}
     if video_refs:

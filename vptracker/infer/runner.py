@@ -68,8 +68,8 @@ def _per_sequence(suffix: str) -> Callable[[list[Sequence]], list[Unit]]:
 def _rmot_units(sequences):
     out = []
     for s in sequences:
-        video = str(s.meta.get("video") or s.scene or s.name)
-        expression = str(s.meta.get("expression") or s.name)
+        video = str(s.scene or s.name)
+        expression = str(s.expression or s.name)
         rel = f"{path_part(video)}/predict.txt" if expression == video else \
             f"{path_part(video)}/{path_part(expression)}/predict.txt"
         out.append(Unit(s.name, [s], [rel], s.language))
@@ -81,7 +81,7 @@ def _crmot_units(sequences):
     for s in sequences:
         if not s.language:
             raise ValueError(f"{s.dataset}/{s.name}: CRMOT needs a description (Sequence.language)")
-        scene = str(s.scene or s.meta.get("scene") or s.name)
+        scene = str(s.scene or s.name)
         groups.setdefault((scene, s.language.strip()), []).append(s)
     units = []
     for (scene, description), views in sorted(groups.items()):

@@ -144,8 +144,8 @@ def find_prediction(pred_dir: str | Path, seq: Sequence) -> Path | None:
     from vptracker.infer.outputs import path_part
 
     pred_dir = Path(pred_dir)
-    video = path_part(seq.meta.get("video") or seq.scene or seq.name)
-    expression = path_part(seq.meta.get("expression") or seq.name)
+    video = path_part(seq.scene or seq.name)
+    expression = path_part(seq.expression or seq.name)
     name = path_part(seq.name)
     for candidate in (pred_dir / f"{name}.txt", pred_dir / video / expression / "predict.txt",
                       pred_dir / name / "predict.txt",

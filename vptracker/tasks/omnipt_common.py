@@ -113,5 +113,5 @@ def frame_paths(seq: Sequence, frames: list[int]) -> list[str]:
 
 
 def has_missing(seq: Sequence, frames: list[int]) -> bool:
-    missing = seq.meta.get("missing_frames")
+    missing = seq.missing_frames
     return bool(missing) and not set(missing).isdisjoint(frames)

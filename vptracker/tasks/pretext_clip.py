@@ -29,7 +29,7 @@ class ClipPairs(Task):
         return out
 
     def row(self, seq, rng: random.Random | None) -> dict:
-        captions = seq.meta.get("captions") or [seq.caption]
+        captions = seq.captions or [seq.caption]
         caption = captions[rng.randrange(len(captions))] if rng is not None and self.caption == "random" else captions[0]
         return {"messages": [{"role": "user", "content": clip_image_query()}], "images": [seq.frames[0]],
                 "positive_messages": [[{"role": "user", "content": clip_text_query(caption)}]]}

@@ -71,7 +71,7 @@ def released_index(sequences: list[Sequence], task) -> list[ReleasedEntry]:
             raise ValueError(f"{seq.dataset}/{seq.name}: ground truth holds non-finite values")
         xyxy, visible = released_boxes(boxes)
         n = len(seq.frames)
-        missing = frozenset(seq.meta.get("missing_frames") or ())
+        missing = frozenset(seq.missing_frames)
         regions = np.full((n, 4), -1, dtype=np.int32)
         for t in np.flatnonzero(visible[: n - 1]).tolist():
             if t in missing:

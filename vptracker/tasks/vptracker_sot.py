@@ -68,7 +68,7 @@ class _SotEntry:
 def usable_frames(seq: Sequence) -> np.ndarray:
     """Frames whose target is visible with a non-empty box overlapping the image."""
     ok = seq.target.visible & xywh_in_image(seq.target.boxes, seq.width, seq.height)
-    missing = seq.meta.get("missing_frames") or []
+    missing = seq.missing_frames
     if missing:
         ok[np.asarray(missing, dtype=int)] = False
     return ok
@@ -129,7 +129,7 @@ class VPTrackerSOT(Task):
             entries.append(_SotEntry(seq.frames, seq.target.boxes, usable, last.astype(np.int32), templates,
                                      self._prompt(seq.language or ""),
                                      self._coord(seq.width, seq.height), seq.width, seq.height,
-                                     frozenset(seq.meta.get("missing_frames") or ())))
+                                     frozenset(seq.missing_frames)))
         if not entries:
             raise ValueError("task vptracker_sot: no sequence has a visible target frame followed by another frame")
         return entries
