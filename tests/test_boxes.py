@@ -304,3 +304,35 @@ def test_iou_xyxy_matrix_hand_values_and_equal_to_the_scalar():
     np.testing.assert_array_equal(B.iou_xyxy_matrix(a, b), want)
     xywh = np.column_stack([a[:, :2], np.abs(a[:, 2:] - a[:, :2])])
     np.testing.assert_allclose(B.iou_xywh_matrix(xywh, xywh).diagonal(), 1.0)
+
+
+# --------------------------------------------------------------------------- the package's layout
+
+BOX_MODULES = ("geometry", "coords", "render", "parse")
+
+
+def _public_top_level(path) -> set[str]:
+    import ast
+
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+    return {n for n in names if not n.startswith("_")}
+
+
+def test_every_box_rule_has_one_home_and_is_exported_from_the_package():
+    from pathlib import Path
+
+    folder = Path(B.__file__).parent
+    assert sorted(p.stem for p in folder.glob("*.py")) == sorted(("__init__",) + BOX_MODULES)
+    homes: dict[str, list[str]] = {}
+    for module in BOX_MODULES:
+        for name in _public_top_level(folder / f"{module}.py"):
+            homes.setdefault(name, []).append(module)
+    assert {n: m for n, m in homes.items() if len(m) > 1} == {}     # defined once
+    assert sorted(B.__all__) == sorted(homes)                       # and importable from vptracker.boxes
+    for name, (module,) in homes.items():
+        assert getattr(B, name) is getattr(getattr(B, module), name)
