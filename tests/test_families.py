@@ -153,3 +153,62 @@ def test_swift_knows_every_model_type_and_template_the_registry_names():
     for family in FAMILIES.values():
         for model_type, template in family.swift.values():
             assert model_type in MODEL_MAPPING and template in TEMPLATE_MAPPING, (family.name, model_type, template)
+
+
+def test_registry_names_are_what_swift_registers_for_each_checkpoint_class():
+    """Each config model_type's swift pair is one swift registers together, for that model class."""
+    from swift.model import MODEL_MAPPING
+    from transformers import CONFIG_MAPPING
+
+    from vptracker.tiny_model import tiny_families
+
+    assert set(tiny_families()) == set(FAMILIES)         # make-tiny-model builds every family
+    for family in FAMILIES.values():
+        for config_type, (model_type, template) in family.swift.items():
+            meta = MODEL_MAPPING[model_type]
+            templates = {group.template or meta.template for group in meta.model_groups}
+            assert template in templates, (family.name, model_type, template, templates)
+            if config_type in CONFIG_MAPPING:             # transformers' own classes (not remote code)
+                architectures = set(meta.architectures)
+                assert any(a.startswith(CONFIG_MAPPING[config_type].__name__.removesuffix("Config"))
+                           for a in architectures), (config_type, architectures)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["internvl2_5", "llava_next"])
+def test_tiny_tiling_model_loads_and_generates_in_transformers_and_swift(family, tiny_model_factory, tmp_path):
+    import torch
+    from PIL import Image
+    from swift import InferRequest, RequestConfig, TransformersEngine
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    path = tiny_model_factory(family)
+    config = json.loads((path / "config.json").read_text())
+    assert detect_family(path) == family
+    model_type, template = get_family(family).swift_names(config["model_type"])
+    processor = AutoProcessor.from_pretrained(path)
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    assert type(model).__name__ == {"internvl2_5": "InternVLForConditionalGeneration",
+                                    "llava_next": "LlavaNextForConditionalGeneration"}[family]
+    tok = processor.tokenizer
+    assert tok.decode(tok("<bbox>12,34,56,78</bbox>")["input_ids"]) == "<bbox>12,34,56,78</bbox>"
+    for token in get_family(family).box_tokens:
+        assert tok.tokenize(token) == [token]
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8))
+    msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Where?"}]}]
+    inputs = processor(text=[processor.apply_chat_template(msgs, add_generation_prompt=True)], images=[image],
+                       return_tensors="pt")
+    image_id = config.get("image_token_id", config.get("image_token_index"))
+    hf_image_tokens = int((inputs["input_ids"] == image_id).sum())
+    with torch.no_grad():
+        out = model.generate(**inputs, max_new_tokens=4, do_sample=False)
+    assert out.shape[1] == inputs["input_ids"].shape[1] + 4
+
+    image_path = tmp_path / "frame.png"
+    image.save(image_path)
+    engine = TransformersEngine(str(path), model_type=model_type, template_type=template, max_batch_size=2)
+    request = InferRequest(messages=[{"role": "user", "content": "<image>Where?"}], images=[str(image_path)])
+    encoded = engine.template.encode(request)
+    assert encoded["input_ids"].count(image_id) == hf_image_tokens    # swift's template and the processor agree
+    responses = engine.infer([request, request], RequestConfig(max_tokens=4, temperature=0))
+    assert responses[0].choices[0].message.content == responses[1].choices[0].message.content

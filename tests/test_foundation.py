@@ -13,7 +13,7 @@ from PIL import Image
 from vptracker.config import apply_overrides, load_config
 from vptracker.datasets.base import DatasetFormatError
 from vptracker.datasets.textfiles import read_boxes, read_flags
-from vptracker.tiny_model import FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS, tiny_families
+from vptracker.tiny_model import FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS, qwen_families
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def test_torchvision_hook_is_inert_on_cuda_builds(monkeypatch, tmp_path):
     assert (tmp_path / torchvision_hook.PTH_NAME).exists()
 
 
-@pytest.mark.parametrize("family", tiny_families())
+@pytest.mark.parametrize("family", qwen_families())   # InternVL2.5, LLaVA-NeXT: tests/test_families.py
 def test_tiny_model_loads_and_generates_in_transformers_and_swift(family, tiny_model_factory, tmp_path):
     import torch
     from swift import InferRequest, RequestConfig, TransformersEngine
