@@ -3,8 +3,9 @@
 The seven presets (Qwen2-VL 2B, Qwen2.5-VL 3B / 7B / 72B, Qwen3-VL 4B, InternVL2.5 4B, LLaVA-NeXT 8B)
 each train one LoRA step of stage 3 (the real stage config, its preset, the tiny CPU profile) on rows
 that ``vptracker prepare`` writes from real OTB frames and boxes, on a tiny random model of the
-preset's family (one per family, built once for the module). The trained checkpoint then tracks
-the same sequences through ``vptracker infer`` and ``vptracker eval sot`` scores the result files.
+preset's family (one per family, built once by conftest's ``tiny_model_factory``). The trained
+checkpoint then tracks the same sequences through ``vptracker infer`` and ``vptracker eval sot``
+scores the result files.
 A random model tracks nothing, so the numbers are not asserted, only that every stage ran on the
 family's own swift model type and template and wrote what the next one reads.
 
@@ -47,21 +48,6 @@ def otb_root(shared_data, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def family_model(tmp_path_factory):
-    """``factory(family) -> model folder``: one tiny random model per family for the module."""
-    from vptracker.tiny_model import make_tiny_model
-
-    built: dict[str, Path] = {}
-
-    def factory(family: str) -> Path:
-        if family not in built:
-            built[family] = make_tiny_model(family, tmp_path_factory.mktemp(f"tiny_{family}"))
-        return built[family]
-
-    return factory
-
-
-@pytest.fixture(scope="module")
 def prepared(otb_root, tmp_path_factory):
     """``factory(family) -> folder``: OmniPT SOT rows from ``vptracker prepare`` for that family."""
     from vptracker.cli import main
@@ -83,13 +69,13 @@ def prepared(otb_root, tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
-def test_preset_prepares_trains_infers_and_evaluates(preset, otb_root, family_model, prepared, tmp_path):
+def test_preset_prepares_trains_infers_and_evaluates(preset, otb_root, tiny_model_factory, prepared, tmp_path):
     from vptracker.cli import main
     from vptracker.datasets import load
     from vptracker.train import last_checkpoint, run_stage
 
     family = _family(preset)
-    model = family_model(family)
+    model = tiny_model_factory(family)      # conftest.py: one per family for the session
     rows = prepared(family)
     card = json.loads((rows / "card.json").read_text())
     assert card["outputs"]["train"]["omnipt_sot"]["rows"] == 4
