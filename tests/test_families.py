@@ -153,3 +153,23 @@ def test_swift_knows_every_model_type_and_template_the_registry_names():
     for family in FAMILIES.values():
         for model_type, template in family.swift.values():
             assert model_type in MODEL_MAPPING and template in TEMPLATE_MAPPING, (family.name, model_type, template)
+
+
+def test_registry_names_are_what_swift_registers_for_each_checkpoint_class():
+    """Each config model_type's swift pair is one swift registers together, for that model class."""
+    from swift.model import MODEL_MAPPING
+    from transformers import CONFIG_MAPPING
+
+    from vptracker.tiny_model import tiny_families
+
+    assert set(tiny_families()) == set(FAMILIES)         # make-tiny-model builds every family
+    for family in FAMILIES.values():
+        for config_type, (model_type, template) in family.swift.items():
+            meta = MODEL_MAPPING[model_type]
+            templates = {group.template or meta.template for group in meta.model_groups}
+            assert template in templates, (family.name, model_type, template, templates)
+            if config_type in CONFIG_MAPPING:             # transformers' own classes (not remote code)
+                architectures = set(meta.architectures)
+                assert any(a.startswith(CONFIG_MAPPING[config_type].__name__.removesuffix("Config"))
+                           for a in architectures), (config_type, architectures)
+

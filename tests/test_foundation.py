@@ -13,7 +13,8 @@ from PIL import Image
 from vptracker.config import apply_overrides, load_config
 from vptracker.datasets.base import DatasetFormatError
 from vptracker.datasets.textfiles import read_boxes, read_flags
-from vptracker.tiny_model import FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS, tiny_families
+from vptracker.families import detect_family, get_family
+from vptracker.tiny_model import FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS, qwen_families, tiny_families
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,10 +59,15 @@ def test_tiny_model_loads_and_generates_in_transformers_and_swift(family, tiny_m
     path = tiny_model_factory(family)
     meta = json.loads((path / "vptracker_tiny.json").read_text())
     assert meta["family"] == family and meta["hidden"] == 64 and meta["layers"] == 2
+    config = json.loads((path / "config.json").read_text())
+    assert detect_family(path) == family
     processor = AutoProcessor.from_pretrained(path)
     tok = processor.tokenizer
-    for offset, token in enumerate(QWEN_SPECIAL_TOKENS):
-        assert tok.convert_tokens_to_ids(token) == FIRST_SPECIAL_ID + offset
+    if family in qwen_families():   # swift's own Qwen templates hard-code these ids
+        for offset, token in enumerate(QWEN_SPECIAL_TOKENS):
+            assert tok.convert_tokens_to_ids(token) == FIRST_SPECIAL_ID + offset
+    for token in get_family(family).box_tokens:
+        assert tok.tokenize(token) == [token]
     assert tok.decode(tok("<bbox>12,34,56,78</bbox>")["input_ids"]) == "<bbox>12,34,56,78</bbox>"
 
     model = AutoModelForImageTextToText.from_pretrained(path)
@@ -69,14 +75,19 @@ def test_tiny_model_loads_and_generates_in_transformers_and_swift(family, tiny_m
     msgs = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Where?"}]}]
     prompt = processor.apply_chat_template(msgs, add_generation_prompt=True)
     inputs = processor(text=[prompt], images=[image], return_tensors="pt")
+    image_id = config.get("image_token_id", config.get("image_token_index"))
     with torch.no_grad():
         out = model.generate(**inputs, max_new_tokens=4, do_sample=False)
     assert out.shape[1] == inputs["input_ids"].shape[1] + 4
 
     image_path = tmp_path / "frame.png"
     image.save(image_path)
-    engine = TransformersEngine(str(path), model_type=family, template_type=family, max_batch_size=2)
+    # swift's names for this checkpoint, from the family registry (InternVL2.5 native: internvl / internvl_hf)
+    model_type, template = get_family(family).swift_names(config["model_type"])
+    engine = TransformersEngine(str(path), model_type=model_type, template_type=template, max_batch_size=2)
     request = InferRequest(messages=[{"role": "user", "content": "<image>Track the object."}], images=[str(image_path)])
+    if family not in qwen_families():   # the tiling templates count tiles as the processor does
+        assert engine.template.encode(request)["input_ids"].count(image_id) == int((inputs["input_ids"] == image_id).sum())
     responses = engine.infer([request, request], RequestConfig(max_tokens=4, temperature=0))
     assert len(responses) == 2
     assert responses[0].choices[0].message.content == responses[1].choices[0].message.content

@@ -40,9 +40,9 @@ if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
 from vptracker.families import FAMILIES
+from vptracker.train.stages import RENDER_COLUMNS as ROW_FIELDS  # noqa: F401  the stage runner checks rows for them
 from vptracker.visual_prompt import VisualPrompt, render
 
-ROW_FIELDS = ("visual_prompt", "crops", "max_pixels")
 TEMPLATE_PREFIX = "vptracker_"
 
 
@@ -60,7 +60,7 @@ def render_row_images(images: list, visual_prompt: dict | None, crops: list | No
             raise ValueError(f"a row's crops must list one region or null per image: {len(crops)} for {len(images)}")
         for i, region in enumerate(crops):
             if region is not None:
-                images[i] = load(images[i]).convert("RGB").crop(tuple(int(round(v)) for v in region))
+                images[i] = load(images[i]).convert("RGB").crop(tuple(round(v) for v in region))
     if max_pixels:
         from vptracker.boxes import smart_resize
 

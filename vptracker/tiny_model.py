@@ -1,4 +1,7 @@
-"""Builds tiny random-weight Qwen-VL models offline, for tests, benchmarks and the CPU demo.
+"""Builds tiny random-weight models offline, for tests, benchmarks and the CPU demo.
+
+Every family of :mod:`vptracker.families` is built: the Qwen-VL ones here, InternVL2.5 and
+LLaVA-NeXT by :mod:`vptracker.tiny_tiling` (through :func:`make_tiny_model` as well).
 
 The tokenizer is a small byte-level BPE trained here, padded with inert filler tokens so that the
 Qwen special tokens keep their real ids: ms-swift's own Qwen templates hard-code those ids.
@@ -18,9 +21,15 @@ from vptracker.families import family_names, family_of_model_type, get_family
 
 
 def tiny_families() -> tuple[str, ...]:
-    """The families built here: those whose templates swift_plugin wraps (the Qwen-VL ones), since the
-    tokenizer below carries Qwen's special tokens and a compact-vocabulary model needs the wrapper's
-    media token ids."""
+    """The families :func:`make_tiny_model` builds: every registered one."""
+    from vptracker.tiny_tiling import BUILDERS
+
+    return (*qwen_families(), *BUILDERS)
+
+
+def qwen_families() -> tuple[str, ...]:
+    """The Qwen-VL families, built here (Qwen's special tokens at their real ids, ``compact_vocab``,
+    ``merge_size``, real-width presets); their templates are the ones swift_plugin wraps."""
     return family_names(render_plugin=True)
 
 
@@ -55,9 +64,14 @@ _CORPUS = [
 ]
 
 
-def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 600,
-               compact: bool = False) -> tuple[int, int]:
-    """Writes the tokenizer; returns its :func:`vocab_layout` (first special id, vocabulary size)."""
+def bpe_tokenizer(special_tokens: tuple[str, ...], first_special: int | None = None,
+                  extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 600, **roles):
+    """A small byte-level BPE trained here, then ``special_tokens`` from id ``first_special`` on (None:
+    right after the BPE's tokens), the gap padded with filler entries no merge can produce.
+
+    ``roles`` name the tokenizer's special tokens (``eos_token="<|im_end|>"``, ...); a dict in
+    ``extra_special_tokens`` names model-specific ones (InternVL's ``context_image_token``).
+    Returns ``(fast tokenizer, first special id, vocabulary size)``."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -69,21 +83,26 @@ def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 6
     bpe.train_from_iterator((_CORPUS + list(extra_corpus)) * 20, trainer=trainer)
     state = json.loads(bpe.to_str())
     vocab = state["model"]["vocab"]
-    layout = vocab_layout(len(vocab) if compact else None)
-    first, _ = layout
-    # Filler entries no merge can produce: they only pad the id space up to the special tokens.
+    first = len(vocab) if first_special is None else first_special
     for i in range(len(vocab), first):
         vocab[f"<|filler_{i}|>"] = i
     state["added_tokens"] = [
         {"id": first + k, "content": tok, "single_word": False, "lstrip": False, "rstrip": False,
          "normalized": False, "special": True}
-        for k, tok in enumerate(QWEN_SPECIAL_TOKENS)
+        for k, tok in enumerate(special_tokens)
     ]
-    fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(state)),
-                                   eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   bos_token=None, unk_token=None)
+    roles = {"bos_token": None, "unk_token": None, **roles}
+    fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(state)), **roles)
+    return fast, first, -(-(first + len(special_tokens)) // 64) * 64   # rows: the next multiple of 64
+
+
+def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 600,
+               compact: bool = False) -> tuple[int, int]:
+    """Writes the Qwen tokenizer; returns (first special id, vocabulary size)."""
+    fast, first, size = bpe_tokenizer(QWEN_SPECIAL_TOKENS, None if compact else FIRST_SPECIAL_ID, extra_corpus,
+                                      bpe_vocab, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     save_qwen_tokenizer(fast, out)
-    return layout
+    return first, size
 
 
 def save_qwen_tokenizer(fast, out: Path) -> None:
@@ -95,13 +114,6 @@ def save_qwen_tokenizer(fast, out: Path) -> None:
     cfg = json.loads(cfg_path.read_text())
     cfg["tokenizer_class"] = "Qwen2Tokenizer"
     cfg_path.write_text(json.dumps(cfg, indent=2))
-
-
-def vocab_layout(bpe_size: int | None) -> tuple[int, int]:
-    """(first special id, vocabulary size): the real Qwen ids, or right after a BPE of ``bpe_size``."""
-    if bpe_size is None:
-        return FIRST_SPECIAL_ID, VOCAB_SIZE
-    return bpe_size, -(-(bpe_size + len(QWEN_SPECIAL_TOKENS)) // 64) * 64
 
 
 def _config(family: str, hidden: int, layers: int, vision_depth: int, first: int = FIRST_SPECIAL_ID,
@@ -138,7 +150,7 @@ def _config(family: str, hidden: int, layers: int, vision_depth: int, first: int
                       num_heads=4, patch_size=patch, spatial_merge_size=merge, temporal_patch_size=2,
                       num_position_embeddings=256, deepstack_visual_indexes=[0])
         return Qwen3VLConfig(text_config=text, vision_config=vision, **ids)
-    raise ValueError(f"no tiny model for family {family!r}; tiny models are built for {tiny_families()}")
+    raise ValueError(f"no tiny Qwen-VL model for family {family!r}; expected one of {qwen_families()}")
 
 
 def _processor(family: str, out: Path, tokenizer_dir: Path, merge: int = 2) -> None:
@@ -179,10 +191,18 @@ def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int 
     ``merge_size`` is the ViT's spatial merge (2 in every real Qwen-VL): at 1 each visual token is one
     patch, four times as many tokens per image: a finer grid for a model trained from scratch
     (the CPU demo's setting; pair it with ``abs`` or ``norm`` boxes: the ``resized`` grid assumes the real merge of 2).
+    InternVL2.5 and LLaVA-NeXT (:mod:`vptracker.tiny_tiling`) always have a compact vocabulary (their
+    swift templates read every token id from the tokenizer) and no merge size to choose.
     """
     import torch
     from transformers import AutoModelForImageTextToText
 
+    if family not in qwen_families():
+        from vptracker.tiny_tiling import make_tiling_model
+
+        if merge_size != 2:
+            raise ValueError(f"merge_size={merge_size}: only the Qwen-VL families have a spatial merge, not {family}")
+        return make_tiling_model(family, out, hidden, layers, vision_depth, seed, extra_corpus, bpe_vocab)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     first, vocab_size = _tokenizer(out, tuple(extra_corpus), bpe_vocab, compact_vocab)
@@ -206,9 +226,9 @@ def real_width_config(preset: str, layers: int, vision_layers: int) -> dict:
     from vptracker.model_shapes import read_config
 
     cfg, _ = read_config(preset)
-    if family_of_model_type(cfg.get("model_type", ""), f"preset {preset}") not in tiny_families():
+    if family_of_model_type(cfg.get("model_type", ""), f"preset {preset}") not in qwen_families():
         raise ValueError(f"preset {preset!r} is a {cfg.get('model_type')} model; real-width models are built for "
-                         f"the Qwen-VL families {tiny_families()}")
+                         f"the Qwen-VL families {qwen_families()}")
     text = cfg.get("text_config", cfg)
     text["num_hidden_layers"] = layers
     if "max_window_layers" in text:

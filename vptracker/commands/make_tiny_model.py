@@ -1,14 +1,19 @@
-"""vptracker make-tiny-model: a random-weight Qwen-VL model for offline tests and demos."""
+"""vptracker make-tiny-model: a random-weight model of any family (Qwen-VL, InternVL2.5, LLaVA-NeXT) for offline
+tests and demos."""
 from __future__ import annotations
 
-HELP = "build a tiny (or real-width, few-layer) random-weight Qwen-VL model, tokenizer and processor offline"
+HELP = ("build a tiny random-weight model of any family (or a real-width, few-layer Qwen-VL preset), tokenizer "
+        "and processor offline")
 
 
 def add_arguments(parser) -> None:
     from vptracker.tiny_model import tiny_families
 
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--family", choices=tiny_families(), help="a tiny model of this family (widths from --hidden)")
+    which.add_argument("--family", choices=tiny_families(),
+                       help="a tiny model of this family (widths from --hidden); InternVL2.5 and LLaVA-NeXT are "
+                            "built in transformers' native classes (swift: internvl / internvl_hf, "
+                            "llama3_llava_next_hf) with a compact vocabulary")
     which.add_argument("--preset", help="a model preset of configs/models/ (e.g. qwen2_5_vl_3b): its real widths and "
                                         "vocabulary size from its published config.json, only --layers / "
                                         "--vision-layers deep")
@@ -21,11 +26,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tokenizer", help="--preset only: a tokenizer directory to use (e.g. the real Qwen one "
                                             "written by `python -m vptracker.qwen_tokenizer --out DIR`)")
     parser.add_argument("--compact-vocab", action="store_true",
-                        help="--family only: special tokens right after the small BPE (~640 rows, not 151,680); "
+                        help="--family (Qwen-VL) only: special tokens right after the small BPE (~640 rows, not 151,680); "
                              "needs the vptracker_<family> templates, which the vptracker engines and stage "
                              "configs use")
     parser.add_argument("--merge-size", type=int, default=2, choices=(1, 2),
-                        help="--family only: the ViT's spatial merge; 1 = one visual token per patch, 4x the tokens "
+                        help="--family (Qwen-VL) only: the ViT's spatial merge; 1 = one visual token per patch, 4x the tokens "
                              "of a real Qwen-VL (the CPU demo's model.merge_size; use abs or norm boxes with it)")
 
 

@@ -14,14 +14,15 @@ whose configs name custom code is refused unless ``trust_remote_code: true`` (``
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vptracker.config import ConfigError, _merge, apply_overrides, load_yaml, parse_override
-from vptracker.families import FAMILIES, family_names
+from vptracker.families import FAMILIES, family_names, family_of_model_type
 from vptracker.model_dir import ModelDirError, check_model_dir
 from vptracker.train.settings import CLIP_TYPES, MODEL_TYPES, TOP_TYPES, check_value, swift_types
 
@@ -43,6 +44,8 @@ RUNNER_OWNED = {"model", "dataset", "val_dataset", "output_dir", "external_plugi
 
 
 RENDER_PLUGIN = "vptracker/swift_plugin.py"
+# Row columns only that plugin applies (swift's own templates ignore them): the drawing, crops and pixel cap.
+RENDER_COLUMNS = ("visual_prompt", "crops", "max_pixels")
 
 
 class StageConfigError(ConfigError):
@@ -55,6 +58,7 @@ class StageConfig:
     path: Path          # the stage YAML
     overrides: tuple[str, ...]
     data: dict
+    notes: list[str] = field(default_factory=list)   # settings derived while resolving, said aloud by the runner
 
     def where(self, key: str) -> str:
         extra = f" (with overrides {list(self.overrides)})" if self.overrides else ""
@@ -203,8 +207,47 @@ def load_stage(stage: str | Path, overrides: Iterable[str] = (), config_dir: Pat
         model["target_modules"] = FAMILIES[model["family"]].lora_targets
     cfg = StageConfig(path.stem, path, overrides, data)
     cfg.name = str(cfg.data.get("stage") or path.stem)
+    explicit = set(base.get("model") or {}) | {p[1] for p, _ in parsed if len(p) == 2 and p[0] == "model"}
+    _match_checkpoint(cfg, explicit)
     validate(cfg)
     return cfg
+
+
+def _match_checkpoint(cfg: StageConfig, explicit: set[str]) -> None:
+    """swift's model type and template for the folder the stage starts from, read from its config.json.
+
+    A preset names the published checkpoint (InternVL2.5 as remote code: ``internvl_chat`` /
+    ``internvl2_5``); the same family converted to transformers' classes (``model_type: internvl``)
+    loads in swift as ``internvl`` / ``internvl_hf``. The family registry maps one to the other, so
+    a folder of the preset's family runs with the names its config.json calls for (said in a note),
+    unless the stage file or an override set them; a folder of another family is refused here,
+    before swift loads it. Folders not on disk (hub ids, weights a chain has not written yet) and
+    model types the registry does not know are left to the preset.
+    """
+    model = cfg.data.get("model")
+    if not isinstance(model, dict) or model.get("family") not in FAMILIES:
+        return
+    key = "init" if cfg.data.get("init") else "model.path"
+    config_path = Path(str(cfg.data.get("init") or model.get("path") or "")).expanduser() / "config.json"
+    try:
+        model_type = json.loads(config_path.read_text()).get("model_type")   # data only: no code runs
+    except (OSError, ValueError, AttributeError):
+        return
+    try:
+        found = family_of_model_type(str(model_type))
+    except ValueError:
+        return
+    family = FAMILIES[model["family"]]
+    if found != family.name:
+        raise cfg.error(key, f"{config_path} says model_type {model_type!r} (family {found}), but the stage's "
+                             f"model is family {family.name} (model_preset={cfg.data.get('model_preset')!r}); "
+                             f"use a preset of family {found}")
+    wanted = family.swift_names(model_type)
+    current = (model.get("model_type"), model.get("template"))
+    if current != wanted and not explicit & {"model_type", "template"}:
+        model["model_type"], model["template"] = wanted
+        cfg.notes.append(f"{config_path} says model_type {model_type!r}: swift model_type {wanted[0]}, template "
+                         f"{wanted[1]} (the preset names {current[0]} / {current[1]})")
 
 
 def swift_fields(kind: str) -> frozenset[str]:
@@ -287,8 +330,12 @@ def validate(cfg: StageConfig) -> None:
         if not clip.get("dataset"):
             fail("clip.dataset", "the CLIP-style phase needs image-caption data")
         if model.get("family") not in family_names(clip_phase=True):  # the <CLS> trainer reads Qwen-VL backbones
-            fail("model.family", f"the CLIP-style phase supports {family_names(clip_phase=True)}, "
-                                 f"not {model.get('family')!r}")
+            others = [s for s in OMNIPT_STAGES if s != cfg.name]
+            fail("model.family", f"stage {cfg.name} cannot run for this model: it opens with the CLIP-style phase "
+                                 f"(vptracker/train/clip.py reads a Qwen-VL vision tower and merger), and the "
+                                 f"CLIP-style phase supports {family_names(clip_phase=True)}, not "
+                                 f"{model.get('family')!r}; run the other stages without it "
+                                 f"(stages=[{','.join(others)}])")
     family = model.get("family")
     if family is not None and family not in FAMILIES:
         fail("model.family", f"unknown model family {family!r}; expected one of {sorted(FAMILIES)}")
