@@ -17,11 +17,21 @@ from functools import lru_cache
 
 import numpy as np
 
-from vptracker.boxes import GRAMMARS, SCALES, CoordMap, clip_xyxy, render_box, xywh_in_image, xywh_to_xyxy
+from vptracker.boxes import (
+    DEFAULT_MIN_PIXELS,
+    GRAMMARS,
+    SCALES,
+    CoordMap,
+    clip_xyxy,
+    render_box,
+    xywh_in_image,
+    xywh_to_xyxy,
+)
 from vptracker.datasets.base import Sequence, Track
 from vptracker.families import FAMILIES, get_family
+from vptracker.tasks.contract import TaskContract, resolve_scale
 
-OMNIPT_MAX_PIXELS = 28 * 28 * 646
+OMNIPT_MAX_PIXELS = 28 * 28 * 646   # the paper's cap, for training and inference (the task contract)
 OMNIPT_DEFAULTS = {"frames": 16, "stride": 1, "family": "qwen2_5_vl", "scale": "norm1000",
                    "max_pixels": OMNIPT_MAX_PIXELS, "grammar": "bbox"}
 
@@ -49,6 +59,18 @@ def validate_boxes(task) -> None:
     if task.grammar == "qwen" and "<|box_start|>" not in family.box_tokens:
         raise ValueError(f"task {task.name}: option grammar=qwen writes Qwen's <|box_start|> tokens, which "
                          f"{task.family} was not pre-trained on; use grammar=bbox")
+
+
+def omnipt_contract(task, frames_per_sample: int | None = None, caption_frames: int | None = None) -> TaskContract:
+    """The contract of an OmniPT builder's rows: the paper's pixel cap applies to training and inference
+    alike (a tiling family has no pixel cap: None); ``min_pixels`` only where the boxes depend on it."""
+    scale = resolve_scale(task.family, task.scale)
+    resizes = get_family(task.family).resize_factor is not None
+    return TaskContract(task=task.serves, family=task.family, grammar=task.grammar, box_scale=scale,
+                        min_pixels=DEFAULT_MIN_PIXELS if scale == "resized" else None,
+                        max_pixels=int(task.max_pixels) if resizes else None,
+                        train_max_pixels=int(task.max_pixels) if resizes else None,
+                        frames_per_sample=frames_per_sample, caption_frames=caption_frames)
 
 
 @lru_cache(maxsize=4096)
@@ -101,11 +123,6 @@ def window(n_frames: int, frames: int, stride: int, rng: random.Random) -> list[
     stride = max(1, min(stride, (n_frames - 1) // max(frames - 1, 1)))
     start = rng.randint(0, n_frames - 1 - (frames - 1) * stride)
     return list(range(start, start + frames * stride, stride))
-
-
-def spread(first: int, last: int, frames: int) -> list[int]:
-    """``frames`` indices spread evenly over ``first..last`` (repeats when the span is short)."""
-    return np.linspace(first, last, frames).round().astype(int).tolist()
 
 
 def frame_paths(seq: Sequence, frames: list[int]) -> list[str]:

@@ -27,12 +27,13 @@ from vptracker.prompts import (
     omnipt_mot_track,
     pretext_detection,
 )
-from vptracker.tasks.base import Task, register_task
+from vptracker.tasks.base import Task, Tracking, register_task
 from vptracker.tasks.omnipt_common import (
     OMNIPT_DEFAULTS,
     frame_paths,
     has_missing,
     model_box,
+    omnipt_contract,
     task_coord,
     usable_mask,
     validate_boxes,
@@ -71,6 +72,17 @@ def _boxes_text(boxes, decimals: int, grammar: str) -> str:
 @register_task("omnipt_mot")
 class OmniPTMOT(Task):
     defaults = {**OMNIPT_DEFAULTS, "max_objects": 30}
+    trackable = True
+
+    def tracking_side(self) -> Tracking:
+        from vptracker.infer.multi import OmniMOT
+        from vptracker.infer.units import per_sequence, write_mot
+
+        return Tracking(per_sequence(".txt"), lambda unit, options: OmniMOT(unit.sequences[0], options),
+                        write_mot, lambda options: int(options.frames_per_sample))
+
+    def resolve_contract(self):
+        return omnipt_contract(self, frames_per_sample=int(self.frames))
 
     def validate(self) -> None:
         validate_common(self)

@@ -19,12 +19,13 @@ import numpy as np
 
 from vptracker.boxes import render_trajectories
 from vptracker.prompts import omnipt_crmot, omnipt_rmot
-from vptracker.tasks.base import Task, chat, register_task
+from vptracker.tasks.base import Task, Tracking, chat, register_task
 from vptracker.tasks.omnipt_common import (
     OMNIPT_DEFAULTS,
     frame_paths,
     has_missing,
     model_box,
+    omnipt_contract,
     task_coord,
     usable_mask,
     validate_common,
@@ -36,6 +37,18 @@ from vptracker.tasks.omnipt_mot import draw_window, mot_index
 @register_task("omnipt_rmot")
 class OmniPTRMOT(Task):
     defaults = dict(OMNIPT_DEFAULTS)
+    trackable = True
+
+    def tracking_side(self) -> Tracking:
+        from vptracker.infer.multi import OmniReferring
+        from vptracker.infer.units import rmot_units, write_rmot
+
+        return Tracking(rmot_units, lambda unit, options: OmniReferring(unit.key, unit.sequences, unit.language,
+                                                                        options),
+                        write_rmot, lambda options: int(options.frames_per_sample))
+
+    def resolve_contract(self):
+        return omnipt_contract(self, frames_per_sample=int(self.frames))
 
     def validate(self) -> None:
         validate_common(self)
@@ -67,6 +80,19 @@ def frames_per_view(frames: int, n_views: int) -> int:
 @register_task("omnipt_crmot")
 class OmniPTCRMOT(Task):
     defaults = dict(OMNIPT_DEFAULTS)
+    trackable = True
+
+    def tracking_side(self) -> Tracking:
+        from vptracker.infer.multi import OmniReferring
+        from vptracker.infer.units import crmot_units, write_crmot
+
+        # at least two frames per view; CRTrack has up to 4 views
+        return Tracking(crmot_units, lambda unit, options: OmniReferring(unit.key, unit.sequences, unit.language,
+                                                                         options),
+                        write_crmot, lambda options: max(int(options.frames_per_sample), 8))
+
+    def resolve_contract(self):
+        return omnipt_contract(self, frames_per_sample=int(self.frames))
 
     def validate(self) -> None:
         validate_common(self)

@@ -22,13 +22,14 @@ import numpy as np
 from vptracker.boxes import render_box, render_trajectory
 from vptracker.datasets.base import Sequence, Track
 from vptracker.prompts import omnipt_sot, pretext_location
-from vptracker.tasks.base import Task, chat, register_task
+from vptracker.tasks.base import Task, Tracking, chat, register_task
 from vptracker.tasks.omnipt_common import (
     OMNIPT_DEFAULTS,
     box_text,
     clipped_box,
     frame_paths,
     has_missing,
+    omnipt_contract,
     task_coord,
     trajectory,
     usable_mask,
@@ -82,6 +83,17 @@ def jittered(box: tuple, jitter: float, width: float, height: float, rng: random
 @register_task("omnipt_sot")
 class OmniPTSOT(Task):
     defaults = {**OMNIPT_DEFAULTS, "prior_jitter": 0.0}
+    trackable = True
+
+    def tracking_side(self) -> Tracking:
+        from vptracker.infer.sot import OmniSOTTracker
+        from vptracker.infer.units import per_sequence, write_sot
+
+        return Tracking(per_sequence(".txt"), lambda unit, options: OmniSOTTracker(unit.sequences[0], options),
+                        write_sot, lambda options: int(options.frames_per_sample))
+
+    def resolve_contract(self):
+        return omnipt_contract(self, frames_per_sample=int(self.frames))
 
     def validate(self) -> None:
         validate_common(self)
@@ -121,6 +133,8 @@ class OmniPTSOT(Task):
 @register_task("pretext_location")
 class LocationPrediction(OmniPTSOT):
     defaults = {**OMNIPT_DEFAULTS, "prior_jitter": 0.0, "disappear_ratio": 0.3}
+    trackable = False   # a mid-training pretext: its rows train no tracking loop
+    serves = None
 
     def validate(self) -> None:
         super().validate()

@@ -25,11 +25,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vptracker.boxes import SCALES, CoordMap, clip_xyxy, render_vptracker, xywh_in_image, xywh_to_xyxy
+from vptracker.boxes import (
+    DEFAULT_MIN_PIXELS,
+    SCALES,
+    CoordMap,
+    clip_xyxy,
+    render_vptracker,
+    xywh_in_image,
+    xywh_to_xyxy,
+)
 from vptracker.datasets.base import Sequence
 from vptracker.families import get_family
-from vptracker.prompts import PROMPT_TEXTS, vptracker_prompt, vptracker_training_prompt
-from vptracker.tasks.base import Task, chat, register_task
+from vptracker.prompts import PROMPT_TEXTS, VPTRACKER_SPECIAL_TOKENS, vptracker_prompt, vptracker_training_prompt
+from vptracker.tasks.base import Task, Tracking, chat, register_task
+from vptracker.tasks.contract import TaskContract
 from vptracker.tasks.vptracker_released import (
     ABSENT_OUTLINES,
     RELEASED_SCALES,
@@ -48,7 +57,8 @@ from vptracker.visual_prompt import (
     training_centre,
 )
 
-VISUAL_TOKENS_PER_IMAGE = 1024  # the released recipe's cap; sets max_pixels for the 'resized' scale
+# the released recipe's cap at training (train.sh IMAGE_MAX_TOKEN_NUM=1024); its inference sets none
+VISUAL_TOKENS_PER_IMAGE = 1024
 
 
 @dataclass
@@ -82,6 +92,32 @@ class VPTrackerSOT(Task):
         "color": VP_COLOR, "line_width": VP_LINE_WIDTH, "max_gap": None,
         "sampling": "released", "prompt_text": "sampler", "absent_outline": "annotated",
     }
+    trackable = True
+
+    def tracking_side(self) -> Tracking:
+        from vptracker.infer.sot import VPTrackerSOTTracker
+        from vptracker.infer.units import per_sequence, write_sot
+
+        return Tracking(per_sequence(".txt"), lambda unit, options: VPTrackerSOTTracker(unit.sequences[0], options),
+                        write_sot, lambda options: 2)   # the template crop and the search frame
+
+    def train_max_pixels(self) -> int | None:
+        """The cap the training images are resized under (None for a family that tiles)."""
+        factor = get_family(self.family).resize_factor
+        if self.max_pixels:
+            return int(self.max_pixels)
+        return VISUAL_TOKENS_PER_IMAGE * factor ** 2 if factor else None
+
+    def resolve_contract(self) -> TaskContract:
+        # Answers in original-frame pixels or 0-1000 do not depend on the resize, so inference keeps
+        # its own pixel limits (the released loop sets none); 'resized' answers need the same resize.
+        resized = self.scale == "resized"
+        return TaskContract(
+            task=self.serves, family=self.family, grammar="vptracker_json", box_scale=self.scale,
+            min_pixels=DEFAULT_MIN_PIXELS if resized else None,
+            max_pixels=self.train_max_pixels() if resized else None, train_max_pixels=self.train_max_pixels(),
+            special_tokens=VPTRACKER_SPECIAL_TOKENS, vp_color=self.color, line_width=int(self.line_width),
+            template_scale=float(self.template_scale), visual_prompt=bool(self.visual_prompt))
 
     def validate(self) -> None:
         if self.scale not in SCALES:
@@ -107,12 +143,7 @@ class VPTrackerSOT(Task):
         return vptracker_prompt(language, self.color, bool(self.visual_prompt), strip_language=True)
 
     def _coord(self, width: int, height: int) -> CoordMap:
-        if self.scale == "resized":
-            # a family without a pixel-multiple resize is refused by for_family, naming it
-            factor = get_family(self.family).resize_factor or 1
-            max_pixels = self.max_pixels or VISUAL_TOKENS_PER_IMAGE * factor ** 2
-            return CoordMap.for_family(self.family, width, height, "resized", max_pixels=max_pixels)
-        return CoordMap(self.scale, width, height)
+        return self.contract().coord_map(width, height)   # for_family refuses 'resized' for a tiling family
 
     def index(self, sequences: list[Sequence]) -> list:
         if self.sampling == "released":
