@@ -25,6 +25,7 @@ import msgspec
 import numpy as np
 
 from vptracker.datasets.base import Sequence
+from vptracker.tasks.options import NoOptions, defaults_of, make_options
 
 _TASKS: dict[str, type[Task]] = {}
 
@@ -86,7 +87,9 @@ class Tracking:
 
 
 class Task:
-    """Base class: ``defaults`` lists every option a task accepts, with its default value.
+    """Base class: ``Options`` (a dataclass, :mod:`vptracker.tasks.options`) declares every option a
+    task accepts with its type and default; ``defaults`` lists them. The values are converted and
+    checked when the task is made (``self.opts``, also set as attributes), so builders use them as is.
 
     A trackable task sets ``trackable = True`` and defines ``tracking_side()`` (its
     :class:`Tracking`); a training-only task (pretexts, grounding, GRPO variants) does not. A task
@@ -95,15 +98,21 @@ class Task:
     """
 
     name = ""
-    defaults: dict[str, Any] = {}
+    Options: ClassVar[type] = NoOptions
+    defaults: ClassVar[dict[str, Any]] = {}
     trackable: ClassVar[bool] = False
     serves: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.defaults = defaults_of(cls.Options)
 
     def __init__(self, **options):
         unknown = sorted(set(options) - set(self.defaults))
         if unknown:
             raise ValueError(f"task {self.name}: unknown option(s) {unknown}; accepted: {sorted(self.defaults)}")
-        self.options = {**self.defaults, **options}
+        self.opts = make_options(self.Options, options, self.name)
+        self.options = {key: getattr(self.opts, key) for key in self.defaults}
         for key, value in self.options.items():
             setattr(self, key, value)
         self.validate()

@@ -12,6 +12,7 @@ Each enumerates every unit once (``samples: all``) or draws random units.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from vptracker.prompts import omnipt_instance_caption, omnipt_video_caption
 from vptracker.tasks.base import Task, Tracking, chat, register_task
 from vptracker.tasks.contract import caption_frames
 from vptracker.tasks.omnipt_common import (
-    OMNIPT_DEFAULTS,
+    OmniPTOptions,
     box_text,
     frame_paths,
     omnipt_contract,
@@ -29,15 +30,20 @@ from vptracker.tasks.omnipt_common import (
 )
 
 
+@dataclass(frozen=True)
+class CaptionOptions(OmniPTOptions):
+    frames: int = 32   # the paper's frames for the semantic tasks
+
+
 class _Captions(Task):
-    defaults = {**OMNIPT_DEFAULTS, "frames": 32}
+    Options = CaptionOptions
     serves = "omnipt_caption"
 
     def validate(self) -> None:
         validate_common(self)
 
     def resolve_contract(self):
-        return omnipt_contract(self, caption_frames=int(self.frames))
+        return omnipt_contract(self, caption_frames=self.frames)
 
     def video_units(self, sequences) -> list:
         return [("video", s) for s in sequences if s.caption]
@@ -54,11 +60,11 @@ class _Captions(Task):
     def row(self, unit) -> dict:
         kind, item = unit
         if kind == "video":
-            frames = caption_frames(0, len(item) - 1, int(self.frames))
+            frames = caption_frames(0, len(item) - 1, self.frames)
             return {"messages": chat(omnipt_video_caption(len(frames)), item.caption),
                     "images": frame_paths(item, frames)}
         seq, track, first, last = item
-        frames = caption_frames(first, last, int(self.frames))
+        frames = caption_frames(first, last, self.frames)
         box = box_text(track, first, seq, task_coord(self, seq), self.grammar)
         return {"messages": chat(omnipt_instance_caption(len(frames), box), track.caption),
                 "images": frame_paths(seq, frames)}

@@ -1,6 +1,6 @@
 """What every OmniPT task shares: frame windows, the box scale of the model family, box texts.
 
-Options common to the OmniPT tasks (``OMNIPT_DEFAULTS``): ``frames`` per sample (2..32; the paper
+Options common to the OmniPT tasks (:class:`OmniPTOptions`): ``frames`` per sample (2..32; the paper
 uses 16, 32 for semantic tasks), ``stride`` between sampled frames, the model ``family`` and the
 box ``scale`` (``norm1000`` by default, the OmniPT answer grammar's normalised coordinates;
 ``family`` picks the family's own convention, e.g. Qwen2.5-VL's resized pixels), ``max_pixels``
@@ -13,6 +13,7 @@ rendered as ``<None>``.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -32,14 +33,30 @@ from vptracker.families import FAMILIES, get_family
 from vptracker.tasks.contract import TaskContract, resolve_scale
 
 OMNIPT_MAX_PIXELS = 28 * 28 * 646   # the paper's cap, for training and inference (the task contract)
-OMNIPT_DEFAULTS = {"frames": 16, "stride": 1, "family": "qwen2_5_vl", "scale": "norm1000",
-                   "max_pixels": OMNIPT_MAX_PIXELS, "grammar": "bbox"}
+
+
+@dataclass(frozen=True)
+class BoxOptions:
+    """How a task writes boxes: the model family, the box scale and the grammar."""
+
+    family: str = "qwen2_5_vl"
+    scale: str = "norm1000"
+    max_pixels: int = OMNIPT_MAX_PIXELS
+    grammar: str = "bbox"
+
+
+@dataclass(frozen=True)
+class OmniPTOptions(BoxOptions):
+    """The options of the OmniPT video tasks: frames per sample and the stride between them."""
+
+    frames: int = 16
+    stride: int = 1
 
 
 def validate_common(task) -> None:
-    if not 2 <= int(task.frames) <= 32:
+    if not 2 <= task.frames <= 32:
         raise ValueError(f"task {task.name}: option frames={task.frames}, expected 2..32")
-    if int(task.stride) < 1:
+    if task.stride < 1:
         raise ValueError(f"task {task.name}: option stride={task.stride}, expected >= 1")
     validate_boxes(task)
 
@@ -68,8 +85,8 @@ def omnipt_contract(task, frames_per_sample: int | None = None, caption_frames: 
     resizes = get_family(task.family).resize_factor is not None
     return TaskContract(task=task.serves, family=task.family, grammar=task.grammar, box_scale=scale,
                         min_pixels=DEFAULT_MIN_PIXELS if scale == "resized" else None,
-                        max_pixels=int(task.max_pixels) if resizes else None,
-                        train_max_pixels=int(task.max_pixels) if resizes else None,
+                        max_pixels=task.max_pixels if resizes else None,
+                        train_max_pixels=task.max_pixels if resizes else None,
                         frames_per_sample=frames_per_sample, caption_frames=caption_frames)
 
 
@@ -82,7 +99,7 @@ def coord_map(family: str, scale: str, width: int, height: int, max_pixels: int)
 
 
 def task_coord(task, seq: Sequence) -> CoordMap:
-    return coord_map(task.family, task.scale, int(seq.width), int(seq.height), int(task.max_pixels))
+    return coord_map(task.family, task.scale, int(seq.width), int(seq.height), task.max_pixels)
 
 
 def usable(track: Track, t: int, width: int, height: int) -> bool:

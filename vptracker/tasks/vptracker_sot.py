@@ -21,7 +21,7 @@ image; an absent target answers ``"visible": "no"``, ``[0, 0, 0, 0]``.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -84,14 +84,26 @@ def usable_frames(seq: Sequence) -> np.ndarray:
     return ok
 
 
+@dataclass(frozen=True)
+class VPTrackerOptions:
+    scale: str = "abs"                  # the answer box scale (boxes.SCALES)
+    family: str = "qwen3_vl"
+    max_pixels: int | None = None       # the training cap; None: VISUAL_TOKENS_PER_IMAGE tokens
+    visual_prompt: bool = True
+    template_scale: float = TEMPLATE_SCALE
+    scale_range: list[int] = field(default_factory=lambda: list(TRAIN_SCALE_RANGE))
+    inbbox_ratio: float = INBBOX_RATIO
+    color: str = VP_COLOR
+    line_width: int = VP_LINE_WIDTH
+    max_gap: int | None = None          # the most frames between template and search (project rule)
+    sampling: str = "released"          # SAMPLINGS
+    prompt_text: str = "sampler"        # PROMPT_TEXTS
+    absent_outline: str = "annotated"   # ABSENT_OUTLINES
+
+
 @register_task("vptracker_sot")
 class VPTrackerSOT(Task):
-    defaults = {
-        "scale": "abs", "family": "qwen3_vl", "max_pixels": None, "visual_prompt": True,
-        "template_scale": TEMPLATE_SCALE, "scale_range": list(TRAIN_SCALE_RANGE), "inbbox_ratio": INBBOX_RATIO,
-        "color": VP_COLOR, "line_width": VP_LINE_WIDTH, "max_gap": None,
-        "sampling": "released", "prompt_text": "sampler", "absent_outline": "annotated",
-    }
+    Options = VPTrackerOptions
     trackable = True
 
     def tracking_side(self) -> Tracking:
@@ -105,7 +117,7 @@ class VPTrackerSOT(Task):
         """The cap the training images are resized under (None for a family that tiles)."""
         factor = get_family(self.family).resize_factor
         if self.max_pixels:
-            return int(self.max_pixels)
+            return self.max_pixels
         return VISUAL_TOKENS_PER_IMAGE * factor ** 2 if factor else None
 
     def resolve_contract(self) -> TaskContract:
@@ -116,8 +128,8 @@ class VPTrackerSOT(Task):
             task=self.serves, family=self.family, grammar="vptracker_json", box_scale=self.scale,
             min_pixels=DEFAULT_MIN_PIXELS if resized else None,
             max_pixels=self.train_max_pixels() if resized else None, train_max_pixels=self.train_max_pixels(),
-            special_tokens=VPTRACKER_SPECIAL_TOKENS, vp_color=self.color, line_width=int(self.line_width),
-            template_scale=float(self.template_scale), visual_prompt=bool(self.visual_prompt))
+            special_tokens=VPTRACKER_SPECIAL_TOKENS, vp_color=self.color, line_width=self.line_width,
+            template_scale=self.template_scale, visual_prompt=self.visual_prompt)
 
     def validate(self) -> None:
         if self.scale not in SCALES:
@@ -132,15 +144,15 @@ class VPTrackerSOT(Task):
         lo, hi = self.scale_range
         if not (1 <= int(lo) <= int(hi)):
             raise ValueError(f"task vptracker_sot: option scale_range={self.scale_range}, expected [lo, hi] with 1 <= lo <= hi")
-        if not 0.0 <= float(self.inbbox_ratio) <= 1.0:
+        if not 0.0 <= self.inbbox_ratio <= 1.0:
             raise ValueError(f"task vptracker_sot: option inbbox_ratio={self.inbbox_ratio}, expected 0..1")
-        if self.max_gap is not None and int(self.max_gap) < 1:
+        if self.max_gap is not None and self.max_gap < 1:
             raise ValueError(f"task vptracker_sot: option max_gap={self.max_gap}, expected >= 1")
 
     def _prompt(self, language: str) -> str:
         if self.prompt_text == "sampler":
-            return vptracker_training_prompt(language, self.color, bool(self.visual_prompt))
-        return vptracker_prompt(language, self.color, bool(self.visual_prompt), strip_language=True)
+            return vptracker_training_prompt(language, self.color, self.visual_prompt)
+        return vptracker_prompt(language, self.color, self.visual_prompt, strip_language=True)
 
     def _coord(self, width: int, height: int) -> CoordMap:
         return self.contract().coord_map(width, height)   # for_family refuses 'resized' for a tiling family
@@ -172,7 +184,7 @@ class VPTrackerSOT(Task):
         t = int(entry.templates[rng.randrange(len(entry.templates))])
         last = len(entry.frames) - 1
         if self.max_gap is not None:
-            last = min(last, t + int(self.max_gap))
+            last = min(last, t + self.max_gap)
         s = rng.randint(t + 1, last)
         if s in entry.missing:
             return None
@@ -186,7 +198,7 @@ class VPTrackerSOT(Task):
         outline = None
         if self.visual_prompt:
             ref = entry.boxes[s if visible else int(entry.last_usable[s])].tolist()
-            scale = rng.randint(int(self.scale_range[0]), int(self.scale_range[1]))
+            scale = rng.randint(self.scale_range[0], self.scale_range[1])
             centre, _ = training_centre(ref, scale, rng, self.inbbox_ratio)
             outline = outline_region(ref, scale, W, H, centre)
             if outline[2] <= outline[0] or outline[3] <= outline[1]:  # jittered off the image
@@ -201,5 +213,5 @@ class VPTrackerSOT(Task):
             "messages": chat(entry.prompt, answer),
             "images": [entry.frames[t], entry.frames[s]],
             "visual_prompt": {"template_region": list(region), "outline": outline, "color": self.color,
-                              "line_width": int(self.line_width), "geometry": "project"},
+                              "line_width": self.line_width, "geometry": "project"},
         }
