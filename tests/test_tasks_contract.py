@@ -331,18 +331,47 @@ def test_jobs_training_one_task_under_two_contracts_are_refused(roots, tmp_path)
         check_config(config)
 
 
-def test_the_stage_must_add_the_special_tokens_its_rows_use(tmp_path):
-    from vptracker.train.manifest import stage_contracts
+class _Stage:
+    """What the train runner's contract check reads of a stage config."""
 
-    card = {"contracts": {"vptracker_sot": get_task("vptracker_sot").contract().to_dict()}}
-    contracts, _ = stage_contracts([{"path": str(tmp_path / "train-x-00000.jsonl"), "card": card}], "s")
-    assert contracts["vptracker_sot"].special_tokens == ("<ref>", "</ref>", "<template>", "</template>",
-                                                         "<search>", "</search>")
+    name = "stage_x"
+
+    def __init__(self, swift: dict):
+        self.swift = swift
+
+    def get(self, key, default=None):
+        return {"swift": self.swift}.get(key, default)
+
+
+def _manifest(task, folder: Path) -> dict:
+    card = {"contracts": {task.contract().task: task.contract().to_dict()}}
+    return {"data": [{"path": str(folder / "train-x-00000.jsonl"), "card": card}]}
+
+
+def test_the_stage_must_agree_with_the_contract_of_its_rows(tmp_path):
     from vptracker.config import load_config
     from vptracker.prompts import VPTRACKER_SPECIAL_TOKENS
+    from vptracker.train.runner import _contracts
+    from vptracker.train.stages import StageConfigError
 
-    stage = load_config(Path(__file__).resolve().parents[1] / "configs" / "stages" / "vptracker_sft.yaml")
-    assert stage["swift"]["new_special_tokens"] == list(VPTRACKER_SPECIAL_TOKENS)
+    vp = get_task("vptracker_sot")
+    with pytest.raises(StageConfigError, match=r"special tokens .*swift.new_special_tokens lists \[\]: add"):
+        _contracts(_Stage({}), _manifest(vp, tmp_path), print)
+    # the released recipe as configs/stages/vptracker_sft.yaml states it agrees with the rows' contract
+    recipe = load_config(Path(__file__).resolve().parents[1] / "configs" / "stages" / "vptracker_sft.yaml")
+    assert recipe["swift"]["new_special_tokens"] == list(VPTRACKER_SPECIAL_TOKENS)
+    notes: list[str] = []
+    manifest = _manifest(vp, tmp_path)
+    contracts, sources = _contracts(_Stage(recipe["swift"]), manifest, notes.append)
+    assert set(contracts) == {"vptracker_sot"}
+    assert not notes and sources == [str(tmp_path / "card.json")]
+    assert manifest["contracts"]["vptracker_sot"]["train_max_pixels"] == 1024 * 32 ** 2
+    # answers in resized pixels need the same resize at training; other scales only get a note
+    with pytest.raises(StageConfigError, match="resizes images under 12544 pixels but the omnipt_sot rows were "
+                                               "written for 506464"):
+        _contracts(_Stage({"max_pixels": 12544}), _manifest(get_task("omnipt_sot", scale="family"), tmp_path), print)
+    _contracts(_Stage({"max_pixels": 12544}), _manifest(get_task("omnipt_sot"), tmp_path), notes.append)
+    assert len(notes) == 1 and "norm1000 boxes do not depend on it" in notes[0]
 
 
 # --------------------------------------------------------------------------- one registry

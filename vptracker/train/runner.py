@@ -215,14 +215,35 @@ def _contracts(cfg: StageConfig, manifest: dict, echo: Callable[[str], None]) ->
              "the checkpoint carries none, and `vptracker infer` will use its defaults")
         return contracts, sources
     manifest["contracts"] = {task: c.to_dict() for task, c in sorted(contracts.items())}
-    listed = list((cfg.get("swift") or {}).get("new_special_tokens") or [])
+    swift = cfg.get("swift") or {}
+    listed = list(swift.get("new_special_tokens") or [])
     for task, contract in sorted(contracts.items()):
         missing = [t for t in contract.special_tokens if t not in listed]
         if missing:
             raise StageConfigError(f"{cfg.name}: the {task} rows ({', '.join(sources)}) use special tokens "
                                    f"{list(contract.special_tokens)} (their contract) but swift.new_special_tokens "
                                    f"lists {listed}: add {missing}")
+        cap = _stage_max_pixels(swift, contract.family)
+        if cap is None or contract.train_max_pixels is None or cap == contract.train_max_pixels:
+            continue
+        message = (f"{cfg.name}: the stage resizes images under {cap} pixels but the {task} rows were written for "
+                   f"{contract.train_max_pixels} (their contract, {', '.join(sources)})")
+        if contract.box_scale == "resized":   # their answers are pixels of the other resize: every box off
+            raise StageConfigError(f"{message}; their answers are in resized pixels: prepare them with "
+                                   f"max_pixels={cap} or train with swift.max_pixels={contract.train_max_pixels}")
+        echo(f"# {message}; their {contract.box_scale} boxes do not depend on it, the images the model sees do")
     return contracts, sources
+
+
+def _stage_max_pixels(swift: dict, family: str) -> int | None:
+    """The pixel cap a stage trains under: swift's max_pixels, else qwen-vl-utils' IMAGE_MAX_TOKEN_NUM."""
+    from vptracker.families import get_family
+
+    if swift.get("max_pixels"):
+        return int(swift["max_pixels"])
+    tokens = (swift.get("model_kwargs") or {}).get("IMAGE_MAX_TOKEN_NUM")
+    factor = get_family(family).resize_factor
+    return int(tokens) * factor ** 2 if tokens and factor else None
 
 
 def chain_stages(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
