@@ -308,6 +308,22 @@ def test_contract_travels_from_prepare_through_the_checkpoint_to_infer(roots, tm
     assert any("no contract for task omnipt_mot" in r.getMessage() for r in caplog.records)
 
 
+def test_run_task_reads_the_contract_of_the_model_it_is_given(roots, tmp_path):
+    """The Python API: ``run_task(..., model_dir=...)`` follows the checkpoint's contract too."""
+    from vptracker.infer import CallableEngine, run_task
+
+    _prepare(roots, tmp_path / "data")
+    ckpt = _checkpoint(tmp_path, tmp_path / "data")
+    sequences = _sources(roots)["omnipt_sot"][:1]
+    seen = []
+    engine = CallableEngine(lambda request: seen.append(len(request.images)) or "<None>")
+    run_task("omnipt_sot", engine, sequences, tmp_path / "out", {}, model_dir=ckpt, progress=False)
+    assert seen and max(seen) == 4     # the contract's frames_per_sample, not the default 16
+    with pytest.raises(ConfigError, match="frames_per_sample=16 disagrees with 4"):
+        run_task("omnipt_sot", engine, sequences, tmp_path / "out2", {"frames_per_sample": 16}, model_dir=ckpt,
+                 progress=False)
+
+
 def test_infer_cli_refuses_a_conflicting_option_with_exit_2(roots, tmp_path, capsys):
     from vptracker.cli import main
 
