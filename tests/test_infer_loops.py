@@ -13,7 +13,7 @@ from vptracker.datasets.base import Sequence, Track
 from vptracker.infer import CallableEngine, TaskOptions, run_batched, run_task
 from vptracker.infer.engine import Request
 from vptracker.infer.multi import OmniMOT, OmniReferring
-from vptracker.infer.sot import OmniSOT, VPTrackerSOT
+from vptracker.infer.sot import OmniSOTTracker, VPTrackerSOTTracker
 from vptracker.prompts import MOT_QUERY_DETECT, MOT_QUERY_NEW, MOT_QUERY_TRACK, vptracker_prompt
 
 W, H = 96, 64
@@ -68,7 +68,7 @@ def test_vptracker_keeps_previous_box_on_unusable_answers(tmp_path):
               vp((80, 50, 120, 90)),                             # partly outside: clipped
               "<None>",                                          # OmniPT's absent token: keep
               vp((0, 0, 0, 0))]                                  # empty: keep
-    tracker = run_one(VPTrackerSOT(seq, OPTS), answers(*script))
+    tracker = run_one(VPTrackerSOTTracker(seq, OPTS), answers(*script))
     got = tracker.result()
     assert got.shape == (9, 4)
     np.testing.assert_allclose(got[0], (20, 10, 16, 12))        # first line: the initial box
@@ -83,7 +83,7 @@ def test_vptracker_keeps_previous_box_on_unusable_answers(tmp_path):
 
 def test_vptracker_request_is_the_released_prompt_template_and_outline(tmp_path):
     seq = make_sequence(tmp_path, n=2, language="  a red square ")
-    tracker = VPTrackerSOT(seq, OPTS)
+    tracker = VPTrackerSOTTracker(seq, OPTS)
     request = tracker.next_request()
     assert request.prompt == vptracker_prompt("a red square", "red", visual_prompt=True)
     template, search = request.images
@@ -102,27 +102,27 @@ def test_vptracker_maps_the_family_convention_back_to_frame_pixels(tmp_path):
     opts = TaskOptions(family="qwen2_vl")           # 0-1000 relative coordinates
     cmap = CoordMap.for_family("qwen2_vl", W, H)
     model_box = cmap.to_model((48, 16, 72, 40))
-    tracker = run_one(VPTrackerSOT(seq, opts), answers(vp(model_box)))
+    tracker = run_one(VPTrackerSOTTracker(seq, opts), answers(vp(model_box)))
     np.testing.assert_allclose(tracker.result()[1], (48, 16, 24, 24), atol=0.1)
 
 
 def test_vptracker_language_only_initialisation(tmp_path):
     seq = make_sequence(tmp_path, n=3, with_box=False)
-    tracker = VPTrackerSOT(seq, OPTS)
+    tracker = VPTrackerSOTTracker(seq, OPTS)
     first = tracker.next_request()
     assert first.prompt == vptracker_prompt("a red square", visual_prompt=False)
     assert [im.size for im in first.images] == [(W, H), (W, H)]
     run_one(tracker, answers(vp((10, 10, 30, 20)), "garbage", vp((12, 10, 32, 20))))
     np.testing.assert_allclose(tracker.result(), [(10, 10, 20, 10), (10, 10, 20, 10), (12, 10, 20, 10)])
     # an unusable first answer starts from the whole frame
-    other = run_one(VPTrackerSOT(make_sequence(tmp_path, "b", n=2, with_box=False), OPTS), answers("??"))
+    other = run_one(VPTrackerSOTTracker(make_sequence(tmp_path, "b", n=2, with_box=False), OPTS), answers("??"))
     np.testing.assert_allclose(other.result()[0], (0, 0, W, H))
 
 
 def test_batched_loop_sends_one_request_per_active_sequence_per_call(tmp_path):
     seqs = [make_sequence(tmp_path, f"s{i}", n=3 + i) for i in range(5)]
     engine = CallableEngine(lambda r: vp((20, 10, 36, 22)))
-    trackers = [VPTrackerSOT(s, OPTS) for s in seqs]
+    trackers = [VPTrackerSOTTracker(s, OPTS) for s in seqs]
     finished = []
     stats = run_batched(engine, trackers, concurrency=3, on_finish=lambda t: finished.append(t.name))
     assert max(engine.batch_sizes) == 3
@@ -135,7 +135,7 @@ def test_batched_loop_sends_one_request_per_active_sequence_per_call(tmp_path):
 def test_omnipt_sot_rounds_share_a_frame_and_carry_the_prior(tmp_path):
     seq = make_sequence(tmp_path, n=7)
     opts = TaskOptions(family="qwen2_5_vl", box_scale="abs", frames_per_sample=4)
-    tracker = OmniSOT(seq, opts)
+    tracker = OmniSOTTracker(seq, opts)
     first = tracker.next_request()
     assert first.images == seq.frames[0:4]
     assert "Track the object located at <bbox>20,10,16,12</bbox> in the first image." in first.prompt
@@ -160,7 +160,7 @@ def test_omnipt_sot_in_the_qwen_grammar_recovers_the_scripted_boxes(tmp_path):
         prompts.append(request.prompt)
         return script[len(prompts) - 1]
 
-    tracker = run_one(OmniSOT(seq, opts), CallableEngine(engine))
+    tracker = run_one(OmniSOTTracker(seq, opts), CallableEngine(engine))
     np.testing.assert_allclose(tracker.result(), [(20, 10, 16, 12), (22, 10, 16, 12), (22, 10, 16, 12),
                                                   (24, 12, 16, 12), (30, 20, 10, 10), (31, 20, 10, 10),
                                                   (31, 20, 10, 10)])
@@ -298,5 +298,5 @@ def test_smot_captions_follow_the_predicted_tracks(tmp_path):
 def test_a_finished_sequence_s_slot_is_refilled_in_the_same_step(tmp_path):
     seqs = [make_sequence(tmp_path, f"s{i}", n=n) for i, n in enumerate((2, 4, 4, 4))]
     engine = CallableEngine(lambda r: "garbage")
-    run_batched(engine, [VPTrackerSOT(s, OPTS) for s in seqs], concurrency=2)
+    run_batched(engine, [VPTrackerSOTTracker(s, OPTS) for s in seqs], concurrency=2)
     assert engine.batch_sizes == [2, 2, 2, 2, 1, 1]   # never a step below the limit while sequences wait

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from vptracker.datasets import load
-from vptracker.infer import get_task, make_engine, run_task, track_sot
+from vptracker.infer import make_engine, run_task, track_sot
 from vptracker.infer.common import truncate
+from vptracker.tasks import get_task
 
 pytestmark = pytest.mark.slow
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "infer"
@@ -49,7 +50,7 @@ def test_cli_tracks_real_otb_frames_with_a_tiny_model(tmp_path, tiny_model, shar
 
 
 def test_vptracker_special_tokens_are_single_tokens(tiny_model):
-    engine = make_engine(tiny_model, special_tokens=get_task("vptracker_sot").special_tokens, max_tokens=4,
+    engine = make_engine(tiny_model, special_tokens=get_task("vptracker_sot").contract().special_tokens, max_tokens=4,
                          max_pixels=50176)
     tokenizer = engine.swift.tokenizer
     for token in ("<ref>", "</ref>", "<template>", "</template>", "<search>", "</search>"):

@@ -27,7 +27,7 @@ from vptracker.datasets import load
 from vptracker.datasets.base import DatasetFormatError
 from vptracker.infer import CallableEngine, TaskOptions, run_batched
 from vptracker.infer.common import truncate
-from vptracker.infer.sot import VPTrackerSOT
+from vptracker.infer.sot import VPTrackerSOTTracker
 from vptracker.prompts import vptracker_prompt, vptracker_training_prompt
 from vptracker.tasks import get_task
 from vptracker.tasks.base import generate
@@ -293,7 +293,7 @@ def test_tracker_loop_equals_the_released_loop_on_real_frames(otb):
     def answer(request):
         requests.append(request)
         return PROBES[request.audit["frame"] - 1]
-    tracker = VPTrackerSOT(seq, TaskOptions(family="qwen3_vl", box_scale="abs"))
+    tracker = VPTrackerSOTTracker(seq, TaskOptions(family="qwen3_vl", box_scale="abs"))
     run_batched(CallableEngine(answer), [tracker], concurrency=1)
     current = xywh_to_xyxy(seq.target.boxes[0])
     frame0 = np.asarray(Image.open(seq.frames[0]).convert("RGB"))
@@ -315,9 +315,9 @@ def test_raw_language_goes_into_the_prompt(tmp_path):
     fx.write_tnl2k(tmp_path, "test", "s1", [(4, 4, 10, 8)] * 3, "x")
     (tmp_path / "test" / "s1" / "language.txt").write_bytes(b"  the bird \r\n")
     seq = load("tnl2k", tmp_path, split="test")[0]
-    request = VPTrackerSOT(seq, TaskOptions(family="qwen3_vl")).next_request()
+    request = VPTrackerSOTTracker(seq, TaskOptions(family="qwen3_vl")).next_request()
     assert request.prompt == INFER_TEXT.format(language="  the bird \n") + NOTE.format(color="red")
-    stripped = VPTrackerSOT(seq, TaskOptions(family="qwen3_vl", prompt_language="stripped")).next_request()
+    stripped = VPTrackerSOTTracker(seq, TaskOptions(family="qwen3_vl", prompt_language="stripped")).next_request()
     assert stripped.prompt == INFER_TEXT.format(language="the bird") + NOTE.format(color="red")
 
 

@@ -222,20 +222,20 @@ def _clip_phase(s: ModelShapes, clip: dict, cluster: Cluster, plan: Plan) -> Pha
     return phase
 
 
-IMAGES_PER_REQUEST = {"vptracker_sot": 2}
-
-
 def plan_infer(cfg: dict, cluster: Cluster, model: str | None = None,
                frame_size: tuple[int, int] = (1920, 1080)) -> Plan:
     """One inference worker's GPUs: the transformers engine on one GPU, or vLLM over tensor_parallel_size.
     Frames are taken to be ``frame_size`` (full HD by default), resized under ``options.max_pixels``."""
+    from vptracker.infer.common import TaskOptions
+    from vptracker.tasks import get_task
+
     s = resolve_model({"path": cfg.get("model")}, model or cfg.get("model"))
     opts = cfg.get("options") or {}
     task = cfg.get("task", "vptracker_sot")
-    images = IMAGES_PER_REQUEST.get(task) or int(opts.get("caption_frames" if task == "omnipt_caption"
-                                                          else "frames_per_sample", 16))
+    options = TaskOptions.from_dict(opts)   # unset (null) options take their defaults
+    images = get_task(task).tracking().images_per_request(options)
     width, height = frame_size
-    per_image = visual_tokens(width, height, int(opts.get("max_pixels") or 12845056), s.patch * s.merge)
+    per_image = visual_tokens(width, height, options.max_pixels, s.patch * s.merge)
     if opts.get("max_visual_tokens"):
         per_image = int(opts["max_visual_tokens"])
     seq = images * per_image + 512 + int(cfg.get("max_tokens", 256))  # 512: the prompt's words (upper bound)

@@ -227,9 +227,9 @@ def test_shard_markers_belong_to_their_run(tiny_model_factory, tmp_path, shared_
 def test_a_unit_another_process_holds_is_left_to_it(tmp_path):
     seqs = [make_sequence(tmp_path / "d", f"s{i}", n=3) for i in range(3)]
     out = tmp_path / "out"
-    from vptracker.infer.runner import get_task
+    from vptracker.tasks import get_task
 
-    held = try_lock(unit_lock_path(out, get_task("vptracker_sot").units(seqs)[1]))
+    held = try_lock(unit_lock_path(out, get_task("vptracker_sot").tracking().units(seqs)[1]))
     assert held is not None
     summary = run_task("vptracker_sot", CallableEngine(lambda r: "no"), seqs, out, OPTS, progress=False)
     assert summary.locked == ["s1"] and sorted(summary.finished) == ["s0", "s2"] and not summary.merged

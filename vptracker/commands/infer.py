@@ -4,6 +4,11 @@ Config form: ``vptracker infer --config configs/infer/vptracker_sot.yaml model=D
 Direct form: ``vptracker infer --task vptracker_sot --model DIR [--adapter DIR] --dataset otb --root DIR
 --out DIR [--shard i/n]``. Flags override the config file; ``key=value`` overrides override both.
 
+The task options a checkpoint was trained under come from its ``vptracker_contract.json`` (written
+by ``vptracker train``, see :mod:`vptracker.tasks.contract`): options the config leaves unset are
+filled from it, a set one that disagrees is an error (exit 2); a model without the file keeps the
+defaults below and says so.
+
 An output folder belongs to one run (see :mod:`vptracker.infer.run_folder`): a folder made with
 another model or other options is refused unless ``--force``. Model folders are data: one whose
 config files name their own code is refused unless ``--trust-remote-code``, which is recorded in
@@ -24,10 +29,10 @@ _FLAGS = ("task", "model", "adapter", "family", "backend", "dataset", "root", "s
 
 def add_arguments(parser) -> None:
     from vptracker.families import FAMILIES
+    from vptracker.tasks import trackable_tasks
 
     parser.add_argument("--config", help=f"YAML config (default: {REPO_CONFIGS / 'base.yaml'})")
-    parser.add_argument("--task", help="vptracker_sot | omnipt_sot | omnipt_mot | omnipt_rmot | omnipt_crmot | "
-                                       "omnipt_caption")
+    parser.add_argument("--task", help=" | ".join(trackable_tasks()))
     parser.add_argument("--model", help="model directory")
     parser.add_argument("--adapter", help="LoRA adapter directory")
     parser.add_argument("--family", choices=sorted(FAMILIES))
@@ -66,8 +71,14 @@ def resolve_config(args) -> dict:
     return apply_overrides(cfg, args.overrides)
 
 
-def _options(cfg: dict, family: str) -> dict:
+def _options(cfg: dict, family: str, task):
+    """The run's full task options and the contract they follow (the checkpoint's, else the task's
+    defaults): unset options come from the checkpoint's contract file, then from the defaults."""
+    from dataclasses import asdict
+
     from vptracker.families import get_family
+    from vptracker.infer.common import TaskOptions
+    from vptracker.infer.runner import resolve_options
 
     options = dict(cfg.get("options") or {})
     tokens = options.pop("max_visual_tokens", None)
@@ -78,7 +89,8 @@ def _options(cfg: dict, family: str) -> dict:
                              "is not set by a pixel budget (remove the option)")
         options["max_pixels"] = int(tokens) * factor ** 2
     options["family"] = family
-    return options
+    options, contract = resolve_options(task, options, cfg["model"], cfg.get("adapter"))
+    return asdict(TaskOptions.from_dict(options)), contract
 
 
 def _sequences(cfg: dict):
@@ -116,6 +128,7 @@ def describe_run(cfg: dict) -> dict:
     from vptracker.infer.engine import Decoding
     from vptracker.infer.run_folder import run_id, run_identity
     from vptracker.model_dir import check_model_dir
+    from vptracker.tasks import get_task
 
     if not cfg.get("model"):
         raise ValueError("missing model: pass --model DIR or model=DIR")
@@ -126,20 +139,23 @@ def describe_run(cfg: dict) -> dict:
     if Path(cfg["model"]).is_dir() or not cfg.get("family"):
         check_model_dir(cfg["model"], trust)   # before anything reads the folder: refuses folders naming code
     family = cfg.get("family") or detect_family(cfg["model"], trust)
-    options = _options(cfg, family)
+    task = get_task(cfg["task"])
+    task.tracking()   # a training-only task is refused here, before any model is read
+    options, contract = _options(cfg, family, task)
     decoding = Decoding.from_config(cfg).to_dict()
     identity = run_identity(cfg, family, options, decoding)
     return {"family": family, "options": options, "decoding": decoding, "trust_remote_code": trust,
-            "identity": identity, "run_id": run_id(identity)}
+            "identity": identity, "run_id": run_id(identity), "special_tokens": list(contract.special_tokens)}
 
 
 def run(args) -> int:
-    from vptracker.infer import CallableEngine, get_task, make_engine, merge, parse_shard, plan, run_task
+    from vptracker.infer import CallableEngine, make_engine, merge, parse_shard, plan, run_task
     from vptracker.infer.common import TaskOptions
     from vptracker.infer.engine import Decoding
     from vptracker.infer.outputs import atomic_write_text
     from vptracker.infer.run_folder import claim, shard_marker
-    from vptracker.infer.runner import images_per_request, is_finished
+    from vptracker.infer.runner import is_finished
+    from vptracker.tasks import get_task
 
     cfg = resolve_config(args)
     if not cfg.get("out"):
@@ -150,6 +166,7 @@ def run(args) -> int:
         print(f"merged {', '.join(str(p) for p in written.values()) or 'nothing (no finished units)'}")
         return 0
     task = get_task(cfg.get("task") or DEFAULT_TASK)
+    side = task.tracking()
     shard = parse_shard(cfg.get("shard"))
     run = describe_run(cfg)
     family, options = run["family"], run["options"]
@@ -158,7 +175,7 @@ def run(args) -> int:
 
         torch.set_num_threads(int(cfg["cpu_threads"]))
     sequences = _sequences(cfg)
-    all_units = task.units(sequences)
+    all_units = side.units(sequences)
     record = {**cfg, "task": task.name, **{k: run[k] for k in ("family", "options", "decoding", "trust_remote_code")},
               "run_id": run["run_id"], "identity": run["identity"]}
     state = claim(out, record, [rel for u in all_units for rel in u.outputs], force=bool(getattr(args, "force", False)))
@@ -171,14 +188,14 @@ def run(args) -> int:
     else:
         engine_kwargs = dict(cfg.get("engine_kwargs") or {})
         if (cfg.get("backend") or "transformers") == "vllm":
-            limit = images_per_request(task.name, TaskOptions.from_dict(options))
+            limit = side.images_per_request(TaskOptions.from_dict(options))
             engine_kwargs.setdefault("limit_mm_per_prompt", {"image": limit})
         engine = make_engine(
             cfg["model"], family, cfg.get("adapter"), cfg.get("backend") or "transformers",
             max_batch_size=int(cfg.get("max_batch_size") or concurrency),
             decoding=Decoding(**run["decoding"]), trust_remote_code=run["trust_remote_code"],
             min_pixels=int(options["min_pixels"]), max_pixels=int(options["max_pixels"]),
-            special_tokens=task.special_tokens, torch_dtype=cfg.get("torch_dtype"),
+            special_tokens=run["special_tokens"], torch_dtype=cfg.get("torch_dtype"),
             engine_kwargs=engine_kwargs)
     summary = run_task(task, engine, sequences, out, options, shard=shard, concurrency=concurrency,
                        loop=cfg.get("loop") or "batched", progress=bool(cfg.get("progress", True)))

@@ -2,7 +2,8 @@
 
 The video caption sees ``caption_frames`` frames spread evenly over the sequence. An instance
 caption sees up to ``caption_frames`` frames spread over the span where the person is tracked,
-starting on their first frame, whose box the query gives ("There is a people at <bbox> in the first
+starting on their first frame (the one rule the training rows use too:
+:func:`vptracker.tasks.contract.caption_frames`), whose box the query gives ("There is a people at <bbox> in the first
 image"). The persons are the ground-truth tracks, or with ``tracks_from`` the tracks an
 ``omnipt_mot`` run wrote (``<dir>/<seq>.txt``): SMOT scores a caption through the predicted
 track it describes.
@@ -19,6 +20,8 @@ from vptracker.datasets.base import Sequence, Track, tracks_from_rows
 from vptracker.infer.common import SequenceTracker, TaskOptions, frame_box, frame_number
 from vptracker.infer.engine import Request
 from vptracker.prompts import omnipt_instance_caption, omnipt_video_caption
+from vptracker.tasks.contract import caption_frames
+from vptracker.tasks.omnipt_common import usable_mask
 
 logger = logging.getLogger(__name__)
 
@@ -42,16 +45,6 @@ def predicted_tracks(seq: Sequence, results_dir: str | Path) -> list[Track]:
     return tracks_from_rows(t[inside], rows[inside, 1].astype(np.int64), rows[inside, 2:6], len(seq.frames))
 
 
-def spread(start: int, stop: int, count: int) -> list[int]:
-    """Up to ``count`` distinct frame indices evenly over ``[start, stop)``, always including ``start``."""
-    n = stop - start
-    if n <= 0:
-        return []
-    if n <= count:
-        return list(range(start, stop))
-    return sorted(set(np.rint(np.linspace(start, stop - 1, count)).astype(int).tolist()))
-
-
 class CaptionTracker(SequenceTracker):
     def __init__(self, seq: Sequence, options: TaskOptions):
         super().__init__(seq, options)
@@ -65,16 +58,15 @@ class CaptionTracker(SequenceTracker):
                 self._queue.append(("instance", int(track.id), request))
 
     def _video_request(self) -> Request:
-        idx = spread(0, len(self.seq.frames), self.options.caption_frames)
+        idx = caption_frames(0, len(self.seq.frames) - 1, self.options.caption_frames)
         return Request.user(omnipt_video_caption(len(idx)), [str(self.seq.frames[i]) for i in idx],
                             frames=idx, query="video_caption")
 
     def _instance_request(self, track) -> Request | None:
-        visible = [t for t in np.flatnonzero(track.visible)
-                   if frame_box(xywh_to_xyxy(track.boxes[t]), self.seq.width, self.seq.height) is not None]
-        if not visible:
+        visible = np.flatnonzero(usable_mask(track, self.seq.width, self.seq.height))   # as the training rows
+        if not len(visible):
             return None
-        idx = spread(int(visible[0]), int(visible[-1]) + 1, self.options.caption_frames)
+        idx = caption_frames(int(visible[0]), int(visible[-1]), self.options.caption_frames)
         first = frame_box(xywh_to_xyxy(track.boxes[idx[0]]), self.seq.width, self.seq.height)  # in the image
         box = render_box(self.cmap.to_model(first), self.cmap.decimals, self.options.grammar)
         return Request.user(omnipt_instance_caption(len(idx), box), [str(self.seq.frames[i]) for i in idx],

@@ -18,7 +18,7 @@ from vptracker.boxes import (
 )
 from vptracker.datasets.base import Sequence
 from vptracker.infer.loop import TrackerBase
-from vptracker.visual_prompt import TEMPLATE_SCALE, TEST_VP_SCALE, VP_COLOR
+from vptracker.visual_prompt import TEMPLATE_SCALE, TEST_VP_SCALE, VP_COLOR, VP_LINE_WIDTH
 
 
 @dataclass
@@ -33,6 +33,7 @@ class TaskOptions:
     vp_scale: float = TEST_VP_SCALE
     template_scale: float = TEMPLATE_SCALE
     vp_color: str = VP_COLOR
+    line_width: int = VP_LINE_WIDTH       # the outline's width, as the training rows drew it
     visual_prompt: bool = True
     # vptracker_sot: released (the released loop's rules) or the project's departures (README)
     answer_rule: str = "released"         # released: fenced JSON + check_bbox | tolerant: any form, clipped

@@ -1,8 +1,8 @@
 """Running a task over a dataset: units of work, shards, resume, progress and result files.
 
-A *unit* is what one tracker handles and what one set of result files holds: a sequence for SOT,
-MOT, RMOT (one expression over one video) and captions, a (scene, description) pair over all its
-views for CRMOT. A unit is finished when all its files exist (they are written atomically), so a
+The task (``vptracker.tasks.get_task(name)``, the one registry) says what its units are, how to
+track one and which files it writes (``Task.tracking()``, :mod:`vptracker.infer.units`); this module
+runs them. A unit is finished when all its files exist (they are written atomically), so a
 restarted run skips it. ``--shard i/n`` gives each worker a share of the units, longest first,
 balanced by frame count. A unit is tracked under a file lock (``.locks/``), so two processes on one
 output folder never track the same unit: the second skips it and says so.
@@ -10,150 +10,17 @@ output folder never track the same unit: the second skips it and says so.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from vptracker.datasets.base import Sequence
-from vptracker.infer.caption import CaptionTracker
 from vptracker.infer.common import TaskOptions
 from vptracker.infer.engine import Engine
 from vptracker.infer.locks import LOCKS_DIR, release, try_lock
 from vptracker.infer.loop import LoopStats, run_async, run_batched
-from vptracker.infer.multi import OmniMOT, OmniReferring
-from vptracker.infer.outputs import (
-    CAPTION_DIR,
-    atomic_write_text,
-    crmot_text,
-    json_text,
-    merge,
-    mot_text,
-    path_part,
-    safe_name,
-    sot_text,
-    write_responses_part,
-)
-from vptracker.infer.sot import OmniSOT, VPTrackerSOT
-
-
-@dataclass
-class Unit:
-    key: str
-    sequences: list[Sequence]
-    outputs: list[str]                 # paths relative to the output directory
-    language: str | None = None
-
-    @property
-    def frames(self) -> int:
-        return sum(len(s.frames) for s in self.sequences)
-
-
-@dataclass
-class Task:
-    name: str
-    units: Callable[[list[Sequence]], list[Unit]]
-    tracker: Callable[[Unit, TaskOptions], object]
-    write: Callable[[object, Unit, Path], None]
-    special_tokens: tuple[str, ...] = ()
-    # the box scale the training builders (vptracker/tasks) write answers in unless told otherwise
-    default_scale: str = "norm1000"
-
-
-def _per_sequence(suffix: str) -> Callable[[list[Sequence]], list[Unit]]:
-    def units(sequences):
-        return [Unit(s.name, [s], [f"{path_part(s.name)}{suffix}"]) for s in sequences]
-    return units
-
-
-def _rmot_units(sequences):
-    out = []
-    for s in sequences:
-        video = str(s.scene or s.name)
-        expression = str(s.expression or s.name)
-        rel = f"{path_part(video)}/predict.txt" if expression == video else \
-            f"{path_part(video)}/{path_part(expression)}/predict.txt"
-        out.append(Unit(s.name, [s], [rel], s.language))
-    return out
-
-
-def _crmot_units(sequences):
-    groups: dict[tuple[str, str], list[Sequence]] = {}
-    for s in sequences:
-        if not s.language:
-            raise ValueError(f"{s.dataset}/{s.name}: CRMOT needs a description (Sequence.language)")
-        scene = str(s.scene or s.name)
-        groups.setdefault((scene, s.language.strip()), []).append(s)
-    units = []
-    for (scene, description), views in sorted(groups.items()):
-        views = sorted(views, key=lambda v: str(v.view or v.name))
-        key = f"{scene}_{description}"
-        units.append(Unit(key, views, [f"{path_part(key)}/{path_part(str(v.view or v.name))}.txt" for v in views],
-                          description))
-    return units
-
-
-def _write_sot(tracker, unit: Unit, out_dir: Path) -> None:
-    atomic_write_text(out_dir / unit.outputs[0], sot_text(tracker.result()))
-
-
-def _write_mot(tracker, unit: Unit, out_dir: Path) -> None:
-    atomic_write_text(out_dir / unit.outputs[0], mot_text(tracker.rows(0)))
-
-
-def _write_rmot(tracker, unit: Unit, out_dir: Path) -> None:
-    atomic_write_text(out_dir / unit.outputs[0], mot_text(tracker.rows(0, image_index=True)))
-
-
-def _write_crmot(tracker, unit: Unit, out_dir: Path) -> None:
-    for v, rel in enumerate(unit.outputs):
-        atomic_write_text(out_dir / rel, crmot_text(tracker.rows(v)))
-
-
-def _write_caption(tracker, unit: Unit, out_dir: Path) -> None:
-    atomic_write_text(out_dir / unit.outputs[0], json_text(tracker.result(), indent=1) + "\n")
-
-
-TASKS: dict[str, Task] = {}
-
-
-def register_task(task: Task) -> Task:
-    TASKS[task.name] = task
-    return task
-
-
-def _vp_tokens():
-    from vptracker.prompts import VPTRACKER_SPECIAL_TOKENS
-    return tuple(VPTRACKER_SPECIAL_TOKENS)
-
-
-register_task(Task("vptracker_sot", _per_sequence(".txt"), lambda u, o: VPTrackerSOT(u.sequences[0], o), _write_sot,
-                   _vp_tokens(), default_scale="abs"))
-register_task(Task("omnipt_sot", _per_sequence(".txt"), lambda u, o: OmniSOT(u.sequences[0], o), _write_sot))
-register_task(Task("omnipt_mot", _per_sequence(".txt"), lambda u, o: OmniMOT(u.sequences[0], o), _write_mot))
-register_task(Task("omnipt_rmot", _rmot_units, lambda u, o: OmniReferring(u.key, u.sequences, u.language, o),
-                   _write_rmot))
-register_task(Task("omnipt_crmot", _crmot_units, lambda u, o: OmniReferring(u.key, u.sequences, u.language, o),
-                   _write_crmot))
-register_task(Task("omnipt_caption", lambda seqs: [Unit(s.name, [s], [f"{CAPTION_DIR}/{path_part(s.name)}.json"])
-                                                   for s in seqs],
-                   lambda u, o: CaptionTracker(u.sequences[0], o), _write_caption))
-
-
-def images_per_request(task: str, options: TaskOptions) -> int:
-    """The most images one request of ``task`` carries (vLLM reserves memory for that many)."""
-    if task == "vptracker_sot":
-        return 2
-    if task == "omnipt_caption":
-        return int(options.caption_frames)
-    if task == "omnipt_crmot":  # at least two frames per view; CRTrack has up to 4 views
-        return max(int(options.frames_per_sample), 8)
-    return int(options.frames_per_sample)
-
-
-def get_task(name: str) -> Task:
-    if name not in TASKS:
-        raise KeyError(f"unknown task {name!r}; expected one of {', '.join(sorted(TASKS))}")
-    return TASKS[name]
+from vptracker.infer.outputs import merge, safe_name, write_responses_part
+from vptracker.infer.units import Unit
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -201,20 +68,26 @@ def unit_lock_path(out_dir: Path, unit: Unit) -> Path:
     return out_dir / LOCKS_DIR / f"{safe_name(unit.key)}.lock"
 
 
-def run_task(task: str | Task, engine: Engine, sequences: Iterable[Sequence], out_dir: str | Path,
+def run_task(task, engine: Engine, sequences: Iterable[Sequence], out_dir: str | Path,
              options: TaskOptions | dict | None = None, *, shard: tuple[int, int] | str | None = None,
              concurrency: int = 16, loop: str = "batched", progress: bool = True,
-             merge_outputs: bool | None = None) -> RunSummary:
-    """Tracks every unfinished unit of this shard and writes its files as soon as it finishes."""
-    task = get_task(task) if isinstance(task, str) else task
-    options = _resolve_options(options, engine)
-    if options.box_scale is None:
-        options = replace(options, box_scale=task.default_scale)
+             merge_outputs: bool | None = None, model_dir: str | Path | None = None,
+             adapter: str | Path | None = None) -> RunSummary:
+    """Tracks every unfinished unit of this shard and writes its files as soon as it finishes.
+
+    ``task`` is a task name or a :class:`vptracker.tasks.Task`; with ``model_dir`` the checkpoint's
+    contract (``vptracker_contract.json``) fills the options it fixes (see :func:`resolve_options`).
+    """
+    from vptracker.tasks import get_task
+
+    definition = get_task(task) if isinstance(task, str) else task
+    side = definition.tracking()
+    options = _resolve_options(options, engine, definition, model_dir, adapter)
     shard = shard if isinstance(shard, tuple) else parse_shard(shard)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    all_units = task.units(list(sequences))
-    _check_unique_outputs(all_units, task.name)
+    all_units = side.units(list(sequences))
+    _check_unique_outputs(all_units, definition.name)
     units = plan(all_units, shard)
     todo = [u for u in units if not is_finished(u, out_dir)]
     summary = RunSummary(planned=len(units), skipped=len(units) - len(todo))
@@ -232,7 +105,7 @@ def run_task(task: str | Task, engine: Engine, sequences: Iterable[Sequence], ou
                 summary.skipped += 1
                 continue
             held[unit.key] = fd
-            tracker = task.tracker(unit, options)
+            tracker = side.tracker(unit, options)
             by_tracker[id(tracker)] = unit
             yield tracker
 
@@ -240,8 +113,8 @@ def run_task(task: str | Task, engine: Engine, sequences: Iterable[Sequence], ou
 
     def on_finish(tracker) -> None:
         unit = by_tracker.pop(id(tracker))
-        write_responses_part(out_dir, unit.key, tracker.responses, task.name)
-        task.write(tracker, unit, out_dir)   # outputs last: their existence marks the unit done
+        write_responses_part(out_dir, unit.key, tracker.responses, definition.name)
+        side.write(tracker, unit, out_dir)   # outputs last: their existence marks the unit done
         release(held.pop(unit.key, None))
         summary.finished.append(unit.key)
         if bar is not None:
@@ -279,12 +152,40 @@ def _check_unique_outputs(units: list[Unit], task: str) -> None:
             owner[rel] = unit.key
 
 
-def _resolve_options(options: TaskOptions | dict | None, engine) -> TaskOptions:
+def resolve_options(task, options: dict | None, model_dir=None, adapter=None) -> tuple[dict, object]:
+    """The task options of a run as a dict, and the contract they follow.
+
+    The checkpoint's contract (``vptracker_contract.json`` in ``model_dir`` / ``adapter`` or their
+    parent) fills every option it fixes that ``options`` leaves unset (None); a set one that
+    disagrees is a :class:`~vptracker.config.ConfigError`. Without a contract the inference
+    defaults stay (one log line says so) and the contract is the task's with its default options;
+    ``box_scale`` left unset becomes that contract's scale (what the builders write by default)."""
+    from vptracker.tasks import get_task
+    from vptracker.tasks.contract import apply_contract, contract_for
+
+    definition = get_task(task) if isinstance(task, str) else task
+    out = dict(options or {})
+    contract = None
+    if model_dir is not None or adapter is not None:
+        contract, path = contract_for(definition.name, model_dir, adapter)
+        if contract is not None:
+            out = apply_contract(out, contract, path)
+    contract = contract or definition.contract()
+    if out.get("box_scale") is None:
+        out["box_scale"] = contract.box_scale
+    return out, contract
+
+
+def _resolve_options(options: TaskOptions | dict | None, engine, task, model_dir=None, adapter=None) -> TaskOptions:
     """Box geometry must be the engine's: family and pixel limits come from it unless set."""
     if isinstance(options, TaskOptions):
         resolved = options
+        if model_dir is not None or adapter is not None:
+            resolved = TaskOptions.from_dict(resolve_options(task, _set_fields(options), model_dir, adapter)[0])
+        elif resolved.box_scale is None:
+            resolved = replace(resolved, box_scale=task.contract().box_scale)
     else:
-        data = dict(options or {})
+        data = resolve_options(task, options, model_dir, adapter)[0]
         for key in ("family", "min_pixels", "max_pixels"):
             if data.get(key) is None and getattr(engine, key, None) is not None:
                 data[key] = getattr(engine, key)
@@ -295,6 +196,14 @@ def _resolve_options(options: TaskOptions | dict | None, engine) -> TaskOptions:
             raise ValueError(f"task option {key}={ours!r} differs from the engine's {theirs!r}: boxes would be "
                              "mapped with a different geometry than the model sees")
     return resolved
+
+
+def _set_fields(options: TaskOptions) -> dict:
+    """The fields of ``options`` that differ from the defaults (what the caller set)."""
+    from dataclasses import asdict
+
+    default = asdict(TaskOptions())
+    return {k: v for k, v in asdict(options).items() if v != default[k]}
 
 
 def _progress_bar(total: int, done: int, enabled: bool):

@@ -50,7 +50,7 @@ class SOTTracker(SequenceTracker):
 ANSWER_RULES = ("released", "tolerant")
 
 
-class VPTrackerSOT(SOTTracker):
+class VPTrackerSOTTracker(SOTTracker):
     """The released VPTracker inference rule (SPEC section 4).
 
     Template: the square crop around the frame-1 box, fixed for the whole sequence. Search: frame t
@@ -112,6 +112,7 @@ class VPTrackerSOT(SOTTracker):
         else:
             prompt = test_time_prompt(xyxy_to_xywh(self._template_box), xyxy_to_xywh(self.boxes[-1]), W, H,
                                       opts.vp_scale, opts.vp_color, opts.template_scale, opts.visual_prompt)
+        prompt = replace(prompt, line_width=opts.line_width)   # as the training rows drew it (the contract)
         if prompt.outline is None:
             return prompt, search
         return prompt, render(search, search, prompt)[1]
@@ -161,7 +162,7 @@ class VPTrackerSOT(SOTTracker):
         self._keep_or(box)
 
 
-class OmniSOT(SOTTracker):
+class OmniSOTTracker(SOTTracker):
     """OmniPT SOT: rounds of ``frames_per_sample`` images, the last box of a round is the next prior."""
 
     def __init__(self, seq: Sequence, options: TaskOptions):

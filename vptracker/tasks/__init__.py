@@ -1,14 +1,21 @@
-"""Task sample builders, one module per task; importing this package registers them all.
+"""Tasks, one module each; importing this package registers them all in the one task registry.
+
+A task is one definition for training and inference: its builder (rows for ms-swift), and for a
+trackable task its tracking side (``Task.tracking()``: units, tracker, result files) and the
+contract both sides follow (``Task.contract()``, :mod:`vptracker.tasks.contract`).
+``get_task(name)`` is the only lookup.
 
 Adding a task: one file here with a :class:`~vptracker.tasks.base.Task` subclass decorated by
 ``@register_task("name")`` and one import line below.
 """
-from vptracker.tasks.base import Task, generate, get_task, register_task, tasks  # noqa: F401
-from vptracker.tasks import vptracker_sot  # noqa: F401,E402
-from vptracker.tasks import omnipt_sot  # noqa: F401,E402
-from vptracker.tasks import omnipt_mot  # noqa: F401,E402
-from vptracker.tasks import omnipt_rmot  # noqa: F401,E402
-from vptracker.tasks import omnipt_caption  # noqa: F401,E402
-from vptracker.tasks import pretext_reid  # noqa: F401,E402
-from vptracker.tasks import pretext_clip  # noqa: F401,E402
-from vptracker.tasks import grpo  # noqa: F401,E402
+from vptracker.tasks import (
+    grpo,  # noqa: F401
+    omnipt_caption,  # noqa: F401
+    omnipt_mot,  # noqa: F401
+    omnipt_rmot,  # noqa: F401
+    omnipt_sot,  # noqa: F401
+    pretext_clip,  # noqa: F401
+    pretext_reid,  # noqa: F401
+    vptracker_sot,  # noqa: F401
+)
+from vptracker.tasks.base import Task, Tracking, generate, get_task, register_task, tasks, trackable_tasks  # noqa: F401

@@ -16,24 +16,32 @@ from __future__ import annotations
 import itertools
 import random
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 import numpy as np
 
 from vptracker.datasets.base import Sequence
+from vptracker.tasks.options import NoOptions, defaults_of, make_options
 
 _TASKS: dict[str, type[Task]] = {}
 
 
 def register_task(*names: str):
+    """Registers a task class under ``names``; a name already taken is an error, not an overwrite."""
     def deco(cls):
+        for name in names:
+            if name in _TASKS and _TASKS[name] is not cls:
+                raise ValueError(f"task {name!r} is already registered (by {_TASKS[name].__module__}."
+                                 f"{_TASKS[name].__qualname__}); choose another name")
         for name in names:
             _TASKS[name] = cls
         cls.name = names[0]
+        if cls.trackable and "serves" not in vars(cls):   # a trackable task's rows train itself
+            cls.serves = cls.name
         return cls
     return deco
 
@@ -43,6 +51,12 @@ def tasks() -> list[str]:
     return sorted(_TASKS)
 
 
+def trackable_tasks() -> list[str]:
+    """The tasks that have a tracking side (``vptracker infer --task``)."""
+    import vptracker.tasks  # noqa: F401
+    return sorted(name for name, cls in _TASKS.items() if cls.trackable)
+
+
 def accepted_options(name: str) -> dict[str, Any]:
     """The options (with defaults) the task ``name`` accepts; empty for an unknown name."""
     import vptracker.tasks  # noqa: F401
@@ -50,29 +64,73 @@ def accepted_options(name: str) -> dict[str, Any]:
 
 
 def get_task(name: str, **options) -> Task:
+    """THE task lookup, for training (the builder) and inference (``.tracking()``, ``.contract()``)."""
     import vptracker.tasks  # noqa: F401
     if name not in _TASKS:
         raise KeyError(f"unknown task {name!r}; registered: {', '.join(sorted(_TASKS))}")
     return _TASKS[name](**options)
 
 
+@dataclass(frozen=True)
+class Tracking:
+    """The tracking side of a task (see :mod:`vptracker.infer.runner` for units, resume and shards).
+
+    ``units`` lists what one tracker handles (and the files it writes), ``tracker`` makes the tracker
+    of one unit from :class:`~vptracker.infer.common.TaskOptions`, ``write`` writes its result files,
+    ``images_per_request`` is the most images one request carries (vLLM reserves memory for them).
+    """
+
+    units: Callable[[list], list]
+    tracker: Callable[[Any, Any], Any]
+    write: Callable[[Any, Any, Path], None]
+    images_per_request: Callable[[Any], int]
+
+
 class Task:
-    """Base class: ``defaults`` lists every option a task accepts, with its default value."""
+    """Base class: ``Options`` (a dataclass, :mod:`vptracker.tasks.options`) declares every option a
+    task accepts with its type and default; ``defaults`` lists them. The values are converted and
+    checked when the task is made (``self.opts``, also set as attributes), so builders use them as is.
+
+    A trackable task sets ``trackable = True`` and defines ``tracking_side()`` (its
+    :class:`Tracking`); a training-only task (pretexts, grounding, GRPO variants) does not. A task
+    whose rows train a tracking task (``serves``: itself, or e.g. ``omnipt_sot`` for
+    ``omnipt_sot_grpo``) defines ``resolve_contract()``, what its rows and that tracking loop agree on.
+    """
 
     name = ""
-    defaults: dict[str, Any] = {}
+    Options: ClassVar[type] = NoOptions
+    defaults: ClassVar[dict[str, Any]] = {}
+    trackable: ClassVar[bool] = False
+    serves: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.defaults = defaults_of(cls.Options)
 
     def __init__(self, **options):
         unknown = sorted(set(options) - set(self.defaults))
         if unknown:
             raise ValueError(f"task {self.name}: unknown option(s) {unknown}; accepted: {sorted(self.defaults)}")
-        self.options = {**self.defaults, **options}
+        self.opts = make_options(self.Options, options, self.name)
+        self.options = {key: getattr(self.opts, key) for key in self.defaults}
         for key, value in self.options.items():
             setattr(self, key, value)
         self.validate()
 
     def validate(self) -> None:
         """Checks option values; raises ``ValueError`` naming the option."""
+
+    def tracking(self) -> Tracking:
+        """The tracking side; a training-only task refuses, naming the trackable ones."""
+        if not self.trackable:
+            raise ValueError(f"task {self.name} is training-only: it has no tracking side; tasks that track: "
+                             f"{', '.join(trackable_tasks())}")
+        return self.tracking_side()
+
+    def contract(self):
+        """The :class:`~vptracker.tasks.contract.TaskContract` of the tracking task these rows train
+        (``serves``) under this task's options, or None when they train none."""
+        return None if self.serves is None else self.resolve_contract()
 
     def index(self, sequences: list[Sequence]) -> Any:
         """A compact index of one source's sequences; raises ``ValueError`` if nothing is usable."""

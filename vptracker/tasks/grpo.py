@@ -61,6 +61,7 @@ def _grpo(base: type) -> type:
 
     class GRPOVariant(base):
         __doc__ = f"{base.__name__} rows, one per query, with that query's answer moved to ``solution``."
+        trackable = False   # trains the base task's tracking loop (``serves``), tracks nothing itself
 
         def sample(self, index, rng: random.Random):
             row = super().sample(index, rng)

@@ -2,70 +2,114 @@
 
 ``omnipt_video_caption``: ``frames`` images spread evenly over the whole video (32 by default, as
 the paper uses for semantic tasks), "Describe this video.", answered with the video caption.
-``omnipt_instance_caption``: images spread from the person's first visible frame to the end of
-the video; the first image carries the person's box; answered with that person's caption. Both
-enumerate every unit once (``samples: all``) or draw random units.
+``omnipt_instance_caption``: images spread over the person's span (first to last frame where they
+are visible in the image); the first image carries the person's box; answered with that person's
+caption. ``omnipt_caption`` writes both kinds, one video caption and one caption per person of each
+video, and is the task the caption tracker runs (``vptracker infer --task omnipt_caption``). The
+frames are picked by :func:`vptracker.tasks.contract.caption_frames`, the rule the tracker uses.
+Each enumerates every unit once (``samples: all``) or draws random units.
 """
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import numpy as np
 
 from vptracker.prompts import omnipt_instance_caption, omnipt_video_caption
-from vptracker.tasks.base import Task, chat, register_task
+from vptracker.tasks.base import Task, Tracking, chat, register_task
+from vptracker.tasks.contract import caption_frames
 from vptracker.tasks.omnipt_common import (
-    OMNIPT_DEFAULTS,
+    OmniPTOptions,
     box_text,
     frame_paths,
-    spread,
+    omnipt_contract,
     task_coord,
     usable_mask,
     validate_common,
 )
 
 
-@register_task("omnipt_video_caption")
-class VideoCaption(Task):
-    defaults = {**OMNIPT_DEFAULTS, "frames": 32}
+@dataclass(frozen=True)
+class CaptionOptions(OmniPTOptions):
+    frames: int = 32   # the paper's frames for the semantic tasks
+
+
+class _Captions(Task):
+    Options = CaptionOptions
+    serves = "omnipt_caption"
 
     def validate(self) -> None:
         validate_common(self)
 
-    def index(self, sequences):
-        out = [s for s in sequences if s.caption]
-        if not out:
-            raise ValueError(f"task {self.name}: no sequence has a video caption")
-        return out
+    def resolve_contract(self):
+        return omnipt_contract(self, caption_frames=self.frames)
 
-    def row(self, seq) -> dict:
-        frames = spread(0, len(seq) - 1, int(self.frames))
-        return {"messages": chat(omnipt_video_caption(len(frames)), seq.caption), "images": frame_paths(seq, frames)}
+    def video_units(self, sequences) -> list:
+        return [("video", s) for s in sequences if s.caption]
 
-    def sample(self, index, rng: random.Random) -> dict:
-        return self.row(index[rng.randrange(len(index))])
-
-    def enumerate(self, index):
-        for seq in index:
-            yield self.row(seq)
-
-
-@register_task("omnipt_instance_caption")
-class InstanceCaption(VideoCaption):
-    def index(self, sequences):
+    def instance_units(self, sequences) -> list:
         out = []
         for seq in sequences:
             for track in seq.tracks:
                 ok = np.flatnonzero(usable_mask(track, seq.width, seq.height))
                 if track.caption and len(ok):
-                    out.append((seq, track, int(ok[0])))
+                    out.append(("instance", (seq, track, int(ok[0]), int(ok[-1]))))
+        return out
+
+    def row(self, unit) -> dict:
+        kind, item = unit
+        if kind == "video":
+            frames = caption_frames(0, len(item) - 1, self.frames)
+            return {"messages": chat(omnipt_video_caption(len(frames)), item.caption),
+                    "images": frame_paths(item, frames)}
+        seq, track, first, last = item
+        frames = caption_frames(first, last, self.frames)
+        box = box_text(track, first, seq, task_coord(self, seq), self.grammar)
+        return {"messages": chat(omnipt_instance_caption(len(frames), box), track.caption),
+                "images": frame_paths(seq, frames)}
+
+    def sample(self, index, rng: random.Random) -> dict:
+        return self.row(index[rng.randrange(len(index))])
+
+    def enumerate(self, index):
+        for unit in index:
+            yield self.row(unit)
+
+
+@register_task("omnipt_video_caption")
+class VideoCaption(_Captions):
+    def index(self, sequences):
+        out = self.video_units(sequences)
+        if not out:
+            raise ValueError(f"task {self.name}: no sequence has a video caption")
+        return out
+
+
+@register_task("omnipt_instance_caption")
+class InstanceCaption(_Captions):
+    def index(self, sequences):
+        out = self.instance_units(sequences)
         if not out:
             raise ValueError(f"task {self.name}: no track has an instance caption")
         return out
 
-    def row(self, unit) -> dict:
-        seq, track, first = unit
-        frames = spread(first, len(seq) - 1, int(self.frames))
-        box = box_text(track, first, seq, task_coord(self, seq), self.grammar)
-        return {"messages": chat(omnipt_instance_caption(len(frames), box), track.caption),
-                "images": frame_paths(seq, frames)}
+
+@register_task("omnipt_caption")
+class Captions(_Captions):
+    trackable = True
+
+    def tracking_side(self) -> Tracking:
+        from vptracker.infer.caption import CaptionTracker
+        from vptracker.infer.units import CAPTION_UNITS, write_caption
+
+        return Tracking(CAPTION_UNITS, lambda unit, options: CaptionTracker(unit.sequences[0], options),
+                        write_caption, lambda options: int(options.caption_frames))
+
+    def index(self, sequences):
+        out = []
+        for seq in sequences:   # per video: its caption, then its persons', as the tracker asks them
+            out += self.video_units([seq]) + self.instance_units([seq])
+        if not out:
+            raise ValueError(f"task {self.name}: no sequence has a video or instance caption")
+        return out

@@ -1,6 +1,6 @@
 """What every OmniPT task shares: frame windows, the box scale of the model family, box texts.
 
-Options common to the OmniPT tasks (``OMNIPT_DEFAULTS``): ``frames`` per sample (2..32; the paper
+Options common to the OmniPT tasks (:class:`OmniPTOptions`): ``frames`` per sample (2..32; the paper
 uses 16, 32 for semantic tasks), ``stride`` between sampled frames, the model ``family`` and the
 box ``scale`` (``norm1000`` by default, the OmniPT answer grammar's normalised coordinates;
 ``family`` picks the family's own convention, e.g. Qwen2.5-VL's resized pixels), ``max_pixels``
@@ -13,23 +13,50 @@ rendered as ``<None>``.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
-from vptracker.boxes import GRAMMARS, SCALES, CoordMap, clip_xyxy, render_box, xywh_in_image, xywh_to_xyxy
+from vptracker.boxes import (
+    DEFAULT_MIN_PIXELS,
+    GRAMMARS,
+    SCALES,
+    CoordMap,
+    clip_xyxy,
+    render_box,
+    xywh_in_image,
+    xywh_to_xyxy,
+)
 from vptracker.datasets.base import Sequence, Track
 from vptracker.families import FAMILIES, get_family
+from vptracker.tasks.contract import TaskContract, resolve_scale
 
-OMNIPT_MAX_PIXELS = 28 * 28 * 646
-OMNIPT_DEFAULTS = {"frames": 16, "stride": 1, "family": "qwen2_5_vl", "scale": "norm1000",
-                   "max_pixels": OMNIPT_MAX_PIXELS, "grammar": "bbox"}
+OMNIPT_MAX_PIXELS = 28 * 28 * 646   # the paper's cap, for training and inference (the task contract)
+
+
+@dataclass(frozen=True)
+class BoxOptions:
+    """How a task writes boxes: the model family, the box scale and the grammar."""
+
+    family: str = "qwen2_5_vl"
+    scale: str = "norm1000"
+    max_pixels: int = OMNIPT_MAX_PIXELS
+    grammar: str = "bbox"
+
+
+@dataclass(frozen=True)
+class OmniPTOptions(BoxOptions):
+    """The options of the OmniPT video tasks: frames per sample and the stride between them."""
+
+    frames: int = 16
+    stride: int = 1
 
 
 def validate_common(task) -> None:
-    if not 2 <= int(task.frames) <= 32:
+    if not 2 <= task.frames <= 32:
         raise ValueError(f"task {task.name}: option frames={task.frames}, expected 2..32")
-    if int(task.stride) < 1:
+    if task.stride < 1:
         raise ValueError(f"task {task.name}: option stride={task.stride}, expected >= 1")
     validate_boxes(task)
 
@@ -51,6 +78,18 @@ def validate_boxes(task) -> None:
                          f"{task.family} was not pre-trained on; use grammar=bbox")
 
 
+def omnipt_contract(task, frames_per_sample: int | None = None, caption_frames: int | None = None) -> TaskContract:
+    """The contract of an OmniPT builder's rows: the paper's pixel cap applies to training and inference
+    alike (a tiling family has no pixel cap: None); ``min_pixels`` only where the boxes depend on it."""
+    scale = resolve_scale(task.family, task.scale)
+    resizes = get_family(task.family).resize_factor is not None
+    return TaskContract(task=task.serves, family=task.family, grammar=task.grammar, box_scale=scale,
+                        min_pixels=DEFAULT_MIN_PIXELS if scale == "resized" else None,
+                        max_pixels=task.max_pixels if resizes else None,
+                        train_max_pixels=task.max_pixels if resizes else None,
+                        frames_per_sample=frames_per_sample, caption_frames=caption_frames)
+
+
 @lru_cache(maxsize=4096)
 def coord_map(family: str, scale: str, width: int, height: int, max_pixels: int) -> CoordMap:
     scale = get_family(family).box_scale if scale == "family" else scale
@@ -60,7 +99,7 @@ def coord_map(family: str, scale: str, width: int, height: int, max_pixels: int)
 
 
 def task_coord(task, seq: Sequence) -> CoordMap:
-    return coord_map(task.family, task.scale, int(seq.width), int(seq.height), int(task.max_pixels))
+    return coord_map(task.family, task.scale, int(seq.width), int(seq.height), task.max_pixels)
 
 
 def usable(track: Track, t: int, width: int, height: int) -> bool:
@@ -101,11 +140,6 @@ def window(n_frames: int, frames: int, stride: int, rng: random.Random) -> list[
     stride = max(1, min(stride, (n_frames - 1) // max(frames - 1, 1)))
     start = rng.randint(0, n_frames - 1 - (frames - 1) * stride)
     return list(range(start, start + frames * stride, stride))
-
-
-def spread(first: int, last: int, frames: int) -> list[int]:
-    """``frames`` indices spread evenly over ``first..last`` (repeats when the span is short)."""
-    return np.linspace(first, last, frames).round().astype(int).tolist()
 
 
 def frame_paths(seq: Sequence, frames: list[int]) -> list[str]:

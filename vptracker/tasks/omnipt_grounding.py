@@ -16,7 +16,7 @@ import numpy as np
 from vptracker.prompts import omnipt_grounding
 from vptracker.tasks.base import Task, chat, register_task
 from vptracker.tasks.omnipt_common import (
-    OMNIPT_DEFAULTS,
+    BoxOptions,
     box_text,
     has_missing,
     task_coord,
@@ -27,7 +27,7 @@ from vptracker.tasks.omnipt_common import (
 
 @register_task("omnipt_grounding")
 class Grounding(Task):
-    defaults = {key: OMNIPT_DEFAULTS[key] for key in ("family", "scale", "max_pixels", "grammar")}
+    Options = BoxOptions
 
     def validate(self) -> None:
         validate_boxes(self)

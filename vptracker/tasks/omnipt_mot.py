@@ -27,12 +27,14 @@ from vptracker.prompts import (
     omnipt_mot_track,
     pretext_detection,
 )
-from vptracker.tasks.base import Task, register_task
+from vptracker.tasks.base import Task, Tracking, register_task
 from vptracker.tasks.omnipt_common import (
-    OMNIPT_DEFAULTS,
+    BoxOptions,
+    OmniPTOptions,
     frame_paths,
     has_missing,
     model_box,
+    omnipt_contract,
     task_coord,
     usable_mask,
     validate_boxes,
@@ -58,7 +60,7 @@ def mot_index(task, sequences: list[Sequence], min_frames: int) -> list[_MotEntr
 def draw_window(task, index: list[_MotEntry], rng: random.Random):
     """A random entry and a window of ``task.frames`` frames in it, or ``(None, None)`` to redraw."""
     entry = index[rng.randrange(len(index))]
-    frames = window(len(entry.seq), int(task.frames), int(task.stride), rng)
+    frames = window(len(entry.seq), task.frames, task.stride, rng)
     if frames is None or has_missing(entry.seq, frames):
         return None, None
     return entry, frames
@@ -68,17 +70,33 @@ def _boxes_text(boxes, decimals: int, grammar: str) -> str:
     return "".join(render_box(b, decimals, grammar) for b in boxes)
 
 
+@dataclass(frozen=True)
+class MOTOptions(OmniPTOptions):
+    max_objects: int = 30   # objects per query answer
+
+
 @register_task("omnipt_mot")
 class OmniPTMOT(Task):
-    defaults = {**OMNIPT_DEFAULTS, "max_objects": 30}
+    Options = MOTOptions
+    trackable = True
+
+    def tracking_side(self) -> Tracking:
+        from vptracker.infer.multi import OmniMOT
+        from vptracker.infer.units import per_sequence, write_mot
+
+        return Tracking(per_sequence(".txt"), lambda unit, options: OmniMOT(unit.sequences[0], options),
+                        write_mot, lambda options: int(options.frames_per_sample))
+
+    def resolve_contract(self):
+        return omnipt_contract(self, frames_per_sample=self.frames)
 
     def validate(self) -> None:
         validate_common(self)
-        if int(self.max_objects) < 1:
+        if self.max_objects < 1:
             raise ValueError(f"task {self.name}: option max_objects={self.max_objects}, expected >= 1")
 
     def index(self, sequences):
-        return mot_index(self, sequences, int(self.frames))
+        return mot_index(self, sequences, self.frames)
 
     def sample(self, index, rng: random.Random) -> dict | None:
         entry, frames = draw_window(self, index, rng)
@@ -91,7 +109,7 @@ class OmniPTMOT(Task):
             return None
         new = np.flatnonzero(~present[:, 0] & present[:, 1:].any(axis=1)).tolist()
         rng.shuffle(first)
-        first, new = first[: int(self.max_objects)], new[: int(self.max_objects)]
+        first, new = first[: self.max_objects], new[: self.max_objects]
         coord = task_coord(self, seq)
         d, g = coord.decimals, self.grammar
 
@@ -113,7 +131,7 @@ class OmniPTMOT(Task):
 
 @register_task("pretext_detection")
 class Detection(Task):
-    defaults = {key: OMNIPT_DEFAULTS[key] for key in ("family", "scale", "max_pixels", "grammar")}
+    Options = BoxOptions
 
     def validate(self) -> None:
         validate_boxes(self)

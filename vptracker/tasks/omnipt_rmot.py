@@ -19,12 +19,13 @@ import numpy as np
 
 from vptracker.boxes import render_trajectories
 from vptracker.prompts import omnipt_crmot, omnipt_rmot
-from vptracker.tasks.base import Task, chat, register_task
+from vptracker.tasks.base import Task, Tracking, chat, register_task
 from vptracker.tasks.omnipt_common import (
-    OMNIPT_DEFAULTS,
+    OmniPTOptions,
     frame_paths,
     has_missing,
     model_box,
+    omnipt_contract,
     task_coord,
     usable_mask,
     validate_common,
@@ -35,7 +36,19 @@ from vptracker.tasks.omnipt_mot import draw_window, mot_index
 
 @register_task("omnipt_rmot")
 class OmniPTRMOT(Task):
-    defaults = dict(OMNIPT_DEFAULTS)
+    Options = OmniPTOptions
+    trackable = True
+
+    def tracking_side(self) -> Tracking:
+        from vptracker.infer.multi import OmniReferring
+        from vptracker.infer.units import rmot_units, write_rmot
+
+        return Tracking(rmot_units, lambda unit, options: OmniReferring(unit.key, unit.sequences, unit.language,
+                                                                        options),
+                        write_rmot, lambda options: int(options.frames_per_sample))
+
+    def resolve_contract(self):
+        return omnipt_contract(self, frames_per_sample=self.frames)
 
     def validate(self) -> None:
         validate_common(self)
@@ -44,7 +57,7 @@ class OmniPTRMOT(Task):
         usable = [s for s in sequences if s.language]
         if not usable:
             raise ValueError(f"task {self.name}: no sequence has a referring expression")
-        return mot_index(self, usable, int(self.frames))
+        return mot_index(self, usable, self.frames)
 
     def sample(self, index, rng: random.Random) -> dict | None:
         entry, frames = draw_window(self, index, rng)
@@ -66,7 +79,20 @@ def frames_per_view(frames: int, n_views: int) -> int:
 
 @register_task("omnipt_crmot")
 class OmniPTCRMOT(Task):
-    defaults = dict(OMNIPT_DEFAULTS)
+    Options = OmniPTOptions
+    trackable = True
+
+    def tracking_side(self) -> Tracking:
+        from vptracker.infer.multi import OmniReferring
+        from vptracker.infer.units import crmot_units, write_crmot
+
+        # at least two frames per view; CRTrack has up to 4 views
+        return Tracking(crmot_units, lambda unit, options: OmniReferring(unit.key, unit.sequences, unit.language,
+                                                                         options),
+                        write_crmot, lambda options: max(int(options.frames_per_sample), 8))
+
+    def resolve_contract(self):
+        return omnipt_contract(self, frames_per_sample=self.frames)
 
     def validate(self) -> None:
         validate_common(self)
@@ -79,7 +105,7 @@ class OmniPTCRMOT(Task):
         out = []
         for key in sorted(groups):
             views = sorted(groups[key], key=lambda s: s.view)
-            if min(len(v) for v in views) >= frames_per_view(int(self.frames), len(views)):
+            if min(len(v) for v in views) >= frames_per_view(self.frames, len(views)):
                 out.append(views)
         if not out:
             raise ValueError(f"task {self.name}: no (scene, description) with views long enough for "
@@ -88,8 +114,8 @@ class OmniPTCRMOT(Task):
 
     def sample(self, index, rng: random.Random) -> dict | None:
         views = index[rng.randrange(len(index))]
-        per_view = frames_per_view(int(self.frames), len(views))
-        frames = window(min(len(v) for v in views), per_view, int(self.stride), rng) if per_view > 1 else \
+        per_view = frames_per_view(self.frames, len(views))
+        frames = window(min(len(v) for v in views), per_view, self.stride, rng) if per_view > 1 else \
             [rng.randrange(min(len(v) for v in views))]
         if frames is None or any(has_missing(v, frames) for v in views):
             return None

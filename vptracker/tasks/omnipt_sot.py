@@ -22,13 +22,14 @@ import numpy as np
 from vptracker.boxes import render_box, render_trajectory
 from vptracker.datasets.base import Sequence, Track
 from vptracker.prompts import omnipt_sot, pretext_location
-from vptracker.tasks.base import Task, chat, register_task
+from vptracker.tasks.base import Task, Tracking, chat, register_task
 from vptracker.tasks.omnipt_common import (
-    OMNIPT_DEFAULTS,
+    OmniPTOptions,
     box_text,
     clipped_box,
     frame_paths,
     has_missing,
+    omnipt_contract,
     task_coord,
     trajectory,
     usable_mask,
@@ -45,7 +46,7 @@ class _Start:
 
 
 def _span(task) -> int:
-    return (int(task.frames) - 1) * int(task.stride)
+    return (task.frames - 1) * task.stride
 
 
 def track_starts(task, sequences: list[Sequence]) -> list[_Start]:
@@ -79,17 +80,38 @@ def jittered(box: tuple, jitter: float, width: float, height: float, rng: random
     return x1, y1, min(max(cx + w / 2, x1 + 1.0), width), min(max(cy + h / 2, y1 + 1.0), height)
 
 
+@dataclass(frozen=True)
+class SOTOptions(OmniPTOptions):
+    prior_jitter: float = 0.0
+
+
+@dataclass(frozen=True)
+class LocationOptions(SOTOptions):
+    disappear_ratio: float = 0.3
+
+
 @register_task("omnipt_sot")
 class OmniPTSOT(Task):
-    defaults = {**OMNIPT_DEFAULTS, "prior_jitter": 0.0}
+    Options = SOTOptions
+    trackable = True
+
+    def tracking_side(self) -> Tracking:
+        from vptracker.infer.sot import OmniSOTTracker
+        from vptracker.infer.units import per_sequence, write_sot
+
+        return Tracking(per_sequence(".txt"), lambda unit, options: OmniSOTTracker(unit.sequences[0], options),
+                        write_sot, lambda options: int(options.frames_per_sample))
+
+    def resolve_contract(self):
+        return omnipt_contract(self, frames_per_sample=self.frames)
 
     def validate(self) -> None:
         validate_common(self)
-        if not 0.0 <= float(self.prior_jitter) < 1.0:
+        if not 0.0 <= self.prior_jitter < 1.0:
             raise ValueError(f"task {self.name}: option prior_jitter={self.prior_jitter}, expected 0 <= value < 1")
 
     def prior_text(self, entry, t: int, coord, rng: random.Random) -> str | None:
-        jitter = float(self.prior_jitter)
+        jitter = self.prior_jitter
         if not jitter:
             return box_text(entry.track, t, entry.seq, coord, self.grammar)
         seq = entry.seq
@@ -103,7 +125,7 @@ class OmniPTSOT(Task):
         entry = entries[rng.randrange(len(entries))]
         pool = entry.leaving if leaving else entry.starts
         t0 = int(pool[rng.randrange(len(pool))])
-        frames = list(range(t0, t0 + _span(self) + 1, int(self.stride)))
+        frames = list(range(t0, t0 + _span(self) + 1, self.stride))
         return (None, None) if has_missing(entry.seq, frames) else (entry, frames)
 
     def sample(self, index, rng: random.Random) -> dict | None:
@@ -120,11 +142,13 @@ class OmniPTSOT(Task):
 
 @register_task("pretext_location")
 class LocationPrediction(OmniPTSOT):
-    defaults = {**OMNIPT_DEFAULTS, "prior_jitter": 0.0, "disappear_ratio": 0.3}
+    Options = LocationOptions
+    trackable = False   # a mid-training pretext: its rows train no tracking loop
+    serves = None
 
     def validate(self) -> None:
         super().validate()
-        if not 0.0 <= float(self.disappear_ratio) <= 1.0:
+        if not 0.0 <= self.disappear_ratio <= 1.0:
             raise ValueError(f"task {self.name}: option disappear_ratio={self.disappear_ratio}, expected 0..1")
 
     def index(self, sequences):
@@ -133,7 +157,7 @@ class LocationPrediction(OmniPTSOT):
 
     def sample(self, index, rng: random.Random) -> dict | None:
         entries, leavers = index
-        leave = bool(leavers) and rng.random() < float(self.disappear_ratio)
+        leave = bool(leavers) and rng.random() < self.disappear_ratio
         entry, frames = self._pick(leavers if leave else entries, rng, leaving=leave)
         if entry is None:
             return None

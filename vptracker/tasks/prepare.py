@@ -17,7 +17,9 @@ Config (``configs/data/*.yaml``; every path comes from the config or a ``key=val
         samples: {train: 1000000, val: 10000}   # per output split: a count, or ``all`` (each unit once)
 
 Writes ``<out>/<split>-<job>-NNNNN.jsonl`` and ``<out>/card.json`` (counts per job, task and
-source, the resolved config, the seed, and the damaged frames found when ``verify_frames`` is on). Each (job, split) draws from its own seed derived from
+source, the resolved config, the seed, the damaged frames found when ``verify_frames`` is on, and
+``contracts``: per tracking task, the :class:`~vptracker.tasks.contract.TaskContract` its rows were
+written under; jobs that train one task under two contracts are refused before anything is read). Each (job, split) draws from its own seed derived from
 the config seed, so adding a job does not change the rows of another; each shard draws from its
 own generator, so the files are the same whatever the number of workers.
 
@@ -44,6 +46,7 @@ from vptracker.datasets import available, load
 from vptracker.datasets.base import Sequence
 from vptracker.datasets.frames import mark_damaged
 from vptracker.tasks.base import ShardWriter, accepted_options, generate, get_task
+from vptracker.tasks.contract import merge_contracts
 from vptracker.tasks.lengths import LengthBudget
 
 STAGING = ".prepare-partial"
@@ -149,6 +152,19 @@ def check_config(config: dict) -> None:
                        shared if isinstance(shared, dict) else {}, errors)
     if errors:
         raise ConfigError("\n".join(errors))
+    job_contracts(config)
+
+
+def job_contracts(config: dict) -> dict:
+    """``{tracking task: contract}`` over every job (the card's ``contracts``); two jobs training one
+    task under different contracts (e.g. two box scales) are a :class:`ConfigError`."""
+    contracts: dict = {}
+    shared = config.get("task_options") or {}
+    for job_name, job in config["jobs"].items():
+        contract = get_task(job["task"], **_job_options(job, shared)).contract()
+        if contract is not None:
+            merge_contracts(contracts, {contract.task: contract}, f"data config: jobs.{job_name}")
+    return contracts
 
 
 def _check_job(job_name: str, job: Any, roots: dict, shared: dict, errors: list[str]) -> None:
@@ -259,7 +275,8 @@ def prepare(config: dict, progress: bool | None = None) -> dict:
     if staging.exists():  # left by a killed run: nothing in it was ever listed by a card
         shutil.rmtree(staging)
     cache = SourceCache(config.get("roots"), bool(config.get("verify_frames", False)))
-    card: dict[str, Any] = {"seed": seed, "config": config, "outputs": {}, "totals": {}}
+    card: dict[str, Any] = {"seed": seed, "config": config, "outputs": {}, "totals": {},
+                            "contracts": {task: c.to_dict() for task, c in sorted(job_contracts(config).items())}}
     shared_options = dict(config.get("task_options") or {})
     for job_name, job in jobs.items():
         where = f"jobs.{job_name}"

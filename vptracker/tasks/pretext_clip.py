@@ -9,14 +9,20 @@ captions per row (``first`` keeps the first).
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from vptracker.prompts import clip_image_query, clip_text_query
 from vptracker.tasks.base import Task, register_task
 
 
+@dataclass(frozen=True)
+class ClipOptions:
+    caption: str = "first"
+
+
 @register_task("pretext_clip")
 class ClipPairs(Task):
-    defaults = {"caption": "first"}
+    Options = ClipOptions
 
     def validate(self) -> None:
         if self.caption not in ("first", "random"):

@@ -9,6 +9,7 @@ image in ``crops``, which the ms-swift plugin cuts at load time. Answer: "Candid
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,12 +19,19 @@ from vptracker.tasks.base import Task, chat, register_task
 from vptracker.tasks.omnipt_common import usable_mask
 
 
+@dataclass(frozen=True)
+class ReIDOptions:
+    negatives: int = 3     # candidates besides the positive
+    min_gap: int = 10      # frames between the anchor and the positive, when the track allows
+    min_size: float = 8    # pixels: smaller people are not used
+
+
 @register_task("pretext_reid")
 class ReID(Task):
-    defaults = {"negatives": 3, "min_gap": 10, "min_size": 8}
+    Options = ReIDOptions
 
     def validate(self) -> None:
-        if int(self.negatives) < 1:
+        if self.negatives < 1:
             raise ValueError(f"task {self.name}: option negatives={self.negatives}, expected >= 1")
 
     def index(self, sequences):
@@ -35,8 +43,8 @@ class ReID(Task):
                 frames = np.flatnonzero(mask).astype(np.int32)
                 if len(frames) >= 2:
                     people.append((seq, track, frames))
-        if len(people) < int(self.negatives) + 1:
-            raise ValueError(f"task {self.name}: fewer than {int(self.negatives) + 1} people to draw from")
+        if len(people) < self.negatives + 1:
+            raise ValueError(f"task {self.name}: fewer than {self.negatives + 1} people to draw from")
         by_seq: dict[int, list[int]] = {}
         for i, (seq, _, _) in enumerate(people):
             by_seq.setdefault(id(seq), []).append(i)
@@ -51,11 +59,11 @@ class ReID(Task):
         a = rng.randrange(len(people))
         seq, _, frames = people[a]
         t_anchor = int(frames[rng.randrange(len(frames))])
-        far = frames[np.abs(frames - t_anchor) >= int(self.min_gap)]
+        far = frames[np.abs(frames - t_anchor) >= self.min_gap]
         pool = far if len(far) else frames[frames != t_anchor]
         t_pos = int(pool[rng.randrange(len(pool))])
         same = [i for i in by_seq[id(seq)] if i != a]
-        k = int(self.negatives)
+        k = self.negatives
         negatives = rng.sample(same, min(len(same), (k + 1) // 2))
         for _ in range(20 * k):  # the rest from all people: mostly other videos
             if len(negatives) == k:

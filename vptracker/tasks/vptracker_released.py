@@ -87,9 +87,9 @@ def released_index(sequences: list[Sequence], task) -> list[ReleasedEntry]:
         idx = np.where(visible, np.arange(n), -1)
         language = raw_language(seq)
         if task.prompt_text == "sampler":
-            prompt = vptracker_training_prompt(language, task.color, bool(task.visual_prompt))
+            prompt = vptracker_training_prompt(language, task.color, task.visual_prompt)
         else:
-            prompt = vptracker_prompt(language, task.color, bool(task.visual_prompt), strip_language=True)
+            prompt = vptracker_prompt(language, task.color, task.visual_prompt, strip_language=True)
         entries.append(ReleasedEntry(seq.frames, xyxy, visible, np.maximum.accumulate(idx),
                                      templates, regions, prompt,
                                      seq.width, seq.height, missing))
@@ -118,15 +118,15 @@ def released_sample(index: list[ReleasedEntry], task, rng: random.Random) -> dic
     visible = bool(entry.visible[s])
     outline = None
     if task.visual_prompt:
-        scale = rng.randint(int(task.scale_range[0]), int(task.scale_range[1]))
+        scale = rng.randint(task.scale_range[0], task.scale_range[1])
         around = s if visible or task.absent_outline == "annotated" else int(entry.last_visible[s])
         outline, _ = released.training_outline(entry.boxes[around].tolist(), scale, entry.width, entry.height,
-                                               float(task.inbbox_ratio), rng)
+                                               task.inbbox_ratio, rng)
     answer = render_vptracker_released(_answer_box(entry.boxes[s], entry.width, entry.height, task.scale),
-                                       visible, outline_note=bool(task.visual_prompt))
+                                       visible, outline_note=task.visual_prompt)
     return {
         "messages": chat(entry.prompt, answer),
         "images": [entry.frames[t], entry.frames[s]],
         "visual_prompt": {"template_region": entry.regions[t].tolist(), "outline": None if outline is None else list(outline),
-                          "color": task.color, "line_width": int(task.line_width), "geometry": "released"},
+                          "color": task.color, "line_width": task.line_width, "geometry": "released"},
     }

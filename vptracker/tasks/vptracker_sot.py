@@ -21,15 +21,24 @@ image; an absent target answers ``"visible": "no"``, ``[0, 0, 0, 0]``.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from vptracker.boxes import SCALES, CoordMap, clip_xyxy, render_vptracker, xywh_in_image, xywh_to_xyxy
+from vptracker.boxes import (
+    DEFAULT_MIN_PIXELS,
+    SCALES,
+    CoordMap,
+    clip_xyxy,
+    render_vptracker,
+    xywh_in_image,
+    xywh_to_xyxy,
+)
 from vptracker.datasets.base import Sequence
 from vptracker.families import get_family
-from vptracker.prompts import PROMPT_TEXTS, vptracker_prompt, vptracker_training_prompt
-from vptracker.tasks.base import Task, chat, register_task
+from vptracker.prompts import PROMPT_TEXTS, VPTRACKER_SPECIAL_TOKENS, vptracker_prompt, vptracker_training_prompt
+from vptracker.tasks.base import Task, Tracking, chat, register_task
+from vptracker.tasks.contract import TaskContract
 from vptracker.tasks.vptracker_released import (
     ABSENT_OUTLINES,
     RELEASED_SCALES,
@@ -48,7 +57,8 @@ from vptracker.visual_prompt import (
     training_centre,
 )
 
-VISUAL_TOKENS_PER_IMAGE = 1024  # the released recipe's cap; sets max_pixels for the 'resized' scale
+# the released recipe's cap at training (train.sh IMAGE_MAX_TOKEN_NUM=1024); its inference sets none
+VISUAL_TOKENS_PER_IMAGE = 1024
 
 
 @dataclass
@@ -74,14 +84,52 @@ def usable_frames(seq: Sequence) -> np.ndarray:
     return ok
 
 
+@dataclass(frozen=True)
+class VPTrackerOptions:
+    scale: str = "abs"                  # the answer box scale (boxes.SCALES)
+    family: str = "qwen3_vl"
+    max_pixels: int | None = None       # the training cap; None: VISUAL_TOKENS_PER_IMAGE tokens
+    visual_prompt: bool = True
+    template_scale: float = TEMPLATE_SCALE
+    scale_range: list[int] = field(default_factory=lambda: list(TRAIN_SCALE_RANGE))
+    inbbox_ratio: float = INBBOX_RATIO
+    color: str = VP_COLOR
+    line_width: int = VP_LINE_WIDTH
+    max_gap: int | None = None          # the most frames between template and search (project rule)
+    sampling: str = "released"          # SAMPLINGS
+    prompt_text: str = "sampler"        # PROMPT_TEXTS
+    absent_outline: str = "annotated"   # ABSENT_OUTLINES
+
+
 @register_task("vptracker_sot")
 class VPTrackerSOT(Task):
-    defaults = {
-        "scale": "abs", "family": "qwen3_vl", "max_pixels": None, "visual_prompt": True,
-        "template_scale": TEMPLATE_SCALE, "scale_range": list(TRAIN_SCALE_RANGE), "inbbox_ratio": INBBOX_RATIO,
-        "color": VP_COLOR, "line_width": VP_LINE_WIDTH, "max_gap": None,
-        "sampling": "released", "prompt_text": "sampler", "absent_outline": "annotated",
-    }
+    Options = VPTrackerOptions
+    trackable = True
+
+    def tracking_side(self) -> Tracking:
+        from vptracker.infer.sot import VPTrackerSOTTracker
+        from vptracker.infer.units import per_sequence, write_sot
+
+        return Tracking(per_sequence(".txt"), lambda unit, options: VPTrackerSOTTracker(unit.sequences[0], options),
+                        write_sot, lambda options: 2)   # the template crop and the search frame
+
+    def train_max_pixels(self) -> int | None:
+        """The cap the training images are resized under (None for a family that tiles)."""
+        factor = get_family(self.family).resize_factor
+        if self.max_pixels:
+            return self.max_pixels
+        return VISUAL_TOKENS_PER_IMAGE * factor ** 2 if factor else None
+
+    def resolve_contract(self) -> TaskContract:
+        # Answers in original-frame pixels or 0-1000 do not depend on the resize, so inference keeps
+        # its own pixel limits (the released loop sets none); 'resized' answers need the same resize.
+        resized = self.scale == "resized"
+        return TaskContract(
+            task=self.serves, family=self.family, grammar="vptracker_json", box_scale=self.scale,
+            min_pixels=DEFAULT_MIN_PIXELS if resized else None,
+            max_pixels=self.train_max_pixels() if resized else None, train_max_pixels=self.train_max_pixels(),
+            special_tokens=VPTRACKER_SPECIAL_TOKENS, vp_color=self.color, line_width=self.line_width,
+            template_scale=self.template_scale, visual_prompt=self.visual_prompt)
 
     def validate(self) -> None:
         if self.scale not in SCALES:
@@ -96,23 +144,18 @@ class VPTrackerSOT(Task):
         lo, hi = self.scale_range
         if not (1 <= int(lo) <= int(hi)):
             raise ValueError(f"task vptracker_sot: option scale_range={self.scale_range}, expected [lo, hi] with 1 <= lo <= hi")
-        if not 0.0 <= float(self.inbbox_ratio) <= 1.0:
+        if not 0.0 <= self.inbbox_ratio <= 1.0:
             raise ValueError(f"task vptracker_sot: option inbbox_ratio={self.inbbox_ratio}, expected 0..1")
-        if self.max_gap is not None and int(self.max_gap) < 1:
+        if self.max_gap is not None and self.max_gap < 1:
             raise ValueError(f"task vptracker_sot: option max_gap={self.max_gap}, expected >= 1")
 
     def _prompt(self, language: str) -> str:
         if self.prompt_text == "sampler":
-            return vptracker_training_prompt(language, self.color, bool(self.visual_prompt))
-        return vptracker_prompt(language, self.color, bool(self.visual_prompt), strip_language=True)
+            return vptracker_training_prompt(language, self.color, self.visual_prompt)
+        return vptracker_prompt(language, self.color, self.visual_prompt, strip_language=True)
 
     def _coord(self, width: int, height: int) -> CoordMap:
-        if self.scale == "resized":
-            # a family without a pixel-multiple resize is refused by for_family, naming it
-            factor = get_family(self.family).resize_factor or 1
-            max_pixels = self.max_pixels or VISUAL_TOKENS_PER_IMAGE * factor ** 2
-            return CoordMap.for_family(self.family, width, height, "resized", max_pixels=max_pixels)
-        return CoordMap(self.scale, width, height)
+        return self.contract().coord_map(width, height)   # for_family refuses 'resized' for a tiling family
 
     def index(self, sequences: list[Sequence]) -> list:
         if self.sampling == "released":
@@ -141,7 +184,7 @@ class VPTrackerSOT(Task):
         t = int(entry.templates[rng.randrange(len(entry.templates))])
         last = len(entry.frames) - 1
         if self.max_gap is not None:
-            last = min(last, t + int(self.max_gap))
+            last = min(last, t + self.max_gap)
         s = rng.randint(t + 1, last)
         if s in entry.missing:
             return None
@@ -155,7 +198,7 @@ class VPTrackerSOT(Task):
         outline = None
         if self.visual_prompt:
             ref = entry.boxes[s if visible else int(entry.last_usable[s])].tolist()
-            scale = rng.randint(int(self.scale_range[0]), int(self.scale_range[1]))
+            scale = rng.randint(self.scale_range[0], self.scale_range[1])
             centre, _ = training_centre(ref, scale, rng, self.inbbox_ratio)
             outline = outline_region(ref, scale, W, H, centre)
             if outline[2] <= outline[0] or outline[3] <= outline[1]:  # jittered off the image
@@ -170,5 +213,5 @@ class VPTrackerSOT(Task):
             "messages": chat(entry.prompt, answer),
             "images": [entry.frames[t], entry.frames[s]],
             "visual_prompt": {"template_region": list(region), "outline": outline, "color": self.color,
-                              "line_width": int(self.line_width), "geometry": "project"},
+                              "line_width": self.line_width, "geometry": "project"},
         }

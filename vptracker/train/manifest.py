@@ -5,6 +5,10 @@ git commit (and whether the tree had uncommitted changes), the data card of ever
 (the ``card.json`` that ``vptracker prepare`` writes) with row counts, the cluster shape, where the
 stage resumed from, whether ``trust_remote_code`` was allowed (and what the check of the model
 folder found), and its status. Chaining reads ``status`` and ``output`` to skip finished stages.
+
+The task contracts of the data cards (:mod:`vptracker.tasks.contract`) are gathered here too; the
+runner writes them as ``vptracker_contract.json`` into the stage folder, swift's output folder
+(next to its ``args.json``, so every ``checkpoint-N`` finds it in its parent) and the final weights.
 """
 from __future__ import annotations
 
@@ -64,6 +68,26 @@ def data_cards(files: list[str]) -> list[dict[str, Any]]:
                 entry["card_error"] = f"{card}: {err}"
         cards.append(entry)
     return cards
+
+
+def stage_contracts(data: list[dict[str, Any]], stage: str) -> tuple[dict, list[str]]:
+    """``({task: TaskContract}, card paths)`` over the data cards of a stage; one task trained under
+    two contracts is an error naming the stage."""
+    from vptracker.tasks.contract import merge_contracts, read_card_contracts
+
+    contracts: dict = {}
+    sources: list[str] = []
+    for entry in data:
+        card = entry.get("card")
+        if not isinstance(card, dict):
+            continue
+        where = str(Path(entry["path"]).parent / "card.json")
+        found = read_card_contracts(card, where)
+        if found:
+            merge_contracts(contracts, found, f"stage {stage}: {where}")
+            if where not in sources:
+                sources.append(where)
+    return contracts, sources
 
 
 def now() -> str:

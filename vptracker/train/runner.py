@@ -24,6 +24,7 @@ from pathlib import Path
 
 from vptracker.plan import Cluster
 from vptracker.plan_run import check_before_run
+from vptracker.tasks.contract import write_contract_file
 from vptracker.tasks.lengths import check_cards
 from vptracker.train.commands import (
     Command,
@@ -34,7 +35,7 @@ from vptracker.train.commands import (
     single_node_env,
     visible_gpus,
 )
-from vptracker.train.manifest import new_manifest, now, read_manifest, write_manifest
+from vptracker.train.manifest import new_manifest, now, read_manifest, stage_contracts, write_manifest
 from vptracker.train.stages import (
     OMNIPT_STAGES,
     StageConfig,
@@ -157,6 +158,7 @@ def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = 
                             _datasets_for_manifest(cfg), env, model_check)
     swift_args = cfg.get("swift") or {}  # refuse rows ms-swift would drop silently (vptracker/tasks/lengths.py)
     check_cards(manifest["data"], swift_args.get("max_length"), cfg.name, swift_args.get("max_pixels"), echo)
+    contracts, sources = _contracts(cfg, manifest, echo)
     # a "complete" stage whose output was deleted reruns every command (training resumes at its end)
     keep = not force and previous.get("status") != "complete"
     done = set(previous.get("completed", [])) if keep else set()
@@ -164,6 +166,9 @@ def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = 
     manifest["runs"] = previous.get("runs", 0) + 1
     if rank0:
         write_manifest(stage_dir, manifest)
+        if contracts:   # checkpoints find it in their parent folder while training runs
+            for folder in {stage_dir, *(c.output_dir for c in commands if c.role == "train")}:
+                write_contract_file(folder, contracts, sources)
     for cmd in commands:
         if cmd.role in done:
             continue
@@ -193,9 +198,52 @@ def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = 
         manifest["completed"] = sorted(done)
     if not rank0:
         return output
+    if contracts and output.is_dir():   # the final weights carry it even when copied elsewhere
+        write_contract_file(output, contracts, sources)
     manifest.update(status="complete", finished=now(), output=str(output.resolve()))
     write_manifest(stage_dir, manifest)
     return output
+
+
+def _contracts(cfg: StageConfig, manifest: dict, echo: Callable[[str], None]) -> tuple[dict, list[str]]:
+    """The task contracts of the stage's data (recorded in the manifest); the special tokens they
+    name must be ones the stage adds (``swift.new_special_tokens``), else the prompts would be split
+    into pieces the model never saw as tokens."""
+    contracts, sources = stage_contracts(manifest["data"], cfg.name)
+    if not contracts:
+        echo(f"# {cfg.name}: no data card carries a task contract (rows not written by `vptracker prepare`): "
+             "the checkpoint carries none, and `vptracker infer` will use its defaults")
+        return contracts, sources
+    manifest["contracts"] = {task: c.to_dict() for task, c in sorted(contracts.items())}
+    swift = cfg.get("swift") or {}
+    listed = list(swift.get("new_special_tokens") or [])
+    for task, contract in sorted(contracts.items()):
+        missing = [t for t in contract.special_tokens if t not in listed]
+        if missing:
+            raise StageConfigError(f"{cfg.name}: the {task} rows ({', '.join(sources)}) use special tokens "
+                                   f"{list(contract.special_tokens)} (their contract) but swift.new_special_tokens "
+                                   f"lists {listed}: add {missing}")
+        cap = _stage_max_pixels(swift, contract.family)
+        if cap is None or contract.train_max_pixels is None or cap == contract.train_max_pixels:
+            continue
+        message = (f"{cfg.name}: the stage resizes images under {cap} pixels but the {task} rows were written for "
+                   f"{contract.train_max_pixels} (their contract, {', '.join(sources)})")
+        if contract.box_scale == "resized":   # their answers are pixels of the other resize: every box off
+            raise StageConfigError(f"{message}; their answers are in resized pixels: prepare them with "
+                                   f"max_pixels={cap} or train with swift.max_pixels={contract.train_max_pixels}")
+        echo(f"# {message}; their {contract.box_scale} boxes do not depend on it, the images the model sees do")
+    return contracts, sources
+
+
+def _stage_max_pixels(swift: dict, family: str) -> int | None:
+    """The pixel cap a stage trains under: swift's max_pixels, else qwen-vl-utils' IMAGE_MAX_TOKEN_NUM."""
+    from vptracker.families import get_family
+
+    if swift.get("max_pixels"):
+        return int(swift["max_pixels"])
+    tokens = (swift.get("model_kwargs") or {}).get("IMAGE_MAX_TOKEN_NUM")
+    factor = get_family(family).resize_factor
+    return int(tokens) * factor ** 2 if tokens and factor else None
 
 
 def chain_stages(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
