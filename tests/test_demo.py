@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +159,31 @@ def test_quick_mot_demo_runs_the_four_stages_the_mot_loop_and_trackeval(tmp_path
     assert summary["hota_baseline"] > 0  # ground-truth boxes on the first frame at least
     assert f"HOTA trained {summary['hota_trained']:.2f} vs untrained {summary['hota_untrained']:.2f}" in report
     assert (out / "demo.log").is_file() and "demo.log" in report
+
+
+def test_table6_rows_share_their_first_stages(tmp_path, monkeypatch):
+    """table6=true trains each distinct stage prefix once: 6 stage runs for the paper's 4 rows (not
+    11), each from the weights of the prefix before it, each prefix in its own run folder."""
+    import vptracker.train.runner as runner
+    from vptracker.demo import mot
+
+    calls = []
+
+    def fake_run_stage(stage, overrides, **_):
+        over = dict(o.split("=", 1) for o in overrides)
+        calls.append((stage, over.get("init"), over["run_dir"]))
+        return tmp_path / f"w{len(calls)}"
+
+    monkeypatch.setattr(runner, "run_stage", fake_run_stage)
+    cfg = demo_config(False, ["task=omnipt_mot"])
+    files = {s: [f"{s}.jsonl"] for s in mot.SHORT}
+    done = mot.train_rows(cfg, tmp_path / "base", files, tmp_path, print, None, mot.TABLE6)
+    assert [c[0] for c in calls] == ["stage1_format_grpo", "stage3_sft", "stage2_midtrain", "stage3_sft",
+                                     "stage4_iou_grpo", "stage4_iou_grpo"]
+    w = {i + 1: str(tmp_path / f"w{i + 1}") for i in range(6)}
+    assert [c[1] for c in calls] == [None, w[1], w[1], w[3], w[2], w[4]]
+    assert [Path(c[2]).name for c in calls] == ["from-base", "from-s1", "from-s1", "from-s1-s2", "from-s1-s3",
+                                                "from-s1-s2-s3"]
+    assert {k: v[0].name for k, v in done.items()} == {"SFT": "w2", "MT+SFT": "w4", "SFT+RL": "w5",
+                                                       "MT+SFT+RL": "w6"}
+    assert [mot.label(r[1]) for r in mot.TABLE6] == [r[0] for r in mot.TABLE6]

@@ -20,6 +20,15 @@ from vptracker.prompts import no_objects_answer
 
 BENCHMARK = "MOT17"  # gt rows with flag 1 and class 1: TrackEval's MOT17 preprocessing keeps them all
 GRPO_STAGES = ("stage1_format_grpo", "stage4_iou_grpo")
+SHORT = {"stage1_format_grpo": "s1", "stage2_midtrain": "s2", "stage3_sft": "s3", "stage4_iou_grpo": "s4"}
+# The paper's Table 6 (stage ablation; MOT HOTA of the paper's model): label, stages, paper HOTA.
+# Stage 1 (format RL) runs in every row: the paper calls it necessary and leaves it out of the table.
+TABLE6 = (
+    ("SFT", ("stage1_format_grpo", "stage3_sft"), 47.38),
+    ("MT+SFT", ("stage1_format_grpo", "stage2_midtrain", "stage3_sft"), 51.89),
+    ("SFT+RL", ("stage1_format_grpo", "stage3_sft", "stage4_iou_grpo"), 48.63),
+    ("MT+SFT+RL", ("stage1_format_grpo", "stage2_midtrain", "stage3_sft", "stage4_iou_grpo"), 56.40),
+)
 FIELDS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1")
 
 
@@ -32,7 +41,7 @@ def make_data(cfg: dict, out: Path) -> Path:
                      people=int(d["people"]))
 
 
-def prepare_rows(cfg: dict, root: Path, out: Path) -> dict[str, list[str]]:
+def prepare_rows(cfg: dict, root: Path, out: Path, stages: list[str]) -> dict[str, list[str]]:
     """One job per stage that runs: the rows each stage trains on, from the real builders."""
     from vptracker.tasks.prepare import prepare
 
@@ -42,7 +51,7 @@ def prepare_rows(cfg: dict, root: Path, out: Path) -> dict[str, list[str]]:
     tasks = {"stage1_format_grpo": ["omnipt_mot_grpo"], "stage2_midtrain": ["pretext_detection", "pretext_location"],
              "stage3_sft": ["omnipt_mot"], "stage4_iou_grpo": ["omnipt_mot_grpo"]}
     jobs = {}
-    for stage in cfg["stages"]:
+    for stage in stages:
         for task in tasks[stage]:
             opts = {k: v for k, v in options.items() if task != "pretext_detection" or k in ("scale", "family")}
             jobs[f"{stage}-{task}"] = {"task": task, "options": opts, "sources": source,
@@ -50,21 +59,34 @@ def prepare_rows(cfg: dict, root: Path, out: Path) -> dict[str, list[str]]:
     config = {"seed": int(cfg["seed"]), "out": str(out / "prepared"), "workers": 1, "jobs": jobs}
     card = prepare(config, progress=False)
     folder = Path(config["out"])
-    files: dict[str, list[str]] = {stage: [] for stage in cfg["stages"]}
+    files: dict[str, list[str]] = {stage: [] for stage in stages}
     for job in jobs:
         files[job.split("-", 1)[0]] += [str(folder / f) for f in card["outputs"]["train"][job]["files"]]
     return files
 
 
-def train(cfg: dict, model_dir: Path, files: dict[str, list[str]], out: Path, echo, stream) -> Path:
-    """Runs the chosen stages in order, each from the previous one's weights; returns the last."""
+def train(cfg: dict, model_dir: Path, files: dict[str, list[str]], out: Path, echo, stream,
+          stages: tuple[str, ...] | None = None, trained: dict | None = None) -> Path:
+    """Runs ``stages`` (default: the config's) in order, each from the previous one's weights;
+    returns the last. ``trained`` (Table 6 mode) maps a stage prefix to ``(weights, stage_dir)``
+    already trained, so rows that share a prefix train it once; each prefix then gets its own
+    run folder (``runs/from-<earlier stages>/<stage>``)."""
     from vptracker.train.runner import run_stage
 
+    stages = tuple(stages or cfg["stages"])
     weights = model_dir
-    for stage in cfg["stages"]:
+    for i, stage in enumerate(stages):
+        prefix = stages[: i + 1]
+        if trained is not None and prefix in trained:
+            weights = trained[prefix][0]
+            continue
         s = cfg[stage]
         steps = int(s["max_steps"])
-        overrides = p._model_overrides(cfg, model_dir, out) + [
+        run_dir = out / "runs"
+        if trained is not None:
+            run_dir = run_dir / ("from-" + ("-".join(SHORT[x] for x in prefix[:-1]) or "base"))
+        overrides = [o for o in p._model_overrides(cfg, model_dir, out) if not o.startswith("run_dir=")] + [
+            f"run_dir={run_dir}",
             f"dataset={p._list(files[stage])}", f"swift.max_steps={steps}",
             f"swift.per_device_train_batch_size={s['batch_size']}", f"swift.learning_rate={s['learning_rate']}",
             f"swift.lr_scheduler_type={s['lr_scheduler']}", f"swift.warmup_ratio={s.get('warmup_ratio', 0.0)}",
@@ -81,7 +103,20 @@ def train(cfg: dict, model_dir: Path, files: dict[str, list[str]], out: Path, ec
         if stage == "stage2_midtrain":
             overrides.append("kind=sft")  # pretexts only: no captioned crops for the CLIP phase
         weights = run_stage(stage, overrides, echo=echo, force=True, stream=stream)
+        if trained is not None:
+            trained[prefix] = (weights, run_dir / stage)
     return weights
+
+
+def train_rows(cfg: dict, model_dir: Path, files: dict[str, list[str]], out: Path, echo, stream,
+               rows) -> dict[str, tuple[Path, dict[str, Path]]]:
+    """Table 6 mode: trains every row, sharing prefixes; ``{label: (weights, {stage: stage_dir})}``."""
+    trained: dict = {}
+    done = {}
+    for label, stages, _ in rows:
+        weights = train(cfg, model_dir, files, out, echo, stream, stages, trained)
+        done[label] = (weights, {s: trained[stages[: i + 1]][1] for i, s in enumerate(stages)})
+    return done
 
 
 def track(cfg: dict, model_dir: Path, sequences, results: Path) -> Path:
@@ -115,6 +150,13 @@ def score(root: Path, results: Path) -> dict:
     return evaluate_mot(root / "test", results, benchmark=BENCHMARK)
 
 
+def label(stages) -> str:
+    """A row's name in Table 6's terms: MT (stage 2), SFT (stage 3), RL (stage 4); stage 1 is implied."""
+    names = [n for stage, n in (("stage2_midtrain", "MT"), ("stage3_sft", "SFT"), ("stage4_iou_grpo", "RL"))
+             if stage in stages]
+    return "+".join(names) or "format RL only"
+
+
 def in_grammar(answer: str) -> bool:
     """An answer of the three queries in the trained grammar: boxes / trajectories of exact
     ``<bbox>`` and ``<None>`` slots, or the no-object sentence."""
@@ -138,17 +180,38 @@ def run_steps(cfg: dict, out: Path, quick: bool, log) -> dict:
     root = steps.step("synthetic data", make_data, cfg, out)
     test = load("synthetic_mot", root, "test")
     model_dir = steps.step("tiny model", p.make_model, cfg, out)
-    files = steps.step("prepare rows", prepare_rows, cfg, root, out)
+    rows = TABLE6 if cfg.get("table6") else ((label(cfg["stages"]), tuple(cfg["stages"]), None),)
+    if cfg.get("table6") and tuple(cfg["stages"]) not in [r[1] for r in rows]:
+        raise ValueError(f"table6=true: stages={cfg['stages']} is not a row of Table 6 "
+                         f"({', '.join(r[0] for r in TABLE6)}); leave stages at its default")
+    needed = [s for s in SHORT if any(s in r[1] for r in rows)]
+    files = steps.step("prepare rows", prepare_rows, cfg, root, out, needed)
     results = out / "results"
     hold_first_frame(test, results / "hold_first_frame")
     steps.step("track (untrained)", track, cfg, model_dir, test, results / "untrained")
-    final = steps.step("stages " + " -> ".join(cfg["stages"]), train, cfg, model_dir, files, out, log.echo,
-                       log.stage_output)
-    steps.step("track (trained)", track, cfg, final, test, results / "trained")
+    if cfg.get("table6"):
+        done = steps.step("stages of Table 6's rows", train_rows, cfg, model_dir, files, out, log.echo,
+                          log.stage_output, rows)
+    else:
+        final = steps.step("stages " + " -> ".join(cfg["stages"]), train, cfg, model_dir, files, out, log.echo,
+                           log.stage_output)
+        done = {rows[0][0]: (final, {s: out / "runs" / s for s in cfg["stages"]})}
+    main = label(cfg["stages"])
+    for name, (weights, _) in done.items():
+        folder = "trained" if name == main else f"row-{name}"
+        steps.step(f"track ({'trained' if name == main else name})", track, cfg, weights, test, results / folder)
     scores = {name: score(root, results / name)["COMBINED"] for name in ("hold_first_frame", "untrained", "trained")}
     summary = {f"{f.lower()}_{short}": round(scores[name][f], 2) for f in FIELDS
                for short, name in (("trained", "trained"), ("untrained", "untrained"),
                                    ("baseline", "hold_first_frame"))}
+    if cfg.get("table6"):
+        table = []
+        for name, stages, paper in rows:
+            got = scores["trained"] if name == main else score(root, results / f"row-{name}")["COMBINED"]
+            table.append({"row": name, "stages": list(stages), "paper_mot_hota": paper,
+                          **{f.lower(): round(got[f], 2) for f in FIELDS},
+                          "parse_rate": round(parse_rate(results / ("trained" if name == main else f"row-{name}")), 2)})
+        summary["table6"] = table
     summary.update(parse_rate_before=round(parse_rate(results / "untrained"), 2),
                    parse_rate_after=round(parse_rate(results / "trained"), 2),
                    margin_over_baseline=round(scores["trained"]["HOTA"] - scores["hold_first_frame"]["HOTA"], 2),
@@ -156,9 +219,9 @@ def run_steps(cfg: dict, out: Path, quick: bool, log) -> dict:
                    task="omnipt_mot", stages=list(cfg["stages"]), quick=quick, benchmark=BENCHMARK,
                    num_sequences=len(test), step_seconds=steps.times, total_seconds=steps.total)
     curves = []
-    for stage in cfg["stages"]:
+    for stage, stage_dir in done[main][1].items():
         key = "reward" if stage in GRPO_STAGES else "loss"
-        pts = log_points(out / "runs" / stage, key)
+        pts = log_points(stage_dir, key)
         (out / "plots").mkdir(exist_ok=True)
         path = plot_training(pts, out / "plots" / f"{stage}_curve.png", key)
         if path is not None:
@@ -186,6 +249,13 @@ def write_report(out: Path, summary: dict, scores: dict, cfg: dict, curves: list
              "## MOT results", "", "| tracker | " + " | ".join(FIELDS) + " |",
              "|---|" + "---:|" * len(FIELDS)]
     lines += [f"| {names[k]} | " + " | ".join(f"{v[f]:.2f}" for f in FIELDS) + " |" for k, v in scores.items()]
+    if summary.get("table6"):
+        lines += ["", "## Table 6 at toy scale (which stages run; stage 1 in every row)", "",
+                  "| row | stages | HOTA | DetA | AssA | MOTA | IDF1 | parse % | paper MOT HOTA |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [f"| {r['row']} | {' -> '.join(SHORT[s] for s in r['stages'])} | "
+                  + " | ".join(f"{r[f.lower()]:.2f}" for f in FIELDS) + f" | {r['parse_rate']:.0f} | "
+                  f"{r['paper_mot_hota']:.2f} |" for r in summary["table6"]]
     lines += ["", "## Training", ""]
     for stage, key, path, pts in curves:
         lines.append(f"- {stage}: {len(pts)} logged points of {key}, first {pts[0][1]:.3f}, last {pts[-1][1]:.3f} "
