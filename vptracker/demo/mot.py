@@ -125,10 +125,13 @@ def track(cfg: dict, model_dir: Path, sequences, results: Path) -> Path:
 
     i = cfg["infer"]
     engine = make_engine(model_dir, cfg["model"]["family"], max_batch_size=int(i["batch_size"]),
-                         max_tokens=int(i["max_tokens"]), torch_dtype="float32")
+                         max_tokens=int(i["max_tokens"]), torch_dtype="float32",
+                         **p.contract_pixels("omnipt_mot", model_dir))
     options = {"family": cfg["model"]["family"], "box_scale": cfg["prepare"]["scale"],
                "frames_per_sample": int(cfg["task_options"]["frames"])}
-    run_task("omnipt_mot", engine, sequences, results, options, concurrency=int(i["batch_size"]), progress=True)
+    # model_dir: a trained checkpoint's task contract (vptracker_contract.json) is read and checked
+    run_task("omnipt_mot", engine, sequences, results, options, concurrency=int(i["batch_size"]), progress=True,
+             model_dir=model_dir)
     return results
 
 

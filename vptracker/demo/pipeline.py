@@ -220,6 +220,17 @@ def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Pa
 
 # --------------------------------------------------------------------------- inference and scores
 
+def contract_pixels(task: str, model_dir: Path) -> dict:
+    """The image size limits a trained checkpoint's task contract fixes (none for an untrained model),
+    so the engine resizes frames as the training rows were resized."""
+    from vptracker.tasks.contract import contract_for
+
+    contract, _ = contract_for(task, model_dir)
+    if contract is None:
+        return {}
+    return {k: getattr(contract, k) for k in ("min_pixels", "max_pixels") if getattr(contract, k) is not None}
+
+
 def track(cfg: dict, model_dir: Path, sequences, results: Path) -> Path:
     """Runs the real batched SOT loop of ``cfg['task']``; writes ``<seq>.txt`` + ``responses.jsonl``."""
     from vptracker.infer.engine import make_engine
@@ -228,12 +239,13 @@ def track(cfg: dict, model_dir: Path, sequences, results: Path) -> Path:
     i = cfg["infer"]
     engine = make_engine(model_dir, cfg["model"]["family"], max_batch_size=int(i["batch_size"]),
                          max_tokens=int(i["max_tokens"]), special_tokens=VPTRACKER_SPECIAL_TOKENS,
-                         torch_dtype="float32")
+                         torch_dtype="float32", **contract_pixels(cfg["task"], model_dir))
     options = {"family": cfg["model"]["family"], "box_scale": cfg["prepare"]["scale"]}
     if "frames" in (cfg["task_options"] or {}):
         options["frames_per_sample"] = int(cfg["task_options"]["frames"])
+    # model_dir: a trained checkpoint's task contract (vptracker_contract.json) is read and checked
     track_sot(engine, sequences, results, task=cfg["task"], options=options,
-              concurrency=int(i["batch_size"]), progress=True)
+              concurrency=int(i["batch_size"]), progress=True, model_dir=model_dir)
     return results
 
 
