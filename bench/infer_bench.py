@@ -32,17 +32,37 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 OTB = REPO.parent / "shared" / "data" / "otb"
 
-from vptracker.boxes import FAMILY_FACTOR, smart_resize
+from vptracker.boxes import smart_resize
 from vptracker.config import load_config
 from vptracker.datasets.base import Sequence, Track
+from vptracker.families import get_family
 from vptracker.infer import CallableEngine, TaskOptions, get_task, make_engine, run_batched
 from vptracker.infer.common import truncate
 
 TASK_CONFIGS = ("vptracker_sot", "omnipt_sot", "omnipt_mot", "omnipt_rmot", "omnipt_caption")
 
 
-def otb_sequences(count: int, frames: int, tmp: Path) -> tuple[list[Sequence], str]:
-    """``count`` sequences of ``frames`` real OTB frames (consecutive windows of the three videos)."""
+def upscaled(seq: Sequence, factor: float, folder: Path) -> Sequence:
+    """The sequence with its frames (and boxes) scaled by ``factor``: a benchmark mixes frame sizes, as
+    TNL2K's 480p to 1080p videos do, and a batch pads every prompt to its longest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for t, path in enumerate(seq.frames):
+        with Image.open(path) as im:
+            im.convert("RGB").resize((round(seq.width * factor), round(seq.height * factor))).save(folder / f"{t:04d}.jpg")
+        paths.append(str(folder / f"{t:04d}.jpg"))
+    tracks = [Track(tr.id, np.asarray(tr.boxes, float) * factor, tr.visible) for tr in seq.tracks]
+    return Sequence(seq.name, seq.dataset, paths, round(seq.width * factor), round(seq.height * factor), tracks,
+                    language=seq.language)
+
+
+def otb_sequences(count: int, frames: int, tmp: Path, mixed: float = 0.0) -> tuple[list[Sequence], str]:
+    """``count`` sequences of ``frames`` real OTB frames (consecutive windows of the three videos);
+    ``mixed``: every other one upscaled by that factor."""
+    if OTB.is_dir() and mixed:
+        out, source = otb_sequences(count, frames, tmp)
+        out = [upscaled(seq, mixed, tmp / f"up{k:02d}") if k % 2 else seq for k, seq in enumerate(out)]
+        return out, source + f", every other one upscaled {mixed}x"
     if OTB.is_dir():
         from vptracker.datasets import load
 
@@ -87,7 +107,7 @@ def generated_sequence(folder: Path, frames: int, width: int, height: int) -> Se
 
 def visual_tokens_per_frame(family: str, sequence: Sequence) -> dict[str, float]:
     """Visual tokens the model processes per tracked frame, for each task's released config."""
-    factor = FAMILY_FACTOR[family]
+    factor = get_family(family).resize_factor
     out = {}
     for task in TASK_CONFIGS:
         cfg = load_config(REPO / "configs" / "infer" / f"{task}.yaml")
@@ -118,16 +138,48 @@ def fps(stats) -> float:
     return stats.requests / stats.wall_s if stats.wall_s else 0.0
 
 
+def build_model(args, tmp: Path) -> Path:
+    """The model the bench runs: ``--model``, a preset's real widths (``--preset``) or a tiny one."""
+    if args.model:
+        return Path(args.model)
+    if args.preset:
+        from vptracker.qwen_tokenizer import find_tokenizer
+        from vptracker.tiny_model import make_real_width_model
+
+        tokenizer = find_tokenizer()   # the real Qwen tokenizer when setup wrote it, else the small BPE
+        print(f"building {args.preset} widths with {args.layers} LLM / {args.vision_depth or 2} ViT layers, "
+              f"tokenizer {tokenizer or 'small BPE (real Qwen tokenizer not built)'}", flush=True)
+        return make_real_width_model(args.preset, tmp / "model", args.layers, args.vision_depth or 2,
+                                     tokenizer_dir=tokenizer)
+    from vptracker.tiny_model import make_tiny_model
+
+    return make_tiny_model(args.family, tmp / "model", args.hidden, args.layers, args.vision_depth or 2)
+
+
+def phase_line(name: str, stats, phases: dict | None) -> str:
+    """Seconds per tracked frame in each part of the model (``--profile``), and the rest of the call."""
+    if phases is None:
+        return ""
+    per = max(stats.requests, 1)
+    model_s = sum(v for k, v in phases.items() if k != "padding")
+    parts = ", ".join(f"{k} {v / per:.3f}" for k, v in phases.items() if k != "padding")
+    return (f"  {name} s/frame: {parts}, rest of the engine call {(stats.engine_s - model_s) / per:.3f}, "
+            f"outside the engine {(stats.wall_s - stats.engine_s) / per:.3f}; prefill padding {phases['padding']:.1%}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="model directory (default: build a tiny random model)")
-    parser.add_argument("--family", default="qwen2_5_vl", choices=sorted(FAMILY_FACTOR))
+    parser.add_argument("--model", help="model directory (default: build a random model)")
+    parser.add_argument("--preset", help="build the random model at this preset's real widths and vocabulary "
+                                         "(configs/models/, e.g. qwen2_5_vl_3b) with --layers / --vision-depth layers")
+    parser.add_argument("--family", default="qwen2_5_vl", choices=("qwen2_vl", "qwen2_5_vl", "qwen3_vl"))
     # 128 is the demo model's width. At 64 the whole 39 MB output layer (151,680 x 64 floats) stays in
     # this CPU's L3 cache, so one-request decoding reads it at cache speed, which no real model does:
     # measured here, serial 8.9 frames/s at 64 against 2.3 at 128 (4x slower for 2x the weights).
-    parser.add_argument("--hidden", type=int, default=128, help="width of the random model built here")
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--vision-depth", type=int, default=2)
+    parser.add_argument("--hidden", type=int, default=128, help="width of the tiny model built here")
+    parser.add_argument("--layers", type=int, default=2, help="LLM layers of the model built here")
+    parser.add_argument("--vision-depth", "--vision-layers", dest="vision_depth", type=int, default=None,
+                        help="ViT layers of the model built here (default 2)")
     parser.add_argument("--backend", default="transformers", choices=("transformers", "vllm"))
     parser.add_argument("--sequences", type=int, default=16)
     parser.add_argument("--frames", type=int, default=5, help="frames per sequence (the first is the initial box)")
@@ -137,6 +189,16 @@ def main() -> int:
     parser.add_argument("--device", default=None, help="e.g. cuda; default: swift's choice")
     parser.add_argument("--dtype", default=None, help="model dtype, e.g. bfloat16 (default: the checkpoint's)")
     parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each loop; the best counts")
+    parser.add_argument("--profile", action="store_true",
+                        help="time the vision encoder, prefill, decode and output layer of each loop (hooks)")
+    parser.add_argument("--max-batch-size", type=int, default=None,
+                        help="the engine's batch limit (default: --sequences); swift runs a bigger call in chunks")
+    parser.add_argument("--mixed-sizes", type=float, default=0.0,
+                        help="upscale every other sequence's frames by this factor (unequal prompt lengths)")
+    parser.add_argument("--before-after", action="store_true",
+                        help="also run both loops with the engine's CPU fixes off (patch embedding as a convolution, "
+                             "requests in arrival order): before/after in one run")
+    parser.add_argument("--no-visual-tokens", action="store_true", help="skip the visual-token table")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch CPU threads (0: torch's default, both cores here; measured on an idle machine "
                              "at hidden 64 it gave the higher ratio, 3.09 against 2.42 with 1). On a CPU shared with other "
@@ -148,44 +210,71 @@ def main() -> int:
         torch.set_num_threads(args.threads)
 
     tmp = Path(tempfile.mkdtemp(prefix="infer_bench_"))
-    sequences, source = otb_sequences(args.sequences, args.frames, tmp)
-    if args.model:
-        model = Path(args.model)
-    else:
-        from vptracker.tiny_model import make_tiny_model
-
-        model = make_tiny_model(args.family, tmp / "model", args.hidden, args.layers, args.vision_depth)
-    family = args.family if not args.model else None
+    sequences, source = otb_sequences(args.sequences, args.frames, tmp, args.mixed_sizes)
+    model = build_model(args, tmp)
+    family = args.family if not (args.model or args.preset) else None
     engine_kwargs = {"device_map": args.device} if args.device else {}
     from vptracker.boxes import DEFAULT_MAX_PIXELS
 
-    engine = make_engine(model, family, backend=args.backend, max_batch_size=args.sequences, max_tokens=args.max_tokens,
+    engine = make_engine(model, family, backend=args.backend, max_batch_size=args.max_batch_size or args.sequences,
+                         max_tokens=args.max_tokens,
                          max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
                          special_tokens=get_task("vptracker_sot").special_tokens, torch_dtype=args.dtype,
                          engine_kwargs=engine_kwargs)
     family = engine.family
     opts = TaskOptions(family=family, min_pixels=engine.min_pixels, max_pixels=engine.max_pixels)
     task = get_task("vptracker_sot")
+    phases = None
+    if args.profile:
+        from bench.model_phases import Phases
+
+        phases = Phases(engine.swift.model)
 
     def trackers(seqs):
         return [task.tracker(u, opts) for u in task.units(seqs)]
 
-    print(f"model: {model} ({family}); {len(sequences)} sequences x {args.frames} frames of {source}; "
-          f"max_tokens={args.max_tokens}; torch threads {args.threads or 'default'}; dtype {args.dtype or 'checkpoint'}")
+    params = sum(p.numel() for p in engine.swift.model.parameters()) if args.backend == "transformers" else 0
+    print(f"model: {model} ({family}, {params:,} parameters); {len(sequences)} sequences x {args.frames} frames of "
+          f"{source}; max_tokens={args.max_tokens}; torch threads {args.threads or 'default'}; "
+          f"dtype {args.dtype or 'checkpoint'}", flush=True)
     run_batched(engine, trackers(sequences[:2]), concurrency=2)          # warm-up: first calls pay set-up
-    serial_runs, batched_runs = [], []
-    # alternate the two loops and keep each one's best run: other jobs on a shared CPU add noise
+    if phases:
+        phases.take()
+    # "before": the engine as it was (patch embedding as a convolution, requests in arrival order)
+    variants = [("after", True)] + ([("before", False)] if args.before_after else [])
+    runs: dict[tuple[str, str], list] = {(loop, v): [] for loop in ("serial", "batched") for v, _ in variants}
+    # alternate the loops and keep each one's best run: other jobs on a shared CPU add noise
     for _ in range(args.repeats):
-        serial_runs.append(run_batched(engine, trackers(sequences[:args.serial_sequences]), concurrency=1))
-        batched_runs.append(run_batched(engine, trackers(sequences), concurrency=args.sequences))
-    serial = max(serial_runs, key=fps)
-    batched = max(batched_runs, key=fps)
-    print(f"serial  (1 request per call): {fps(serial):.3f} tracked frames/s, {serial.requests} requests, "
-          f"{serial.engine_calls} calls, {serial.wall_s:.1f} s, outside engine {serial.outside_engine_frac:.3f} "
-          f"(runs: {', '.join(f'{fps(r):.2f}' for r in serial_runs)})")
-    print(f"batched (concurrency {args.sequences}): {fps(batched):.3f} tracked frames/s, {batched.requests} "
-          f"requests, {batched.engine_calls} calls, {batched.wall_s:.1f} s, outside engine "
-          f"{batched.outside_engine_frac:.3f} (runs: {', '.join(f'{fps(r):.2f}' for r in batched_runs)})")
+        for variant, fixed in variants:
+            engine.sort_by_length = fixed
+            engine.patch_embed_matmul(fixed)
+            runs["serial", variant].append((run_batched(engine, trackers(sequences[:args.serial_sequences]),
+                                                        concurrency=1), phases.take() if phases else None))
+            runs["batched", variant].append((run_batched(engine, trackers(sequences), concurrency=args.sequences),
+                                             phases.take() if phases else None))
+    engine.sort_by_length = True
+    engine.patch_embed_matmul(True)
+    best = {key: max(value, key=lambda r: fps(r[0])) for key, value in runs.items()}
+    for (loop, variant), (stats, stats_phases) in best.items():
+        label = "serial  (1 request per call)" if loop == "serial" else f"batched (concurrency {args.sequences})"
+        print(f"{label}, {variant}: {fps(stats):.3f} tracked frames/s, {stats.requests} requests, "
+              f"{stats.engine_calls} calls, {stats.wall_s:.1f} s, outside engine {stats.outside_engine_frac:.3f} "
+              f"(runs: {', '.join(f'{fps(r):.2f}' for r, _ in runs[loop, variant])})")
+        print(phase_line(f"{loop} {variant}", stats, stats_phases))
+    serial, batched = best["serial", "after"][0], best["batched", "after"][0]
+    if not args.no_visual_tokens:
+        visual_token_table(family, sequences, tmp)
+    ratio = fps(batched) / fps(serial) if fps(serial) else float("nan")
+    if args.before_after:
+        before_s, before_b = best["serial", "before"][0], best["batched", "before"][0]
+        print(f"before: batched_vs_serial={fps(before_b) / fps(before_s):.2f}; after/before: serial "
+              f"{fps(serial) / fps(before_s):.2f}, batched {fps(batched) / fps(before_b):.2f}; batched after vs "
+              f"serial before {fps(batched) / fps(before_s):.2f}")
+    print(f"batched_vs_serial={ratio:.2f} outside_engine_frac={batched.outside_engine_frac:.3f}")
+    return 0
+
+
+def visual_token_table(family: str, sequences: list[Sequence], tmp: Path) -> None:
     long_seq = sequences[0]
     if OTB.is_dir():
         from vptracker.datasets import load
@@ -198,9 +287,6 @@ def main() -> int:
     print(f"  {'task':15s} {f'{long_seq.width}x{long_seq.height}':>10s} {'1280x720':>10s}")
     for name in small:
         print(f"  {name:15s} {small[name]:10.1f} {large[name]:10.1f}")
-    ratio = fps(batched) / fps(serial) if fps(serial) else float("nan")
-    print(f"batched_vs_serial={ratio:.2f} outside_engine_frac={batched.outside_engine_frac:.3f}")
-    return 0
 
 
 if __name__ == "__main__":
