@@ -183,7 +183,8 @@ def test_requests_are_chunked_by_prompt_length_and_answered_in_order(shared_data
 
     from PIL import Image
 
-    from vptracker.infer.engine import Request, SwiftEngine, prompt_tokens
+    from vptracker.infer.engine import Request, SwiftEngine
+    from vptracker.infer.engine_speed import prompt_tokens
 
     frames = [Image.open(shared_data / "otb" / seq / "img" / "0001.jpg").convert("RGB")
               for seq in ("Couple", "Football1", "Crossing")]
@@ -222,7 +223,8 @@ def test_patch_embedding_as_a_matrix_product_is_the_convolution(tiny_model_facto
     same output as the convolution, and the engine's answers do not change."""
     import torch
 
-    from vptracker.infer.engine import Request, _patch_embeds
+    from vptracker.infer.engine import Request
+    from vptracker.infer.engine_speed import patch_embeds as _patch_embeds
 
     engine = make_engine(tiny_model_factory(family), max_tokens=6, max_pixels=40000)
     (embed,) = _patch_embeds(engine.swift.model)

@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from vptracker.families import detect_family, get_family  # detect_family: part of vptracker.infer's API
+from vptracker.infer.engine_speed import patch_embed_as_matmul, patch_embeds, prompt_tokens
 from vptracker.model_dir import ModelDirError, check_model_dir, remote_code_guard
 
 log = logging.getLogger(__name__)
@@ -126,53 +127,6 @@ class Decoding:
         return asdict(self)
 
 
-def prompt_tokens(request: Request, family: str, max_pixels: int) -> int:
-    """A request's prompt length for ordering: its images' tokens at ``max_pixels`` (the family's
-    resize rule) plus the estimated tokens of its text."""
-    from PIL import Image
-
-    from vptracker.tasks.lengths import estimate_tokens
-
-    fam = get_family(family)
-    total = 0
-    for image in request.images:
-        if hasattr(image, "size"):
-            width, height = image.size
-        else:
-            with Image.open(image) as opened:   # reads the header only
-                width, height = opened.size
-        total += fam.image_tokens(max(int(width), 1), max(int(height), 1), max_pixels)
-    return total + sum(estimate_tokens(m["content"]) for m in request.messages if isinstance(m.get("content"), str))
-
-
-def _patch_embeds(model) -> list:
-    """The Qwen-VL patch embeddings: a ``Conv3d`` whose kernel equals its stride, over rows that are
-    already one flattened patch each (transformers' ``*PatchEmbed`` modules)."""
-    import torch
-
-    found = []
-    for module in model.modules():
-        proj = getattr(module, "proj", None)
-        if (type(module).__name__.endswith("PatchEmbed") and isinstance(proj, torch.nn.Conv3d)
-                and proj.kernel_size == proj.stride and proj.padding == (0, 0, 0) and proj.dilation == (1, 1, 1)
-                and proj.groups == 1 and hasattr(module, "embed_dim")):
-            found.append(module)
-    return found
-
-
-def _patch_embed_as_matmul(self, hidden_states):
-    """The patch embedding as the matrix product it is: each row of ``hidden_states`` is one patch
-    flattened as (channel, time, row, column), the order of the convolution's weight, so the result
-    is the convolution's. On a CPU oneDNN runs this ``Conv3d`` in bfloat16 without its matrix units:
-    measured here it took 171 of the vision encoder's 321 ms (Qwen2.5-VL-3B widths, 388 patches),
-    where the product takes a few ms."""
-    import torch.nn.functional as F
-
-    weight = self.proj.weight
-    rows = hidden_states.to(weight.dtype).reshape(-1, weight[0].numel())
-    return F.linear(rows, weight.reshape(weight.shape[0], -1), self.proj.bias).view(-1, self.embed_dim)
-
-
 def _vocab_size(swift_engine) -> int:
     tokenizer = getattr(swift_engine, "tokenizer", None)
     if tokenizer is not None:
@@ -250,7 +204,7 @@ class SwiftEngine:
         self.patch_embed_matmul(True)
 
     def patch_embed_matmul(self, enabled: bool) -> int:
-        """Runs the vision encoder's patch embedding as a matrix product (:func:`_patch_embed_as_matmul`)
+        """Runs the vision encoder's patch embedding as a matrix product (:mod:`vptracker.infer.engine_speed`)
         when the model is on a CPU; ``False`` restores the convolution. Returns the modules changed."""
         import types
 
@@ -258,10 +212,10 @@ class SwiftEngine:
         device = getattr(model, "device", None)
         if self.backend != "transformers" or model is None or getattr(device, "type", "cpu") != "cpu":
             return 0
-        modules = _patch_embeds(model)
+        modules = patch_embeds(model)
         for module in modules:
             if enabled:
-                module.forward = types.MethodType(_patch_embed_as_matmul, module)
+                module.forward = types.MethodType(patch_embed_as_matmul, module)
             else:
                 module.__dict__.pop("forward", None)   # the class's own forward again
         return len(modules)
