@@ -101,8 +101,9 @@ class OmniMOT(MultiTracker):
     ``max_objects`` caps the objects one answer may add (a degenerate 2,000-box answer would
     otherwise make 2,000 ids); ``capped`` counts the boxes left out. Under a budget the cap is also
     the most objects whose shortest (2-frame) track answer fits it, and it bounds the objects a
-    round carries: at 2,048 tokens that is 41 with the real tokenizer (about 49 tokens per object
-    and round), so more priors could never be tracked whole. Tracks over it are left out of the
+    round carries: at 2,048 tokens 36 to 40 with the real tokenizer (50-56 tokens per object and
+    round: a heading of 10 and two boxes of 18-21 tokens, each + 2 of margin), so more priors could
+    never be tracked whole. Tracks over it are left out of the
     round (oldest ids kept; counted in ``capped``) and re-found by re-detection when room frees up.
     """
 

@@ -22,8 +22,9 @@ A data config's ``length_budget`` says what to do with a row over ``max_length``
 
 Answer budgets (the engine's ``max_tokens``, the paper's 2,048 output tokens) use the same
 counting: :func:`trajectory_objects_within` is how many whole trajectories of ``frames`` boxes one
-answer can hold. Measured with the real tokenizer (0-1000 boxes, 17-21 tokens each): 6 objects at
-16 frames, 41 at 2 frames, 3 at 32; a 16-frame answer passes 2,048 tokens from 7 objects on.
+answer can hold. Measured with the real tokenizer (0-1000 boxes, 17-21 tokens each, a heading of
+10): with the longest boxes 39 objects at 2 frames, 21 at 4, 11 at 8, 5 at 16, 3 at 32 (6 at 16 with
+typical boxes); a 16-frame answer passes 2,048 tokens from 7 objects on.
 
 * ``stop`` (the default): stop with the counts (the rows over, the longest);
 * ``fewer_frames``: draw the row again with fewer frames (3/4 each try, down to 2) for tasks with a
