@@ -103,8 +103,8 @@ class OmniMOT(MultiTracker):
     the most objects whose shortest (2-frame) track answer fits it, and it bounds the objects a
     round carries: at 2,048 tokens 36 to 40 with the real tokenizer (50-56 tokens per object and
     round: a heading of 10 and two boxes of 18-21 tokens, each + 2 of margin), so more priors could
-    never be tracked whole. Tracks over it are left out of the
-    round (oldest ids kept; counted in ``capped``) and re-found by re-detection when room frees up.
+    never be tracked whole. Tracks over it are left out of the round (oldest ids kept; counted in
+    ``capped``) and re-found by re-detection when room frees up.
     """
 
     def __init__(self, seq: Sequence, options: TaskOptions):
