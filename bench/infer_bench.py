@@ -29,6 +29,10 @@ Qwen3-VL-4B widths (702 M params)      bfloat16   0.079       0.470        5.96
   same run, engine CPU fixes on        bfloat16   0.066       0.439        6.67
 =====================================  =========  ==========  ===========  =====
 
+A later run (load 2.1-3.8, two alternating runs each) at Qwen2.5-VL-3B widths in bfloat16 gave
+ratios 8.13 (fixes off) and 4.83 (on), and its batched runs of one setting 0.58 and 0.82 frames/s:
+the spread is the machine's, not the engine's; the per-phase times below are steadier.
+
 Where the time goes (s per tracked frame, Qwen2.5-VL-3B widths, float32): serial 22.3 = vision 1.41 +
 prefill 2.77 + decode 6.12 + output layer 11.59 + 0.41 rest; batched 5.4 = 1.05 + 1.49 + 1.24 + 1.50
 + 0.09. A one-request call's decoding is memory-bound: every token reads the whole 151,936 x 2,048
@@ -41,9 +45,12 @@ both loops and sets the ratio. So:
   1-row one 0.263 s and 0.145 s. Batched throughput is 3.1x float32's and the ratio 5.90, not 4.16.
   Published checkpoints are bfloat16 and swift loads them so on a CPU too; the random models here
   are written in float32, so measure with ``--dtype bfloat16``.
-* patch embedding: in bfloat16 the ViT's ``Conv3d`` patch embedding (kernel = stride) ran without
-  the matrix units: 171 of the vision encoder's 321 ms. The engine now runs it as the matrix product
-  it is: vision per frame 0.467 -> 0.218 s batched, 0.494 -> 0.339 s serial (Qwen3-VL-4B widths).
+* patch embedding: in bfloat16 the ViT's ``Conv3d`` patch embedding (kernel = stride) runs without
+  the matrix units. The engine now runs it as the matrix product it is. The vision encoder alone
+  (Qwen2.5-VL-3B widths, 2 layers, 388 patches, idle-ish machine): bfloat16 283 -> 137 ms (patch
+  embedding 108 -> 1.8 ms), float32 612 -> 563 ms. In the loops, vision per frame: 0.387 -> 0.253 s
+  batched and 0.599 -> 0.209 s serial (Qwen2.5-VL-3B widths), 0.467 -> 0.218 s and 0.494 -> 0.339 s
+  (Qwen3-VL-4B widths); the loops' wall clock moved within the noise above.
 * ``max_batch_size`` below the concurrency (``vptracker_sot.yaml`` runs 16 sequences 4 by 4, sized
   for 1080p frames on an 80 GB GPU): swift pads each chunk to its longest prompt. With every other
   sequence at twice the frame size (``--mixed-sizes 2 --max-batch-size 4``, Qwen2.5-VL-3B widths,
