@@ -13,7 +13,9 @@ config files name their own code is refused unless ``trust_remote_code`` is set 
 :mod:`vptracker.model_dir`). Every image is resized by the engine under ``min_pixels`` /
 ``max_pixels`` passed per request (swift hands them to qwen-vl-utils' ``fetch_image``), and the
 trackers map boxes with :meth:`vptracker.boxes.CoordMap.for_family` under the same two numbers,
-so the model's coordinates and ours agree.
+so the model's coordinates and ours agree. On a CPU the transformers engine runs the ViT's patch
+embedding as a matrix product and orders the requests of a call that swift cuts into chunks by
+prompt length (:mod:`vptracker.infer.engine_speed`, measured in ``bench/infer_bench.py``).
 """
 from __future__ import annotations
 

@@ -29,8 +29,11 @@ def prompt_tokens(request, family: str, max_pixels: int) -> int:
         if hasattr(image, "size"):
             width, height = image.size
         else:
-            with Image.open(image) as opened:   # reads the header only
-                width, height = opened.size
+            try:
+                with Image.open(image) as opened:   # reads the header only
+                    width, height = opened.size
+            except OSError:   # an unreadable image fails in swift's encoding, with its own message
+                continue
         total += fam.image_tokens(max(int(width), 1), max(int(height), 1), max_pixels)
     return total + sum(estimate_tokens(m["content"]) for m in request.messages if isinstance(m.get("content"), str))
 
