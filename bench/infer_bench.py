@@ -17,14 +17,17 @@ also runs both loops with the engine's CPU fixes off (:mod:`vptracker.infer.engi
 line is ``batched_vs_serial=<float> outside_engine_frac=<float>``.
 
 Measured at real widths, 2 LLM / 2 ViT layers, 16 sequences x 3 frames, ``max_tokens 32``, one torch
-thread, on the 2-core CPU shared with other jobs (load average 3.4-5.5 over the runs, so single
-figures move by up to 1.7x between runs of one loop: read ratios within a run and per-phase times):
+thread, on the 2-core CPU shared with other jobs (load average 1.0-5.5 over the runs, so single
+figures move by up to 1.7x between runs of one loop: read ratios within a run and per-phase times).
+The "best of 3" run (load 3.0 falling to 1.0) spent per batched frame: vision 0.21 s, prefill 0.37,
+decode 0.24, output layer 0.24, the rest of the call 0.05:
 
 =====================================  =========  ==========  ===========  =====
 model (random weights)                 dtype      serial f/s  batched f/s  ratio
 =====================================  =========  ==========  ===========  =====
 Qwen2.5-VL-3B widths (543 M params)    float32    0.045       0.186        4.16
 Qwen2.5-VL-3B widths                   bfloat16   0.099       0.582        5.90
+  engine CPU fixes on, best of 3       bfloat16   0.123       0.900        7.31
 Qwen3-VL-4B widths (702 M params)      bfloat16   0.079       0.470        5.96
   same run, engine CPU fixes on        bfloat16   0.066       0.439        6.67
 =====================================  =========  ==========  ===========  =====
