@@ -175,3 +175,69 @@ def test_the_model_sees_the_image_size_the_boxes_are_mapped_with(tiny_model_fact
     patch = engine.swift.processor.image_processor.patch_size
     assert (grid_w * patch, grid_h * patch) == (cmap.resized_width, cmap.resized_height)
     assert (cmap.resized_width, cmap.resized_height) != frame.size
+
+
+def test_requests_are_chunked_by_prompt_length_and_answered_in_order(shared_data):
+    """With more requests than the engine's batch (swift runs chunks of max_batch_size, each padded to
+    its longest prompt), prompts of similar length go together; answers come back in request order."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    from vptracker.infer.engine import Request, SwiftEngine
+    from vptracker.infer.engine_speed import prompt_tokens
+
+    frames = [Image.open(shared_data / "otb" / seq / "img" / "0001.jpg").convert("RGB")
+              for seq in ("Couple", "Football1", "Crossing")]
+    sizes = [1.0, 3.0, 0.5, 2.0, 1.5, 0.7]
+    requests = [Request.user(f"<image>request {i}", [frames[i % 3].resize((int(frames[i % 3].width * k),
+                                                                           int(frames[i % 3].height * k)))])
+                for i, k in enumerate(sizes)]
+    chunks = []
+
+    class Swift:
+        max_batch_size = 2
+        generation_config = None
+
+        def infer(self, batch, config, use_tqdm=False):
+            chunks.append([r.messages[0]["content"] for r in batch])
+            return [SimpleNamespace(choices=[SimpleNamespace(message=SimpleNamespace(content=r.messages[0]["content"]))])
+                    for r in batch]
+
+    engine = SwiftEngine(Swift(), "qwen2_5_vl", max_pixels=28 * 28 * 1280)
+    answers = engine.generate(requests)
+    assert answers == [r.messages[0]["content"] for r in requests]
+    lengths = {r.messages[0]["content"]: prompt_tokens(r, "qwen2_5_vl", engine.max_pixels) for r in requests}
+    sent = [lengths[text] for text in chunks[0]]
+    assert sent == sorted(sent) and len(set(sent)) == len(sent)
+    engine.sort_by_length = False                      # as given: what swift used to receive
+    engine.generate(requests)
+    assert chunks[1] == [r.messages[0]["content"] for r in requests]
+    engine.sort_by_length, Swift.max_batch_size = True, 8  # one chunk: nothing to gain, order kept
+    engine.generate(requests)
+    assert chunks[2] == chunks[1]
+
+
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl"])
+def test_patch_embedding_as_a_matrix_product_is_the_convolution(tiny_model_factory, family):
+    """The CPU engine runs the ViT's patch embedding (a Conv3d with kernel = stride) as a matrix product:
+    same output as the convolution, and the engine's answers do not change."""
+    import torch
+
+    from vptracker.infer.engine import Request
+    from vptracker.infer.engine_speed import patch_embeds as _patch_embeds
+
+    engine = make_engine(tiny_model_factory(family), max_tokens=6, max_pixels=40000)
+    (embed,) = _patch_embeds(engine.swift.model)
+    rows = torch.randn(50, embed.proj.weight[0].numel())
+    with torch.no_grad():
+        fast = embed(rows)
+        assert engine.patch_embed_matmul(False) == 1 and "forward" not in embed.__dict__
+        slow = embed(rows)
+    torch.testing.assert_close(fast, slow, rtol=1e-4, atol=1e-5)
+    from PIL import Image
+
+    request = Request.user("<image>where?", [Image.new("RGB", (200, 150), (200, 30, 30))])
+    before = engine.generate([request])
+    engine.patch_embed_matmul(True)
+    assert engine.generate([request]) == before

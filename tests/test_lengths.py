@@ -1,13 +1,31 @@
 """Length budgets: token counts of prepared rows from real frame sizes, the policies, the card, and
-the check that refuses data a stage's max_length would cut."""
+the check that refuses data a stage's max_length would cut.
+
+Text is counted with the real Qwen tokenizer (:mod:`vptracker.qwen_tokenizer`, written by
+scripts/setup.sh); the tests whose numbers depend on it skip, saying so, where it is absent."""
 from __future__ import annotations
 
 import json
+import logging
+import random
 
 import layouts as fx
 import pytest
 
-from vptracker.tasks.lengths import LengthBudget, OverBudget, check_cards, estimate_tokens, image_tokens
+from vptracker.boxes import render_box, render_trajectories
+from vptracker.datasets import synthetic
+from vptracker.qwen_tokenizer import find_tokenizer
+from vptracker.tasks import get_task
+from vptracker.tasks import lengths as lengths_module
+from vptracker.tasks.lengths import (
+    LengthBudget,
+    OverBudget,
+    check_cards,
+    estimate_tokens,
+    image_tokens,
+    text_counter,
+    trajectory_objects_within,
+)
 from vptracker.tasks.prepare import prepare
 
 MAX_PIXELS = 28 * 28 * 646
@@ -22,6 +40,71 @@ def test_image_tokens_hand_computed():
     # Qwen3-VL's patch is 16 (32 px merged)
     assert image_tokens(64, 64, "qwen3_vl", MAX_PIXELS) == 4 + 2
     assert estimate_tokens("There are no objects.") == 5
+
+
+@pytest.fixture(scope="module")
+def qwen():
+    """The real Qwen tokenizer's counter (the default for Qwen families), or a skip naming the fix."""
+    if find_tokenizer() is None:
+        pytest.skip("the real Qwen tokenizer is not built: `python -m vptracker.qwen_tokenizer` (scripts/setup.sh "
+                    "runs it; or set VPTRACKER_QWEN_TOKENIZER to a folder it wrote)")
+    count, what = text_counter("qwen2_5_vl")
+    assert what.startswith("qwen (")
+    return count
+
+
+def test_qwen_families_count_with_the_real_tokenizer_by_default(qwen):
+    assert qwen("Hello, world!") == 4                       # [9707, 11, 1879, 0]
+    assert qwen("<bbox>123,456,166,178</bbox>") == 21        # every digit is a token
+    budget = LengthBudget(family="qwen3_vl")
+    assert budget.counted_with.startswith("qwen (") and budget.summary()["counted_with"] == budget.counted_with
+    row = {"messages": [{"role": "user", "content": "Hello, world!"}, {"role": "assistant", "content": "<None>"}]}
+    assert budget.row_tokens(row) == 4 + qwen("<None>") + 2 * lengths_module.TURN_OVERHEAD
+    assert LengthBudget(family="qwen3_vl", tokenizer="estimate").counted_with == "estimate"
+
+
+def test_without_the_tokenizer_counts_are_estimated_with_a_message(tmp_path, monkeypatch, caplog):
+    import vptracker.qwen_tokenizer as qt
+
+    monkeypatch.delenv(qt.ENV, raising=False)
+    monkeypatch.setattr(qt, "default_dir", lambda: tmp_path / "absent")
+    lengths_module._resolve.cache_clear()
+    lengths_module._fallback_note.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="vptracker.tasks.lengths"):
+            assert LengthBudget(family="qwen2_5_vl").counted_with == "estimate"
+        assert "token counts for qwen2_5_vl are estimated" in caplog.text and "vptracker.qwen_tokenizer" in caplog.text
+        monkeypatch.setenv(qt.ENV, str(tmp_path / "absent"))
+        with pytest.raises(FileNotFoundError, match="no tokenizer.json there"):
+            text_counter("qwen2_5_vl")
+    finally:
+        lengths_module._resolve.cache_clear()
+
+
+def test_mot_answers_within_2048_tokens_at_the_training_default(qwen, tmp_path):
+    """The real builder's MOT rows on a 12-person scene: every answer fits the paper's 2,048 output
+    tokens at the default max_objects, even with the longest boxes (four 3-digit values); 7 objects
+    never fit."""
+    task = get_task("omnipt_mot")
+    assert int(task.frames) == 16
+    rng = random.Random(0)
+    boxes = [(x, y, x + rng.randint(10, 200), y + rng.randint(10, 200)) for x, y in
+             ((rng.randint(100, 790), rng.randint(100, 790)) for _ in range(16))]
+    per_object = trajectory_objects_within(2048, 16, qwen, "<bbox>123,456,166,178</bbox>",
+                                           "The trajectory of the twentieth people are: , ")
+    assert per_object == int(task.max_objects) == 5
+    assert qwen(render_trajectories([boxes] * 6)) <= 2048 < qwen(render_trajectories([boxes] * 7))
+    short = [(x, y, x + 99, y + 99) for x, y, _, _ in boxes]              # two-digit sizes: 19 tokens a box
+    assert trajectory_objects_within(2048, 16, qwen, render_box(short[0]), "The trajectory of "
+                                     "the twentieth people are: , ") == 6
+    root = tmp_path / "crowd"
+    cfg = synthetic.SyntheticConfig(width=320, height=180, frames=18, occluder_prob=0.0)
+    synthetic.write_mot(root, {"train": 1}, seed=3, cfg=cfg, people=12)
+    index = task.index(synthetic.read_mot(root, "train"))
+    rows = [row for row in (task.sample(index, random.Random(seed)) for seed in range(20)) if row]
+    assert len(rows) >= 10
+    longest = max(qwen(m["content"]) for row in rows for m in row["messages"] if m["role"] == "assistant")
+    assert 1200 < longest <= 2048, longest
 
 
 @pytest.fixture(scope="module")

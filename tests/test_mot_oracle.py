@@ -2,8 +2,10 @@
 loop (:class:`vptracker.infer.multi.OmniMOT` via ``run_task``) and TrackEval.
 
 The oracle answers each query from the ground truth in the grammar the model is trained on, and
-cuts its answer at ``max_tokens`` (counted with :func:`estimate_tokens`) as an engine does. What
-it cannot get right is then the loop's doing: rounds whose answer does not fit, lost tracks, ids.
+cuts its answer at ``max_tokens`` as an engine does, counted as the loop counts them
+(:func:`vptracker.tasks.lengths.text_counter`: the real Qwen tokenizer where setup wrote it, else the
+estimate). What it cannot get right is then the loop's doing: rounds whose answer does not fit,
+lost tracks, ids.
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from vptracker.eval.mot import evaluate_mot
 from vptracker.infer import CallableEngine, TaskOptions, run_task
 from vptracker.infer.multi import OmniMOT
 from vptracker.prompts import MOT_QUERY_TRACK, no_objects_answer
-from vptracker.tasks.lengths import TOKEN_PIECE, estimate_tokens
+from vptracker.qwen_tokenizer import find_tokenizer
+from vptracker.tasks.lengths import TOKEN_PIECE, _tokenizer, estimate_tokens, text_counter
 
 MAX_TOKENS = 2048
 PEOPLE = 12
@@ -26,8 +29,12 @@ PEOPLE = 12
 
 def cut(text: str, max_tokens: int) -> str:
     """``text`` cut after its ``max_tokens``-th token, as an engine's length limit does."""
-    pieces = list(TOKEN_PIECE.finditer(text))
-    return text if len(pieces) <= max_tokens else text[:pieces[max_tokens - 1].end()]
+    if text_counter("qwen2_5_vl")[1] == "estimate":
+        ends = [m.end() for m in TOKEN_PIECE.finditer(text)]
+    else:
+        ends = [e for _, e in _tokenizer(str(find_tokenizer()))(text, add_special_tokens=False,
+                                                                  return_offsets_mapping=True)["offset_mapping"]]
+    return text if len(ends) <= max_tokens else text[:ends[max_tokens - 1]]
 
 
 def oracle(sequences, options: TaskOptions, max_tokens: int = MAX_TOKENS):
@@ -108,7 +115,7 @@ def test_truncated_answers_and_capped_objects_are_reported(crowd, tmp_path, capl
     _, seqs = crowd
     opts = TaskOptions(family="qwen2_5_vl", box_scale="norm1000", frames_per_sample=16, max_objects=5)
     tracker = OmniMOT(seqs[0], opts)
-    engine = oracle(seqs, opts, max_tokens=600)  # 5 objects x 16 frames need about 1,700
+    engine = oracle(seqs, opts, max_tokens=600)  # 5 objects x 16 frames need about 1,550 (1,700 estimated)
     with caplog.at_level("WARNING"):
         while (request := tracker.next_request()) is not None:
             tracker.update(engine.generate([request])[0])
@@ -133,6 +140,27 @@ def test_a_two_thousand_box_answer_adds_at_most_max_objects(crowd):
     tracker.next_request()
     tracker.update("<bbox>10,10,20,20</bbox>" * 2000)
     assert len(tracker._priors) == opts.max_objects and tracker.report["capped_boxes"] == 2000 - opts.max_objects
+
+
+def test_a_round_carries_no_more_objects_than_a_two_frame_answer_holds(crowd):
+    """Under a 2,048-token budget a round never carries more objects than fit whole in the shortest
+    (2-frame) track answer, whatever max_objects says; the rest are counted."""
+    _, seqs = crowd
+    opts = TaskOptions(family="qwen2_5_vl", box_scale="norm1000", frames_per_sample=16, max_objects=100,
+                       max_answer_tokens=MAX_TOKENS)
+    tracker = OmniMOT(seqs[0], opts)
+    tracker.next_request()
+    grid = [(10 + 30 * i, 5 + 28 * j, 35 + 30 * i, 30 + 28 * j) for i in range(10) for j in range(6)]  # 60, disjoint
+    cmap = opts.coord_map(seqs[0].width, seqs[0].height)
+    tracker.update(render_trajectories([[cmap.to_model(b)] for b in grid], cmap.decimals))
+    carried = len(tracker._priors)
+    print(f"carried {carried} of 60 objects, counted with {text_counter('qwen2_5_vl')[1]}")
+    assert 35 <= carried < 60 and tracker.report["capped_boxes"] == 60 - carried
+    track = tracker.next_request()
+    assert track.audit["query"] == "track" and track.audit["frames"] == [0, 2]
+    widest = [cmap.to_model((w, h, w + 99, h + 99)) for w, h in ((199, 79),) * 2]  # 3-digit coordinates
+    count = text_counter("qwen2_5_vl")[0]
+    assert count(render_trajectories([widest] * carried, cmap.decimals)) <= MAX_TOKENS
 
 
 def test_estimate_counts_digits_words_and_marks():

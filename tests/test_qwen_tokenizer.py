@@ -15,17 +15,37 @@ from vptracker.boxes import render_bbox, render_trajectory
 
 @pytest.fixture(scope="module")
 def qwen(tmp_path_factory):
+    """The tokenizer written again here from the ranks: the ones setup kept (find_tokenizer), else the
+    dashscope wheel's (one download)."""
     from transformers import AutoTokenizer
 
-    from vptracker.qwen_tokenizer import fetch_ranks, write_tokenizer
+    from vptracker.qwen_tokenizer import fetch_ranks, find_tokenizer, write_tokenizer
 
     out = tmp_path_factory.mktemp("qwen_tokenizer")
-    try:
-        ranks = fetch_ranks(out)
-    except RuntimeError as err:
-        pytest.skip(f"package registry unreachable: {err}")
+    built = find_tokenizer()
+    if built is not None and (built / "qwen.tiktoken").is_file():
+        ranks = built / "qwen.tiktoken"
+    else:
+        try:
+            ranks = fetch_ranks(out)
+        except RuntimeError as err:
+            pytest.skip(f"package registry unreachable: {err}")
     write_tokenizer(ranks, out)
     return AutoTokenizer.from_pretrained(out), ranks
+
+
+def test_find_tokenizer_reads_the_variable_then_the_environment(tmp_path, monkeypatch):
+    import vptracker.qwen_tokenizer as qt
+
+    monkeypatch.delenv(qt.ENV, raising=False)
+    monkeypatch.setattr(qt, "default_dir", lambda: tmp_path / "venv_share")
+    assert qt.find_tokenizer() is None
+    (tmp_path / "venv_share").mkdir()
+    (tmp_path / "venv_share" / "tokenizer.json").write_text("{}")
+    assert qt.find_tokenizer() == tmp_path / "venv_share"
+    monkeypatch.setenv(qt.ENV, str(tmp_path / "elsewhere"))
+    with pytest.raises(FileNotFoundError, match=r"VPTRACKER_QWEN_TOKENIZER=.*elsewhere: no tokenizer.json"):
+        qt.find_tokenizer()
 
 
 def _texts() -> list[str]:

@@ -7,13 +7,17 @@ ranks into a Hugging Face tokenizer: each token's bytes in the byte-level alphab
 way a token splits into two lower-ranked tokens (ordered by the merged token's rank, which is the
 order tiktoken merges in), Qwen2's pre-tokenizer regex, NFC, and the special tokens from 151643.
 
-``python -m vptracker.qwen_tokenizer --out DIR`` (setup runs it where the registry is reachable).
+``python -m vptracker.qwen_tokenizer --out DIR`` writes it anywhere; ``scripts/setup.sh`` writes it
+to :func:`default_dir` (``<venv>/share/vptracker/qwen_tokenizer``) where the registry is reachable,
+and :func:`find_tokenizer` is where token-budget code and tests look for it (``$VPTRACKER_QWEN_TOKENIZER``
+first).
 """
 from __future__ import annotations
 
 import argparse
 import base64
 import hashlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,6 +26,7 @@ from pathlib import Path
 
 from vptracker.tiny_model import FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS, save_qwen_tokenizer
 
+ENV = "VPTRACKER_QWEN_TOKENIZER"
 WHEEL = "dashscope==2.0.2"
 WHEEL_SHA256 = "0602d1800f7433bdb7953560986eaf5146454ed3988636c0a91963ba24e74258"
 RANKS_IN_WHEEL = "dashscope/resources/qwen.tiktoken"
@@ -29,6 +34,24 @@ RANKS_IN_WHEEL = "dashscope/resources/qwen.tiktoken"
 # punctuation runs, newlines, spaces.
 PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"
            r"\s+(?!\S)|\s+")
+
+
+def default_dir() -> Path:
+    """Where setup writes the tokenizer: inside the environment, next to nltk's WordNet copy."""
+    return Path(sys.prefix) / "share" / "vptracker" / "qwen_tokenizer"
+
+
+def find_tokenizer() -> Path | None:
+    """The real Qwen tokenizer's folder: ``$VPTRACKER_QWEN_TOKENIZER`` if set, else :func:`default_dir`;
+    None when neither holds a ``tokenizer.json`` (a set variable naming an empty folder is an error)."""
+    if os.environ.get(ENV):
+        folder = Path(os.environ[ENV])
+        if not (folder / "tokenizer.json").is_file():
+            raise FileNotFoundError(f"${ENV}={folder}: no tokenizer.json there (write one with "
+                                    f"`python -m vptracker.qwen_tokenizer --out {folder}`)")
+        return folder
+    folder = default_dir()
+    return folder if (folder / "tokenizer.json").is_file() else None
 
 
 def fetch_ranks(out_dir: str | Path) -> Path:
@@ -113,7 +136,9 @@ def write_tokenizer(ranks_path: str | Path, out_dir: str | Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", required=True, help="folder for qwen.tiktoken and the tokenizer files")
+    parser.add_argument("--out", default=str(default_dir()),
+                        help="folder for qwen.tiktoken and the tokenizer files (default: %(default)s, where "
+                             "token budgets look for it)")
     parser.add_argument("--ranks", help="an existing qwen.tiktoken (default: fetch it from the dashscope wheel)")
     args = parser.parse_args(argv)
     ranks = Path(args.ranks) if args.ranks else fetch_ranks(args.out)

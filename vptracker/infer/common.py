@@ -46,7 +46,7 @@ class TaskOptions:
     # MOT (vptracker.infer.multi): the answer budget rounds are fitted to (the engine's max_tokens;
     # None: no fitting), the most objects one answer may add, and re-detection every round
     max_answer_tokens: int | None = None
-    max_objects: int = 50
+    max_objects: int = 40
     redetect: bool = True
 
     def __post_init__(self):

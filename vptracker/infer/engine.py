@@ -13,7 +13,9 @@ config files name their own code is refused unless ``trust_remote_code`` is set 
 :mod:`vptracker.model_dir`). Every image is resized by the engine under ``min_pixels`` /
 ``max_pixels`` passed per request (swift hands them to qwen-vl-utils' ``fetch_image``), and the
 trackers map boxes with :meth:`vptracker.boxes.CoordMap.for_family` under the same two numbers,
-so the model's coordinates and ours agree.
+so the model's coordinates and ours agree. On a CPU the transformers engine runs the ViT's patch
+embedding as a matrix product and orders the requests of a call that swift cuts into chunks by
+prompt length (:mod:`vptracker.infer.engine_speed`, measured in ``bench/infer_bench.py``).
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from vptracker.families import detect_family, get_family  # detect_family: part of vptracker.infer's API
+from vptracker.infer.engine_speed import patch_embed_as_matmul, patch_embeds, prompt_tokens
 from vptracker.model_dir import ModelDirError, check_model_dir, remote_code_guard
 
 log = logging.getLogger(__name__)
@@ -199,6 +202,25 @@ class SwiftEngine:
         self.request_config = RequestConfig(**request)
         self.checkpoint_generation_config = _set_aside_generation_config(swift_engine, backend)
         self._failures = 0
+        self.sort_by_length = True   # see _order
+        self.patch_embed_matmul(True)
+
+    def patch_embed_matmul(self, enabled: bool) -> int:
+        """Runs the vision encoder's patch embedding as a matrix product (:mod:`vptracker.infer.engine_speed`)
+        when the model is on a CPU; ``False`` restores the convolution. Returns the modules changed."""
+        import types
+
+        model = getattr(self.swift, "model", None)
+        device = getattr(model, "device", None)
+        if self.backend != "transformers" or model is None or getattr(device, "type", "cpu") != "cpu":
+            return 0
+        modules = patch_embeds(model)
+        for module in modules:
+            if enabled:
+                module.forward = types.MethodType(patch_embed_as_matmul, module)
+            else:
+                module.__dict__.pop("forward", None)   # the class's own forward again
+        return len(modules)
 
     def _swift_request(self, request: Request):
         from swift import InferRequest
@@ -215,15 +237,30 @@ class SwiftEngine:
     def generate(self, requests: Sequence[Request]) -> list[str]:
         if not requests:
             return []
-        batch = [self._swift_request(r) for r in requests]
+        order = self._order(requests)
+        ordered = [requests[i] for i in order]
+        batch = [self._swift_request(r) for r in ordered]
         try:
             responses = self.swift.infer(batch, self.request_config, use_tqdm=False)
         except Exception as err:  # noqa: BLE001  one bad request must not sink the others: retry one by one
             log.warning("batched inference failed (%s); retrying %d requests one at a time", err, len(batch))
-            responses = [self._single(one, request) for one, request in zip(batch, requests)]
+            responses = [self._single(one, request) for one, request in zip(batch, ordered)]
             if all(isinstance(r, BaseException) for r in responses):
                 raise RuntimeError(f"every request of the batch failed; first error: {responses[0]}") from responses[0]
-        return [self._text(r) for r in responses]
+        answers = [""] * len(requests)
+        for position, index in enumerate(order):
+            answers[index] = self._text(responses[position])
+        return answers
+
+    def _order(self, requests: Sequence[Request]) -> list[int]:
+        """The order requests go to swift in: shortest prompt first when swift will cut the call into
+        chunks of ``max_batch_size`` (the transformers backend runs chunk by chunk, each padded to its
+        longest prompt), so that each chunk holds prompts of similar length; as given otherwise."""
+        limit = int(getattr(self.swift, "max_batch_size", 0) or 0)
+        if not self.sort_by_length or self.backend != "transformers" or limit <= 0 or len(requests) <= limit:
+            return list(range(len(requests)))
+        lengths = [prompt_tokens(r, self.family, self.max_pixels) for r in requests]
+        return sorted(range(len(requests)), key=lambda i: lengths[i])
 
     def _single(self, swift_request, request: Request):
         try:

@@ -31,7 +31,7 @@ from vptracker.infer.common import TaskOptions, answer_box, frame_number, window
 from vptracker.infer.engine import Request
 from vptracker.infer.loop import TrackerBase
 from vptracker.prompts import omnipt_crmot, omnipt_mot_first, omnipt_mot_new, omnipt_mot_track, omnipt_rmot
-from vptracker.tasks.lengths import estimate_tokens
+from vptracker.tasks.lengths import text_counter
 
 DUPLICATE_IOU = 0.7  # a "new" object this close to a known track on the same frame is that track
 logger = logging.getLogger(__name__)
@@ -86,9 +86,10 @@ class OmniMOT(MultiTracker):
     Answer budget (``max_answer_tokens``, the engine's ``max_tokens``): the "track these objects"
     answer grows with objects x frames, and an answer cut at the budget loses its last objects for
     good. Before that query the round is shortened to the most frames (>= 2) whose worst-case
-    answer fits (:func:`estimate_tokens`); ``shortened`` counts such rounds. Answers that still
-    come back shorter than asked (fewer trajectories or frames) are counted in ``truncated`` and
-    reported when the sequence ends.
+    answer fits, counted with the family's tokenizer (:func:`vptracker.tasks.lengths.text_counter`:
+    the real Qwen tokenizer for the Qwen-VL families, else an estimate that errs high);
+    ``shortened`` counts such rounds. Answers that still come back shorter than asked (fewer
+    trajectories or frames) are counted in ``truncated`` and reported when the sequence ends.
 
     Re-detection (``redetect``, on by default): every round asks the first-frame query, as the
     first round does, and joins its boxes to the prior: a detection overlapping a prior track
@@ -98,7 +99,12 @@ class OmniMOT(MultiTracker):
     asks only for objects absent from the round's first frame).
 
     ``max_objects`` caps the objects one answer may add (a degenerate 2,000-box answer would
-    otherwise make 2,000 ids); ``capped`` counts the boxes left out.
+    otherwise make 2,000 ids); ``capped`` counts the boxes left out. Under a budget the cap is also
+    the most objects whose shortest (2-frame) track answer fits it, and it bounds the objects a
+    round carries: at 2,048 tokens 36 to 40 with the real tokenizer (50-56 tokens per object and
+    round: a heading of 10 and two boxes of 18-21 tokens, each + 2 of margin), so more priors could
+    never be tracked whole. Tracks over it are left out of the round (oldest ids kept; counted in
+    ``capped``) and re-found by re-detection when room frees up.
     """
 
     def __init__(self, seq: Sequence, options: TaskOptions):
@@ -111,6 +117,7 @@ class OmniMOT(MultiTracker):
         self._priors: list[tuple[int, Box]] = []
         self._last_seen: dict[int, tuple[int, Box]] = {}
         self.truncated = self.capped = self.shortened = 0
+        self._count = text_counter(options.family)[0]
 
     def _record(self, view: int, frame: int, track_id: int, box: Box | None) -> None:
         super()._record(view, frame, track_id, box)
@@ -123,13 +130,24 @@ class OmniMOT(MultiTracker):
         budget = self.options.max_answer_tokens
         if not budget or not n_objects:
             return per
-        # a slot as long as the longest prior box, plus 2 for coordinates that gain a digit on the way
-        slot = 2 + max([estimate_tokens(NONE_TOKEN)] + [estimate_tokens(self._box_text(b)) for _, b in self._priors])
-        head = estimate_tokens(_HEADING)
+        slot, head = self._slot([b for _, b in self._priors]), self._count(_HEADING)
         for n in range(per, 1, -1):
             if n_objects * (head + n * slot) <= budget:
                 return n
         return 2
+
+    def _slot(self, boxes: list[Box]) -> int:
+        """Tokens of one trajectory entry: the longest of these boxes, plus 2 for coordinates that
+        gain a digit on the way."""
+        return 2 + max([self._count(NONE_TOKEN)] + [self._count(self._box_text(b)) for b in boxes])
+
+    def _cap(self, boxes: list[Box]) -> int:
+        """``max_objects``, lowered to the most objects whose 2-frame track answer fits the budget."""
+        cap = int(self.options.max_objects)
+        budget = self.options.max_answer_tokens
+        if budget:
+            cap = min(cap, max(1, int(budget) // (self._count(_HEADING) + 2 * self._slot(boxes))))
+        return cap
 
     def _box_text(self, box: Box) -> str:
         return render_trajectory([self._model(0, box)], self.cmaps[0].decimals, self.options.grammar)
@@ -168,8 +186,8 @@ class OmniMOT(MultiTracker):
         return Request(self._messages + [ask], self._paths(self._end),
                        {"frames": [start, self._end], "query": "new"})
 
-    def _capped(self, items: list) -> list:
-        cap = int(self.options.max_objects)
+    def _capped(self, items: list, cap: int | None = None) -> list:
+        cap = int(self.options.max_objects) if cap is None else cap
         self.capped += max(0, len(items) - cap)
         return items[:cap]
 
@@ -177,8 +195,8 @@ class OmniMOT(MultiTracker):
         start, end = self._start, self._end
         n = end - start
         if self._phase == "detect":
-            boxes = [answer_box(p.box, self.cmaps[0]) for p in parse_trajectory(answer)]
-            self._join(self._capped([b for b in boxes if b is not None]), start)
+            boxes = [b for b in (answer_box(p.box, self.cmaps[0]) for p in parse_trajectory(answer)) if b is not None]
+            self._join(self._capped(boxes, self._cap(boxes + [b for _, b in self._priors])), start)
             self._phase = "track"
             return
         self._messages = request.messages + [{"role": "assistant", "content": answer}]
@@ -203,18 +221,24 @@ class OmniMOT(MultiTracker):
         self._end_round(end)
 
     def _join(self, detections: list[Box], frame: int) -> None:
-        """Adds this round's first-frame detections to the prior (see the class docstring)."""
+        """Adds this round's first-frame detections to the prior (see the class docstring), up to the
+        objects a round can carry (:meth:`_cap`); detections left over are counted in ``capped``."""
+        cap = self._cap(detections + [b for _, b in self._priors])
         prior_ids = {track_id for track_id, _ in self._priors}
         lost = [(tid, box) for tid, (_, box) in sorted(self._last_seen.items()) if tid not in prior_ids]
         free = list(range(len(detections)))
         for known in (self._priors, lost):
             matched = _assign([detections[i] for i in free], [b for _, b in known], self.options.match_iou)
             for d, k in matched:
-                if known is lost:  # re-found: the lost id continues
+                if known is lost and len(self._priors) < cap:  # re-found: the lost id continues
                     self._priors.append((known[k][0], detections[free[d]]))
                     self._record(0, frame, known[k][0], detections[free[d]])
+                elif known is lost:
+                    self.capped += 1
             free = [i for j, i in enumerate(free) if j not in {d for d, _ in matched}]
-        for i in free:
+        room = max(0, cap - len(self._priors))
+        self.capped += max(0, len(free) - room)
+        for i in free[:room]:
             track_id = self._new_id()
             self._priors.append((track_id, detections[i]))
             self._record(0, frame, track_id, detections[i])
@@ -225,6 +249,7 @@ class OmniMOT(MultiTracker):
 
     def _end_round(self, end: int) -> None:
         self._priors = sorted(self.results[0].get(end - 1, {}).items())
+        self._priors = self._capped(self._priors, self._cap([b for _, b in self._priors]))
         self.frames_done = end
         self._finished = end >= len(self.seq.frames)
         self._start = end - 1

@@ -8,13 +8,23 @@ ms-swift deletes a training row longer than ``max_length`` without a word, so a 
   Qwen-VL processor resizes it to multiples of ``patch x merge`` under ``max_pixels``
   (:func:`vptracker.boxes.smart_resize`), one token per ``(patch x merge)^2`` pixels, plus
   ``<|vision_start|>`` and ``<|vision_end|>``; InternVL2.5 and LLaVA-NeXT count their tiles;
-* text tokens from the tokenizer when one is given (``length_budget.tokenizer``: a model
-  directory), else :func:`estimate_tokens` (one token per digit, word and punctuation mark: Qwen's
-  tokenizers split numbers into digits; it errs high), plus a few tokens of chat template per turn.
+* text tokens counted by a tokenizer (:func:`text_counter`), plus a few tokens of chat template per
+  turn. ``length_budget.tokenizer``: a model directory; ``estimate`` for :func:`estimate_tokens`;
+  unset (the default): for the Qwen-VL families the real Qwen tokenizer that setup writes
+  (:func:`vptracker.qwen_tokenizer.find_tokenizer`; exact, Qwen2/2.5/3-VL share its BPE), and the
+  estimate, with a logged message, where it is absent or for other families. The estimate counts
+  one token per digit, word and punctuation mark; it errs high (a ``<bbox>`` box is 22 estimated
+  tokens against 17-21 real ones).
 
 A data config's ``length_budget`` says what to do with a row over ``max_length``::
 
     length_budget: {max_length: 16384, policy: fewer_frames, max_pixels: 506464, tokenizer: null}
+
+Answer budgets (the engine's ``max_tokens``, the paper's 2,048 output tokens) use the same
+counting: :func:`trajectory_objects_within` is how many whole trajectories of ``frames`` boxes one
+answer can hold. Measured with the real tokenizer (0-1000 boxes, 17-21 tokens each, a heading of
+10): with the longest boxes 39 objects at 2 frames, 21 at 4, 11 at 8, 5 at 16, 3 at 32 (6 at 16 with
+typical boxes); a 16-frame answer passes 2,048 tokens from 7 objects on.
 
 * ``stop`` (the default): stop with the counts (the rows over, the longest);
 * ``fewer_frames``: draw the row again with fewer frames (3/4 each try, down to 2) for tasks with a
@@ -30,16 +40,24 @@ runner refuse data whose rows its ``max_length`` would drop.
 """
 from __future__ import annotations
 
+import logging
 import math
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from vptracker.boxes import DEFAULT_MIN_PIXELS
 from vptracker.families import get_family
 
+log = logging.getLogger(__name__)
+
 POLICIES = ("stop", "fewer_frames", "lower_max_pixels")
+ESTIMATE = "estimate"
+# Families whose language model reads Qwen2's byte-level BPE (151,643 ranks + the special tokens)
+QWEN_BPE_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 TURN_OVERHEAD = 5      # <|im_start|>role\n ... <|im_end|>\n
 BIN = 1024
 TOKEN_PIECE = re.compile(r"\d|[A-Za-z]+|[^\sA-Za-z\d]")
@@ -48,6 +66,64 @@ TOKEN_PIECE = re.compile(r"\d|[A-Za-z]+|[^\sA-Za-z\d]")
 def estimate_tokens(text: str) -> int:
     """One token per digit, per word and per punctuation mark (see the module docstring)."""
     return len(TOKEN_PIECE.findall(text))
+
+
+def text_counter(family: str, tokenizer: str | None = None) -> tuple[Callable[[str], int], str]:
+    """A text-token counter and what it counts with (for cards and messages).
+
+    ``tokenizer``: a tokenizer folder, ``"estimate"``, or None: the real Qwen tokenizer for the
+    Qwen-VL families when setup wrote it, else the estimate (logged once per family).
+    """
+    from vptracker.qwen_tokenizer import ENV
+
+    return _resolve(family, tokenizer, os.environ.get(ENV))
+
+
+@cache
+def _resolve(family: str, tokenizer: str | None, env: str | None) -> tuple[Callable[[str], int], str]:
+    """:func:`text_counter`, once per family, setting and ``$VPTRACKER_QWEN_TOKENIZER`` value."""
+    if tokenizer == ESTIMATE:
+        return estimate_tokens, ESTIMATE
+    if tokenizer:
+        return _count_with(str(tokenizer)), str(tokenizer)
+    if family in QWEN_BPE_FAMILIES:
+        from vptracker.qwen_tokenizer import find_tokenizer
+
+        found = find_tokenizer()
+        if found is not None:
+            return _count_with(str(found)), f"qwen ({found})"
+    _fallback_note(family)
+    return estimate_tokens, ESTIMATE
+
+
+@cache
+def _fallback_note(family: str) -> None:
+    if family in QWEN_BPE_FAMILIES:
+        from vptracker.qwen_tokenizer import default_dir
+
+        log.warning("token counts for %s are estimated (errs high by about 10%% on boxes): the real Qwen tokenizer "
+                    "is not at %s; write it with `python -m vptracker.qwen_tokenizer` (scripts/setup.sh does)",
+                    family, default_dir())
+    else:
+        log.warning("token counts for %s are estimated: set length_budget.tokenizer to the model's folder to count "
+                    "them exactly", family)
+
+
+@lru_cache(maxsize=4)
+def _count_with(path: str) -> Callable[[str], int]:
+    tokenizer = _tokenizer(path)
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return count
+
+
+def trajectory_objects_within(max_tokens: int, frames: int, count: Callable[[str], int], box_text: str,
+                              heading: str) -> int:
+    """The most trajectories of ``frames`` boxes like ``box_text`` (each after ``heading``) whose answer
+    fits ``max_tokens``; 0 when not even one does."""
+    per_object = count(heading) + frames * count(box_text)
+    return max(0, int(max_tokens) // max(per_object, 1))
 
 
 _FOLDER_SIZE: dict[str, tuple[int, int]] = {}
@@ -114,10 +190,12 @@ class LengthBudget:
             raise ValueError(f"data config: length_budget.policy={budget.policy!r}, expected one of {POLICIES}")
         return budget
 
+    @property
+    def counted_with(self) -> str:
+        return text_counter(self.family, self.tokenizer)[1]
+
     def _text_tokens(self, text: str) -> int:
-        if self.tokenizer:
-            return len(_tokenizer(self.tokenizer)(text)["input_ids"])
-        return estimate_tokens(text)
+        return text_counter(self.family, self.tokenizer)[0](text)
 
     def row_tokens(self, row: dict, max_pixels: int | None = None) -> int:
         """The tokens of a row: its images at ``max_pixels`` and every text turn (and ``solution``)."""
@@ -223,7 +301,7 @@ class LengthBudget:
             hist[key] = hist.get(key, 0) + 1
         ordered = sorted(self.lengths)
         return {"max_length": self.max_length, "policy": self.policy, "max_pixels": self.max_pixels,
-                "counted_with": self.tokenizer or "estimate", "rows": n, "changed_by_policy": self.changed,
+                "counted_with": self.counted_with, "rows": n, "changed_by_policy": self.changed,
                 "max": ordered[-1] if n else 0, "p50": ordered[n // 2] if n else 0,
                 "p99": ordered[min(n - 1, math.ceil(n * 0.99) - 1)] if n else 0,
                 "over_max_length": sum(v > self.max_length for v in self.lengths) if self.max_length else 0,

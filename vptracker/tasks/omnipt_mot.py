@@ -72,7 +72,11 @@ def _boxes_text(boxes, decimals: int, grammar: str) -> str:
 
 @dataclass(frozen=True)
 class MOTOptions(OmniPTOptions):
-    max_objects: int = 30   # objects per query answer
+    # 5: the most whole 16-frame trajectories that always fit the paper's 2,048 output tokens, counted with
+    # the real Qwen tokenizer: a 0-1000 <bbox> is 17-21 tokens (21 with four 3-digit values), ~347 tokens per
+    # object and answer at worst (6 fit with typical boxes, 7 never). Other frame counts:
+    # lengths.trajectory_objects_within (39 at 2 frames, 3 at 32). Checked by tests/test_lengths.py.
+    max_objects: int = 5    # objects per query answer
 
 
 @register_task("omnipt_mot")
