@@ -121,6 +121,31 @@ def test_omnipt_mot_three_queries(mot):
     assert saw_new
 
 
+def test_omnipt_mot_prior_jitter_moves_only_the_track_query_boxes(mot):
+    """Under prior_jitter the track query's given boxes move (by at most the fraction of each box's
+    size, same order as the first answer); the first answer and the trajectories keep the true boxes."""
+    coord = CoordMap("norm1000", W, H)
+    plain = _rows("omnipt_mot", mot, n=30, frames=4)
+    shifts = []
+    for row, true_row in zip(_rows("omnipt_mot", mot, n=30, frames=4, prior_jitter=0.3), plain):
+        msgs = row["messages"]
+        first = [b.box for b in parse_trajectory(msgs[1]["content"])]
+        given = [b.box for b in parse_trajectory(msgs[2]["content"]) if b.box is not None]   # the prompt names <None> too
+        assert len(given) == len(first)
+        assert [tr[0].box for tr in parse_trajectories(msgs[3]["content"])] == first   # answers stay true
+        for g, t in zip(given, first):
+            prior, true = np.array(coord.to_frame(g)), np.array(coord.to_frame(t))
+            w, h = true[2] - true[0], true[3] - true[1]
+            centre = (prior[:2] + prior[2:]) / 2 - (true[:2] + true[2:]) / 2
+            assert abs(centre[0]) <= 0.3 * w + 1.5 and abs(centre[1]) <= 0.3 * h + 1.5
+            shifts.append(np.abs(centre).sum())
+    assert np.mean(shifts) > 1.0                                  # it does move the given boxes
+    for row in plain:                                             # without it they are the first answer's
+        assert row["messages"][1]["content"] in row["messages"][2]["content"]
+    with pytest.raises(ValueError, match="prior_jitter"):
+        get_task("omnipt_mot", prior_jitter=1.0).validate()
+
+
 def test_resized_scale_for_qwen2_5_vl_maps_back(mot):
     where = _frame_of(mot)
     rw, rh = smart_resize(W, H, "qwen2_5_vl", max_pixels=28 * 28 * 646)

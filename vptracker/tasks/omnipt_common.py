@@ -53,6 +53,25 @@ class OmniPTOptions(BoxOptions):
     stride: int = 1
 
 
+@dataclass(frozen=True)
+class PriorOptions(OmniPTOptions):
+    """Tasks whose prompt gives the objects' first-frame boxes (SOT, location, MOT's track query).
+
+    ``prior_jitter`` (default 0, the paper's samples) moves and rescales each given box by up to that
+    fraction of its size while the answers keep the true boxes: at inference the given boxes are the
+    model's own earlier answers, and a model only ever shown exact ones learns to copy them and
+    extrapolate (measured in both demos) instead of finding the object in the images (the
+    search-region jitter of Siamese trackers, for the same reason)."""
+
+    prior_jitter: float = 0.0
+
+
+def validate_prior(task) -> None:
+    validate_common(task)
+    if not 0.0 <= task.prior_jitter < 1.0:
+        raise ValueError(f"task {task.name}: option prior_jitter={task.prior_jitter}, expected 0 <= value < 1")
+
+
 def validate_common(task) -> None:
     if not 2 <= task.frames <= 32:
         raise ValueError(f"task {task.name}: option frames={task.frames}, expected 2..32")
@@ -131,6 +150,27 @@ def box_text(track: Track, t: int, seq: Sequence, coord: CoordMap, grammar: str 
 
 def trajectory(track: Track, frames: list[int], seq: Sequence, coord: CoordMap) -> list:
     return [model_box(track, t, seq, coord) for t in frames]
+
+
+def jittered(box: tuple, jitter: float, width: float, height: float, rng: random.Random) -> tuple:
+    """``box`` (x1, y1, x2, y2 in pixels) moved by up to ``jitter`` of its size and rescaled by up to
+    ``jitter / 2``, kept inside the image."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    cx = x1 + w / 2 + rng.uniform(-jitter, jitter) * w
+    cy = y1 + h / 2 + rng.uniform(-jitter, jitter) * h
+    w *= 1 + rng.uniform(-jitter, jitter) / 2
+    h *= 1 + rng.uniform(-jitter, jitter) / 2
+    x1, y1 = min(max(cx - w / 2, 0.0), width - 1.0), min(max(cy - h / 2, 0.0), height - 1.0)
+    return x1, y1, min(max(cx + w / 2, x1 + 1.0), width), min(max(cy + h / 2, y1 + 1.0), height)
+
+
+def prior_box(task, track: Track, t: int, seq: Sequence, coord: CoordMap, rng: random.Random):
+    """The box a prompt gives for ``track`` on frame ``t`` in model scale: the true one, or under
+    ``task.prior_jitter`` a jittered one (``None`` when the object is not in the frame)."""
+    if not task.prior_jitter or not usable(track, t, seq.width, seq.height):
+        return model_box(track, t, seq, coord)
+    return coord.to_model(jittered(clipped_box(track, t, seq), task.prior_jitter, seq.width, seq.height, rng))
 
 
 def window(n_frames: int, frames: int, stride: int, rng: random.Random) -> list[int] | None:

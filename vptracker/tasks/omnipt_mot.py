@@ -2,8 +2,8 @@
 
 ``omnipt_mot`` (paper Fig. 4): one window of ``frames`` images and three turns:
 1. where are the objects in the first frame -> their boxes, in random order;
-2. track these objects (the true first-frame boxes are given, in that order) -> one trajectory per
-   object, same order;
+2. track these objects (the first-frame boxes are given, in that order; true ones, or moved under
+   ``prior_jitter``, see :class:`PriorOptions`) -> one trajectory per object, same order, true boxes;
 3. are there objects added midway -> the trajectories of objects absent from the first frame
    (or "There are no objects.").
 Windows whose first frame has no object are redrawn. ``max_objects`` caps each list (answers
@@ -30,15 +30,16 @@ from vptracker.prompts import (
 from vptracker.tasks.base import Task, Tracking, register_task
 from vptracker.tasks.omnipt_common import (
     BoxOptions,
-    OmniPTOptions,
+    PriorOptions,
     frame_paths,
     has_missing,
     model_box,
     omnipt_contract,
+    prior_box,
     task_coord,
     usable_mask,
     validate_boxes,
-    validate_common,
+    validate_prior,
     window,
 )
 
@@ -71,7 +72,7 @@ def _boxes_text(boxes, decimals: int, grammar: str) -> str:
 
 
 @dataclass(frozen=True)
-class MOTOptions(OmniPTOptions):
+class MOTOptions(PriorOptions):
     # 5: the most whole 16-frame trajectories that always fit the paper's 2,048 output tokens, counted with
     # the real Qwen tokenizer: a 0-1000 <bbox> is 17-21 tokens (21 with four 3-digit values), ~347 tokens per
     # object and answer at worst (6 fit with typical boxes, 7 never). Other frame counts:
@@ -95,7 +96,7 @@ class OmniPTMOT(Task):
         return omnipt_contract(self, frames_per_sample=self.frames)
 
     def validate(self) -> None:
-        validate_common(self)
+        validate_prior(self)
         if self.max_objects < 1:
             raise ValueError(f"task {self.name}: option max_objects={self.max_objects}, expected >= 1")
 
@@ -121,11 +122,14 @@ class OmniPTMOT(Task):
             return [model_box(seq.tracks[i], t, seq, coord) for t in frames]
 
         first_boxes = _boxes_text([model_box(seq.tracks[i], frames[0], seq, coord) for i in first], d, g)
+        # the track query's given boxes; the first answer keeps the true ones (it teaches detection)
+        given = (_boxes_text([prior_box(self, seq.tracks[i], frames[0], seq, coord, rng) for i in first], d, g)
+                 if self.prior_jitter else first_boxes)
         new_answer = render_trajectories([traj(i) for i in new], d, grammar=g) if new else no_objects_answer()
         messages = [
             {"role": "user", "content": omnipt_mot_first(len(frames))},
             {"role": "assistant", "content": first_boxes},
-            {"role": "user", "content": omnipt_mot_track(first_boxes)},
+            {"role": "user", "content": omnipt_mot_track(given)},
             {"role": "assistant", "content": render_trajectories([traj(i) for i in first], d, grammar=g)},
             {"role": "user", "content": omnipt_mot_new()},
             {"role": "assistant", "content": new_answer},

@@ -24,16 +24,15 @@ from vptracker.datasets.base import Sequence, Track
 from vptracker.prompts import omnipt_sot, pretext_location
 from vptracker.tasks.base import Task, Tracking, chat, register_task
 from vptracker.tasks.omnipt_common import (
-    OmniPTOptions,
-    box_text,
-    clipped_box,
+    PriorOptions,
     frame_paths,
     has_missing,
     omnipt_contract,
+    prior_box,
     task_coord,
     trajectory,
     usable_mask,
-    validate_common,
+    validate_prior,
 )
 
 
@@ -67,32 +66,14 @@ def track_starts(task, sequences: list[Sequence]) -> list[_Start]:
     return out
 
 
-def jittered(box: tuple, jitter: float, width: float, height: float, rng: random.Random) -> tuple:
-    """``box`` (x1, y1, x2, y2 in pixels) moved by up to ``jitter`` of its size and rescaled by up to
-    ``jitter / 2``, kept inside the image."""
-    x1, y1, x2, y2 = box
-    w, h = x2 - x1, y2 - y1
-    cx = x1 + w / 2 + rng.uniform(-jitter, jitter) * w
-    cy = y1 + h / 2 + rng.uniform(-jitter, jitter) * h
-    w *= 1 + rng.uniform(-jitter, jitter) / 2
-    h *= 1 + rng.uniform(-jitter, jitter) / 2
-    x1, y1 = min(max(cx - w / 2, 0.0), width - 1.0), min(max(cy - h / 2, 0.0), height - 1.0)
-    return x1, y1, min(max(cx + w / 2, x1 + 1.0), width), min(max(cy + h / 2, y1 + 1.0), height)
-
-
 @dataclass(frozen=True)
-class SOTOptions(OmniPTOptions):
-    prior_jitter: float = 0.0
-
-
-@dataclass(frozen=True)
-class LocationOptions(SOTOptions):
+class LocationOptions(PriorOptions):
     disappear_ratio: float = 0.3
 
 
 @register_task("omnipt_sot")
 class OmniPTSOT(Task):
-    Options = SOTOptions
+    Options = PriorOptions
     trackable = True
 
     def tracking_side(self) -> Tracking:
@@ -106,17 +87,11 @@ class OmniPTSOT(Task):
         return omnipt_contract(self, frames_per_sample=self.frames)
 
     def validate(self) -> None:
-        validate_common(self)
-        if not 0.0 <= self.prior_jitter < 1.0:
-            raise ValueError(f"task {self.name}: option prior_jitter={self.prior_jitter}, expected 0 <= value < 1")
+        validate_prior(self)
 
     def prior_text(self, entry, t: int, coord, rng: random.Random) -> str | None:
-        jitter = self.prior_jitter
-        if not jitter:
-            return box_text(entry.track, t, entry.seq, coord, self.grammar)
-        seq = entry.seq
-        box = jittered(clipped_box(entry.track, t, seq), jitter, seq.width, seq.height, rng)
-        return render_box(coord.to_model(box), coord.decimals, self.grammar)
+        box = prior_box(self, entry.track, t, entry.seq, coord, rng)
+        return None if box is None else render_box(box, coord.decimals, self.grammar)
 
     def index(self, sequences):
         return track_starts(self, sequences)
