@@ -130,7 +130,8 @@ def test_omnipt_mot_prior_jitter_moves_only_the_track_query_boxes(mot):
     for row, true_row in zip(_rows("omnipt_mot", mot, n=30, frames=4, prior_jitter=0.3), plain):
         msgs = row["messages"]
         first = [b.box for b in parse_trajectory(msgs[1]["content"])]
-        given = [b.box for b in parse_trajectory(msgs[2]["content"]) if b.box is not None]   # the prompt names <None> too
+        # the prompt also names <None> (how to write an absent object)
+        given = [b.box for b in parse_trajectory(msgs[2]["content"]) if b.box is not None]
         assert len(given) == len(first)
         assert [tr[0].box for tr in parse_trajectories(msgs[3]["content"])] == first   # answers stay true
         for g, t in zip(given, first):
