@@ -141,6 +141,14 @@ def test_quick_mot_demo_runs_the_four_stages_the_mot_loop_and_trackeval(tmp_path
         rows = [json.loads(line) for f in (out / "prepared").glob(f"train-{stage}-*.jsonl")
                 for line in f.read_text().splitlines()]
         assert {len(r["messages"]) for r in rows} == {1, 3, 5} and all(r["solution"] for r in rows), stage
+    # SFT rows: windows of the config's frames; the track query's given boxes are jittered, the answers not.
+    rows = [json.loads(line) for f in (out / "prepared").glob("train-stage3_sft-*.jsonl")
+            for line in f.read_text().splitlines()]
+    assert rows and all(len(r["images"]) == cfg["task_options"]["frames"] for r in rows)
+    assert cfg["task_options"]["prior_jitter"] > 0
+    assert any(r["messages"][1]["content"] not in r["messages"][2]["content"] for r in rows)
+    assert all(r["messages"][3]["content"].count("<bbox>") >= r["messages"][1]["content"].count("<bbox>")
+               for r in rows)
     # The baseline is the first frame's ground truth held still, read here straight from gt.txt.
     test_dir = out / "data" / "mot" / "test"
     for gt in test_dir.glob("*/gt/gt.txt"):
