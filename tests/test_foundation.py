@@ -93,6 +93,40 @@ def test_tiny_model_loads_and_generates_in_transformers_and_swift(family, tiny_m
     assert responses[0].choices[0].message.content == responses[1].choices[0].message.content
 
 
+@pytest.mark.parametrize("family", tiny_families())
+def test_tiny_models_never_sample_a_media_token(family, tiny_model_factory, tmp_path):
+    """swift's GRPO samples through its TransformersEngine and re-encodes the completion; a media
+    placeholder in it is one image too many and kills the stage (seen at the 128 px MOT demo's first
+    step). With every logit pushed to the media tokens, sampling still avoids them; without the
+    tiny model's suppress list it picks them."""
+    from swift import InferRequest, RequestConfig, TransformersEngine
+
+    from vptracker.tiny_model import MEDIA_TOKENS
+
+    path = tiny_model_factory(family)
+    config = json.loads((path / "config.json").read_text())
+    model_type, template = get_family(family).swift_names(config["model_type"])
+    engine = TransformersEngine(str(path), model_type=model_type, template_type=template, max_batch_size=1)
+    media = [i for i, t in engine.tokenizer.added_tokens_decoder.items() if t.content in MEDIA_TOKENS]
+    assert media and sorted(engine.generation_config.suppress_tokens) == sorted(media)
+    head = engine.model.get_output_embeddings()
+    eos = set(np.atleast_1d(engine.generation_config.eos_token_id).tolist())
+
+    def push(_module, _inputs, logits):   # media tokens first, then anything but the end
+        logits[..., media] += 1e4
+        logits[..., [i for i in range(logits.shape[-1]) if i not in eos and i not in media][:5]] += 5e3
+        return logits
+
+    head.register_forward_hook(push)
+    request = InferRequest(messages=[{"role": "user", "content": "Track the object."}])
+    sampled = RequestConfig(max_tokens=6, temperature=1.0, top_k=10)
+    text = engine.infer([request], sampled)[0].choices[0].message.content
+    assert text and not any(engine.tokenizer.convert_ids_to_tokens(i) in text for i in media)
+    engine.generation_config.suppress_tokens = None
+    text = engine.infer([request], sampled)[0].choices[0].message.content
+    assert any(engine.tokenizer.convert_ids_to_tokens(i) in text for i in media)
+
+
 def test_make_tiny_model_cli(tmp_path):
     out = tmp_path / "m"
     subprocess.run([sys.executable, "-m", "vptracker", "make-tiny-model", "--family", "qwen2_vl", "--out", str(out),

@@ -181,6 +181,29 @@ def _processor(family: str, out: Path, tokenizer_dir: Path, merge: int = 2) -> N
     proc.save_pretrained(out)
 
 
+# Tokens a chat template reads as media placeholders, in every family we build (Qwen-VL, InternVL2.5,
+# LLaVA-NeXT).
+MEDIA_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>",
+                "<img>", "</img>", "<IMG_CONTEXT>", "<video>", "<image>")
+
+
+def set_generation_ids(model, out: Path, eos: list[int], pad: int) -> None:
+    """End and pad ids; the tokenizer's media placeholders (in ``out``) never sampled.
+
+    A random-weight model samples any id, and swift's GRPO re-encodes the completions it sampled:
+    one ``<|image_pad|>`` there is one image token more than the images ("Image features and image
+    tokens do not match, tokens: 513, features: 512" at the first step of the 128 px MOT demo).
+    Box and reference tokens stay: the ``qwen`` grammar answers in them. Our inference engine sets
+    this list aside (:mod:`vptracker.infer.engine`), so only sampling in training sees it.
+    """
+    from transformers import AutoTokenizer
+
+    added = AutoTokenizer.from_pretrained(out).added_tokens_decoder
+    model.generation_config.eos_token_id = eos
+    model.generation_config.pad_token_id = pad
+    model.generation_config.suppress_tokens = sorted(i for i, t in added.items() if t.content in MEDIA_TOKENS)
+
+
 def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int = 2, vision_depth: int = 2,
                     seed: int = 0, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 600,
                     compact_vocab: bool = False, merge_size: int = 2) -> Path:
@@ -210,8 +233,7 @@ def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int 
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
     _processor(family, out, out, merge_size)
-    model.generation_config.eos_token_id = [first + 2, first]
-    model.generation_config.pad_token_id = first
+    set_generation_ids(model, out, [first + 2, first], first)
     model.save_pretrained(out)
     (out / "vptracker_tiny.json").write_text(json.dumps(
         {"family": family, "hidden": hidden, "layers": layers, "vision_depth": vision_depth, "seed": seed,
@@ -270,8 +292,7 @@ def make_real_width_model(preset: str, out: str | Path, layers: int = 2, vision_
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(hf_config(cfg), dtype=getattr(torch, dtype))
     _processor(family, out, out, cfg["vision_config"].get("spatial_merge_size", 2))
-    model.generation_config.eos_token_id = [first + 2, first]
-    model.generation_config.pad_token_id = first
+    set_generation_ids(model, out, [first + 2, first], first)
     model.save_pretrained(out)
     (out / "vptracker_tiny.json").write_text(json.dumps(
         {"family": family, "preset": preset, "layers": layers, "vision_depth": vision_layers, "seed": seed,

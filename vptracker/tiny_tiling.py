@@ -129,6 +129,8 @@ def make_tiling_model(family: str, out: str | Path, hidden: int = 64, layers: in
     import torch
     from transformers import AutoModelForImageTextToText
 
+    from vptracker.tiny_model import set_generation_ids
+
     if family not in BUILDERS:
         raise ValueError(f"no tiny tiling model for family {family!r}; expected one of {sorted(BUILDERS)}")
     out = Path(out)
@@ -137,8 +139,7 @@ def make_tiling_model(family: str, out: str | Path, hidden: int = 64, layers: in
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
     processor.save_pretrained(out)
-    model.generation_config.eos_token_id = eos
-    model.generation_config.pad_token_id = pad
+    set_generation_ids(model, out, eos, pad)
     model.save_pretrained(out)
     (out / "vptracker_tiny.json").write_text(json.dumps(
         {"family": family, "hidden": hidden, "layers": layers, "vision_depth": vision_depth, "seed": seed,
