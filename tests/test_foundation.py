@@ -94,7 +94,7 @@ def test_tiny_model_loads_and_generates_in_transformers_and_swift(family, tiny_m
 
 
 @pytest.mark.parametrize("family", tiny_families())
-def test_tiny_models_never_sample_a_media_token(family, tiny_model_factory, tmp_path):
+def test_tiny_models_never_sample_a_media_token(family, tiny_model_factory):
     """swift's GRPO samples through its TransformersEngine and re-encodes the completion; a media
     placeholder in it is one image too many and kills the stage (seen at the 128 px MOT demo's first
     step). With every logit pushed to the media tokens, sampling still avoids them; without the
