@@ -277,7 +277,7 @@ def test_contract_travels_from_prepare_through_the_checkpoint_to_infer(roots, tm
     card = _prepare(roots, tmp_path / "data", scale="family", max_pixels=200704)
     contract = card["contracts"]["omnipt_sot"]     # the GRPO job trains the same loop: one contract
     assert set(card["contracts"]) == {"omnipt_sot"}
-    assert (contract["box_scale"], contract["max_pixels"], contract["frames_per_sample"]) == ("resized", 200704, 4)
+    assert (contract["box_scale"], contract["max_pixels"], contract["frames_per_sample"]) == ("resized", 200704, [4])
     ckpt = _checkpoint(tmp_path, tmp_path / "data")
     assert not (ckpt / CONTRACT_FILE).exists() and (ckpt.parent / CONTRACT_FILE).is_file()
 
@@ -299,7 +299,7 @@ def test_contract_travels_from_prepare_through_the_checkpoint_to_infer(roots, tm
     (base / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}))
     with caplog.at_level("WARNING"):
         options = describe_run({"model": str(base), "task": "omnipt_sot", "options": {}})["options"]
-    assert (options["box_scale"], options["max_pixels"], options["frames_per_sample"]) == ("norm1000", 12845056, 16)
+    assert (options["box_scale"], options["max_pixels"], options["frames_per_sample"]) == ("norm1000", 12845056, 8)
     assert sum(CONTRACT_FILE in r.getMessage() for r in caplog.records) == 1
     # the checkpoint was not trained on this task: defaults, with the reason
     caplog.clear()
@@ -308,7 +308,7 @@ def test_contract_travels_from_prepare_through_the_checkpoint_to_infer(roots, tm
     assert any("no contract for task omnipt_mot" in r.getMessage() for r in caplog.records)
 
 
-def test_run_task_reads_the_contract_of_the_model_it_is_given(roots, tmp_path):
+def test_run_task_reads_the_contract_of_the_model_it_is_given(roots, tmp_path, caplog):
     """The Python API: ``run_task(..., model_dir=...)`` follows the checkpoint's contract too."""
     from vptracker.infer import CallableEngine, run_task
 
@@ -318,10 +318,14 @@ def test_run_task_reads_the_contract_of_the_model_it_is_given(roots, tmp_path):
     seen = []
     engine = CallableEngine(lambda request: seen.append(len(request.images)) or "<None>")
     run_task("omnipt_sot", engine, sequences, tmp_path / "out", {}, model_dir=ckpt, progress=False)
-    assert seen and max(seen) == 4     # the contract's frames_per_sample, not the default 16
-    with pytest.raises(ConfigError, match="frames_per_sample=16 disagrees with 4"):
-        run_task("omnipt_sot", engine, sequences, tmp_path / "out2", {"frames_per_sample": 16}, model_dir=ckpt,
+    assert seen and max(seen) == 4     # the contract's frames_per_sample, not the default 8
+    # frames per sample is the run's choice: another value runs, with one line naming the trained ones
+    with caplog.at_level("WARNING"):
+        run_task("omnipt_sot", engine, sequences, tmp_path / "out2", {"frames_per_sample": 3}, model_dir=ckpt,
                  progress=False)
+    assert max(seen[-3:]) == 3
+    assert sum("frames_per_sample=3: omnipt_sot was trained with frames_per_sample [4]" in r.getMessage()
+               for r in caplog.records) == 1
 
 
 def test_infer_cli_refuses_a_conflicting_option_with_exit_2(roots, tmp_path, capsys):
@@ -330,10 +334,10 @@ def test_infer_cli_refuses_a_conflicting_option_with_exit_2(roots, tmp_path, cap
     _prepare(roots, tmp_path / "data")
     ckpt = _checkpoint(tmp_path, tmp_path / "data")
     rc = main(["infer", "--task", "omnipt_sot", "--model", str(ckpt), "--dataset", "dancetrack",
-               "--root", str(roots["dancetrack"]), "--out", str(tmp_path / "out"), "options.frames_per_sample=8"])
+               "--root", str(roots["dancetrack"]), "--out", str(tmp_path / "out"), "options.max_pixels=200704"])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "frames_per_sample=8 disagrees with 4" in err and CONTRACT_FILE in err
+    assert "max_pixels=200704 disagrees with" in err and CONTRACT_FILE in err and len(err.splitlines()) == 1
 
 
 def test_jobs_training_one_task_under_two_contracts_are_refused(roots, tmp_path):
@@ -352,8 +356,9 @@ class _Stage:
 
     name = "stage_x"
 
-    def __init__(self, swift: dict):
+    def __init__(self, swift: dict, start_model: str = "base-model-not-on-disk"):
         self.swift = swift
+        self.start_model = start_model
 
     def get(self, key, default=None):
         return {"swift": self.swift}.get(key, default)
@@ -420,3 +425,43 @@ def test_infer_has_no_registry_of_its_own():
 
     for module in (infer, runner):
         assert not {"TASKS", "get_task", "register_task", "Task"} & set(vars(module))
+
+
+# --------------------------------------------------------------------------- binding and chosen fields
+
+
+def test_one_task_gathers_every_trained_frame_count_but_one_binding_value(tmp_path):
+    from vptracker.tasks.contract import merge_contracts
+
+    contracts: dict = {}
+    merge_contracts(contracts, {"omnipt_mot": get_task("omnipt_mot", frames=16).contract()}, "jobs.mot")
+    merge_contracts(contracts, {"omnipt_mot": get_task("omnipt_mot_grpo", frames=8).contract()}, "jobs.smot")
+    assert contracts["omnipt_mot"].frames_per_sample == (8, 16)
+    assert contracts["omnipt_mot"].options()["frames_per_sample"] == 16   # unset at inference: the largest
+    with pytest.raises(ConfigError, match=r"jobs.x: rows for task omnipt_mot .*'box_scale': \('norm1000', 'norm1'\)"):
+        merge_contracts(contracts, {"omnipt_mot": get_task("omnipt_mot", scale="norm1").contract()}, "jobs.x")
+    # a file written by an earlier version (one number) still reads
+    old = TaskContract.from_dict({**get_task("omnipt_sot").contract().to_dict(), "frames_per_sample": 16})
+    assert old.frames_per_sample == (16,)
+
+
+def test_a_chain_stage_carries_the_contracts_of_the_weights_it_starts_from(tmp_path):
+    """Stage 4 trains the tracking tasks only; its weights still know the caption task of stage 3,
+    and every frame count either stage trained."""
+    from vptracker.tasks.contract import read_all_contracts, write_contract_file
+    from vptracker.train.runner import _contracts
+
+    stage3 = tmp_path / "stage3_sft" / "merged"
+    write_contract_file(stage3, {"omnipt_mot": get_task("omnipt_mot", frames=16).contract(),
+                                 "omnipt_caption": get_task("omnipt_video_caption").contract()}, ["s3/card.json"])
+    notes: list[str] = []
+    contracts, sources = _contracts(_Stage({}, str(stage3)), _manifest(get_task("omnipt_mot", frames=8), tmp_path),
+                                    notes.append)
+    assert set(contracts) == {"omnipt_mot", "omnipt_caption"}
+    assert contracts["omnipt_mot"].frames_per_sample == (8, 16)
+    assert sources == ["s3/card.json", str(tmp_path / "card.json")]
+    assert any("carries the task contracts of" in n for n in notes)
+    out = write_contract_file(tmp_path / "stage4", contracts, sources)
+    assert read_all_contracts(out) == contracts
+    with pytest.raises(ConfigError, match="rows for task omnipt_mot were prepared under two different contracts"):
+        _contracts(_Stage({}, str(stage3)), _manifest(get_task("omnipt_mot", scale="norm1"), tmp_path), print)

@@ -214,6 +214,6 @@ def test_vptracker_recipe_fully_tunes_qwen3_vl(tiny_model_factory, tiny_data, tm
     train_dir = tmp_path / "vptracker_sft" / "train"
     assert (train_dir / CONTRACT_FILE).is_file() and (train_dir / "args.json").is_file()
     contract = read_contract_file(ckpt / CONTRACT_FILE, "omnipt_sot")
-    assert contract is not None and contract.frames_per_sample == 4 and contract.max_pixels == 28 * 28 * 646
+    assert contract is not None and contract.frames_per_sample == (4,) and contract.max_pixels == 28 * 28 * 646
     manifest = json.loads((tmp_path / "vptracker_sft" / "manifest.json").read_text())
     assert manifest["contracts"]["omnipt_sot"] == contract.to_dict()

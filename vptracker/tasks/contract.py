@@ -7,14 +7,21 @@ resolves them into one :class:`TaskContract`; ``vptracker prepare`` writes it in
 (``contracts``: tracking task -> contract), the train runner copies it into the stage's output
 folders as ``vptracker_contract.json`` (next to swift's ``args.json``), and ``vptracker infer``
 reads it back from the model folder (or its parent), so the tracking options are never retyped:
-an option set in the inference config that disagrees with it is an error naming both values and
-the file; a model without the file (a released or base model) keeps the inference defaults.
+a model without the file (a released or base model) keeps the inference defaults.
+
+Two kinds of fields. *Binding* fields fix how the checkpoint reads and writes boxes and what its
+prompts look like (answer grammar, box scale, pixel caps, special tokens, the visual-prompt outline):
+an inference option that disagrees with one is an error naming both values and the file. *Chosen*
+fields (:data:`CHOSEN`: frames per sample, caption frames) are what a run may pick: the contract
+keeps every value the checkpoint was trained with (a stage trains DanceTrack MOT and BenSMOT tracking
+under one task; a chain's final weights carry every stage's values, see :func:`merge_contracts`), and
+a run with another value goes ahead with one log line naming the trained values.
 """
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +38,9 @@ logger = logging.getLogger(__name__)
 OPTION_OF = {"family": "family", "box_scale": "box_scale", "min_pixels": "min_pixels", "max_pixels": "max_pixels",
              "frames_per_sample": "frames_per_sample", "caption_frames": "caption_frames",
              "vp_color": "vp_color", "line_width": "line_width", "template_scale": "template_scale", "visual_prompt": "visual_prompt"}
-PROMPT_GRAMMARS = ("bbox", "qwen")   # the grammars the OmniPT prompts write prior boxes in (option grammar)
+PROMPT_GRAMMARS = ("bbox", "qwen")
+# fields a run may choose (all trained values kept); every other field binds the checkpoint
+CHOSEN = ("frames_per_sample", "caption_frames")   # the grammars the OmniPT prompts write prior boxes in (option grammar)
 
 
 @dataclass(frozen=True)
@@ -50,8 +59,8 @@ class TaskContract:
     min_pixels: int | None = None
     max_pixels: int | None = None
     train_max_pixels: int | None = None
-    frames_per_sample: int | None = None
-    caption_frames: int | None = None
+    frames_per_sample: tuple[int, ...] | None = None   # every value trained with (chosen: CHOSEN)
+    caption_frames: tuple[int, ...] | None = None
     special_tokens: tuple[str, ...] = ()
     vp_color: str | None = None
     line_width: int | None = None
@@ -60,11 +69,23 @@ class TaskContract:
 
     def __post_init__(self):
         object.__setattr__(self, "special_tokens", tuple(self.special_tokens))
+        for name in CHOSEN:   # one value (a builder's option) or the values of several stages
+            value = getattr(self, name)
+            if value is not None:
+                values = value if isinstance(value, (list, tuple)) else (value,)
+                object.__setattr__(self, name, tuple(sorted({int(v) for v in values})))
 
     def to_dict(self) -> dict:
         out = asdict(self)
         out["special_tokens"] = list(self.special_tokens)
+        for name in CHOSEN:
+            if out[name] is not None:
+                out[name] = list(out[name])
         return out
+
+    def binding(self) -> dict:
+        """The fields that bind the checkpoint (all but :data:`CHOSEN`)."""
+        return {k: v for k, v in asdict(self).items() if k not in CHOSEN}
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "contract") -> TaskContract:
@@ -74,12 +95,14 @@ class TaskContract:
             raise ConfigError(f"{where}: unknown contract field(s) {unknown}; expected {sorted(known)}")
         try:
             return cls(**data)
-        except TypeError as err:
+        except (TypeError, ValueError) as err:
             raise ConfigError(f"{where}: {err}") from None
 
     def options(self) -> dict:
-        """The inference options this contract fixes (``TaskOptions`` keys; unset fields left out)."""
-        out = {OPTION_OF[k]: v for k, v in asdict(self).items() if k in OPTION_OF and v is not None}
+        """The inference options this contract sets (``TaskOptions`` keys; unset fields left out;
+        a chosen field as its largest trained value, the longest context the checkpoint saw)."""
+        out = {OPTION_OF[k]: (max(v) if k in CHOSEN else v) for k, v in asdict(self).items()
+               if k in OPTION_OF and v is not None}
         if self.grammar in PROMPT_GRAMMARS:
             out["grammar"] = self.grammar
         return out
@@ -115,14 +138,26 @@ def caption_frames(first: int, last: int, count: int) -> list[int]:
 
 
 def merge_contracts(contracts: dict[str, TaskContract], more: dict[str, TaskContract], where: str) -> None:
-    """Adds ``more`` to ``contracts``; two different contracts for one task are an error."""
+    """Adds ``more`` to ``contracts``: the binding fields of one task must agree (else an error
+    naming them); its chosen fields gather every trained value."""
     for task, contract in more.items():
         old = contracts.get(task)
-        if old is not None and old != contract:
-            diff = {k: (v, getattr(contract, k)) for k, v in asdict(old).items() if getattr(contract, k) != v}
+        if old is None:
+            contracts[task] = contract
+            continue
+        theirs = contract.binding()
+        diff = {k: (v, theirs[k]) for k, v in old.binding().items() if theirs[k] != v}
+        if diff:
             raise ConfigError(f"{where}: rows for task {task} were prepared under two different contracts "
                               f"(field: (one, other)): {diff}; train one task under one contract")
-        contracts[task] = contract
+        gathered = {name: _union(getattr(old, name), getattr(contract, name)) for name in CHOSEN}
+        contracts[task] = replace(old, **gathered)
+
+
+def _union(one: tuple | None, other: tuple | None) -> tuple | None:
+    if one is None or other is None:
+        return one if other is None else other
+    return tuple(sorted(set(one) | set(other)))
 
 
 def read_card_contracts(card: dict, where: str) -> dict[str, TaskContract]:
@@ -159,6 +194,11 @@ def find_contract_file(model_dir: str | Path | None, adapter: str | Path | None 
 
 def read_contract_file(path: str | Path, task: str) -> TaskContract | None:
     """The contract of ``task`` in a contract file; None when the checkpoint was not trained on it."""
+    return read_all_contracts(path).get(task)
+
+
+def read_all_contracts(path: str | Path) -> dict[str, TaskContract]:
+    """Every task's contract in a contract file."""
     path = Path(path)
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
@@ -166,8 +206,16 @@ def read_contract_file(path: str | Path, task: str) -> TaskContract | None:
         raise ConfigError(f"{path}: not a readable contract file ({err})") from None
     if not isinstance(body, dict) or body.get("format") != FORMAT or not isinstance(body.get("tasks"), dict):
         raise ConfigError(f"{path}: expected {{'format': {FORMAT}, 'tasks': {{task: contract}}}}")
-    data = body["tasks"].get(task)
-    return None if data is None else TaskContract.from_dict(data, f"{path}: tasks.{task}")
+    return {task: TaskContract.from_dict(data, f"{path}: tasks.{task}") for task, data in body["tasks"].items()}
+
+
+def read_sources(path: str | Path) -> list[str]:
+    """The data cards a contract file names (``sources``)."""
+    try:
+        sources = json.loads(Path(path).read_text(encoding="utf-8")).get("sources") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [str(s) for s in sources] if isinstance(sources, list) else []
 
 
 def contract_for(task: str, model_dir, adapter=None) -> tuple[TaskContract | None, Path | None]:
@@ -185,11 +233,22 @@ def contract_for(task: str, model_dir, adapter=None) -> tuple[TaskContract | Non
 
 
 def apply_contract(options: dict, contract: TaskContract, source: Path | str) -> dict:
-    """``options`` with every unset key filled from the contract; a set key that disagrees with the
-    contract is a :class:`ConfigError` naming the option, both values and the contract file."""
+    """``options`` with every unset key filled from the contract. A set binding key that disagrees
+    is a :class:`ConfigError` naming the option, both values and the contract file; a chosen key
+    (frames per sample, caption frames) set to a value the checkpoint was not trained with runs,
+    with one log line naming the trained values. An unset chosen key takes the largest trained value
+    (the longest context the checkpoint saw)."""
     out = dict(options)
+    trained = {OPTION_OF[name]: getattr(contract, name) for name in CHOSEN}
     for key, value in contract.options().items():
         given = out.get(key)
+        if key in trained:
+            if given is None:
+                out[key] = value
+            elif not any(_same(given, v) for v in trained[key]):
+                logger.warning("task option %s=%s: %s was trained with %s %s (%s); running with %s", key, given,
+                               contract.task, key, list(trained[key]), source, given)
+            continue
         if given is None:
             out[key] = value
         elif not _same(given, value):

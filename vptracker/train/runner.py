@@ -24,7 +24,13 @@ from pathlib import Path
 
 from vptracker.plan import Cluster
 from vptracker.plan_run import check_before_run
-from vptracker.tasks.contract import write_contract_file
+from vptracker.tasks.contract import (
+    find_contract_file,
+    merge_contracts,
+    read_all_contracts,
+    read_sources,
+    write_contract_file,
+)
 from vptracker.tasks.lengths import check_cards
 from vptracker.train.commands import (
     Command,
@@ -210,6 +216,13 @@ def _contracts(cfg: StageConfig, manifest: dict, echo: Callable[[str], None]) ->
     name must be ones the stage adds (``swift.new_special_tokens``), else the prompts would be split
     into pieces the model never saw as tokens."""
     contracts, sources = stage_contracts(manifest["data"], cfg.name)
+    inherited = _start_contracts(cfg)
+    if inherited is not None:   # a chain's weights keep what earlier stages trained (tasks and frame counts)
+        path, earlier = inherited
+        merge_contracts(earlier, contracts, f"{cfg.name}: its data against the contract of {path}")
+        contracts = earlier
+        sources = [s for s in read_sources(path) if s not in sources] + sources
+        echo(f"# {cfg.name}: carries the task contracts of {path} ({', '.join(sorted(earlier))})")
     if not contracts:
         echo(f"# {cfg.name}: no data card carries a task contract (rows not written by `vptracker prepare`): "
              "the checkpoint carries none, and `vptracker infer` will use its defaults")
@@ -233,6 +246,13 @@ def _contracts(cfg: StageConfig, manifest: dict, echo: Callable[[str], None]) ->
                                    f"max_pixels={cap} or train with swift.max_pixels={contract.train_max_pixels}")
         echo(f"# {message}; their {contract.box_scale} boxes do not depend on it, the images the model sees do")
     return contracts, sources
+
+
+def _start_contracts(cfg: StageConfig) -> tuple[Path, dict] | None:
+    """The contracts of the weights a stage starts from (a chain's previous stage), if they have one."""
+    start = Path(cfg.start_model) if cfg.start_model else None
+    path = find_contract_file(start) if start is not None and start.is_dir() else None
+    return None if path is None else (path, read_all_contracts(path))
 
 
 def _stage_max_pixels(swift: dict, family: str) -> int | None:
