@@ -24,19 +24,9 @@ NODE_RANK=${NODE_RANK:-0}
 PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python )}
 WAIT_TIMEOUT_S=${WAIT_TIMEOUT_S:-86400}
 
-# The output directory, tensor-parallel degree and run id, as the worker resolves them.
-RESOLVED=$(DRY_RUN=${DRY_RUN:-0} "$PYTHON" -c 'import os, sys
-from vptracker.cli import build_parser
-from vptracker.commands.infer import describe_run, resolve_config
-cfg = resolve_config(build_parser().parse_args(["infer", *sys.argv[1:]]))
-tp = int((cfg.get("engine_kwargs") or {}).get("tensor_parallel_size") or 1)
-try:
-    rid = describe_run(cfg)["run_id"]
-except Exception:
-    if os.environ["DRY_RUN"] != "1":
-        raise
-    rid = "RUN_ID"
-print(cfg.get("out") or "", tp, rid, sep="\t")' "$@")
+# The output directory, tensor-parallel degree and run id, as the worker resolves them; bad settings
+# stop here with the worker's one-line message and exit 2.
+RESOLVED=$(DRY_RUN=${DRY_RUN:-0} "$PYTHON" -m vptracker infer --describe "$@") || exit $?
 IFS=$'\t' read -r OUT TP RUN_ID <<< "$RESOLVED"
 if [ -z "$OUT" ]; then echo "infer.sh: no output directory (pass --out DIR or out=DIR)" >&2; exit 2; fi
 GPUS_PER_WORKER=${GPUS_PER_WORKER:-$TP}
@@ -79,7 +69,13 @@ for ((r = 0; r < NPROC_PER_NODE; r++)); do
   fi
 done
 status=0
-for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+for pid in "${pids[@]}"; do
+  wait "$pid" && continue
+  rc=$?
+  # exit 2 (bad input, already named by the worker) wins over a failed run
+  if [ "$rc" = 2 ] || [ "$status" = 0 ]; then status=$rc; fi
+done
+if [ "$status" = 2 ]; then exit 2; fi
 if [ "$status" != 0 ]; then echo "infer.sh: a worker failed; rerun the same command to resume" >&2; exit 1; fi
 
 if [ "$NODE_RANK" = 0 ]; then

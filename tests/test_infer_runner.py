@@ -191,17 +191,20 @@ def test_make_engine_errors_are_clear(tmp_path, monkeypatch):
         make_engine(tmp_path, "qwen2_5_vl", backend="vllm")
 
 
-def test_cli_reports_missing_inputs(tmp_path):
+def test_cli_reports_missing_inputs(tmp_path, capsys):
+    """Each is one line naming what is missing or wrong, with exit 2, not a traceback."""
     from vptracker.cli import main
 
-    with pytest.raises(ValueError, match="missing out"):
-        main(["infer", "--model", str(tmp_path)])
-    with pytest.raises(ValueError, match="missing model"):
-        main(["infer", "--out", str(tmp_path / "o"), "--dataset", "otb", "--root", str(tmp_path)])
-    with pytest.raises(KeyError, match="unknown task"):
-        main(["infer", "--out", str(tmp_path / "o"), "task=nope"])
-    with pytest.raises(FileNotFoundError, match="config"):
-        main(["infer", "--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path)])
+    for argv, message in (
+            (["infer", "--model", str(tmp_path)], "missing out"),
+            (["infer", "--out", str(tmp_path / "o"), "--dataset", "otb", "--root", str(tmp_path)], "missing model"),
+            (["infer", "--out", str(tmp_path / "o"), "task=nope"], "task='nope': expected one of"),
+            (["infer", "--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path)], "missing.yaml: no such file"),
+    ):
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and len(err.splitlines()) == 1, err
     assert main(["infer", "--out", str(tmp_path / "empty"), "--merge-only"]) == 0
 
 

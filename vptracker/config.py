@@ -118,3 +118,23 @@ def apply_overrides(config: dict, overrides: Iterable[str | tuple[list[str], Any
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> dict:
     return apply_overrides(load_yaml(path), overrides)
+
+
+class UnknownName(ConfigError, KeyError):
+    """A registry lookup (task, dataset, metric, ...) for a name nobody registered; a
+    :class:`ConfigError` for the CLI (exit 2) and a ``KeyError`` for code that looks names up."""
+
+    __str__ = BaseException.__str__   # KeyError would quote the message
+
+
+def nearest(name: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest known name, or an empty string."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def unknown_name(kind: str, name: str, known: Iterable[str]) -> UnknownName:
+    known = sorted(known)
+    return UnknownName(f"unknown {kind} {name!r}{nearest(name, known)}; registered: {', '.join(known)}")

@@ -54,21 +54,35 @@ def add_arguments(parser) -> None:
                         help="--out holds another run's results (other model or options): remove them and track again")
     parser.add_argument("--merge-only", action="store_true",
                         help="only rebuild responses.jsonl / captions.json in --out from finished shards")
+    parser.add_argument("--describe", action="store_true",
+                        help="print the output folder, tensor-parallel degree and run id, tab-separated, and stop "
+                             "(infer.sh reads them; settings are checked as for a run)")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides")
 
 
 def resolve_config(args) -> dict:
-    from vptracker.config import apply_overrides, load_config
+    """The run's settings: the YAML file, then the flags, then ``key=value`` overrides, checked
+    against the typed inference config (:mod:`vptracker.infer.settings`; unknown keys refused)."""
+    from vptracker.config import ConfigError, apply_overrides, load_config, parse_override
+    from vptracker.infer.settings import check_settings
 
     path = args.config or (REPO_CONFIGS / "base.yaml")
     if args.config and not Path(args.config).is_file():
-        raise FileNotFoundError(f"config {args.config} does not exist")
+        raise ConfigError(f"--config {args.config}: no such file")
     cfg = load_config(path) if Path(path).is_file() else {}
+    from_command_line = set()
     for key in _FLAGS:
         value = getattr(args, key, None)
         if value is not None:
             cfg[key] = value
-    return apply_overrides(cfg, args.overrides)
+            from_command_line.add(key)
+    overrides = [parse_override(item) for item in args.overrides]
+    from_command_line.update(".".join(parts) for parts, _ in overrides)
+
+    def source_of(key: str) -> str:
+        return "command line" if key in from_command_line else str(path)
+
+    return check_settings(apply_overrides(cfg, overrides), source_of)
 
 
 def _options(cfg: dict, family: str, task):
@@ -76,6 +90,7 @@ def _options(cfg: dict, family: str, task):
     defaults): unset options come from the checkpoint's contract file, then from the defaults."""
     from dataclasses import asdict
 
+    from vptracker.config import ConfigError
     from vptracker.families import get_family
     from vptracker.infer.common import TaskOptions
     from vptracker.infer.runner import resolve_options
@@ -85,7 +100,7 @@ def _options(cfg: dict, family: str, task):
     if tokens:
         factor = get_family(family).resize_factor
         if factor is None:
-            raise ValueError(f"options.max_visual_tokens: family {family} tiles the image; its token count "
+            raise ConfigError(f"options.max_visual_tokens: family {family} tiles the image; its token count "
                              "is not set by a pixel budget (remove the option)")
         options["max_pixels"] = int(tokens) * factor ** 2
     options["family"] = family
@@ -94,20 +109,21 @@ def _options(cfg: dict, family: str, task):
 
 
 def _sequences(cfg: dict):
+    from vptracker.config import ConfigError
     from vptracker.datasets import load
 
     for key in ("dataset", "root"):
         if not cfg.get(key):
-            raise ValueError(f"missing {key}: pass --{key} or {key}=...")
+            raise ConfigError(f"missing {key}: pass --{key} or {key}=...")
     if not Path(cfg["root"]).is_dir():
-        raise FileNotFoundError(f"dataset root {cfg['root']} does not exist")
+        raise ConfigError(f"root={cfg['root']}: the dataset root does not exist (or is not a folder)")
     sequences = load(cfg["dataset"], cfg["root"], split=cfg.get("split"), **(cfg.get("dataset_options") or {}))
     wanted = cfg.get("sequences")
     if wanted:
         wanted = [wanted] if isinstance(wanted, str) else [str(w) for w in wanted]
         missing = sorted(set(wanted) - {s.name for s in sequences})
         if missing:
-            raise ValueError(f"sequences not in {cfg['dataset']}: {', '.join(missing)}")
+            raise ConfigError(f"sequences: not in {cfg['dataset']} at {cfg['root']}: {', '.join(missing)}")
         sequences = [s for s in sequences if s.name in set(wanted)]
     if cfg.get("limit"):
         sequences = sequences[:int(cfg["limit"])]
@@ -124,6 +140,7 @@ def _nothing_to_do(request):
 
 def describe_run(cfg: dict) -> dict:
     """The run a config makes: family, task options, decoding, identity and run id (no model loaded)."""
+    from vptracker.config import ConfigError
     from vptracker.families import detect_family
     from vptracker.infer.engine import Decoding
     from vptracker.infer.run_folder import run_id, run_identity
@@ -131,11 +148,11 @@ def describe_run(cfg: dict) -> dict:
     from vptracker.tasks import get_task
 
     if not cfg.get("model"):
-        raise ValueError("missing model: pass --model DIR or model=DIR")
+        raise ConfigError("missing model: pass --model DIR or model=DIR")
     cfg = {**cfg, "task": cfg.get("task") or DEFAULT_TASK}   # infer.sh and the workers must agree on the id
     trust = False if cfg.get("trust_remote_code") is None else cfg["trust_remote_code"]
     if not isinstance(trust, bool):
-        raise ValueError(f"trust_remote_code={trust!r}: expected true or false")  # noqa: TRY004  a setting
+        raise ConfigError(f"trust_remote_code={trust!r}: expected true or false")
     if Path(cfg["model"]).is_dir() or not cfg.get("family"):
         check_model_dir(cfg["model"], trust)   # before anything reads the folder: refuses folders naming code
     family = cfg.get("family") or detect_family(cfg["model"], trust)
@@ -148,7 +165,24 @@ def describe_run(cfg: dict) -> dict:
             "identity": identity, "run_id": run_id(identity), "special_tokens": list(contract.special_tokens)}
 
 
+def _describe(cfg: dict) -> int:
+    """``out<TAB>tensor-parallel degree<TAB>run id`` for infer.sh. Under DRY_RUN=1 a run that cannot
+    be described yet (weights a chain has not written) prints RUN_ID in its place."""
+    import os
+
+    tp = int((cfg.get("engine_kwargs") or {}).get("tensor_parallel_size") or 1)
+    try:
+        rid = describe_run(cfg)["run_id"]
+    except Exception:
+        if os.environ.get("DRY_RUN") != "1":
+            raise
+        rid = "RUN_ID"
+    print(cfg.get("out") or "", tp, rid, sep="\t")
+    return 0
+
+
 def run(args) -> int:
+    from vptracker.config import ConfigError
     from vptracker.infer import CallableEngine, make_engine, merge, parse_shard, plan, run_task
     from vptracker.infer.common import TaskOptions
     from vptracker.infer.engine import Decoding
@@ -158,8 +192,10 @@ def run(args) -> int:
     from vptracker.tasks import get_task
 
     cfg = resolve_config(args)
+    if args.describe:
+        return _describe(cfg)
     if not cfg.get("out"):
-        raise ValueError("missing out: pass --out DIR or out=DIR")
+        raise ConfigError("missing out: pass --out DIR or out=DIR")
     out = Path(cfg["out"])
     if args.merge_only:
         written = merge(out)

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vptracker.config import unknown_name
+
 
 @dataclass
 class Track:
@@ -137,7 +139,7 @@ def available() -> list[str]:
 def load(name: str, root: str | Path, split: str | None = None, **options) -> list[Sequence]:
     import vptracker.datasets  # noqa: F401
     if name not in _READERS:
-        raise KeyError(f"unknown dataset {name!r}; registered: {', '.join(sorted(_READERS))}")
+        raise unknown_name("dataset", name, _READERS)
     sequences = _READERS[name](Path(root), split=split, **options)
     report_boxes_outside(name, sequences)
     return sequences

@@ -16,6 +16,7 @@ from vptracker.boxes import (
     is_valid_xyxy,
     xywh_to_xyxy,
 )
+from vptracker.config import ConfigError, nearest
 from vptracker.datasets.base import Sequence
 from vptracker.infer.loop import TrackerBase
 from vptracker.visual_prompt import TEMPLATE_SCALE, TEST_VP_SCALE, VP_COLOR, VP_LINE_WIDTH
@@ -39,7 +40,7 @@ class TaskOptions:
     answer_rule: str = "released"         # released: fenced JSON + check_bbox | tolerant: any form, clipped
     prompt_language: str = "raw"          # raw: language.txt as read | stripped: the reader's text
     vp_geometry: str = "released"         # released | project (visual_prompt.GEOMETRIES)
-    frames_per_sample: int = 16           # OmniPT images per round (32 for the semantic tasks)
+    frames_per_sample: int = 8            # OmniPT images per round (docs/paper_readings.md)
     caption_frames: int = 32
     match_iou: float = 0.3                # RMOT/CRMOT: overlap that carries an id into the next round
     tracks_from: str | None = None        # captions: caption the tracks of <dir>/<seq>.txt (SMOT), not gt
@@ -52,11 +53,16 @@ class TaskOptions:
     def __post_init__(self):
         # checked here so a typo fails before the first engine call, not as prompts the model never saw
         if self.grammar not in GRAMMARS:
-            raise ValueError(f"task option grammar={self.grammar!r}, expected one of {GRAMMARS}")
+            raise ConfigError(f"task option grammar={self.grammar!r}, expected one of {GRAMMARS}")
 
     @classmethod
     def from_dict(cls, data: dict) -> TaskOptions:
+        """Options from a mapping; an unknown key is a ConfigError naming the nearest known one
+        (``max_visual_tokens`` is a config key that the command turns into ``max_pixels``)."""
         known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known - {"max_visual_tokens"})
+        if unknown:
+            raise ConfigError("; ".join(f"unknown task option {k!r}{nearest(k, known)}" for k in unknown))
         # None means "not set" except for box_scale, where None selects the family's convention
         return cls(**{k: data[k] for k in known if k in data and (data[k] is not None or k == "box_scale")})
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from vptracker.config import ConfigError
 from vptracker.families import detect_family, get_family  # detect_family: part of vptracker.infer's API
 from vptracker.infer.engine_speed import patch_embed_as_matmul, patch_embeds, prompt_tokens
 from vptracker.model_dir import ModelDirError, check_model_dir, remote_code_guard
@@ -109,7 +110,7 @@ class Decoding:
                     "repetition_penalty": "> 0"}
         for key, ok in checks.items():
             if not ok:
-                raise ValueError(f"decoding {key}={getattr(self, key)!r}: expected {expected[key]}")
+                raise ConfigError(f"decoding {key}={getattr(self, key)!r}: expected {expected[key]}")
 
     @classmethod
     def from_config(cls, cfg: dict) -> Decoding:
@@ -122,7 +123,7 @@ class Decoding:
             try:
                 values[key] = kind(cfg[key])
             except (TypeError, ValueError):
-                raise ValueError(f"decoding {key}={cfg[key]!r}: expected a number ({kind.__name__})") from None
+                raise ConfigError(f"decoding {key}={cfg[key]!r}: expected a number ({kind.__name__})") from None
         return cls(**values)
 
     def to_dict(self) -> dict:

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import msgspec
 import numpy as np
 
+from vptracker.config import unknown_name
 from vptracker.datasets.base import Sequence
 from vptracker.tasks.options import NoOptions, defaults_of, make_options
 
@@ -67,7 +68,7 @@ def get_task(name: str, **options) -> Task:
     """THE task lookup, for training (the builder) and inference (``.tracking()``, ``.contract()``)."""
     import vptracker.tasks  # noqa: F401
     if name not in _TASKS:
-        raise KeyError(f"unknown task {name!r}; registered: {', '.join(sorted(_TASKS))}")
+        raise unknown_name("task", name, _TASKS)
     return _TASKS[name](**options)
 
 

@@ -37,25 +37,26 @@ def make_options(options_type: type, values: dict, task: str):
     for name, default in defaults.items():
         value = values.get(name, default)
         try:
-            converted[name] = _convert(value, hints[name])
+            converted[name] = convert_value(value, hints[name])
         except (TypeError, ValueError):
-            raise ValueError(f"task {task}: option {name}={value!r}, expected {_describe(hints[name])}") from None
+            raise ValueError(f"task {task}: option {name}={value!r}, expected {describe_type(hints[name])}") from None
     return options_type(**converted)
 
 
-def _convert(value, kind):
+def convert_value(value, kind):
+    """``value`` as ``kind`` (int, float, bool, str, list[...], X | None); TypeError or ValueError otherwise."""
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(kind)
         if value is None and type(None) in args:
             return None
         (inner,) = [a for a in args if a is not type(None)]
-        return _convert(value, inner)
+        return convert_value(value, inner)
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise TypeError(value)
         (inner,) = typing.get_args(kind)
-        return [_convert(v, inner) for v in value]
+        return [convert_value(v, inner) for v in value]
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -86,11 +87,11 @@ def _convert(value, kind):
     raise TypeError(f"unsupported option type {kind}")
 
 
-def _describe(kind) -> str:
+def describe_type(kind) -> str:
     origin = typing.get_origin(kind)
     if origin in (typing.Union, types.UnionType):
         inner = next(a for a in typing.get_args(kind) if a is not type(None))
-        return f"{_describe(inner)} or null"
+        return f"{describe_type(inner)} or null"
     if origin is list:
-        return f"a list of {_describe(typing.get_args(kind)[0])} values"
+        return f"a list of {describe_type(typing.get_args(kind)[0])} values"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(kind, str(kind))
