@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from vptracker.eval.report import PUBLISHED, markdown_report
+from vptracker.eval.report import markdown_report
 from vptracker.eval.smot import evaluate_smot, smot_table_row, track_assignment
 
 
@@ -88,9 +88,60 @@ def test_report_places_ours_beside_published(tmp_path):
     assert "## TNL2K (protocol: ostrack)" in text
     assert "| JointNLT (published) | 56.90 | 58.10 | - |" in text
     assert "| **vptracker-4b** (ours) | 61.23 | 65.10 | 70.00 |" in text
-    assert "| CRTracker (published) | 54.88 | 35.97 |" in text and "| **CRTracker (rerun)** (ours) | 54.88 | 35.97 |" in text
-    assert "| OmniPT (72B) (published) | 56.40 | 81.70 | 41.00 | 90.20 | 55.40 |" in text
-    assert set(PUBLISHED) >= {"TNL2K", "DanceTrack", "Refer-KITTI-V2", "CRTrack-In-domain", "BenSMOT"}
+    # Table 2: the in-domain summary fills its two columns, the cross-domain ones are missing
+    assert "| CRTracker (Chen, Yu, and Tao 2024) | not stated in OmniPT | 54.88 | 35.97 | 12.52 | 2.32 |" in text
+    assert "| **CRTracker (rerun)** (ours) | CRTracker (rerun) | 54.88 | 35.97 | missing | missing |" in text
+    assert "| OmniPT (Ours) | OmniPT (Ours), Qwen2.5-VL 72B (equals Table 5's 72B row) | 56.4 | 81.7 | 41.0 | 90.2 " \
+           "| 55.4 |" in text
+    assert "| **omnipt-3b** (ours) | omnipt-3b | 40.00 | 60.00 | 27.00 | 70.00 | 38.00 |" in text
+    # every table of the paper is there, with its baselines, even without a summary of ours
+    for title in ("Table 1: BenSMOT", "Table 4: Refer-KITTI-V2", "Table 5:", "Table 6:", "Table 7:"):
+        assert f"## {title}" in text
+    assert "| SORT (Bewley et al. 2016) | SMOTer (Li et al. 2025) | 0.245 |" in text
+    assert "| FairMOT (Zhang et al. 2021) | not stated in OmniPT | 22.53 | 15.8 | 32.82 | - | - |" in text
+    assert "| **ours** | no summary |" + " missing |" * 11 in text  # Table 1
+    # the paper's inconsistencies, marked where a reader compares
+    assert "| 76.56 [c] | 65.30 |" in text and "75.56" in text
+    assert "| 75.04 [a] |" in text and "| 73.04 [a] | 77.78 |" in text
+
+
+def test_report_places_tagged_summaries_in_ablation_rows():
+    mot = {"task": "mot", "benchmark": "MOT17", "name": "toy-mot", "paper_row": {"table": "table6", "row": "SFT"},
+           "COMBINED": {"HOTA": 29.54, "DetA": 1.0, "AssA": 1.0, "MOTA": 1.0, "IDF1": 1.0}}
+    rmot = {"task": "rmot", "benchmark": "toy", "name": "toy-rmot", "paper_row": {"table": "table6", "row": "SFT"},
+            "COMBINED": {"HOTA": 19.5, "DetA": 1.0, "AssA": 1.0, "MOTA": 1.0, "IDF1": 1.0}}
+    smot = {"task": "smot", "benchmark": "BenSMOT", "name": "f8", "paper_row": {"table": "table7", "row": "8"},
+            "table_row": {"video METEOR": 0.1, "video CIDEr": 0.2, "instance METEOR": 0.3, "instance CIDEr": 0.4,
+                          "HOTA": 50.0, "IDF1": 60.0, "MOTA": 70.0, "video BLEU": 0.5}}
+    text = markdown_report([mot, rmot, smot])
+    assert "| **ours** (SFT) | toy-mot, toy-rmot | 29.54 | 19.50 | missing |" in text
+    assert "| **ours** (8) | f8 | 0.100 | 0.200 | 0.300 | 0.400 | 50.00 | 70.00 |" in text
+    assert "| **ours** (MT+SFT) | no summary | missing | missing | missing |" in text
+    assert "**f8** (ours)" not in text.split("## Table 1")[1].split("## Table 2")[0]  # a tagged BenSMOT run stays out
+    from vptracker.config import ConfigError
+
+    with pytest.raises(ConfigError, match="two summaries"):
+        markdown_report([mot, dict(mot, name="again")])
+    with pytest.raises(ConfigError, match="fills no column"):
+        markdown_report([dict(rmot, paper_row={"table": "table7", "row": "8"})])
+
+
+def test_report_reads_tags_and_manifests(tmp_path):
+    from vptracker.eval.report import load_summaries
+
+    run = tmp_path / "sweep" / "rows" / "f4" / "eval"
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({"task": "mot", "benchmark": "MOT17", "name": "f4",
+                                                  "COMBINED": {"HOTA": 33.0, "MOTA": 44.0}}))
+    (tmp_path / "sweep" / "manifest.json").write_text(json.dumps(
+        {"table": "table7", "rows": {"4": {"summaries": ["rows/f4/eval"], "commit": "0123456789abcdef",
+                                           "settings": {"frames": 4}}}}))
+    (s,) = load_summaries([tmp_path / "sweep"])
+    assert s["paper_row"] == {"table": "table7", "row": "4"} and s["_source"].endswith("@ 012345678")
+    (t,) = load_summaries([f"Table 7/16={run}"])
+    assert t["paper_row"] == {"table": "table7", "row": "16"}
+    text = markdown_report([s, t])
+    assert "| **ours** (4) |" in text and "| missing | missing | missing | missing | 33.00 | 44.00 |" in text
 
 
 def test_cli_report_from_summary_folders(tmp_path, shared_data):
@@ -110,6 +161,9 @@ def test_cli_report_from_summary_folders(tmp_path, shared_data):
     text = report.read_text()
     assert "## OTB-3 (protocol: otb)" in text and "**MEEM** (ours)" in text
     assert main(["eval", "report", "--summaries", str(tmp_path / "missing"), "--out", str(report)]) == 2
+    assert main(["eval", "report", "--summaries", f"table9/x={run}", "--out", str(report)]) == 2
+    assert main(["eval", "report", "--out", str(report)]) == 0  # the paper's tables alone
+    assert "## Table 7:" in report.read_text()
 
 
 def test_cli_smot_smoter_needs_wordnet_or_scores(bensmot, capsys):

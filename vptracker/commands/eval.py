@@ -1,7 +1,8 @@
 """vptracker eval: score result files from any tracker with the official protocols.
 
 Every subcommand prints a table and writes ``<out>/summary.json`` (tracking numbers in percent)
-and a per-sequence CSV; ``report`` turns summaries into a markdown table beside published numbers.
+and a per-sequence CSV; ``report`` prints the paper's tables with our summaries beside every published
+cell; ``package`` writes test-server files (DanceTrack, BenSMOT).
 Exit status: 0 scored, 2 bad input (one line naming the file, line and what was expected), 1 an
 internal error (a bug: the traceback follows).
 """
@@ -81,9 +82,19 @@ def add_arguments(parser) -> None:
     p.add_argument("--caption-protocol", choices=("coco", "smoter"), default="coco")
     p.add_argument("--name")
 
-    p = sub.add_parser("report", help="markdown table of our summaries beside the published numbers")
-    p.add_argument("--summaries", required=True, nargs="+", help="summary.json files or the folders holding them")
+    p = sub.add_parser("report", help="the paper's Tables 1-7 (every published cell) with our summaries beside them")
+    p.add_argument("--summaries", nargs="*", default=[], metavar="[TABLE/ROW=]PATH",
+                   help="summary.json files, the folders holding them, or a sweep's manifest.json; TABLE/ROW= "
+                        "places a summary in an ablation row (e.g. table7/8=runs/frames8/eval; docs/report.md)")
     p.add_argument("--out", required=True, help="markdown file to write")
+
+    p = sub.add_parser("package", help="test-server files: DanceTrack's tracker.zip, BenSMOT in SMOTer's layout")
+    p.add_argument("--benchmark", choices=("dancetrack", "bensmot"), required=True)
+    p.add_argument("--results", required=True, help="<seq>.txt MOTChallenge files (+ video_captions.json and "
+                   "instance_captions.json for bensmot), as `vptracker eval mot|smot` reads them")
+    p.add_argument("--out", required=True, help="folder to write (DanceTrack: tracker/ and tracker.zip)")
+    p.add_argument("--gt-root", help="bensmot: the split folder (<category>/<seq>/...); dancetrack: a split folder "
+                   "or seqmap naming the sequences (default: the 35 test videos of DanceTrack's test_seqmap.txt)")
 
 
 def _write_summary(out: Path, summary: dict) -> None:
@@ -226,8 +237,29 @@ def _run_report(args) -> int:
     return 0
 
 
+def _run_package(args) -> int:
+    from vptracker.config import ConfigError
+    from vptracker.eval.package import package_bensmot, package_dancetrack, read_seqmap
+
+    if args.benchmark == "bensmot":
+        if not args.gt_root:
+            raise ConfigError("eval package --benchmark bensmot needs --gt-root (the BenSMOT split folder): "
+                              "instance captions are paired with ground-truth trajectories")
+        r = package_bensmot(args.results, args.gt_root, args.out)
+        print(f"{args.out}: {len(r['sequences'])} sequences, {r['video_captions']} video and "
+              f"{r['instance_captions']} instance captions in SMOTer's layout (bensmoteval/, pred_results/)")
+    else:
+        seqs = read_seqmap(Path(args.gt_root)) if args.gt_root else None
+        r = package_dancetrack(args.results, args.out, seqs)
+        print(f"{r['archive']}: {len(r['sequences'])} sequences in tracker/ (upload this file)")
+    if r["left_out"]:
+        print(f"left out {len(r['left_out'])} result files of other sequences: {', '.join(r['left_out'][:5])}",
+              file=sys.stderr)
+    return 0
+
+
 _RUNNERS = {"sot": _run_sot, "mot": _run_mot, "rmot": _run_rmot, "crmot": _run_crmot,
-            "captions": _run_captions, "smot": _run_smot, "report": _run_report}
+            "captions": _run_captions, "smot": _run_smot, "report": _run_report, "package": _run_package}
 
 
 def run(args) -> int:
@@ -235,13 +267,14 @@ def run(args) -> int:
 
     from trackeval.utils import TrackEvalException
 
+    from vptracker.config import ConfigError
     from vptracker.datasets.base import DatasetFormatError
     from vptracker.eval.captions import CaptionInputError
     from vptracker.eval.sot import ResultError
 
     try:
         return _RUNNERS[args.eval_task](args)
-    except (DatasetFormatError, CaptionInputError, ResultError, FileNotFoundError, NotADirectoryError,
+    except (ConfigError, DatasetFormatError, CaptionInputError, ResultError, FileNotFoundError, NotADirectoryError,
             IsADirectoryError, UnicodeDecodeError, TrackEvalException) as e:
         # Input problems are the user's to fix: one clear line, not a traceback.
         message = " ".join(str(e).split())

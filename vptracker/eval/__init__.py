@@ -31,7 +31,8 @@ _EXPORTS = {
     "SOT_PROTOCOLS": "sot", "PROTOCOLS": "sot", "plot_curves": "plots", "MOT_BENCHMARKS": "mot",
     "evaluate_mot": "mot", "run_trackeval": "mot", "evaluate_rmot": "rmot",
     "evaluate_crmot": "crmot", "evaluate_captions": "captions", "evaluate_smot": "smot",
-    "markdown_report": "report", "write_report": "report",
+    "markdown_report": "report", "write_report": "report", "load_summaries": "report",
+    "package_dancetrack": "package", "package_bensmot": "package",
 }
 
 __all__ = list(_EXPORTS)

@@ -98,8 +98,13 @@ def clean_mot_file(src: str | Path, dst: str | Path, what: str = "MOTChallenge f
     dst.write_text("".join(line + "\n" for line in lines), encoding="utf-8", newline="\n")
 
 
+def read_mot_lines(path: str | Path, what: str = "MOTChallenge file", sizes: bool = True) -> list[list[float]]:
+    """Every line of a checked file as all its numbers (at least six each)."""
+    return [[float(t) for t in _SPLIT.split(line.strip()) if t]
+            for line in checked_text(path, what, sizes).split("\n") if line.strip()]
+
+
 def read_mot_rows(path: str | Path, what: str = "MOTChallenge file", sizes: bool = True) -> np.ndarray:
     """The first six columns ``(N, 6)`` of a checked file (an empty file: no rows)."""
-    rows = [[float(t) for t in _SPLIT.split(line.strip()) if t][:MIN_COLUMNS]
-            for line in checked_text(path, what, sizes).split("\n") if line.strip()]
+    rows = [line[:MIN_COLUMNS] for line in read_mot_lines(path, what, sizes)]
     return np.asarray(rows, dtype=np.float64).reshape(-1, MIN_COLUMNS)

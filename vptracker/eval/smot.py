@@ -57,6 +57,16 @@ def track_assignment(gt: np.ndarray, pred: np.ndarray) -> dict[int, int]:
     return {int(pr_ids[c]): int(gt_ids[r]) for r, c in zip(rows, cols) if counts[r, c] > 0}
 
 
+def captions_by_gt(seq: str, to_gt: dict[int, int], inst_preds: dict[str, str]) -> dict[int, str]:
+    """``{gt id: caption}`` from ``{"<seq>/<predicted track id>": caption}`` through ``to_gt``."""
+    out = {}
+    for key, caption in inst_preds.items():
+        name, _, track = key.rpartition("/")
+        if name == seq and track.lstrip("-").isdigit() and int(track) in to_gt:
+            out[to_gt[int(track)]] = caption
+    return out
+
+
 def evaluate_smot(gt_root: str | Path, results_dir: str | Path, caption_protocol: str = "coco",
                   wordnet=None) -> dict:
     gt_root, results_dir = Path(gt_root), Path(results_dir)
@@ -83,10 +93,7 @@ def evaluate_smot(gt_root: str | Path, results_dir: str | Path, caption_protocol
                 video_refs[name] = [seq.caption]
             captions = {track.id: track.caption for track in seq.tracks if track.caption is not None}
             if captions:
-                to_gt = track_assignment(gt, pred)
-                by_gt = {to_gt[int(k.rsplit("/", 1)[1])]: v for k, v in inst_preds.items()
-                         if k.rsplit("/", 1)[0] == name and k.rsplit("/", 1)[1].lstrip("-").isdigit()
-                         and int(k.rsplit("/", 1)[1]) in to_gt}
+                by_gt = captions_by_gt(name, track_assignment(gt, pred), inst_preds)
                 for gid, caption in captions.items():
                     inst_refs[f"{name}/{gid}"] = [caption]
                     inst_hyps[f"{name}/{gid}"] = by_gt.get(gid, "")
