@@ -25,6 +25,16 @@ def test_overrides_reach_the_demo_config():
     assert cfg["sft"]["max_steps"] == 7 and cfg["model"]["hidden"] == 32
 
 
+def test_a_misspelled_demo_setting_is_refused_with_exit_2(tmp_path, capsys):
+    """Nothing runs on the defaults because of a typo: one line per key, the nearest known one, exit 2."""
+    rc = main(["demo", "--quick", "--out", str(tmp_path / "d"), "sft.max_step=3", "task_options.frame=2"])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "unknown key 'sft.max_step' (did you mean 'max_steps'?)" in err[0]
+    assert "task_options.frame: no task takes this option (did you mean 'frames'?)" in err[1]
+    assert not (tmp_path / "d").exists()
+
+
 def test_demo_refuses_to_empty_a_foreign_folder(tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
     with pytest.raises(FileExistsError, match="not empty"):

@@ -11,18 +11,54 @@ import json
 import shutil
 from pathlib import Path
 
-from vptracker.config import load_config
+from vptracker.config import ConfigError, apply_overrides, load_config, nearest, parse_override
 from vptracker.train.stages import REPO_ROOT
 
 CONFIG_DIR = REPO_ROOT / "configs" / "demo"
 MARKER = ".vptracker_demo"
 
 
+# keys the demo reads when present, though its YAML files leave them out
+OPTIONAL_KEYS = {("model", "embed_std"), ("model", "vision_pos")}
+
+
 def demo_config(quick: bool = False, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """The SOT demo's config, or the MOT demo's (``configs/demo/mot*.yaml``) for ``task=omnipt_mot``."""
+    """The SOT demo's config, or the MOT demo's (``configs/demo/mot*.yaml``) for ``task=omnipt_mot``.
+
+    An override must name a key of that config (or a task option under ``task_options``): a
+    misspelled one is refused with the nearest known key instead of running on the defaults."""
     mot = any(o.replace(" ", "") == "task=omnipt_mot" for o in overrides)
     name = ("mot_" if mot else "") + ("quick.yaml" if quick else "demo.yaml")
-    return load_config(CONFIG_DIR / name, overrides)
+    base = load_config(CONFIG_DIR / name)
+    parsed = [parse_override(o) for o in overrides]
+    problems = [p for p in (_unknown(base, parts, CONFIG_DIR / name) for parts, _ in parsed) if p]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return apply_overrides(base, parsed)
+
+
+def _unknown(base: dict, parts: list[str], path: Path) -> str | None:
+    """What is wrong with an override key, or None."""
+    if parts[0] == "task_options" and len(parts) == 2:
+        from vptracker.tasks.base import accepted_options, tasks
+
+        # task_options reach every task of the demo that takes them (the rows of each stage)
+        known = sorted({k for task in tasks() for k in accepted_options(task)})
+        if parts[1] in known:
+            return None
+        return f"command line: task_options.{parts[1]}: no task takes this option" \
+               f"{nearest(parts[1], known)}; known: {', '.join(known)}"
+    if tuple(parts) in OPTIONAL_KEYS:
+        return None
+    node = base
+    for depth, part in enumerate(parts):
+        if not isinstance(node, dict) or part not in node:
+            where = ".".join(parts[:depth]) or "the top level"
+            known = list(node) if isinstance(node, dict) else []
+            return f"command line: unknown key {'.'.join(parts)!r}{nearest(part, known)}: not in {path} " \
+                   f"({where} holds {', '.join(map(str, known)) or 'no keys'})"
+        node = node[part]
+    return None
 
 
 def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | tuple[str, ...] = (),
