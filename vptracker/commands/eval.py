@@ -64,6 +64,9 @@ def add_arguments(parser) -> None:
     p.add_argument("--allow-missing", "--skip-missing", dest="allow_missing", action="store_true",
                    help="score missing prediction folders and view files as empty (listed in the summary); "
                         "without it they are errors")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse prediction files whose rows cannot be x1,y1,x2,y2 corners (x2 < x1 or y2 < y1; "
+                        "boxes written as x,y,w,h); without it they are scored as given and listed")
     p.add_argument("--benchmark-name", default="CRTrack-In-domain")
     p.add_argument("--name")
 
@@ -180,7 +183,7 @@ def _run_rmot(args) -> int:
 def _run_crmot(args) -> int:
     from vptracker.eval.crmot import evaluate_crmot
 
-    r = evaluate_crmot(args.gt_root, args.results, allow_missing=args.allow_missing)
+    r = evaluate_crmot(args.gt_root, args.results, allow_missing=args.allow_missing, strict=args.strict)
     if r["missing"]:
         print(f"{len(r['missing'])} missing prediction folders/views scored as empty (--allow-missing), "
               f"e.g. {r['missing'][:3]}", file=sys.stderr)

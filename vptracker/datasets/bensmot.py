@@ -21,6 +21,7 @@ from pathlib import Path
 from vptracker.datasets.base import DatasetFormatError, Sequence, register
 from vptracker.datasets.frames import LazyFrames, image_size, list_frames, no_frames, split_dir
 from vptracker.datasets.mot import tracks_from_table
+from vptracker.datasets.paths import subfolders
 from vptracker.datasets.textfiles import _lines, read_table_lines, read_text
 
 
@@ -73,8 +74,8 @@ def load_bensmot(root: Path, split: str | None = None, allow_missing: bool = Fal
                  annotation_only: bool = False) -> list[Sequence]:
     base = split_dir(root, split)
     out = []
-    for cat_dir in sorted(p for p in base.iterdir() if p.is_dir()):
-        for seq_dir in sorted(p for p in cat_dir.iterdir() if p.is_dir() and (p / "gt" / "gt.txt").is_file()):
+    for cat_dir in subfolders(base):
+        for seq_dir in (p for p in subfolders(cat_dir) if (p / "gt" / "gt.txt").is_file()):
             out.append(read_bensmot_sequence(seq_dir, cat_dir.name, allow_missing, annotation_only))
     if not out:
         raise DatasetFormatError(base, None, "<category>/<seq>/gt/gt.txt sequence folders")

@@ -20,6 +20,7 @@ import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register
 from vptracker.datasets.mot import read_mot_sequence, tracks_from_table
+from vptracker.datasets.paths import inside_root, subfolders
 from vptracker.datasets.textfiles import _lines, read_table_lines
 
 _VIEW = re.compile(r"^(?P<scene>.+)_(?P<view>View\d+)$")
@@ -33,8 +34,9 @@ def split_query_name(name: str) -> tuple[str, str]:
     return scene, sentence
 
 
-def read_queries(path: Path) -> list[tuple[str, list[int]]]:
-    """``[(sentence, ids)]`` from ``tackled_text/<Scene>.txt``."""
+def read_queries(path: Path, gt_test: Path | None = None) -> list[tuple[str, list[int]]]:
+    """``[(sentence, ids)]`` from ``tackled_text/<Scene>.txt``. With ``gt_test`` (the per-query
+    ground-truth folder), a query whose folder name would leave it (``..``, ``/``) is refused."""
     out = []
     for lineno, line in enumerate(_lines(path), start=1):
         if not line.strip():
@@ -47,6 +49,8 @@ def read_queries(path: Path) -> list[tuple[str, list[int]]]:
             raise DatasetFormatError(path, lineno, "<Scene>_<sentence>:<id>,<id>,... with integer ids >= 0", line) from None
         if not sep or not id_list or min(id_list) < 0:
             raise DatasetFormatError(path, lineno, "<Scene>_<sentence>:<id>,<id>,... with integer ids >= 0", line)
+        if gt_test is not None:
+            inside_root(gt_test, head.strip(), path, "a query whose ground-truth folder is", lineno)
         out.append((sentence, id_list))
     return out
 
@@ -90,7 +94,7 @@ def load_crtrack(root: Path, split: str | None = "test", allow_missing: bool = F
     if not image_dir.is_dir():
         raise DatasetFormatError(root / "images", None, f"a {split!r} folder of <Scene>_View<k> sequences")
     views: dict[str, dict[str, Path]] = {}
-    for seq_dir in sorted(p for p in image_dir.iterdir() if p.is_dir()):
+    for seq_dir in subfolders(image_dir):
         m = _VIEW.match(seq_dir.name)
         if m is None:
             raise DatasetFormatError(seq_dir, None, "a sequence folder named <Scene>_View<k>")
@@ -100,7 +104,7 @@ def load_crtrack(root: Path, split: str | None = "test", allow_missing: bool = F
         query_file = root / "tackled_text" / f"{scene}.txt"
         if not query_file.is_file():
             raise DatasetFormatError(query_file, None, f"the query list of scene {scene}")
-        queries = read_queries(query_file)
+        queries = read_queries(query_file, root / "gt_test")
         full = {v: read_mot_sequence(p, "crtrack", classes=None, keep_ignored=True, allow_missing=allow_missing,
                                      detect_zero_based=True)
                 for v, p in sorted(scene_views.items())}

@@ -17,6 +17,7 @@ import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, register
 from vptracker.datasets.frames import split_dir
+from vptracker.datasets.paths import subfolders
 from vptracker.datasets.sot import check_listed, sot_sequence
 from vptracker.datasets.textfiles import _lines, read_flags, read_name_list, read_xywh
 
@@ -50,7 +51,7 @@ def load_got10k(root: Path, split: str | None = None, allow_missing: bool = Fals
     listed = base / "list.txt"
     names = set(read_name_list(listed)) if listed.is_file() else None
     out = []
-    for seq_dir in sorted(p for p in base.iterdir() if p.is_dir() and (p / "groundtruth.txt").is_file()):
+    for seq_dir in (p for p in subfolders(base) if (p / "groundtruth.txt").is_file()):
         if names is not None and seq_dir.name not in names:
             continue
         gt_path = seq_dir / "groundtruth.txt"

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, register
+from vptracker.datasets.paths import subfolders
 from vptracker.datasets.sot import check_listed, sot_sequence
 from vptracker.datasets.textfiles import read_flags, read_name_list, read_text, read_xywh
 
@@ -37,8 +38,8 @@ def load_lasot(root: Path, split: str | None = None, allow_missing: bool = False
     list_path = _split_list(root, split) if split is not None else None
     names = set(read_name_list(list_path)) if list_path is not None else None
     out = []
-    for cls_dir in sorted(p for p in root.iterdir() if p.is_dir()):
-        for seq_dir in sorted(p for p in cls_dir.iterdir() if p.is_dir() and (p / "groundtruth.txt").is_file()):
+    for cls_dir in subfolders(root):
+        for seq_dir in (p for p in subfolders(cls_dir) if (p / "groundtruth.txt").is_file()):
             if names is not None and seq_dir.name not in names:
                 continue
             gt_path = seq_dir / "groundtruth.txt"

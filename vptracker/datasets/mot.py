@@ -21,6 +21,7 @@ import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register, tracks_from_rows
 from vptracker.datasets.frames import image_size, list_frames, split_dir
+from vptracker.datasets.paths import subfolders
 from vptracker.datasets.textfiles import read_name_list, read_table_lines, read_text_file
 
 PEDESTRIAN = 1
@@ -177,7 +178,7 @@ def load_motchallenge(root: Path, split: str | None, dataset: str, classes=(PEDE
                       min_visibility: float = 0.0) -> list[Sequence]:
     names = _seqmap(root, split, dataset.upper())
     base = split_dir(root, split) if split is not None else root
-    seq_dirs = sorted(p for p in base.iterdir() if p.is_dir() and ((p / "seqinfo.ini").is_file() or (p / "img1").is_dir()))
+    seq_dirs = [p for p in subfolders(base) if (p / "seqinfo.ini").is_file() or (p / "img1").is_dir()]
     if names is not None:
         listed = set(names)
         seq_dirs = [p for p in seq_dirs if p.name in listed]

@@ -19,6 +19,7 @@ import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, register
 from vptracker.datasets.frames import list_frames
+from vptracker.datasets.paths import subfolders
 from vptracker.datasets.sot import sot_sequence
 from vptracker.datasets.textfiles import json_int, read_json, read_text, read_xywh
 
@@ -66,7 +67,7 @@ def read_otb_sequence(seq_dir: Path, dataset: str = "otb", language: str | None 
 def load_otb(root: Path, split: str | None = None, allow_missing: bool = False,
              sequences: list[str] | None = None, annotation_only: bool = False) -> list[Sequence]:
     out = []
-    for seq_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    for seq_dir in subfolders(root):
         if sequences is not None and seq_dir.name not in sequences:
             continue
         if _gt_files(seq_dir):

@@ -25,6 +25,7 @@ import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register
 from vptracker.datasets.frames import LazyFrames, image_size, list_frames, no_frames
+from vptracker.datasets.paths import inside_root, subfolders
 from vptracker.datasets.textfiles import _finite, _lines, json_int, read_json
 
 TEST_VIDEOS = ("0005", "0011", "0013", "0019")
@@ -99,7 +100,7 @@ def load_refer_kitti(root: Path, split: str | None, dataset: str, videos: list[s
                      image_sizes: dict[str, tuple[int, int]] | None = None) -> list[Sequence]:
     images, labels, expressions = _video_dirs(root, annotation_only)
     if videos is None:
-        all_videos = sorted(p.name for p in expressions.iterdir() if p.is_dir())
+        all_videos = [p.name for p in subfolders(expressions)]
         if split == "test":
             videos = [v for v in all_videos if v in TEST_VIDEOS]
         elif split == "train":
@@ -108,6 +109,8 @@ def load_refer_kitti(root: Path, split: str | None, dataset: str, videos: list[s
             videos = all_videos
     out = []
     for vid in videos:
+        # a name given in the videos option becomes three folder paths: none may leave the root
+        inside_root(expressions, vid, root, "a video (videos option) naming")
         if not (labels / vid).is_dir() or not (expressions / vid).is_dir():
             raise DatasetFormatError(labels / vid if not (labels / vid).is_dir() else expressions / vid, None,
                                      "Refer-KITTI labels_with_ids/image_02/<vid>/ and expression/<vid>/")

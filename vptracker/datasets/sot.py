@@ -28,6 +28,7 @@ import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError, Sequence, Track, register
 from vptracker.datasets.frames import LazyFrames, fit_frames, image_size, list_frames, split_dir
+from vptracker.datasets.paths import subfolders
 from vptracker.datasets.shipped_splits import SPLITS_DIR, shipped_split
 from vptracker.datasets.textfiles import read_flags, read_name_list, read_text, read_xywh
 
@@ -105,7 +106,7 @@ def sot_sequence(name: str, dataset: str, seq_dir: Path, img_dir: Path, gt_path:
 
 
 def _sequence_dirs(base: Path, gt_name: str) -> list[Path]:
-    dirs = sorted(p for p in base.iterdir() if p.is_dir() and (p / gt_name).is_file())
+    dirs = [p for p in subfolders(base) if (p / gt_name).is_file()]
     if not dirs:
         raise DatasetFormatError(base, None, f"sequence folders holding {gt_name}")
     return dirs

@@ -13,10 +13,17 @@ Protocol details kept from the devkit: predictions are ``x1,y1,x2,y2`` and conve
 MOTA is clamped to 0; the reported numbers are the unweighted means over the pairs. With these
 rules the published CRTracker in-domain outputs score 54.88 / 35.97, the numbers in the OmniPT
 and CRTrack tables (stock TrackEval ID switches give CVRMA 35.69).
+
+A prediction row with ``x2 < x1`` or ``y2 < y1`` cannot be a corner box. Files written as
+``x,y,w,h`` have such rows on most lines and score without any error: the published CRTracker
+outputs (no such row) rewritten as ``x,y,w,h`` have them on 97,138 of 97,865 rows and score
+0.0 / 0.0. Such files are listed with their counts in ``not_corners`` and named in one warning;
+``strict=True`` refuses the first one.
 """
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +33,7 @@ from trackeval.metrics import CLEAR, Identity
 
 from vptracker.boxes import iou_xywh_matrix
 from vptracker.datasets.base import DatasetFormatError
+from vptracker.datasets.paths import subfolders
 from vptracker.eval.motfiles import read_mot_rows
 
 _VIEW = re.compile(r"^View(\d+)\.txt$")
@@ -40,21 +48,32 @@ class ViewRows:
     pred: np.ndarray
 
 
-def _rows(path: Path, corners: bool) -> np.ndarray:
-    """``(frame, id, x, y, w, h)`` rows; an empty file (a view without the target) has none."""
+def _rows(path: Path, corners: bool, not_corners: list[dict] | None = None, strict: bool = False) -> np.ndarray:
+    """``(frame, id, x, y, w, h)`` rows; an empty file (a view without the target) has none.
+
+    Prediction files (``corners``) with inverted rows are appended to ``not_corners`` (refused
+    when ``strict``)."""
     what = "CRMOT prediction file (frame,id,x1,y1,x2,y2)" if corners else "CRMOT ground-truth file"
     table = read_mot_rows(path, what, sizes=not corners)
     if corners:
+        inverted = int(((table[:, 4] < table[:, 2]) | (table[:, 5] < table[:, 3])).sum())
+        if inverted and strict:
+            raise DatasetFormatError(path, None, f"x1,y1,x2,y2 corners with x2 >= x1 and y2 >= y1 on every row, "
+                                     f"{inverted} of {len(table)} rows are not (boxes written as x,y,w,h?)")
+        if inverted and not_corners is not None:
+            not_corners.append({"file": str(path), "inverted_rows": inverted, "rows": len(table)})
         table[:, 4:6] -= table[:, 2:4]
     return table
 
 
 def load_pair(gt_dir: Path, pred_dir: Path | None, allow_missing: bool = False,
-              missing: list[str] | None = None) -> list[ViewRows]:
+              missing: list[str] | None = None, not_corners: list[dict] | None = None,
+              strict: bool = False) -> list[ViewRows]:
     """``<gt_dir>/gt/View<k>.txt`` (or ``<gt_dir>/View<k>.txt``) and ``<pred_dir>/View<k>.txt``.
 
     A missing prediction view raises unless ``allow_missing``; then it scores as an empty view
-    and its name is appended to ``missing``."""
+    and its name is appended to ``missing``. Prediction files whose rows cannot be corners go to
+    ``not_corners`` (see the module docstring; ``strict`` refuses them)."""
     gt_views_dir = gt_dir / "gt" if (gt_dir / "gt").is_dir() else gt_dir
     names = sorted((p.name for p in gt_views_dir.iterdir() if _VIEW.match(p.name)),
                    key=lambda n: int(_VIEW.match(n).group(1)))
@@ -64,7 +83,7 @@ def load_pair(gt_dir: Path, pred_dir: Path | None, allow_missing: bool = False,
     for name in names:
         gt = _rows(gt_views_dir / name, corners=False)
         if pred_dir is not None and (pred_dir / name).is_file():
-            pred = _rows(pred_dir / name, corners=True)
+            pred = _rows(pred_dir / name, corners=True, not_corners=not_corners, strict=strict)
         elif pred_dir is not None and not allow_missing:
             raise DatasetFormatError(pred_dir / name, None, "a prediction file for every ground-truth view "
                                      "(an empty file for a view without the target; --allow-missing scores "
@@ -205,19 +224,22 @@ def score_pair(views: list[ViewRows]) -> dict[str, float]:
             "gt_dets": int(sum(len(v.gt) for v in views))}
 
 
-def evaluate_crmot(gt_root: str | Path, results_dir: str | Path, allow_missing: bool = False) -> dict:
+def evaluate_crmot(gt_root: str | Path, results_dir: str | Path, allow_missing: bool = False,
+                   strict: bool = False) -> dict:
     """Every ``<gt_root>/<Scene>_<desc>/`` pair against ``<results_dir>/<Scene>_<desc>/View<k>.txt``.
 
     A missing prediction folder or view file raises unless ``allow_missing``: then it scores as
-    an empty prediction (as a tracker that output nothing) and is listed in ``missing``.
+    an empty prediction (as a tracker that output nothing) and is listed in ``missing``. Files
+    whose boxes cannot be corners are listed in ``not_corners`` and warned about, or refused when
+    ``strict``.
     """
     gt_root, results_dir = Path(gt_root), Path(results_dir)
-    pairs = sorted(p for p in gt_root.iterdir() if p.is_dir()) if gt_root.is_dir() else []
+    pairs = subfolders(gt_root) if gt_root.is_dir() else []
     if not pairs:
         raise DatasetFormatError(gt_root, None, "one folder per (scene, description) with gt/View<k>.txt")
     if not results_dir.is_dir():
         raise DatasetFormatError(results_dir, None, "a results folder with <Scene>_<desc>/View<k>.txt")
-    per_pair, missing = {}, []
+    per_pair, missing, not_corners = {}, [], []
     for pair in pairs:
         pred_dir = results_dir / pair.name
         if not pred_dir.is_dir():
@@ -226,7 +248,14 @@ def evaluate_crmot(gt_root: str | Path, results_dir: str | Path, allow_missing: 
                                          "--allow-missing scores missing ones as empty")
             missing.append(pair.name)
             pred_dir = None
-        per_pair[pair.name] = score_pair(load_pair(pair, pred_dir, allow_missing, missing))
+        per_pair[pair.name] = score_pair(load_pair(pair, pred_dir, allow_missing, missing, not_corners, strict))
+    if not_corners:
+        first = not_corners[0]
+        warnings.warn(f"{len(not_corners)} CRMOT prediction files have rows with x2 < x1 or y2 < y1 "
+                      f"({sum(f['inverted_rows'] for f in not_corners)} of {sum(f['rows'] for f in not_corners)} "
+                      f"rows), e.g. {first['file']}: {first['inverted_rows']} of {first['rows']}; expected "
+                      "x1,y1,x2,y2 corners (written as x,y,w,h?); scored as given, --strict refuses them",
+                      stacklevel=2)
     return {"cvridf1": float(np.mean([p["cvridf1"] for p in per_pair.values()])),
             "cvrma": float(np.mean([p["cvrma"] for p in per_pair.values()])),
-            "num_pairs": len(per_pair), "missing": missing, "per_pair": per_pair}
+            "num_pairs": len(per_pair), "missing": missing, "not_corners": not_corners, "per_pair": per_pair}

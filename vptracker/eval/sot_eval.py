@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 from vptracker.datasets.base import DatasetFormatError, Sequence
 from vptracker.datasets.frames import split_dir
 from vptracker.datasets.numparse import boxes_many
+from vptracker.datasets.paths import subfolders
 from vptracker.eval.sot import ResultError, get_protocol, protocol_class
 
 # Layouts ``--gt-root`` may hold, tried in order: (reader, what marks it).
@@ -25,10 +27,24 @@ _LAYOUTS = (("tnl2k_toolkit", "gt_rect/"), ("otb", "*/groundtruth_rect*.txt"), (
 SOT_READERS = tuple(name for name, _ in _LAYOUTS)
 
 
+def _holds(root: Path, mark: str) -> bool:
+    """Whether ``root`` holds ``mark`` (``dir/``, or ``*/.../pattern``), never entering a link back
+    to a folder above (a loop would make ``*/*/groundtruth.txt`` find a LaSOT layout in TNL2K)."""
+    if mark.endswith("/"):
+        return (root / mark).is_dir()
+    *levels, pattern = mark.split("/")
+    folders: Iterable[Path] = [root]
+    with warnings.catch_warnings():     # the reader names the loops it meets; detection stays quiet
+        warnings.simplefilter("ignore")
+        for _ in levels:
+            folders = (sub for folder in folders for sub in subfolders(folder))
+        return any(next(folder.glob(pattern), None) is not None for folder in folders)
+
+
 def detect_sot_dataset(root: Path) -> str:
     """The reader of a ground-truth folder, from what it holds (see ``_LAYOUTS``)."""
     for name, mark in _LAYOUTS:
-        if (root / mark).is_dir() if mark.endswith("/") else next(root.glob(mark), None) is not None:
+        if _holds(root, mark):
             return name
     raise DatasetFormatError(root, None, "gt_rect/<seq>.txt (TNL2K toolkit), <seq>/groundtruth.txt "
                              "(TNL2K, TNLLT, GOT-10k, LaSOT <cls>/<cls>-N/) or <Seq>/groundtruth_rect.txt (OTB)")

@@ -278,7 +278,12 @@ def _assign(boxes: list[Box], known: list[Box], min_iou: float) -> list[tuple[in
 
 
 class OmniReferring(MultiTracker):
-    """RMOT (one view) and CRMOT (several views of one scene, one description)."""
+    """RMOT (one view) and CRMOT (several views of one scene, one description).
+
+    ``max_objects`` caps the trajectories one answer may give, as in MOT: a degenerate answer with
+    500 trajectory headings would otherwise make 500 ids per round (in every view); ``capped``
+    counts the trajectories left out (the last ones) and is reported when the sequence ends.
+    """
 
     def __init__(self, name: str, views: list[Sequence], description: str, options: TaskOptions):
         super().__init__(name, views, options)
@@ -287,6 +292,7 @@ class OmniReferring(MultiTracker):
         per_view = max(2, options.frames_per_sample // len(views))
         self._rounds = _rounds(self.n_frames, per_view)
         self._round = 0
+        self.capped = 0
 
     def _next(self) -> Request | None:
         if self._round >= len(self._rounds):
@@ -311,6 +317,9 @@ class OmniReferring(MultiTracker):
                 per_view.append([answer_box(p.box, self.cmaps[v]) for p in chunk] + [None] * (n - len(chunk)))
             if any(b is not None for boxes in per_view for b in boxes):
                 candidates.append(per_view)
+        cap = int(self.options.max_objects)
+        self.capped += max(0, len(candidates) - cap)
+        candidates = candidates[:cap]
         ids = self._associate(candidates, start) if self._round > 0 else [None] * len(candidates)
         for per_view, track_id in zip(candidates, ids):
             track_id = track_id if track_id is not None else self._new_id()
@@ -319,6 +328,14 @@ class OmniReferring(MultiTracker):
                     self._record(v, start + j, track_id, box)
         self.frames_done = end
         self._round += 1
+        if self._round == len(self._rounds) and self.capped:
+            logger.warning("%s: %d trajectories beyond max_objects=%s left out", self.name, self.capped,
+                           self.options.max_objects)
+
+    @property
+    def report(self) -> dict:
+        """What was capped in this sequence, for the run's summary."""
+        return {"capped_trajectories": self.capped}
 
     def _associate(self, candidates: list, frame: int) -> list[int | None]:
         """Greedy IoU matching on the shared frame between new trajectories and known tracks."""
