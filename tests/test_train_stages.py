@@ -79,6 +79,29 @@ def test_clip_step_moves_the_vision_encoder_only(tiny_model, tiny_data, tmp_path
     assert all(p.grad is None for p in model.model.language_model.parameters())
 
 
+def test_clip_phase_follows_the_papers_warmup_constant_decay(tiny_model, tiny_data, tmp_path):
+    """The shipped stage 2 asks the CLIP phase for warmup_stable_decay with 10% of its steps decaying."""
+    from vptracker.config import load_config
+    from vptracker.train.clip import build_trainer
+
+    shipped = load_config(Path(__file__).resolve().parents[1] / "configs" / "stages" / "stage2_midtrain.yaml")["clip"]
+    assert (shipped["lr_scheduler_type"], shipped["lr_decay_ratio"]) == ("warmup_stable_decay", 0.1)
+    cfg = {"model": str(tiny_model), "family": "qwen2_5_vl", "output_dir": str(tmp_path), "report_to": "none",
+           "dataset": [str(tiny_data / "stage2_midtrain" / "train-clip-00000.jsonl")], "max_pixels": 12544,
+           "per_device_train_batch_size": 2, "max_steps": 20, "warmup_ratio": 0.1,
+           "lr_scheduler_type": shipped["lr_scheduler_type"], "lr_decay_ratio": shipped["lr_decay_ratio"]}
+    trainer, _ = build_trainer(cfg)
+    assert trainer.args.lr_scheduler_kwargs == {"num_decay_steps": 2}
+    trainer.create_optimizer_and_scheduler(num_training_steps=20)
+    rates = []
+    for _ in range(20):
+        rates.append(trainer.lr_scheduler.get_last_lr()[0])
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+    peak = max(rates)
+    assert rates[0] < peak and rates[5] == rates[15] == peak and rates[19] < peak   # up, flat, down
+
+
 # --------------------------------------------------------------------------- runs
 
 TOY_REWARD = '''

@@ -38,8 +38,11 @@ ROLLOUT_DEFAULTS = {"use_vllm": False, "vllm_mode": None, "vllm_gpu_memory_utili
                     "max_completion_length": 512, "beta": 0.04, "offload_model": False, "offload_optimizer": False}
 
 
-def resolve_model(cfg_model: dict | None, override: str | None, init: str | None = None) -> ModelShapes:
-    """The config.json to plan with: ``--model``, else the weights the run starts from, else the preset's."""
+def resolve_model(cfg_model: dict | None, override: str | None, init: str | None = None,
+                  preset: str | None = None) -> ModelShapes:
+    """The config.json to plan with: ``--model``, else the weights the run starts from, else the preset's
+    (a hub id a preset names, or the stage's ``model_preset`` when its model folder is on another machine:
+    a dry run on a login node plans the cluster's run)."""
     candidates = [override] if override else []
     candidates += [init, (cfg_model or {}).get("path")]
     for cand in candidates:
@@ -51,6 +54,8 @@ def resolve_model(cfg_model: dict | None, override: str | None, init: str | None
     for preset_file in sorted(PRESET_DIR.glob("*.yaml")):  # a hub id names a preset's published config
         if load_yaml(preset_file).get("path") == path:
             return model_shapes(preset_file.stem)
+    if preset and (PRESET_DIR / f"{preset}.yaml").is_file():
+        return model_shapes(str(preset))
     raise ValueError(f"no config.json for model {path!r}: pass --model DIR (a directory with config.json) or a preset")
 
 
@@ -90,7 +95,7 @@ def _parts(sw: dict, full: bool) -> list[str]:
 
 def plan_stage(cfg, cluster: Cluster, model: str | None = None, lengths: RowLengths | None = None) -> Plan:
     """Memory per GPU process for each phase of a stage; ``plan.refusals`` lists what cannot fit."""
-    s = resolve_model(cfg.get("model"), model, cfg.get("init"))
+    s = resolve_model(cfg.get("model"), model, cfg.get("init"), cfg.get("model_preset"))
     sw = {**SWIFT_DEFAULTS, **{k: v for k, v in (cfg.get("swift") or {}).items() if v is not None}}
     plan = Plan(f"stage {cfg.name} ({cfg.kind})", cluster, s)
     if cfg.kind == "midtrain":

@@ -15,6 +15,7 @@ Config (``configs/data/*.yaml``; every path comes from the config or a ``key=val
         sources:                         # a mapping, so that ``jobs.<job>.sources.tnl2k.root=...`` works
           tnl2k: {dataset: tnl2k, root: /data/TNL2K, split: train, ratio: 7, options: {}}
         samples: {train: 1000000, val: 10000}   # per output split: a count, or ``all`` (each unit once)
+    max_samples: null                  # caps every count above (smoke and scale runs; ``all`` stays all)
 
 Writes ``<out>/<split>-<job>-NNNNN.jsonl`` and ``<out>/card.json`` (counts per job, task and
 source, the resolved config, the seed, the damaged frames found when ``verify_frames`` is on, and
@@ -53,7 +54,7 @@ STAGING = ".prepare-partial"
 CARD = "card.json"
 SHARD = re.compile(r".+-\d{5}\.jsonl")
 TOP_KEYS = {"seed", "out", "shard_size", "workers", "verify_frames", "roots", "jobs", "task_options",
-            "length_budget"}
+            "length_budget", "max_samples"}
 JOB_KEYS = {"task", "options", "sources", "samples"}
 SOURCE_KEYS = {"dataset", "root", "split", "ratio", "options"}
 
@@ -139,6 +140,8 @@ def check_config(config: dict) -> None:
     _expect(workers == "auto" or _is_int(workers, 1), errors, "workers", "'auto' or an integer >= 1", workers)
     _expect(isinstance(config.get("verify_frames", False), bool), errors, "verify_frames", "true or false",
             config.get("verify_frames"))
+    cap = config.get("max_samples")
+    _expect(cap is None or _is_int(cap, 1), errors, "max_samples", "null or an integer >= 1", cap)
     roots = config.get("roots") or {}
     if _expect(isinstance(roots, dict), errors, "roots", "a mapping of dataset -> folder", roots):
         for name, root in roots.items():
@@ -292,6 +295,8 @@ def prepare(config: dict, progress: bool | None = None) -> dict:
             ratios[source_name] = float(spec.get("ratio", 1.0))
         for split, value in job["samples"].items():
             num = _count(value, f"{where}.samples.{split}")
+            if num is not None and config.get("max_samples") is not None:
+                num = min(num, int(config["max_samples"]))
             writer = ShardWriter(staging, f"{split}-{job_name}", shard_size)
             budget = LengthBudget.from_config(config.get("length_budget"), task)  # see tasks/lengths.py
             if num is None:

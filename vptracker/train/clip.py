@@ -20,6 +20,7 @@ embedding layout (``messages`` with the image, ``positive_messages`` with the ca
 from __future__ import annotations
 
 import argparse
+import math
 import json
 import sys
 from pathlib import Path
@@ -145,7 +146,7 @@ def training_arguments(cfg: dict):
         output_dir=cfg["output_dir"], learning_rate=float(cfg.get("learning_rate", 1e-5)),
         # transformers 5 reads a float warmup_steps below 1 as a ratio (warmup_ratio is gone)
         warmup_steps=float(cfg.get("warmup_ratio", 0.0)), num_train_epochs=float(cfg.get("num_train_epochs", 1)),
-        max_steps=int(cfg.get("max_steps") or -1),
+        max_steps=int(cfg.get("max_steps") or -1), lr_scheduler_type=cfg.get("lr_scheduler_type") or "linear",
         per_device_train_batch_size=int(cfg.get("per_device_train_batch_size", 8)),
         gradient_accumulation_steps=int(cfg.get("gradient_accumulation_steps", 1)),
         # The loss reaches the ViT through the frozen LLM, whose activations would otherwise all be kept.
@@ -191,8 +192,21 @@ def build_trainer(cfg: dict):
 
     dataset = PairDataset(read_pairs(cfg["dataset"]))
     collator = PairCollator(processor, int(cfg.get("max_pixels", 50176)), int(cfg.get("max_caption_tokens", 77)))
+    decay_schedule(args, len(dataset), float(cfg.get("lr_decay_ratio", 0.1)))
     trainer = ClipTrainer(model=model, args=args, train_dataset=dataset, data_collator=collator)
     return trainer, processor
+
+
+def decay_schedule(args, rows: int, ratio: float) -> None:
+    """warmup_stable_decay (the paper's warm-up / constant / decay) needs its decay length in steps:
+    ``ratio`` of the run's steps, as the swift stages compute it (train/commands.py)."""
+    if args.lr_scheduler_type != "warmup_stable_decay" or "num_decay_steps" in (args.lr_scheduler_kwargs or {}):
+        return
+    steps = args.max_steps
+    if steps is None or steps <= 0:
+        per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * max(1, args.world_size)
+        steps = math.ceil(rows / per_step) * math.ceil(args.num_train_epochs)
+    args.lr_scheduler_kwargs = {**(args.lr_scheduler_kwargs or {}), "num_decay_steps": max(1, round(ratio * steps))}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,9 @@ CLIP_TYPES: dict[str, Any] = {
     "gradient_accumulation_steps": int, "temperature": float, "max_caption_tokens": int, "max_pixels": int,
     "bf16": bool, "deepspeed": str | None, "save_steps": int, "save_total_limit": int | None,
     "logging_steps": int, "dataloader_num_workers": int, "seed": int, "weight_decay": float,
-    "report_to": str | list[str],
+    "report_to": str | list[str], "lr_scheduler_type": Literal["linear", "cosine", "constant_with_warmup",
+                                                                "warmup_stable_decay"],
+    "lr_decay_ratio": float,
 }
 
 # Ranges by argument name, wherever the name appears (swift:, rollout:, clip: or the top level).
