@@ -240,9 +240,10 @@ def plan_infer(cfg: dict, cluster: Cluster, model: str | None = None,
     options = TaskOptions.from_dict(opts)   # unset (null) options take their defaults
     images = get_task(task).tracking().images_per_request(options)
     width, height = frame_size
-    per_image = visual_tokens(width, height, options.max_pixels, s.patch * s.merge)
-    if opts.get("max_visual_tokens"):
-        per_image = int(opts["max_visual_tokens"])
+    cap = options.max_pixels
+    if opts.get("max_visual_tokens"):   # a cap on tokens, as the command turns it into pixels
+        cap = int(opts["max_visual_tokens"]) * (s.patch * s.merge) ** 2
+    per_image = visual_tokens(width, height, cap, s.patch * s.merge)   # the frame's own tokens, under the cap
     seq = images * per_image + 512 + int(cfg.get("max_tokens", 256))  # 512: the prompt's words (upper bound)
     batch = int(cfg.get("max_batch_size") or cfg.get("concurrency") or 1)
     dtype = DTYPE_BYTES.get(cfg.get("torch_dtype"), 2)
