@@ -48,3 +48,24 @@ def tiny_model(tiny_model_factory) -> Path:
 import sys as _sys  # noqa: E402
 
 _sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+# A test that builds or trains a model is slow, whether it says so or not: it uses a tiny model
+# fixture or calls the builders / runners itself. `pytest -m "not slow"` is then the quick loop.
+_MODEL_FIXTURES = {"tiny_model_factory"}
+_MODEL_CALLS = ("make_tiny_model(", "run_stage(", "run_chain(", "make_engine(", "\"train\", \"--stage\"", "\"demo\"")
+
+
+def pytest_collection_modifyitems(config, items):
+    import inspect
+
+    for item in items:
+        if item.get_closest_marker("slow"):
+            continue
+        uses = _MODEL_FIXTURES & set(getattr(item, "fixturenames", ()))
+        try:
+            source = inspect.getsource(item.function) if hasattr(item, "function") else ""
+        except (OSError, TypeError):
+            source = ""
+        if uses or any(call in source for call in _MODEL_CALLS):
+            item.add_marker(pytest.mark.slow)

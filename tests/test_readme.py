@@ -5,7 +5,8 @@ order, with the shipped configs, on small official-layout sets of all nine datas
 Only these change (``adapt``): the repository is a copy in a temporary folder (so ``data/``,
 ``output/`` and ``outputs/`` are its own); ``model=/models/...`` becomes a tiny model of that family;
 node counts are dropped (one process, one node); training gets ``profile=tiny``, data preparation
-``max_samples=4``; the vLLM inference config becomes its transformers twin. Never frames, scales,
+``max_samples=4``, inference ``max_tokens=24`` (decode steps: a random tiny model fills any budget);
+the vLLM inference config becomes its transformers twin. Never frames, scales,
 pixel caps or contracts. The multi-node ``--dry-run`` runs as printed and its plan must fit.
 A command that fails fails the test; a command missing from the README fails it too.
 """
@@ -93,6 +94,8 @@ def adapt(command: str, model_of) -> str:
         command += " profile=tiny"
     if "data_preparation.sh" in command:
         command += " max_samples=4"
+    if "bash infer.sh" in command:   # decode steps: a random tiny model never stops on its own
+        command += " max_tokens=24"
     return command
 
 
