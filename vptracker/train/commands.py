@@ -337,7 +337,9 @@ def train_command(cfg: StageConfig, model: str, output_dir: Path, datasets: list
 
 def merge_command(cfg: StageConfig, train_dir: Path, merged_dir: Path, env: dict) -> Command:
     model_cfg = cfg["model"]
-    argv = [swift_executable(), "export", "--adapters", str(train_dir / "last-checkpoint"), "--merge_lora", "true",
+    from vptracker.train.select import chosen_checkpoint
+
+    argv = [swift_executable(), "export", "--adapters", str(chosen_checkpoint(cfg, train_dir)), "--merge_lora", "true",
             "--model_type", model_cfg["model_type"], "--template", model_cfg["template"],
             "--output_dir", str(merged_dir)]
     dtype = (cfg.get("swift") or {}).get("torch_dtype")
@@ -369,13 +371,29 @@ def clip_command(cfg: StageConfig, model: str, output_dir: Path, env: dict, must
     return Command("clip", argv, output_dir, env=dict(env), payload=payload, payload_path=payload_path)
 
 
+def select_command(cfg: StageConfig, model: str, train_dir: Path) -> Command | None:
+    """Scores every saved checkpoint on the stage's validation split (``select:``; vptracker/train/select.py)."""
+    from vptracker.train.select import payload
+
+    spec = payload(cfg, model, train_dir)
+    if spec is None:
+        return None
+    path = cfg.stage_dir / "select" / "select_config.json"
+    argv = [sys.executable, "-m", "vptracker.train.select", "--config", str(path)]
+    note = f"scores each checkpoint's {spec['metric']} on {spec['dataset']} {spec.get('split') or ''}".rstrip()
+    return Command("select", argv, Path(spec["out"]), payload=spec, payload_path=path, rank0_only=True,
+                   notes=[f"{note}; continues from the {spec['rule']} checkpoint"])
+
+
 def final_weights(cfg: StageConfig) -> Path:
     """Where a finished stage's weights are: merged LoRA weights, or the last full checkpoint."""
     train_dir = cfg.stage_dir / ("sft" if cfg.kind == "midtrain" else "train")
     lora = (cfg.get("swift") or {}).get("tuner_type", "lora") == "lora"
     if lora and cfg.get("merge_lora", True):
         return cfg.stage_dir / "merged"
-    return train_dir / "last-checkpoint"
+    from vptracker.train.select import chosen_checkpoint
+
+    return chosen_checkpoint(cfg, train_dir)
 
 
 def plan_stage(cfg: StageConfig, env: dict | None = None, must_exist: bool = False) -> list[Command]:
@@ -393,6 +411,8 @@ def plan_stage(cfg: StageConfig, env: dict | None = None, must_exist: bool = Fal
     if must_exist:
         check_render_columns(cfg, "dataset", datasets)
     commands.append(train_command(cfg, model, train_dir, datasets, env, must_exist))
+    if (scoring := select_command(cfg, model, train_dir)) is not None:
+        commands.append(scoring)
     if final_weights(cfg) == stage_dir / "merged":
         commands.append(merge_command(cfg, train_dir, stage_dir / "merged", env))
     return commands

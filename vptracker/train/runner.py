@@ -42,6 +42,7 @@ from vptracker.train.commands import (
     visible_gpus,
 )
 from vptracker.train.manifest import new_manifest, now, read_manifest, stage_contracts, write_manifest
+from vptracker.train.select import read_selection
 from vptracker.train.stages import (
     OMNIPT_STAGES,
     StageConfig,
@@ -206,6 +207,8 @@ def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = 
         return output
     if contracts and output.is_dir():   # the final weights carry it even when copied elsewhere
         write_contract_file(output, contracts, sources)
+    if any(c.role == "select" for c in commands):   # every checkpoint's score and the chosen one
+        manifest["select"] = read_selection(stage_dir)
     manifest.update(status="complete", finished=now(), output=str(output.resolve()))
     write_manifest(stage_dir, manifest)
     return output

@@ -20,7 +20,7 @@ TOP_TYPES: dict[str, Any] = {
     "stage": str, "kind": str, "model_preset": str, "profile": str, "data_root": str, "run_dir": str,
     "init": str | None, "merge_lora": bool, "lr_decay_ratio": float, "plugins": list[str] | None,
     "render_images": bool | Literal["auto"], "dataset": list[str], "val_dataset": list[str] | None,
-    "global_batch_size": int | None, "trust_remote_code": bool,
+    "global_batch_size": int | None, "trust_remote_code": bool, "select": dict | None,
 }
 MODEL_TYPES: dict[str, Any] = {"path": str, "family": str, "model_type": str, "template": str,
                                "target_modules": str | list[str]}
