@@ -1,4 +1,4 @@
-"""Benchmark: 1,000,000 VPTracker pairs from a TNL2K-scale index, streamed to sharded JSONL.
+"""Benchmark: 1,000,000 VPTracker pairs from a TNL2K-scale index, and OmniPT stage-3 MOT rows, streamed to sharded JSONL.
 
 The index is generated in memory (2,000 sequences, 1.24 M frames, random-walk boxes with absent
 stretches, TNL2K-like image sizes and language), so the benchmark measures the builder and the
@@ -7,12 +7,22 @@ with memory that does not grow with the sample count. The last line printed is
 ``samples_per_s=<float> peak_rss_mb=<float>``.
 
     .venv/bin/python bench/prepare_bench.py [--samples 1000000] [--sequences 2000] [--frames 1240000]
+
+OmniPT (``--omnipt``; ``--omnipt-only`` skips VPTracker's part): the stage-3 MOT job with its length
+budget and the real Qwen tokenizer on a DanceTrack-layout set of 112x80 frames, one process each
+(``bench/omnipt_rows.py``), timed for the code of ``--before`` (unpacked with ``git archive``: the
+commit before rows were counted once and in batches) and for this checkout, in turn, in one
+invocation, so that both see the same machine. It prints rows per CPU second (one core) for each,
+checks that both wrote the same bytes, and compares the memory kept after ``--omnipt-rows`` and ten
+times as many rows. The last line is ``omnipt_rows_per_cpu_s before=<f> after=<f>``.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -61,6 +71,50 @@ def synthetic_index(n_sequences: int, n_frames: int, seed: int = 0) -> list[Sequ
     return seqs
 
 
+REPO = Path(__file__).resolve().parents[1]
+BEFORE = "44c9cb8"   # the last commit that tokenized each row's text twice, one string per call
+
+
+def _omnipt_run(code: Path, data: Path, rows: int) -> dict:
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "omnipt_rows.py"), "run", "--code", str(code),
+                          "--data", str(data), "--rows", str(rows)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def omnipt(rows: int, before: str, repeats: int) -> None:
+    """Before and after, in turn, on the same data (see the module docstring)."""
+    from omnipt_rows import write_data
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data, old = Path(tmp, "DanceTrack"), Path(tmp, "before")
+        write_data(data, sequences=20, frames=600, people=10)
+        old.mkdir()
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", before, "vptracker"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+        runs = {"before": [], "after": []}
+        for _ in range(repeats):
+            runs["before"].append(_omnipt_run(old, data, rows))
+            runs["after"].append(_omnipt_run(REPO, data, rows))
+        many = _omnipt_run(REPO, data, rows * 10)
+    best = {name: max(r["rows_per_cpu_s"] for r in got) for name, got in runs.items()}
+    same = {r["sha256"] for got in runs.values() for r in got}
+    print(f"omnipt stage-3 MOT rows (16 frames, length budget, counted with {many['counted_with']}), one process:")
+    print("| code | rows | rows per CPU s (each run) | kept RSS after the rows (MB) |")
+    print("|---|---|---|---|")
+    for name, got in runs.items():
+        label = f"before ({before})" if name == "before" else "after (this checkout)"
+        speeds = ", ".join(f"{r['rows_per_cpu_s']:.0f}" for r in got)
+        print(f"| {label} | {rows} | {speeds} | "
+              f"{got[-1]['rss_after_mb'] - got[-1]['rss_before_mb']:+.1f} |")
+    print(f"| after (this checkout) | {many['rows']} | {many['rows_per_cpu_s']:.0f} | "
+          f"{many['rss_after_mb'] - many['rss_before_mb']:+.1f} |")
+    print(f"same shards before and after: {'yes' if len(same) == 1 else 'NO'} (sha256 {min(same)[:16]}...); "
+          f"speed-up {best['after'] / best['before']:.1f}x (best runs; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores)")
+    print(f"omnipt_rows_per_cpu_s before={best['before']:.1f} after={best['after']:.1f}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=1_000_000)
@@ -68,7 +122,16 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=1_240_000)
     parser.add_argument("--workers", type=int, default=2, help="processes building shards (2 cores here)")
     parser.add_argument("--out", default=None, help="output folder (default: a temporary one, removed)")
+    parser.add_argument("--omnipt", action="store_true", help="also time OmniPT stage-3 MOT rows, before and after")
+    parser.add_argument("--omnipt-only", action="store_true", help="only the OmniPT part")
+    parser.add_argument("--omnipt-rows", type=int, default=3_000, help="rows per timed OmniPT run")
+    parser.add_argument("--before", default=BEFORE, help="the commit whose code the OmniPT 'before' runs time")
+    parser.add_argument("--repeats", type=int, default=2, help="before/after pairs of OmniPT runs")
     args = parser.parse_args(argv)
+    if args.omnipt or args.omnipt_only:
+        omnipt(args.omnipt_rows, args.before, args.repeats)
+        if args.omnipt_only:
+            return 0
 
     t0 = time.perf_counter()
     seqs = synthetic_index(args.sequences, args.frames)

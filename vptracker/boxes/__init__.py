@@ -57,6 +57,7 @@ from vptracker.boxes.render import (
     NONE_TOKEN,
     ORDINALS,
     check_grammar,
+    join_trajectories,
     ordinal,
     render_bbox,
     render_box,
@@ -64,6 +65,7 @@ from vptracker.boxes.render import (
     render_qwen_box,
     render_trajectories,
     render_trajectory,
+    render_trajectory_array,
     render_vptracker,
     render_vptracker_released,
 )
@@ -73,10 +75,10 @@ __all__ = [
     "DEFAULT_MAX_PIXELS", "DEFAULT_MIN_PIXELS", "GRAMMARS", "NONE_TOKEN", "ORDINALS", "SCALES",
     "Box", "CoordMap", "Form", "ParsedBox", "VPAnswer", "check_grammar", "clip_xyxy",
     "has_qwen_token", "iou_xywh", "iou_xywh_arrays", "iou_xywh_matrix", "iou_xyxy",
-    "iou_xyxy_matrix", "is_valid_xyxy", "ordinal", "parse_box", "parse_list", "parse_qwen_boxes",
+    "iou_xyxy_matrix", "is_valid_xyxy", "join_trajectories", "ordinal", "parse_box", "parse_list", "parse_qwen_boxes",
     "parse_slots", "parse_trajectories", "parse_trajectory", "parse_vptracker",
     "parse_vptracker_released", "released_box_accepted", "render_bbox", "render_box", "render_list",
-    "render_qwen_box", "render_trajectories", "render_trajectory", "render_vptracker",
+    "render_qwen_box", "render_trajectories", "render_trajectory", "render_trajectory_array", "render_vptracker",
     "render_vptracker_released", "smart_resize", "strip_trajectory_tokens", "swap_bbox_and_qwen",
     "trajectory_texts", "xywh_in_image", "xywh_to_xyxy", "xyxy_to_xywh",
 ]

@@ -7,6 +7,9 @@ Part of :mod:`vptracker.boxes` (import from there). Renderers take boxes already
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import numpy as np
 
 # Box grammars an OmniPT answer (or a prompt's box reference) can be rendered in: OmniPT's own
 # <bbox>x,y,w,h</bbox>, or Qwen's native grounding tokens (what the base model was pre-trained on).
@@ -30,7 +33,8 @@ def render_bbox(model_xyxy: Sequence[float], decimals: int = 0) -> str:
 
 
 def _bbox_token(values: Iterable[str]) -> str:
-    """The one place ``<bbox>`` is written: x,y,w,h already formatted as text."""
+    """The one place ``<bbox>`` is written from text (``_SLOT`` formats integers the same way for
+    :func:`render_trajectory_array`): x,y,w,h already formatted as text."""
     return "<bbox>" + ",".join(values) + "</bbox>"
 
 
@@ -72,10 +76,49 @@ def render_trajectories(trajectories: Sequence[Sequence[Sequence[float] | None]]
                         noun: str = "people", grammar: str = "bbox") -> str:
     """Several trajectories, in the wording of the paper's Fig. 4."""
     check_grammar(grammar)
-    parts = [f"the trajectory of the {ordinal(i)} {noun} are: {render_trajectory(t, decimals, grammar)}"
-             for i, t in enumerate(trajectories)]
-    text = ", ".join(parts)
+    return join_trajectories([render_trajectory(t, decimals, grammar) for t in trajectories], noun)
+
+
+def join_trajectories(texts: Sequence[str], noun: str = "people") -> str:
+    """:func:`render_trajectories` from trajectories already rendered (:func:`render_trajectory`)."""
+    text = ", ".join(f"the trajectory of the {ordinal(i)} {noun} are: {t}" for i, t in enumerate(texts))
     return text[:1].upper() + text[1:] if text else NONE_TOKEN
+
+
+def render_trajectory_array(model_xyxy: np.ndarray, present: np.ndarray, decimals: int = 0,
+                            grammar: str = "bbox") -> list[str]:
+    """:func:`render_trajectory` of ``k`` trajectories given as arrays, the same texts: boxes
+    ``(k, F, 4)`` in model scale and ``present`` ``(k, F)`` (``<None>`` where False, whatever the box
+    holds). For answers of hundreds of boxes: whole-number scales round the array at once
+    (``np.rint`` rounds the exact value half to even, as ``round`` does) and fill one format string
+    per trajectory; other scales (and non-finite boxes, which :func:`render_box` refuses) go box by box.
+    """
+    check_grammar(grammar)
+    present = np.asarray(present, dtype=bool)
+    boxes = np.asarray(model_xyxy, dtype=np.float64)[present]          # (m, 4), trajectory after trajectory
+    if decimals != 0 or not np.isfinite(boxes).all():
+        texts = iter([render_box(b, decimals, grammar) for b in boxes.tolist()])
+        return ["".join(next(texts) if p else NONE_TOKEN for p in row) for row in present.tolist()]
+    values = np.rint(boxes).astype(np.int64)
+    if grammar == "bbox":
+        values[:, 2:] -= values[:, :2]   # w, h from the rounded corners, as render_bbox does
+    values = values.ravel().tolist()
+    out, start = [], 0
+    for row in present.tolist():
+        row = tuple(row)
+        end = start + 4 * sum(row)
+        out.append(_slots(row, grammar) % tuple(values[start:end]))
+        start = end
+    return out
+
+
+_SLOT = {"bbox": "<bbox>%d,%d,%d,%d</bbox>", "qwen": "<|box_start|>(%d,%d),(%d,%d)<|box_end|>"}
+
+
+@lru_cache(maxsize=4096)
+def _slots(present: tuple[bool, ...], grammar: str) -> str:
+    """The format string of one trajectory: a box's slots where present, ``<None>`` elsewhere."""
+    return "".join(_SLOT[grammar] if p else NONE_TOKEN for p in present)
 
 
 def render_vptracker(model_xyxy: Sequence[float] | None, decimals: int = 0) -> str:

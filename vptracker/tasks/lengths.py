@@ -14,7 +14,9 @@ ms-swift deletes a training row longer than ``max_length`` without a word, so a 
   (:func:`vptracker.qwen_tokenizer.find_tokenizer`; exact, Qwen2/2.5/3-VL share its BPE), and the
   estimate, with a logged message, where it is absent or for other families. The estimate counts
   one token per digit, word and punctuation mark; it errs high (a ``<bbox>`` box is 22 estimated
-  tokens against 17-21 real ones).
+  tokens against 17-21 real ones). Each row is counted once, all its texts in one call, from
+  counts cached per recurring piece (:mod:`vptracker.tasks.token_count`): a million rows would
+  otherwise spend hours of CPU in the tokenizer.
 
 A data config's ``length_budget`` says what to do with a row over ``max_length``::
 
@@ -40,82 +42,31 @@ runner refuse data whose rows its ``max_length`` would drop.
 """
 from __future__ import annotations
 
-import logging
 import math
 import os
-import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache, lru_cache
-from pathlib import Path
+from functools import lru_cache
 
 from vptracker.boxes import DEFAULT_MIN_PIXELS
 from vptracker.families import get_family
-
-log = logging.getLogger(__name__)
+from vptracker.tasks.token_count import (  # noqa: F401  (re-exported: the counters live there)
+    ESTIMATE,
+    QWEN_BPE_FAMILIES,
+    TOKEN_PIECE,
+    TextCounter,
+    _count_with,
+    _fallback_note,
+    _resolve,
+    _tokenizer,
+    estimate_tokens,
+    text_counter,
+)
 
 POLICIES = ("stop", "fewer_frames", "lower_max_pixels")
-ESTIMATE = "estimate"
-# Families whose language model reads Qwen2's byte-level BPE (151,643 ranks + the special tokens)
-QWEN_BPE_FAMILIES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 TURN_OVERHEAD = 5      # <|im_start|>role\n ... <|im_end|>\n
 BIN = 1024
-TOKEN_PIECE = re.compile(r"\d|[A-Za-z]+|[^\sA-Za-z\d]")
-
-
-def estimate_tokens(text: str) -> int:
-    """One token per digit, per word and per punctuation mark (see the module docstring)."""
-    return len(TOKEN_PIECE.findall(text))
-
-
-def text_counter(family: str, tokenizer: str | None = None) -> tuple[Callable[[str], int], str]:
-    """A text-token counter and what it counts with (for cards and messages).
-
-    ``tokenizer``: a tokenizer folder, ``"estimate"``, or None: the real Qwen tokenizer for the
-    Qwen-VL families when setup wrote it, else the estimate (logged once per family).
-    """
-    from vptracker.qwen_tokenizer import ENV
-
-    return _resolve(family, tokenizer, os.environ.get(ENV))
-
-
-@cache
-def _resolve(family: str, tokenizer: str | None, env: str | None) -> tuple[Callable[[str], int], str]:
-    """:func:`text_counter`, once per family, setting and ``$VPTRACKER_QWEN_TOKENIZER`` value."""
-    if tokenizer == ESTIMATE:
-        return estimate_tokens, ESTIMATE
-    if tokenizer:
-        return _count_with(str(tokenizer)), str(tokenizer)
-    if family in QWEN_BPE_FAMILIES:
-        from vptracker.qwen_tokenizer import find_tokenizer
-
-        found = find_tokenizer()
-        if found is not None:
-            return _count_with(str(found)), f"qwen ({found})"
-    _fallback_note(family)
-    return estimate_tokens, ESTIMATE
-
-
-@cache
-def _fallback_note(family: str) -> None:
-    if family in QWEN_BPE_FAMILIES:
-        from vptracker.qwen_tokenizer import default_dir
-
-        log.warning("token counts for %s are estimated (errs high by about 10%% on boxes): the real Qwen tokenizer "
-                    "is not at %s; write it with `python -m vptracker.qwen_tokenizer` (scripts/setup.sh does)",
-                    family, default_dir())
-    else:
-        log.warning("token counts for %s are estimated: set length_budget.tokenizer to the model's folder to count "
-                    "them exactly", family)
-
-
-@lru_cache(maxsize=4)
-def _count_with(path: str) -> Callable[[str], int]:
-    tokenizer = _tokenizer(path)
-
-    def count(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return count
 
 
 def trajectory_objects_within(max_tokens: int, frames: int, count: Callable[[str], int], box_text: str,
@@ -135,7 +86,7 @@ def image_size(path: str, per_folder: bool = True) -> tuple[int, int]:
     building the rows. Single images (SYNTH-PEDES crops, detection frames) are read one by one."""
     from PIL import Image
 
-    folder = str(Path(path).parent)
+    folder = os.path.dirname(path)
     if not per_folder or folder not in _FOLDER_SIZE:
         with Image.open(path) as im:
             if not per_folder:
@@ -159,21 +110,33 @@ def _row_image_sizes(row: dict) -> list[tuple[float, float]]:
     return sizes
 
 
+@lru_cache(maxsize=65536)
 def image_tokens(width: int, height: int, family: str, max_pixels: int) -> int:
     """Tokens of one image of ``width x height`` after the family's resize under ``max_pixels``."""
     return get_family(family).image_tokens(width, height, max_pixels)
 
 
+def _row_texts(row: dict) -> list[str]:
+    """Every text turn of a row (and its ``solution``) as the tokenizer sees it: images are counted apart."""
+    turns = list(row.get("messages") or [])
+    if row.get("solution"):
+        turns.append({"content": row["solution"]})
+    return [t["content"].replace("<image>", "") if isinstance(t.get("content"), str) else "" for t in turns]
+
+
 @dataclass
 class LengthBudget:
-    """A data config's ``length_budget`` and the counts it gathers (see the module docstring)."""
+    """A data config's ``length_budget`` and the counts it gathers (see the module docstring).
+
+    ``lengths`` counts rows per length (``{tokens: rows}``), so a million rows cost no more memory
+    than a thousand."""
 
     max_length: int | None = None
     policy: str = "stop"
     family: str = "qwen2_5_vl"
     max_pixels: int = 28 * 28 * 646
     tokenizer: str | None = None
-    lengths: list[int] = field(default_factory=list)
+    lengths: Counter = field(default_factory=Counter)
     changed: int = 0
 
     @classmethod
@@ -194,42 +157,51 @@ class LengthBudget:
     def counted_with(self) -> str:
         return text_counter(self.family, self.tokenizer)[1]
 
-    def _text_tokens(self, text: str) -> int:
-        return text_counter(self.family, self.tokenizer)[0](text)
+    @property
+    def rows(self) -> int:
+        return sum(self.lengths.values())
+
+    def _text_tokens(self, rows: list[dict]) -> list[int]:
+        """Each row's text tokens, every turn plus its chat wrapping, counted in one call for all rows."""
+        texts = [_row_texts(row) for row in rows]
+        counts = iter(text_counter(self.family, self.tokenizer)[0].many([t for turns in texts for t in turns]))
+        return [sum(next(counts) for _ in turns) + TURN_OVERHEAD * len(turns) for turns in texts]
+
+    def _image_tokens(self, row: dict, max_pixels: int | None = None) -> int:
+        pixels = int(max_pixels or row.get("max_pixels") or self.max_pixels)
+        return sum(image_tokens(max(int(w), 1), max(int(h), 1), self.family, pixels) for w, h in _row_image_sizes(row))
 
     def row_tokens(self, row: dict, max_pixels: int | None = None) -> int:
         """The tokens of a row: its images at ``max_pixels`` and every text turn (and ``solution``)."""
-        pixels = int(max_pixels or row.get("max_pixels") or self.max_pixels)
-        total = sum(image_tokens(max(int(w), 1), max(int(h), 1), self.family, pixels) for w, h in _row_image_sizes(row))
-        turns = list(row.get("messages") or [])
-        if row.get("solution"):
-            turns.append({"content": row["solution"]})
-        for turn in turns:
-            text = turn["content"].replace("<image>", "") if isinstance(turn.get("content"), str) else ""
-            total += self._text_tokens(text) + TURN_OVERHEAD
-        return total
+        return self._image_tokens(row, max_pixels) + self._text_tokens([row])[0]
+
+    def _tokens(self, rows: list[dict]) -> list[int]:
+        return [self._image_tokens(row) + text for row, text in zip(rows, self._text_tokens(rows))]
 
     def fits(self, row: dict) -> bool:
         return self.max_length is None or self.row_tokens(row) <= self.max_length
 
-    def lower_pixels(self, row: dict) -> dict | None:
-        """The row with the largest ``max_pixels`` column that fits, or None when none does."""
+    def lower_pixels(self, row: dict, text_tokens: int | None = None) -> tuple[dict, int] | None:
+        """The row with the largest ``max_pixels`` column that fits and its tokens, or None when none
+        does; ``text_tokens``: the row's text, when already counted."""
+        text = self._text_tokens([row])[0] if text_tokens is None else text_tokens
         pixels = int(self.max_pixels)
         while pixels >= DEFAULT_MIN_PIXELS:
-            if self.row_tokens(row, pixels) <= self.max_length:
-                return {**row, "max_pixels": pixels}
+            tokens = self._image_tokens(row, pixels) + text
+            if tokens <= self.max_length:
+                return {**row, "max_pixels": pixels}, tokens
             pixels = int(pixels * 0.8)
         return None
 
     def record(self, row: dict) -> None:
-        self.lengths.append(self.row_tokens(row))
+        self.lengths[self.row_tokens(row)] += 1
 
     def fresh(self) -> LengthBudget:
         """The same budget with empty counts (one per shard; :meth:`merge` adds them back)."""
         return LengthBudget(self.max_length, self.policy, self.family, self.max_pixels, self.tokenizer)
 
     def merge(self, other: LengthBudget) -> None:
-        self.lengths += other.lengths
+        self.lengths.update(other.lengths)
         self.changed += other.changed
 
     def apply(self, task, drawn, redraw):
@@ -237,11 +209,13 @@ class LengthBudget:
 
         ``redraw(smaller_task)`` draws again with a task of fewer frames (None when the caller
         cannot). Under ``stop`` over-long rows are counted and :meth:`finish` stops the job.
+        Each row is counted once: its tokens are kept for the policy's decision and the counts.
         """
         rows = drawn if isinstance(drawn, list) else [drawn]
-        if self.max_length is None or self.policy == "stop" or all(self.fits(r) for r in rows):
-            for row in rows:
-                self.record(row)
+        texts = self._text_tokens(rows)
+        tokens = [self._image_tokens(row) + text for row, text in zip(rows, texts)]
+        if self.max_length is None or self.policy == "stop" or max(tokens, default=0) <= self.max_length:
+            self.lengths.update(tokens)
             return drawn
         fitted = None
         if self.policy == "fewer_frames" and "frames" in task.options and redraw is not None:
@@ -253,19 +227,21 @@ class LengthBudget:
             if get_family(self.family).resize_factor is None:
                 raise OverBudget(f"task {task.name}: length_budget.policy lower_max_pixels needs a family whose "
                                  f"image tokens follow max_pixels; {self.family} tiles the image: use fewer_frames")
-            lowered = [r if self.fits(r) else self.lower_pixels(r) for r in rows]
-            fitted = None if any(r is None for r in lowered) else (lowered if isinstance(drawn, list) else lowered[0])
+            lowered = [(r, t) if t <= self.max_length else self.lower_pixels(r, text)
+                       for r, t, text in zip(rows, tokens, texts)]
+            if all(pair is not None for pair in lowered):
+                fitted = ([r for r, _ in lowered] if isinstance(drawn, list) else lowered[0][0]), [t for _, t in lowered]
         if fitted is None:
-            raise OverBudget(f"task {task.name}: a row of {max(self.row_tokens(r) for r in rows)} tokens cannot be "
+            raise OverBudget(f"task {task.name}: a row of {max(tokens)} tokens cannot be "
                              f"brought under length_budget.max_length {self.max_length} by policy {self.policy} "
-                             f"({len(self.lengths)} rows counted before it)")
-        out = fitted if isinstance(fitted, list) else [fitted]
-        self.changed += len(out)
-        for row in out:
-            self.record(row)
+                             f"({self.rows} rows counted before it)")
+        fitted, tokens = fitted
+        self.changed += len(tokens)
+        self.lengths.update(tokens)
         return fitted
 
     def _fewer_frames(self, task, redraw):
+        """A redraw with fewer frames that fits and its rows' tokens, or None."""
         from vptracker.tasks.base import get_task
 
         frames = int(task.options["frames"])
@@ -278,8 +254,9 @@ class LengthBudget:
                     break
             else:
                 continue
-            if all(self.fits(r) for r in (candidate if isinstance(candidate, list) else [candidate])):
-                return candidate
+            tokens = self._tokens(candidate if isinstance(candidate, list) else [candidate])
+            if max(tokens, default=0) <= self.max_length:
+                return candidate, tokens
         return None
 
     def finish(self, where: str) -> dict:
@@ -293,26 +270,28 @@ class LengthBudget:
         return summary
 
     def summary(self) -> dict:
-        n = len(self.lengths)
+        n = self.rows
         hist: dict[str, int] = {}
-        for length in self.lengths:
+        ordered = sorted(self.lengths.items())
+        for length, rows in ordered:
             lo = length // BIN * BIN
             key = f"{lo}-{lo + BIN - 1}"
-            hist[key] = hist.get(key, 0) + 1
-        ordered = sorted(self.lengths)
+            hist[key] = hist.get(key, 0) + rows
         return {"max_length": self.max_length, "policy": self.policy, "max_pixels": self.max_pixels,
                 "counted_with": self.counted_with, "rows": n, "changed_by_policy": self.changed,
-                "max": ordered[-1] if n else 0, "p50": ordered[n // 2] if n else 0,
-                "p99": ordered[min(n - 1, math.ceil(n * 0.99) - 1)] if n else 0,
-                "over_max_length": sum(v > self.max_length for v in self.lengths) if self.max_length else 0,
+                "max": ordered[-1][0] if n else 0, "p50": _nth(ordered, n // 2) if n else 0,
+                "p99": _nth(ordered, min(n - 1, math.ceil(n * 0.99) - 1)) if n else 0,
+                "over_max_length": sum(rows for v, rows in ordered if v > self.max_length) if self.max_length else 0,
                 "histogram": dict(sorted(hist.items(), key=lambda kv: int(kv[0].split("-")[0])))}
 
 
-@lru_cache(maxsize=2)
-def _tokenizer(path: str):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(path)
+def _nth(ordered: list[tuple[int, int]], k: int) -> int:
+    """The ``k``-th smallest length (from 0) of ``(length, rows)`` pairs in order."""
+    for length, rows in ordered:
+        if k < rows:
+            return length
+        k -= rows
+    raise IndexError(k)
 
 
 class OverBudget(ValueError):

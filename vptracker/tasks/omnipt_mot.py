@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vptracker.boxes import render_box, render_trajectories
+from vptracker.boxes import join_trajectories, render_box, render_trajectory_array
 from vptracker.datasets.base import Sequence
 from vptracker.prompts import (
     no_objects_answer,
@@ -34,6 +34,7 @@ from vptracker.tasks.omnipt_common import (
     frame_paths,
     has_missing,
     model_box,
+    model_box_array,
     omnipt_contract,
     prior_box,
     task_coord,
@@ -117,20 +118,19 @@ class OmniPTMOT(Task):
         first, new = first[: self.max_objects], new[: self.max_objects]
         coord = task_coord(self, seq)
         d, g = coord.decimals, self.grammar
-
-        def traj(i):
-            return [model_box(seq.tracks[i], t, seq, coord) for t in frames]
-
-        first_boxes = _boxes_text([model_box(seq.tracks[i], frames[0], seq, coord) for i in first], d, g)
+        boxes, present = model_box_array(seq, first + new, frames, coord)   # every box of the row at once
+        trajectories = render_trajectory_array(boxes, present, d, g)
+        # the first frame's boxes of the objects in it, one after the other: a "trajectory" across objects
+        first_boxes = render_trajectory_array(boxes[None, :len(first), 0], present[None, :len(first), 0], d, g)[0]
         # the track query's given boxes; the first answer keeps the true ones (it teaches detection)
         given = (_boxes_text([prior_box(self, seq.tracks[i], frames[0], seq, coord, rng) for i in first], d, g)
                  if self.prior_jitter else first_boxes)
-        new_answer = render_trajectories([traj(i) for i in new], d, grammar=g) if new else no_objects_answer()
+        new_answer = join_trajectories(trajectories[len(first):]) if new else no_objects_answer()
         messages = [
             {"role": "user", "content": omnipt_mot_first(len(frames))},
             {"role": "assistant", "content": first_boxes},
             {"role": "user", "content": omnipt_mot_track(given)},
-            {"role": "assistant", "content": render_trajectories([traj(i) for i in first], d, grammar=g)},
+            {"role": "assistant", "content": join_trajectories(trajectories[:len(first)])},
             {"role": "user", "content": omnipt_mot_new()},
             {"role": "assistant", "content": new_answer},
         ]
