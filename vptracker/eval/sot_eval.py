@@ -58,8 +58,12 @@ def sot_ground_truth(root: str | Path, dataset: str | None = None, split: str | 
     root = Path(root)
     if not root.is_dir():
         raise DatasetFormatError(root, None, "a ground-truth folder")
-    if dataset is None:
-        dataset = detect_sot_dataset(split_dir(root, split))
+    if dataset is None:   # a split is a sub-folder or, for TNLLT and LaSOT, a list file in the root
+        try:
+            folder = split_dir(root, split)
+        except DatasetFormatError:
+            folder = root
+        dataset = detect_sot_dataset(folder)
     sequences = load(dataset, root, split, annotation_only=True)
     names = [s.name for s in sequences]
     if len(set(names)) != len(names):

@@ -48,6 +48,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 from vptracker.boxes import DEFAULT_MIN_PIXELS
 from vptracker.families import get_family
@@ -306,8 +307,12 @@ def check_cards(cards: list[dict], max_length: int | None, where: str, max_pixel
     counts (data not written by ``prepare``) are reported too."""
     if not max_length:
         return
-    problems, unchecked = [], []
+    problems, unchecked, seen = [], [], set()
     for entry in cards:
+        card_path = str(Path(str(entry.get("path"))).parent / "card.json")
+        if card_path in seen:   # every shard of a folder shares its card: one line per card
+            continue
+        seen.add(card_path)
         lengths = (entry.get("card") or {}).get("lengths")
         if not lengths:
             unchecked.append(f"{entry.get('path')} (no length counts in its card.json)")
@@ -318,11 +323,11 @@ def check_cards(cards: list[dict], max_length: int | None, where: str, max_pixel
                     continue
                 counted_at = (stats.get("max_pixels") or 0)
                 if max_pixels and counted_at > int(max_pixels):
-                    unchecked.append(f"{entry.get('path')}: {split}-{job} counted at max_pixels {counted_at}, "
+                    unchecked.append(f"{card_path}: {split}-{job} counted at max_pixels {counted_at}, "
                                      f"the stage uses {max_pixels}")
                     continue
                 over = sum(n for key, n in stats.get("histogram", {}).items() if int(key.split("-")[0]) > max_length)
-                problems.append(f"{entry.get('path')}: {split}-{job}: longest row {stats['max']} tokens, "
+                problems.append(f"{card_path}: {split}-{job}: longest row {stats['max']} tokens, "
                                 f"at least {max(over, 1)} of {stats['rows']} rows over max_length {max_length}")
     if unchecked:
         echo(f"# {where}: row lengths not checked against max_length {max_length}: " + "; ".join(sorted(set(unchecked))))
