@@ -21,14 +21,6 @@ from vptracker.prompts import no_objects_answer
 BENCHMARK = "MOT17"  # gt rows with flag 1 and class 1: TrackEval's MOT17 preprocessing keeps them all
 GRPO_STAGES = ("stage1_format_grpo", "stage4_iou_grpo")
 SHORT = {"stage1_format_grpo": "s1", "stage2_midtrain": "s2", "stage3_sft": "s3", "stage4_iou_grpo": "s4"}
-# The paper's Table 6 (stage ablation; MOT HOTA of the paper's model): label, stages, paper HOTA.
-# Stage 1 (format RL) runs in every row: the paper calls it necessary and leaves it out of the table.
-TABLE6 = (
-    ("SFT", ("stage1_format_grpo", "stage3_sft"), 47.38),
-    ("MT+SFT", ("stage1_format_grpo", "stage2_midtrain", "stage3_sft"), 51.89),
-    ("SFT+RL", ("stage1_format_grpo", "stage3_sft", "stage4_iou_grpo"), 48.63),
-    ("MT+SFT+RL", ("stage1_format_grpo", "stage2_midtrain", "stage3_sft", "stage4_iou_grpo"), 56.40),
-)
 FIELDS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1")
 
 
@@ -65,58 +57,50 @@ def prepare_rows(cfg: dict, root: Path, out: Path, stages: list[str]) -> dict[st
     return files
 
 
-def train(cfg: dict, model_dir: Path, files: dict[str, list[str]], out: Path, echo, stream,
-          stages: tuple[str, ...] | None = None, trained: dict | None = None) -> Path:
-    """Runs ``stages`` (default: the config's) in order, each from the previous one's weights;
-    returns the last. ``trained`` (Table 6 mode) maps a stage prefix to ``(weights, stage_dir)``
-    already trained, so rows that share a prefix train it once; each prefix then gets its own
-    run folder (``runs/from-<earlier stages>/<stage>``)."""
+def train_stage(cfg: dict, model_dir: Path, weights: Path, stage: str, files: dict[str, list[str]], run_dir: Path,
+                echo, stream) -> Path:
+    """Runs one stage of the demo from ``weights`` into ``run_dir``; returns its final weights."""
     from vptracker.train.runner import run_stage
 
-    stages = tuple(stages or cfg["stages"])
+    s = cfg[stage]
+    steps = int(s["max_steps"])
+    overrides = [o for o in p._model_overrides(cfg, model_dir, run_dir.parent) if not o.startswith("run_dir=")] + [
+        f"run_dir={run_dir}",
+        f"dataset={p._list(files[stage])}", f"swift.max_steps={steps}",
+        f"swift.per_device_train_batch_size={s['batch_size']}", f"swift.learning_rate={s['learning_rate']}",
+        f"swift.lr_scheduler_type={s['lr_scheduler']}", f"swift.warmup_ratio={s.get('warmup_ratio', 0.0)}",
+        p._freeze(cfg["freeze_parameters"]), f"swift.save_steps={steps}",
+        f"swift.logging_steps={max(1, steps // 20)}"]
+    if cfg.get("model_preset"):   # a sweep's Table 5 row: that preset's swift model type and template
+        overrides.append(f"model_preset={cfg['model_preset']}")
+    if weights != model_dir:
+        overrides.append(f"init={weights}")
+    if stage in GRPO_STAGES:
+        overrides += [f"rollout.num_generations={s['num_generations']}",
+                      f"rollout.max_completion_length={s['max_completion_length']}",
+                      f"rollout.temperature={s['temperature']}", f"rollout.top_k={s['top_k']}"]
+    else:
+        overrides.append("swift.eval_steps=null")
+    if stage == "stage2_midtrain":
+        overrides.append("kind=sft")  # pretexts only: no captioned crops for the CLIP phase
+    return run_stage(stage, overrides, echo=echo, force=True, stream=stream)
+
+
+def train(cfg: dict, model_dir: Path, files: dict[str, list[str]], out: Path, echo, stream) -> Path:
+    """Runs the config's stages in order, each from the previous one's weights; returns the last."""
     weights = model_dir
-    for i, stage in enumerate(stages):
-        prefix = stages[: i + 1]
-        if trained is not None and prefix in trained:
-            weights = trained[prefix][0]
-            continue
-        s = cfg[stage]
-        steps = int(s["max_steps"])
-        run_dir = out / "runs"
-        if trained is not None:
-            run_dir = run_dir / ("from-" + ("-".join(SHORT[x] for x in prefix[:-1]) or "base"))
-        overrides = [o for o in p._model_overrides(cfg, model_dir, out) if not o.startswith("run_dir=")] + [
-            f"run_dir={run_dir}",
-            f"dataset={p._list(files[stage])}", f"swift.max_steps={steps}",
-            f"swift.per_device_train_batch_size={s['batch_size']}", f"swift.learning_rate={s['learning_rate']}",
-            f"swift.lr_scheduler_type={s['lr_scheduler']}", f"swift.warmup_ratio={s.get('warmup_ratio', 0.0)}",
-            p._freeze(cfg["freeze_parameters"]), f"swift.save_steps={steps}",
-            f"swift.logging_steps={max(1, steps // 20)}"]
-        if weights != model_dir:
-            overrides.append(f"init={weights}")
-        if stage in GRPO_STAGES:
-            overrides += [f"rollout.num_generations={s['num_generations']}",
-                          f"rollout.max_completion_length={s['max_completion_length']}",
-                          f"rollout.temperature={s['temperature']}", f"rollout.top_k={s['top_k']}"]
-        else:
-            overrides.append("swift.eval_steps=null")
-        if stage == "stage2_midtrain":
-            overrides.append("kind=sft")  # pretexts only: no captioned crops for the CLIP phase
-        weights = run_stage(stage, overrides, echo=echo, force=True, stream=stream)
-        if trained is not None:
-            trained[prefix] = (weights, run_dir / stage)
+    for stage in cfg["stages"]:
+        weights = train_stage(cfg, model_dir, weights, stage, files, out / "runs", echo, stream)
     return weights
 
 
-def train_rows(cfg: dict, model_dir: Path, files: dict[str, list[str]], out: Path, echo, stream,
-               rows) -> dict[str, tuple[Path, dict[str, Path]]]:
-    """Table 6 mode: trains every row, sharing prefixes; ``{label: (weights, {stage: stage_dir})}``."""
-    trained: dict = {}
-    done = {}
-    for label, stages, _ in rows:
-        weights = train(cfg, model_dir, files, out, echo, stream, stages, trained)
-        done[label] = (weights, {s: trained[stages[: i + 1]][1] for i, s in enumerate(stages)})
-    return done
+def table6_rows() -> tuple[tuple[str, tuple[str, ...], float], ...]:
+    """The paper's Table 6 (vptracker.eval.published): label, stages, the paper's MOT HOTA. Stage 1
+    (format RL) runs in every row: the paper calls it necessary and leaves it out of the table."""
+    from vptracker.eval.published import published
+    from vptracker.sweep.grid import sweep_rows
+
+    return tuple((r.key, r.stages, published("table6", r.key, "MOT")) for r in sweep_rows("table6", (), "", 0))
 
 
 def track(cfg: dict, model_dir: Path, sequences, results: Path) -> Path:
@@ -183,18 +167,20 @@ def run_steps(cfg: dict, out: Path, quick: bool, log) -> dict:
     root = steps.step("synthetic data", make_data, cfg, out)
     test = load("synthetic_mot", root, "test")
     model_dir = steps.step("tiny model", p.make_model, cfg, out)
-    rows = TABLE6 if cfg.get("table6") else ((label(cfg["stages"]), tuple(cfg["stages"]), None),)
+    rows = table6_rows() if cfg.get("table6") else ((label(cfg["stages"]), tuple(cfg["stages"]), None),)
     if cfg.get("table6") and tuple(cfg["stages"]) not in [r[1] for r in rows]:
         raise ValueError(f"table6=true: stages={cfg['stages']} is not a row of Table 6 "
-                         f"({', '.join(r[0] for r in TABLE6)}); leave stages at its default")
+                         f"({', '.join(r[0] for r in rows)}); leave stages at its default")
     needed = [s for s in SHORT if any(s in r[1] for r in rows)]
     files = steps.step("prepare rows", prepare_rows, cfg, root, out, needed)
     results = out / "results"
     hold_first_frame(test, results / "hold_first_frame")
     steps.step("track (untrained)", track, cfg, model_dir, test, results / "untrained")
     if cfg.get("table6"):
+        from vptracker.sweep.toy import train_rows  # the sweep's prefix sharing (vptracker sweep table6)
+
         done = steps.step("stages of Table 6's rows", train_rows, cfg, model_dir, files, out, log.echo,
-                          log.stage_output, rows)
+                          log.stage_output, [(name, stages) for name, stages, _ in rows])
     else:
         final = steps.step("stages " + " -> ".join(cfg["stages"]), train, cfg, model_dir, files, out, log.echo,
                            log.stage_output)

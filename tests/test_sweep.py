@@ -1,0 +1,94 @@
+"""`vptracker sweep`: the grid of each ablation table, stage prefixes trained once, resuming, seeds."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from vptracker.config import ConfigError
+from vptracker.sweep import run_sweep, toy
+from vptracker.sweep.grid import stage_runs, sweep_rows
+from vptracker.sweep.results import seed_summary
+
+
+def _fake_stage(calls: list):
+    """Stands in for the demo's train_stage: records (stage, start weights) and writes what a finished
+    stage leaves (its manifest with status and output)."""
+    def train_stage(cfg, model_dir, weights, stage, files, run_dir, echo, stream):
+        calls.append((stage, str(weights), run_dir.name))
+        output = run_dir / stage / "merged"
+        output.mkdir(parents=True, exist_ok=True)
+        (run_dir / stage / "manifest.json").write_text(json.dumps({"status": "complete", "output": str(output)}))
+        return output
+    return train_stage
+
+
+def test_table6_rows_train_each_stage_prefix_once_and_a_resumed_sweep_trains_nothing(tmp_path, monkeypatch):
+    from vptracker.demo import mot
+
+    calls: list = []
+    monkeypatch.setattr(mot, "train_stage", _fake_stage(calls))
+    rows = [(r.key, r.stages) for r in sweep_rows("table6", (), "qwen3_vl_4b", 2)]
+    done = toy.train_rows({}, tmp_path / "model", {}, tmp_path, print, None, rows)
+    assert stage_runs(sweep_rows("table6", (), "qwen3_vl_4b", 2), 1) == (6, 12)
+    assert len(calls) == 6   # s1; s1->s3; s1->s2; s1->s2->s3; s1->s3->s4; s1->s2->s3->s4
+    assert [c[0] for c in calls].count("stage1_format_grpo") == 1
+    runs = tmp_path / "runs"
+    # each prefix starts from the weights of the prefix before it
+    assert ("stage3_sft", str(runs / "from-s1" / "stage2_midtrain" / "merged"), "from-s1-s2") in calls
+    assert ("stage4_iou_grpo", str(runs / "from-s1-s2" / "stage3_sft" / "merged"), "from-s1-s2-s3") in calls
+    assert done["SFT+RL"][0] == runs / "from-s1-s3" / "stage4_iou_grpo" / "merged"
+    assert done["SFT"][1]["stage3_sft"] == runs / "from-s1" / "stage3_sft"
+    # resumed: every prefix is finished on disk
+    calls.clear()
+    assert toy.train_rows({}, tmp_path / "model", {}, tmp_path, print, None, rows) == done
+    assert calls == []
+    # a stage that did not finish (no complete manifest) is trained again, and only it
+    (runs / "from-s1-s2-s3" / "stage4_iou_grpo" / "manifest.json").write_text(json.dumps({"status": "failed"}))
+    toy.train_rows({}, tmp_path / "model", {}, tmp_path, print, None, rows)
+    assert [c[0] for c in calls] == ["stage4_iou_grpo"]
+
+
+def _summary(hota: float) -> dict:
+    return {"task": "mot", "benchmark": "MOT17", "name": "x", "parse_rate": 90.0, "per_sequence": {},
+            "COMBINED": {"HOTA": hota, "DetA": hota, "AssA": hota, "MOTA": hota, "IDF1": hota}}
+
+
+def test_finished_rows_are_not_rerun_and_seeds_give_mean_and_spread(tmp_path, monkeypatch):
+    from vptracker.eval.report import load_summaries, markdown_report
+
+    out = tmp_path / "sweep"
+    for i, row in enumerate(("SFT", "MT+SFT", "SFT+RL", "MT+SFT+RL")):
+        for seed in range(2):
+            path = seed_summary(out, row, seed)
+            path.parent.mkdir(parents=True)
+            path.write_text(json.dumps(_summary(10.0 * i + 2.0 * seed)))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a finished row ran again")
+
+    monkeypatch.setattr(toy, "run_rows", refuse)
+    manifest = run_sweep("table6", ["quick=true", f"out={out}", "seeds=2"], echo=lambda line: None)
+    assert list(manifest["rows"]) == ["SFT", "MT+SFT", "SFT+RL", "MT+SFT+RL"]
+    entry = manifest["rows"]["MT+SFT"]
+    assert entry["settings"]["stages"] == ["stage1_format_grpo", "stage2_midtrain", "stage3_sft"]
+    assert entry["seeds"] == 2 and len(entry["per_seed"]) == 2 and entry["commit"]
+    mean = json.loads((out / entry["summaries"][0]).read_text())
+    assert mean["COMBINED"]["HOTA"] == pytest.approx(11.0) and mean["spread"]["HOTA"] == pytest.approx(2 ** 0.5)
+    assert "| MT+SFT | s1 -> s2 -> s3 | qwen3_vl_4b | 2 | 11.00 ± 1.41 |" in (out / "table.md").read_text()
+    # the report reads the manifest: one summary per row fills Table 6's MOT column
+    report = markdown_report(load_summaries([str(out / "manifest.json")]))
+    assert "11.00" in report
+    # the same out with other settings is refused: its finished rows were made with these
+    with pytest.raises(ConfigError, match="holds a sweep with other settings"):
+        run_sweep("table6", ["quick=true", f"out={out}", "seeds=2", "frames=4"], echo=lambda line: None)
+
+
+def test_rows_of_each_table_and_bad_keys():
+    assert [r.preset for r in sweep_rows("table5", ("stage3_sft",), "x", 2)] == [
+        "llava_next_8b", "internvl2_5_4b", "qwen2_vl_2b", "qwen2_5_vl_3b", "qwen2_5_vl_7b", "qwen2_5_vl_72b"]
+    assert [r.frames for r in sweep_rows("table7", ("stage3_sft",), "x", 2)] == [2, 4, 8, 16, 32]
+    with pytest.raises(ConfigError, match="rows=\\['64'\\] are not rows"):
+        sweep_rows("table7", (), "x", 2, ["64"])
+    with pytest.raises(ConfigError, match="unknown key"):
+        run_sweep("table6", ["quick=true", "stage3_sft.max_stepz=2"], dry_run=True, echo=lambda line: None)

@@ -1,0 +1,142 @@
+"""An ablation table at toy scale on a CPU: the MOT demo's synthetic set, tiny models, real stages.
+
+Everything but the grid is the MOT demo's (:mod:`vptracker.demo.mot`, ``configs/demo/mot_demo.yaml``,
+``quick=true``: ``mot_quick.yaml``): the synthetic MOTChallenge set, a tiny model of each preset's
+family, rows from the real builders for each (family, frames) pair, the real stage configs, the
+multi-round MOT loop and TrackEval. Columns: the MOT ones (HOTA, DetA, AssA, MOTA, IDF1); the
+synthetic set has no referring expressions or captions.
+
+:func:`train_rows` is the one implementation of prefix sharing; the demo's ``table6=true`` calls it.
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from vptracker.sweep.grid import SweepRow, prefix_folder
+
+
+def finished_stage(stage_dir: Path) -> Path | None:
+    """The final weights of a stage whose manifest says it finished (a resumed sweep reuses them)."""
+    from vptracker.train.manifest import read_manifest
+
+    manifest = read_manifest(stage_dir) or {}
+    output = manifest.get("output")
+    return Path(output) if manifest.get("status") == "complete" and output and Path(output).exists() else None
+
+
+def train_rows(cfg: dict, model_dir: Path, files: dict[str, list[str]], out: Path, echo, stream,
+               rows: list[tuple[str, tuple[str, ...]]], trained: dict | None = None
+               ) -> dict[str, tuple[Path, dict[str, Path]]]:
+    """Trains every ``(label, stages)`` row, each stage prefix once (``runs/from-<earlier>/<stage>``);
+    a prefix finished on disk is reused. Returns ``{label: (weights, {stage: stage_dir})}``."""
+    from vptracker.demo.mot import train_stage
+
+    trained = {} if trained is None else trained
+    done = {}
+    for label, stages in rows:
+        weights = model_dir
+        for i, stage in enumerate(stages):
+            prefix = tuple(stages[: i + 1])
+            run_dir = out / "runs" / prefix_folder(prefix)
+            if prefix not in trained:
+                reuse = finished_stage(run_dir / stage)
+                if reuse is None:
+                    reuse = train_stage(cfg, model_dir, weights, stage, files, run_dir, echo, stream)
+                else:
+                    echo(f"[sweep] {stage} after {prefix_folder(prefix)}: finished earlier, reused ({reuse})")
+                trained[prefix] = (reuse, run_dir / stage)
+            weights = trained[prefix][0]
+        done[label] = (weights, {s: trained[tuple(stages[: i + 1])][1] for i, s in enumerate(stages)})
+    return done
+
+
+def preset_family(preset: str) -> str:
+    from vptracker.config import load_yaml
+    from vptracker.train.stages import CONFIG_DIR
+
+    return load_yaml(CONFIG_DIR / "models" / f"{preset}.yaml")["family"]
+
+
+def group_config(cfg: dict, row: SweepRow, seed: int) -> dict:
+    """The demo config for one row and seed: the preset's family, the row's frames, the seed."""
+    out = copy.deepcopy(cfg)
+    out["seed"] = int(cfg["seed"]) + seed
+    out["model"]["family"] = preset_family(row.preset)
+    if out["model"]["family"] != "qwen3_vl":   # the sine-cosine table is written into Qwen3-VL's pos_embed
+        out["model"]["vision_pos"] = None
+    out["task_options"] = {**(cfg["task_options"] or {}), "frames": row.frames}
+    out["stages"] = list(row.stages)
+    out["model_preset"] = row.preset
+    return out
+
+
+def _once(marker: Path, make, *args):
+    """Runs ``make`` unless an earlier run finished it (its marker holds the JSON result)."""
+    if marker.is_file():
+        return json.loads(marker.read_text())
+    value = make(*args)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps(value, default=str))
+    return value
+
+
+def run_rows(cfg: dict, rows: list[SweepRow], seeds: int, out: Path, echo, stream, pending) -> None:
+    """Trains, tracks and scores every (row, seed) that ``pending`` says is not finished."""
+    from vptracker.datasets import load
+    from vptracker.demo import mot
+    from vptracker.demo import pipeline as p
+    from vptracker.sweep.results import seed_summary
+
+    root = Path(_once(out / "data" / "done.json", lambda: str(mot.make_data(cfg, out))))
+    test = load("synthetic_mot", root, "test")
+    groups: dict[str, list[tuple[SweepRow, int]]] = {}
+    for row in rows:
+        for seed in range(seeds):
+            if pending(row, seed):
+                groups.setdefault(row.group(seed), []).append((row, seed))
+    for key, members in groups.items():
+        gcfg = group_config(cfg, members[0][0], members[0][1])
+        family, seed = gcfg["model"]["family"], members[0][1]
+        model_root = out / "models" / f"{family}-seed{seed}"
+        model_dir = Path(_once(model_root / "done.json", lambda c, o: str(p.make_model(c, o)), gcfg, model_root))
+        needed = [s for s in mot.SHORT if any(s in r.stages for r, _ in members)]
+        data_key = f"{family}-f{gcfg['task_options']['frames']}-seed{seed}-{'-'.join(mot.SHORT[s] for s in needed)}"
+        files = _once(out / "rows_data" / data_key / "done.json", mot.prepare_rows, gcfg, root,
+                      out / "rows_data" / data_key, needed)
+        echo(f"[sweep] group {key}: rows {', '.join(r.key for r, _ in members)}")
+        done = train_rows(gcfg, model_dir, files, out / "groups" / key, echo, stream,
+                          [(r.key, r.stages) for r, _ in members])
+        for row, _ in members:
+            results = seed_summary(out, row.key, seed).parent.parent / "results"
+            mot.track(gcfg, done[row.key][0], test, results)
+            write_summary(root, results, seed_summary(out, row.key, seed), row.key)
+
+
+def write_summary(root: Path, results: Path, path: Path, name: str) -> dict:
+    """What ``vptracker eval mot`` writes for ``results``, with the answers' parse rate."""
+    from vptracker.demo import mot
+
+    summary = mot.score(root, results)
+    summary.update(task="mot", benchmark=mot.BENCHMARK, name=name, parse_rate=round(mot.parse_rate(results), 2)
+                   if (results / "responses.jsonl").is_file() else None)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def baseline(cfg: dict, out: Path) -> dict | None:
+    """The first frame's ground-truth boxes held still: the floor every row should clear."""
+    from vptracker.datasets import load
+    from vptracker.demo import mot
+
+    marker = out / "data" / "done.json"
+    if not marker.is_file():
+        return None
+    root = Path(json.loads(marker.read_text()))
+    path = out / "baseline" / "mot_eval" / "summary.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    results = mot.hold_first_frame(load("synthetic_mot", root, "test"), out / "baseline" / "results")
+    return write_summary(root, results, path, "hold_first_frame")
