@@ -1,7 +1,7 @@
 """Small sets of all nine datasets the README's recipes read, in their official layouts, with the
 train and test/val splits each recipe uses, under one folder as ``DATA_ROOT`` expects it:
 ``TNL2K/{train,test}``, ``TNLLT/`` (with its own split lists), ``LaSOT/``, ``DanceTrack/{train,val,test}``,
-``MOT17/``, ``Refer-KITTI-V2/`` (train video 0001, test video 0005), ``CRTrack/CRTrack_In-domain``
+``MOT17/``, ``Refer-KITTI-V2/`` (train video 0001, the four test videos), ``CRTrack/CRTrack_In-domain``
 (train and test scenes, ``gt_test``), ``BenSMOT/{train,test}``, ``SYNTH-PEDES/``.
 
 Every video is 34 frames long (32-frame caption rows fit) with people who enter and leave.
@@ -40,7 +40,7 @@ def write_all(data: Path) -> None:
     cars = {f: {1: (5 + f, 10, 20, 10), 2: (60, 30, 24, 12)} for f in range(N_FRAMES)}
     expressions = {"moving-cars": {f: [1, 2] for f in range(N_FRAMES)},
                    "left-car": {f: [1] for f in range(N_FRAMES // 2)}}
-    for video in ("0001", "0005"):       # 0005 is one of Refer-KITTI's four test videos
+    for video in ("0001", "0005", "0011", "0013", "0019"):       # train 0001; the four test videos
         fx.write_refer_kitti(data / "Refer-KITTI-V2", video, N_FRAMES, cars, expressions, size=SIZE)
     for split, scene in (("train", "Gate2"), ("test", "Floor")):
         views = {f"View{k}": fx.mot_rows({tid: {f: (x + k, y, w, h) for f, (x, y, w, h) in per.items()}
