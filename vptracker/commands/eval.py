@@ -119,8 +119,10 @@ def _run_sot(args) -> int:
     from vptracker.eval.sot_eval import evaluate_sot, format_sot_table, sot_ground_truth, write_sot_outputs
 
     gt = sot_ground_truth(args.gt_root, args.dataset, args.split)
-    bench = args.benchmark_name or ("TNL2K" if gt[0].dataset == "tnl2k" and (Path(args.gt_root) / "gt_rect").is_dir()
-                                    else Path(args.gt_root).name)
+    root = Path(args.gt_root).resolve()
+    # TNL2K/test names the benchmark by its folder, not by its split
+    folder = root.parent.name if root.name.lower() in ("train", "test", "val", "training", "testing") else root.name
+    bench = args.benchmark_name or ("TNL2K" if gt[0].dataset == "tnl2k" and (root / "gt_rect").is_dir() else folder)
     summaries = {}
     for spec in args.results:
         if "=" in spec and not Path(spec).is_dir():
