@@ -14,7 +14,7 @@ import pytest
 
 from vptracker.datasets import load
 from vptracker.datasets.base import DatasetFormatError, register
-from vptracker.eval.registry import Registry
+from vptracker.registry import Registry
 from vptracker.eval.sot import SOT_PROTOCOLS, get_protocol
 from vptracker.eval.sot_eval import evaluate_sot, sot_ground_truth
 

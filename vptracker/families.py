@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vptracker.boxes import SCALES
+from vptracker.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def _internvl_tiles(width: int, height: int, size: int, max_num: int) -> int:
     return blocks + 1 if blocks > 1 else blocks
 
 
-FAMILIES: dict[str, Family] = {}
+FAMILIES: Registry[Family] = Registry("model family")
 _BY_MODEL_TYPE: dict[str, str] = {}
 
 
@@ -110,15 +111,13 @@ def register_family(family: Family) -> Family:
     if taken:
         raise ValueError(f"model family {family.name!r}: config model_type {taken[0]!r} already belongs to "
                          f"family {_BY_MODEL_TYPE[taken[0]]!r}")
-    FAMILIES[family.name] = family
+    FAMILIES.add(family.name, family)
     _BY_MODEL_TYPE.update({t: family.name for t in family.swift})
     return family
 
 
 def get_family(name: str) -> Family:
-    if name not in FAMILIES:
-        raise ValueError(f"unknown model family {name!r}; expected one of {sorted(FAMILIES)}")
-    return FAMILIES[name]
+    return FAMILIES.get(name)
 
 
 def family_names(**where) -> tuple[str, ...]:

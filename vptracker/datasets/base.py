@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vptracker.config import unknown_name
+from vptracker.registry import Registry
 
 
 @dataclass
@@ -115,20 +115,13 @@ class DatasetFormatError(ValueError):
 
 
 Reader = Callable[..., list[Sequence]]
-_READERS: dict[str, Reader] = {}
+_READERS: Registry[Reader] = Registry("dataset")
 
 
 def register(*names: str):
     """Registers a reader ``fn(root, split=None, **options) -> list[Sequence]`` under ``names``;
     a name already taken by another reader is an error (never a silent overwrite)."""
-    def deco(fn: Reader) -> Reader:
-        for name in names:
-            taken = _READERS.get(name)
-            if taken is not None and (taken.__module__, taken.__qualname__) != (fn.__module__, fn.__qualname__):
-                raise ValueError(f"dataset {name!r} is already registered by {taken.__module__}.{taken.__qualname__}")
-            _READERS[name] = fn
-        return fn
-    return deco
+    return _READERS.register(*names)
 
 
 def available() -> list[str]:
@@ -138,9 +131,7 @@ def available() -> list[str]:
 
 def load(name: str, root: str | Path, split: str | None = None, **options) -> list[Sequence]:
     import vptracker.datasets  # noqa: F401
-    if name not in _READERS:
-        raise unknown_name("dataset", name, _READERS)
-    sequences = _READERS[name](Path(root), split=split, **options)
+    sequences = _READERS.get(name)(Path(root), split=split, **options)
     report_boxes_outside(name, sequences)
     return sequences
 

@@ -22,7 +22,7 @@ import numpy as np
 from vptracker.datasets.base import DatasetFormatError
 from vptracker.datasets.mot import read_seqinfo
 from vptracker.eval.motfiles import clean_mot_file, read_mot_rows
-from vptracker.eval.registry import Registry
+from vptracker.registry import Registry
 
 # benchmark -> the TrackEval benchmark whose preprocessing it runs (one line per benchmark).
 MOT_BENCHMARKS: Registry[str] = Registry("MOT benchmark")

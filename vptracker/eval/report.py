@@ -24,7 +24,7 @@ from pathlib import Path
 
 from vptracker.config import ConfigError
 from vptracker.eval.published import LITERATURE, NOT_NUMBERS, TABLES, Table, table
-from vptracker.eval.registry import Registry
+from vptracker.registry import Registry
 
 MISSING = "missing"
 

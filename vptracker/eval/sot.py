@@ -31,7 +31,7 @@ import numpy as np
 
 from vptracker.boxes import iou_xywh_arrays
 from vptracker.datasets.sot import attribute_names
-from vptracker.eval.registry import Registry
+from vptracker.registry import Registry
 
 PRECISION_PIXELS = 20
 NORM_PRECISION_AT = 0.20

@@ -24,22 +24,17 @@ from typing import Any, ClassVar
 import msgspec
 import numpy as np
 
-from vptracker.config import unknown_name
 from vptracker.datasets.base import Sequence
+from vptracker.registry import Registry
 from vptracker.tasks.options import NoOptions, defaults_of, make_options
 
-_TASKS: dict[str, type[Task]] = {}
+_TASKS: Registry[type[Task]] = Registry("task")
 
 
 def register_task(*names: str):
     """Registers a task class under ``names``; a name already taken is an error, not an overwrite."""
     def deco(cls):
-        for name in names:
-            if name in _TASKS and _TASKS[name] is not cls:
-                raise ValueError(f"task {name!r} is already registered (by {_TASKS[name].__module__}."
-                                 f"{_TASKS[name].__qualname__}); choose another name")
-        for name in names:
-            _TASKS[name] = cls
+        _TASKS.register(*names)(cls)
         cls.name = names[0]
         if cls.trackable and "serves" not in vars(cls):   # a trackable task's rows train itself
             cls.serves = cls.name
@@ -67,9 +62,7 @@ def accepted_options(name: str) -> dict[str, Any]:
 def get_task(name: str, **options) -> Task:
     """THE task lookup, for training (the builder) and inference (``.tracking()``, ``.contract()``)."""
     import vptracker.tasks  # noqa: F401
-    if name not in _TASKS:
-        raise unknown_name("task", name, _TASKS)
-    return _TASKS[name](**options)
+    return _TASKS.get(name)(**options)
 
 
 @dataclass(frozen=True)
