@@ -73,6 +73,8 @@ def train_stage(cfg: dict, model_dir: Path, weights: Path, stage: str, files: di
         f"swift.logging_steps={max(1, steps // 20)}"]
     if cfg.get("model_preset"):   # a sweep's Table 5 row: that preset's swift model type and template
         overrides.append(f"model_preset={cfg['model_preset']}")
+    if cfg.get("max_length"):     # a sweep's tiling family: its rows are longer than the demo's 1024
+        overrides.append(f"swift.max_length={cfg['max_length']}")
     if weights != model_dir:
         overrides.append(f"init={weights}")
     if stage in GRPO_STAGES:

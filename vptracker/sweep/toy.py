@@ -66,6 +66,12 @@ def group_config(cfg: dict, row: SweepRow, seed: int) -> dict:
     out["model"]["family"] = preset_family(row.preset)
     if out["model"]["family"] != "qwen3_vl":   # the sine-cosine table is written into Qwen3-VL's pos_embed
         out["model"]["vision_pos"] = None
+    from vptracker.families import get_family
+
+    if get_family(out["model"]["family"]).resize_factor is None:   # tiling families have no merge size to choose
+        out["model"]["merge_size"] = 2
+        # their tiles cost thousands of tokens per frame (LLaVA-NeXT: a 2-frame MOT row ~6,200)
+        out["max_length"] = 8192
     out["task_options"] = {**(cfg["task_options"] or {}), "frames": row.frames}
     out["stages"] = list(row.stages)
     out["model_preset"] = row.preset
