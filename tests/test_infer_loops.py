@@ -47,10 +47,8 @@ def vp(box):
     return render_vptracker(box)
 
 
-# The project's VPTracker rules (tolerant answers, stripped language, project geometry); the released
-# defaults are tested against the released code's rules in tests/test_released_vptracker.py.
-OPTS = TaskOptions(family="qwen2_5_vl", box_scale="abs", answer_rule="tolerant", prompt_language="stripped",
-                   vp_geometry="project")
+# VPTracker's rules are the released ones, tested against the released code in tests/test_released_vptracker.py
+OPTS = TaskOptions(family="qwen2_5_vl", box_scale="abs")
 
 
 def run_one(tracker, engine):
@@ -65,19 +63,17 @@ def test_vptracker_keeps_previous_box_on_unusable_answers(tmp_path):
               "I cannot see it",                                 # garbage: keep
               vp((50, 30, 40, 20)),                              # inverted: keep
               vp((200, 100, 300, 200)),                          # outside the image: keep
-              vp((80, 50, 120, 90)),                             # partly outside: clipped
+              vp((80, 50, 120, 90)),                             # partly outside: keep (released check_bbox)
               "<None>",                                          # OmniPT's absent token: keep
-              vp((0, 0, 0, 0))]                                  # empty: keep
+              vp((40, 20, 40, 20))]                              # zero-size: taken, as released
     tracker = run_one(VPTrackerSOTTracker(seq, OPTS), answers(*script))
     got = tracker.result()
     assert got.shape == (9, 4)
     np.testing.assert_allclose(got[0], (20, 10, 16, 12))        # first line: the initial box
     np.testing.assert_allclose(got[1], (30, 12, 20, 18))
-    for t in (2, 3, 4, 5):
+    for t in range(2, 8):
         np.testing.assert_allclose(got[t], got[1])
-    np.testing.assert_allclose(got[6], (80, 50, 16, 14))
-    np.testing.assert_allclose(got[7], got[6])
-    np.testing.assert_allclose(got[8], got[6])
+    np.testing.assert_allclose(got[8], (40, 20, 0, 0))
     assert len(tracker.responses) == 8 and tracker.responses[2]["answer"] == "I cannot see it"
 
 
@@ -85,13 +81,14 @@ def test_vptracker_request_is_the_released_prompt_template_and_outline(tmp_path)
     seq = make_sequence(tmp_path, n=2, language="  a red square ")
     tracker = VPTrackerSOTTracker(seq, OPTS)
     request = tracker.next_request()
-    assert request.prompt == vptracker_prompt("a red square", "red", visual_prompt=True)
+    assert request.prompt == vptracker_prompt("  a red square ", "red", visual_prompt=True)   # not stripped
     template, search = request.images
-    # template: square of side ceil(sqrt(16*12)*2) = 28 around the box centre (28, 16), clipped at y=0
+    # template: square of side ceil(sqrt(16*12)*2) = 28 around the box centre (28, 16)
     assert request.audit["template_region"] == [14, 2, 42, 30]
     assert template.size == (28, 28)
-    # search: red outline of 4x the previous box about its centre: (28-32, 16-24, 28+32, 16+24) clipped
-    assert request.audit["outline"] == [0.0, 0.0, 60.0, 40.0]
+    # search: red outline of 4x the previous box about its centre: (28-32, 16-24, 28+32, 16+24) raised to 0,
+    # drawn by PIL with x2, y2 inclusive
+    assert request.audit["outline"] == [0, 0, 60, 40]
     px = np.asarray(search)
     assert tuple(px[39, 30]) == (255, 0, 0) and tuple(px[20, 59]) == (255, 0, 0)
     assert tuple(px[20, 30]) != (255, 0, 0)

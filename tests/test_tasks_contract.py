@@ -159,17 +159,16 @@ BOX_TASKS = [t for t in ("vptracker_sot", "omnipt_sot", "omnipt_mot", "omnipt_rm
 
 
 def _options(task: str, family: str, scale: str) -> dict:
-    if task == "vptracker_sot":   # the released sampler writes abs / norm1000; the project rule any scale
-        sampling = "released" if scale in ("abs", "norm1000") else "project"
-        return {"family": family, "scale": scale, "sampling": sampling}
+    if task == "vptracker_sot":
+        return {"family": family, "scale": scale}
     return {"family": family, "scale": scale, "frames": 4}
 
 
 def _cases():
     for task in BOX_TASKS:
         for family in sorted(FAMILIES):
-            own = get_family(family).box_scale
-            scales = {own, "norm1000"} | ({"abs"} if task == "vptracker_sot" else set())
+            # the released VPTracker sampler writes abs / norm1000; OmniPT the family's own scale too
+            scales = {"abs", "norm1000"} if task == "vptracker_sot" else {get_family(family).box_scale, "norm1000"}
             for scale in sorted(scales):
                 yield task, family, scale
 
@@ -200,7 +199,7 @@ def test_real_otb_frames_round_trip(shared_data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         sequences = load("otb", shared_data / "otb")
-    for name, options in (("vptracker_sot", {"family": "qwen2_5_vl", "scale": "resized", "sampling": "project"}),
+    for name, options in (("vptracker_sot", {"family": "qwen2_5_vl", "scale": "abs"}),
                           ("vptracker_sot", {"family": "qwen3_vl", "scale": "norm1000"}),
                           ("omnipt_sot", {"family": "qwen2_5_vl", "scale": "family", "frames": 8})):
         task = get_task(name, **options)

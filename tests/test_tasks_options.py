@@ -13,10 +13,9 @@ def test_every_task_declares_typed_options_with_its_defaults():
 
 
 def test_text_values_from_the_command_line_are_converted():
-    task = get_task("vptracker_sot", inbbox_ratio="9e-1", visual_prompt="false", max_gap="12",
-                    scale_range=["3", 5], max_pixels=None)
-    assert (task.inbbox_ratio, task.visual_prompt, task.max_gap, task.scale_range, task.max_pixels) == \
-        (0.9, False, 12, [3, 5], None)
+    task = get_task("vptracker_sot", inbbox_ratio="9e-1", visual_prompt="false", scale_range=["3", 5], max_pixels=None)
+    assert (task.inbbox_ratio, task.visual_prompt, task.scale_range, task.max_pixels) == (0.9, False, [3, 5], None)
+    assert get_task("vptracker_sot", max_pixels="40000").max_pixels == 40000
     assert get_task("omnipt_sot", frames="8", prior_jitter="2e-1", max_pixels=1e5).options["frames"] == 8
     assert get_task("omnipt_sot", max_pixels=1e5).max_pixels == 100000 and get_task("pretext_reid", min_size=7.5).min_size == 7.5
 
@@ -26,7 +25,7 @@ def test_text_values_from_the_command_line_are_converted():
     ("omnipt_sot", {"frames": True}, "option frames=True, expected an integer"),
     ("vptracker_sot", {"visual_prompt": "yes"}, "option visual_prompt='yes', expected true or false"),
     ("vptracker_sot", {"scale_range": [2, "x"]}, "option scale_range=\\[2, 'x'\\], expected a list of an integer"),
-    ("vptracker_sot", {"max_gap": "soon"}, "option max_gap='soon', expected an integer or null"),
+    ("vptracker_sot", {"max_pixels": "soon"}, "option max_pixels='soon', expected an integer or null"),
     ("omnipt_mot", {"family": 3}, "option family=3, expected a string"),
     ("pretext_reid", {"min_size": float("nan")}, "option min_size=nan, expected a number"),
 ])

@@ -44,8 +44,6 @@ _VP_OUTLINE_NOTE = (
     "bounding box. If you cannot find it, then search for the target outside the rectangular "
     "bounding box."
 )
-PROMPT_LANGUAGE = ("raw", "stripped")   # infer option prompt_language
-PROMPT_TEXTS = ("sampler", "inference")  # task option prompt_text
 
 
 def raw_language(seq) -> str:
@@ -59,15 +57,14 @@ def raw_language(seq) -> str:
     return seq.language or ""
 
 
-def vptracker_prompt(language: str, color: str = "red", visual_prompt: bool = True,
-                     strip_language: bool = False) -> str:
+def vptracker_prompt(language: str, color: str = "red", visual_prompt: bool = True) -> str:
     """The released inference prompt (``evaluation/infer_tracking_qwen_vlt_crop_absent.py``).
 
-    ``{language}`` goes in as the released loop read it (the file's text, final newline included);
-    ``strip_language`` strips it (the ``stripped`` option). With the outline note the text ends
-    after "bounding box."; without it, after the JSON example and a newline, as released.
+    ``{language}`` goes in as the released loop read it (the file's text, final newline included).
+    With the outline note the text ends after "bounding box."; without it, after the JSON example
+    and a newline, as released.
     """
-    text = _VP_RELEASED.format(language=language.strip() if strip_language else language)
+    text = _VP_RELEASED.format(language=language)
     if visual_prompt:
         return text + _VP_OUTLINE_NOTE.format(color=color)
     return text + "\n"

@@ -1,4 +1,4 @@
-"""The released VPTracker's visual-prompt geometry, pixel for pixel (the ``released`` geometry).
+"""The released VPTracker's visual-prompt geometry, pixel for pixel.
 
 Restated from jcwang0602/VPTracker at 4e5555c, the fork's ``ms-swift/swift/llm/template/base.py``:
 
@@ -125,4 +125,4 @@ def test_time_prompt(template_xyxy: Sequence[float], previous_xyxy: Sequence[flo
         outline, _ = resolve(outline_rect(previous_xyxy, vp_scale, width, height), width, height,
                              rng or random.Random(0))
     return VisualPrompt(template_region(template_xyxy, width, height, template_scale), outline, color,
-                        VP_LINE_WIDTH, "released")
+                        VP_LINE_WIDTH)

@@ -36,10 +36,6 @@ class TaskOptions:
     vp_color: str = VP_COLOR
     line_width: int = VP_LINE_WIDTH       # the outline's width, as the training rows drew it
     visual_prompt: bool = True
-    # vptracker_sot: released (the released loop's rules) or the project's departures (README)
-    answer_rule: str = "released"         # released: fenced JSON + check_bbox | tolerant: any form, clipped
-    prompt_language: str = "raw"          # raw: language.txt as read | stripped: the reader's text
-    vp_geometry: str = "released"         # released | project (visual_prompt.GEOMETRIES)
     frames_per_sample: int = 8            # OmniPT images per round (docs/paper_readings.md)
     caption_frames: int = 32
     match_iou: float = 0.3                # RMOT/CRMOT: overlap that carries an id into the next round

@@ -40,15 +40,12 @@ def choices() -> dict[str, tuple]:
     from vptracker.boxes import GRAMMARS, SCALES
     from vptracker.datasets import available
     from vptracker.families import FAMILIES
-    from vptracker.infer.sot import ANSWER_RULES
     from vptracker.tasks import trackable_tasks
-    from vptracker.visual_prompt import GEOMETRIES
 
     return {"task": tuple(trackable_tasks()), "dataset": tuple(available()), "family": tuple(sorted(FAMILIES)),
             "backend": ("transformers", "vllm"), "loop": ("batched", "async"),
             "options.box_scale": ("family", *SCALES), "options.grammar": tuple(GRAMMARS),
-            "options.answer_rule": ANSWER_RULES, "options.prompt_language": ("raw", "stripped"),
-            "options.vp_geometry": GEOMETRIES, "options.family": tuple(sorted(FAMILIES))}
+            "options.family": tuple(sorted(FAMILIES))}
 
 
 def option_types() -> dict[str, typing.Any]:

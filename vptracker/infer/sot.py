@@ -2,8 +2,8 @@
 
 Both produce one ``x,y,w,h`` box per frame, the first being the initial box (the toolkits'
 ``<seq>.txt``). Any answer that cannot be used keeps the previous box, as the released loop does
-(which answers count is the ``answer_rule`` option of VPTracker; OmniPT: ``<None>``, garbage, an
-inverted box or one outside the image).
+(VPTracker: the released keep/move decision; OmniPT: ``<None>``, garbage, an inverted box or one
+outside the image).
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from vptracker.boxes import (
     Box,
     is_valid_xyxy,
     parse_trajectory,
-    parse_vptracker,
     parse_vptracker_released,
     released_box_accepted,
     render_box,
@@ -27,8 +26,8 @@ from vptracker.boxes import (
 from vptracker.datasets.base import Sequence
 from vptracker.infer.common import SequenceTracker, TaskOptions, answer_box, initial_box, load_rgb, windows
 from vptracker.infer.engine import Request
-from vptracker.prompts import PROMPT_LANGUAGE, omnipt_sot, raw_language, vptracker_prompt
-from vptracker.visual_prompt import GEOMETRIES, crop_template, render, template_region, test_time_prompt
+from vptracker.prompts import omnipt_sot, raw_language, vptracker_prompt
+from vptracker.visual_prompt import crop_template, render
 
 
 class SOTTracker(SequenceTracker):
@@ -47,34 +46,23 @@ class SOTTracker(SequenceTracker):
         return np.asarray([xyxy_to_xywh(b) for b in self.boxes], dtype=np.float64).reshape(-1, 4)
 
 
-ANSWER_RULES = ("released", "tolerant")
-
-
 class VPTrackerSOTTracker(SOTTracker):
     """The released VPTracker inference rule (SPEC section 4).
 
     Template: the square crop around the frame-1 box, fixed for the whole sequence. Search: frame t
-    with the outline (``vp_scale`` times the previous box, about its centre). With the defaults
-    every step equals ``evaluation/infer_tracking_qwen_vlt_crop_absent.py``: the prompt with the raw
-    description, the ``released`` geometry, and the keep/move decision of
+    with the outline (``vp_scale`` times the previous box, about its centre). Every step equals
+    ``evaluation/infer_tracking_qwen_vlt_crop_absent.py``: the prompt with the raw description, the
+    released geometry (:mod:`vptracker.visual_prompt_released`), and the keep/move decision of
     :func:`~vptracker.boxes.parse_vptracker_released` + :func:`~vptracker.boxes.released_box_accepted`.
-    Options ``answer_rule=tolerant``, ``prompt_language=stripped`` and ``vp_geometry=project`` give
-    the project's departures (README). Without a frame-1 box (language-only initialisation, where
-    the released loop stops with "Too small bounding box") the first call shows the whole first
-    frame as the template and the search image without outline, and its answer becomes the initial
-    box (the whole frame if the answer is unusable).
+    Without a frame-1 box (language-only initialisation, where the released loop stops with "Too
+    small bounding box") the first call shows the whole first frame as the template and the search
+    image without outline, and its answer becomes the initial box (the whole frame if the answer is
+    unusable).
     """
 
     def __init__(self, seq: Sequence, options: TaskOptions):
         super().__init__(seq, options)
-        if options.answer_rule not in ANSWER_RULES:
-            raise ValueError(f"task option answer_rule={options.answer_rule!r}, expected one of {ANSWER_RULES}")
-        if options.prompt_language not in PROMPT_LANGUAGE:
-            raise ValueError(f"task option prompt_language={options.prompt_language!r}, expected one of {PROMPT_LANGUAGE}")
-        if options.vp_geometry not in GEOMETRIES:
-            raise ValueError(f"task option vp_geometry={options.vp_geometry!r}, expected one of {GEOMETRIES}")
-        self.language = raw_language(seq) if options.prompt_language == "raw" else (seq.language or "").strip()
-        self._released = options.vp_geometry == "released"
+        self.language = raw_language(seq)
         self._rng = random.Random(zlib.crc32(seq.name.encode()))  # the released fallback rectangle's draws
         self._template = None
         self._template_region = None
@@ -87,12 +75,8 @@ class VPTrackerSOTTracker(SOTTracker):
         self.boxes.append(first)
         self.frames_done = 1
         self._template_box = first
-        if self._released:
-            self._template_region = released.template_region(first, self.seq.width, self.seq.height,
-                                                             self.options.template_scale)
-        else:
-            self._template_region = template_region(xyxy_to_xywh(first), self.seq.width, self.seq.height,
-                                                    self.options.template_scale)
+        self._template_region = released.template_region(first, self.seq.width, self.seq.height,
+                                                         self.options.template_scale)
 
     def _template_image(self):
         if self._template is None:
@@ -105,14 +89,10 @@ class VPTrackerSOTTracker(SOTTracker):
     def _images(self, search):
         """The visual prompt of the next frame and the outlined search image."""
         opts, W, H = self.options, self.seq.width, self.seq.height
-        if self._released:
-            prompt = released.test_time_prompt(self._template_box, self.boxes[-1], W, H, opts.vp_scale,
-                                               opts.vp_color, opts.template_scale, opts.visual_prompt, self._rng)
-            prompt = replace(prompt, template_region=self._template_region)
-        else:
-            prompt = test_time_prompt(xyxy_to_xywh(self._template_box), xyxy_to_xywh(self.boxes[-1]), W, H,
-                                      opts.vp_scale, opts.vp_color, opts.template_scale, opts.visual_prompt)
-        prompt = replace(prompt, line_width=opts.line_width)   # as the training rows drew it (the contract)
+        prompt = released.test_time_prompt(self._template_box, self.boxes[-1], W, H, opts.vp_scale,
+                                           opts.vp_color, opts.template_scale, opts.visual_prompt, self._rng)
+        # the line width as the training rows drew it (the contract)
+        prompt = replace(prompt, template_region=self._template_region, line_width=opts.line_width)
         if prompt.outline is None:
             return prompt, search
         return prompt, render(search, search, prompt)[1]
@@ -137,13 +117,10 @@ class VPTrackerSOTTracker(SOTTracker):
             return Request.user(self._prompt_text(opts.visual_prompt), [template, search], frame=t,
                                 images_from=[str(self.seq.frames[0]), str(self.seq.frames[t])],
                                 template_region=list(prompt.template_region),
-                                outline=None if prompt.outline is None else [round(v, 2) for v in prompt.outline])
+                                outline=None if prompt.outline is None else list(prompt.outline))
         return None
 
     def _answer_box(self, answer: str) -> Box | None:
-        if self.options.answer_rule == "tolerant":
-            parsed = parse_vptracker(answer)
-            return None if parsed.visible is False else answer_box(parsed.box, self.cmap)
         parsed = parse_vptracker_released(answer)
         if not parsed.visible or parsed.box is None:
             return None

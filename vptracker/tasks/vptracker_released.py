@@ -1,4 +1,4 @@
-"""The released VPTracker sampler, as option ``sampling: released`` of the ``vptracker_sot`` task.
+"""The released VPTracker sampler: the rows of the ``vptracker_sot`` task.
 
 Restated from jcwang0602/VPTracker at 4e5555c (``dataset/sampling_dataset.py``,
 ``dataset/track_dataset.py`` and the fork's ``Template._draw_bbox``):
@@ -18,9 +18,7 @@ Restated from jcwang0602/VPTracker at 4e5555c (``dataset/sampling_dataset.py``,
   point, or the random fallback rectangle (:mod:`vptracker.visual_prompt_released`).
 
 The jitter is drawn when the row is written rather than when swift loads it (one epoch: the same
-distribution). Option ``absent_outline: last_box`` puts the absent frame's outline around the last
-visible box before it instead (what the tracker has at test time); ``prompt_text: inference``
-writes the inference prompt (description stripped) instead of the sampler's text.
+distribution).
 """
 from __future__ import annotations
 
@@ -33,11 +31,9 @@ import numpy as np
 from vptracker import visual_prompt_released as released
 from vptracker.boxes import render_vptracker_released
 from vptracker.datasets.base import Sequence
-from vptracker.prompts import raw_language, vptracker_prompt, vptracker_training_prompt
+from vptracker.prompts import raw_language, vptracker_training_prompt
 from vptracker.tasks.base import chat
 
-SAMPLINGS = ("released", "project")
-ABSENT_OUTLINES = ("annotated", "last_box")
 RELEASED_SCALES = ("abs", "norm1000")
 
 
@@ -46,7 +42,6 @@ class ReleasedEntry:
     frames: list[str]
     boxes: np.ndarray        # (T, 4) int x1,y1,x2,y2 as the released dataset class builds them
     visible: np.ndarray      # (T,) int w > 0 and int h > 0
-    last_visible: np.ndarray  # (T,) index of the last visible frame at or before t (-1 if none)
     templates: np.ndarray    # template frames: visible, not the last, crop window inside the image
     regions: np.ndarray      # (T, 4) template crop bounds of each template frame (-1 elsewhere)
     prompt: str
@@ -84,17 +79,11 @@ def released_index(sequences: list[Sequence], task) -> list[ReleasedEntry]:
         if len(templates) == 0:
             no_template += 1
             continue
-        idx = np.where(visible, np.arange(n), -1)
-        language = raw_language(seq)
-        if task.prompt_text == "sampler":
-            prompt = vptracker_training_prompt(language, task.color, task.visual_prompt)
-        else:
-            prompt = vptracker_prompt(language, task.color, task.visual_prompt, strip_language=True)
-        entries.append(ReleasedEntry(seq.frames, xyxy, visible, np.maximum.accumulate(idx),
-                                     templates, regions, prompt,
+        prompt = vptracker_training_prompt(raw_language(seq), task.color, task.visual_prompt)
+        entries.append(ReleasedEntry(seq.frames, xyxy, visible, templates, regions, prompt,
                                      seq.width, seq.height, missing))
     if no_template or outside:
-        print(f"task vptracker_sot (sampling=released): {no_template} of {len(sequences)} sequences have no "
+        print(f"task vptracker_sot: {no_template} of {len(sequences)} sequences have no "
               f"visible frame before their last one and give no rows; {outside} visible frames are not used as "
               "templates because their crop window lies outside the image", file=sys.stderr)
     if not entries:
@@ -119,8 +108,7 @@ def released_sample(index: list[ReleasedEntry], task, rng: random.Random) -> dic
     outline = None
     if task.visual_prompt:
         scale = rng.randint(task.scale_range[0], task.scale_range[1])
-        around = s if visible or task.absent_outline == "annotated" else int(entry.last_visible[s])
-        outline, _ = released.training_outline(entry.boxes[around].tolist(), scale, entry.width, entry.height,
+        outline, _ = released.training_outline(entry.boxes[s].tolist(), scale, entry.width, entry.height,
                                                task.inbbox_ratio, rng)
     answer = render_vptracker_released(_answer_box(entry.boxes[s], entry.width, entry.height, task.scale),
                                        visible, outline_note=task.visual_prompt)
