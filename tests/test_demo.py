@@ -184,6 +184,7 @@ def test_table6_rows_share_their_first_stages(tmp_path, monkeypatch):
     11), each from the weights of the prefix before it, each prefix in its own run folder."""
     import vptracker.train.runner as runner
     from vptracker.demo import mot
+    from vptracker.sweep.toy import train_rows
 
     calls = []
 
@@ -195,7 +196,8 @@ def test_table6_rows_share_their_first_stages(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "run_stage", fake_run_stage)
     cfg = demo_config(False, ["task=omnipt_mot"])
     files = {s: [f"{s}.jsonl"] for s in mot.SHORT}
-    done = mot.train_rows(cfg, tmp_path / "base", files, tmp_path, print, None, mot.TABLE6)
+    rows = [(name, stages) for name, stages, _ in mot.table6_rows()]
+    done = train_rows(cfg, tmp_path / "base", files, tmp_path, print, None, rows)
     assert [c[0] for c in calls] == ["stage1_format_grpo", "stage3_sft", "stage2_midtrain", "stage3_sft",
                                      "stage4_iou_grpo", "stage4_iou_grpo"]
     w = {i + 1: str(tmp_path / f"w{i + 1}") for i in range(6)}
@@ -204,4 +206,4 @@ def test_table6_rows_share_their_first_stages(tmp_path, monkeypatch):
                                                 "from-s1-s2-s3"]
     assert {k: v[0].name for k, v in done.items()} == {"SFT": "w2", "MT+SFT": "w4", "SFT+RL": "w5",
                                                        "MT+SFT+RL": "w6"}
-    assert [mot.label(r[1]) for r in mot.TABLE6] == [r[0] for r in mot.TABLE6]
+    assert [mot.label(r[1]) for r in rows] == [r[0] for r in rows]
