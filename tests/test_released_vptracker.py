@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from vptracker import visual_prompt_released as released
+from vptracker import visual_prompt as released
 from vptracker.boxes import parse_vptracker_released, released_box_accepted, xywh_to_xyxy
 from vptracker.config import load_config
 from vptracker.datasets import load

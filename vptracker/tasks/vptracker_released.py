@@ -15,7 +15,7 @@ Restated from jcwang0602/VPTracker at 4e5555c (``dataset/sampling_dataset.py``,
   as annotated (an absent frame keeps its annotated box, normally ``[0, 0, 0, 0]``).
 * Outline: ``scale = randint(2, 8)``, drawn around the search box *whether or not the target is
   visible*, so an absent frame gets an outline around ``[0, 0, 0, 0]``: PIL's corner blob, a
-  point, or the random fallback rectangle (:mod:`vptracker.visual_prompt_released`).
+  point, or the random fallback rectangle (:mod:`vptracker.visual_prompt`).
 
 The jitter is drawn when the row is written rather than when swift loads it (one epoch: the same
 distribution).
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vptracker import visual_prompt_released as released
+from vptracker import visual_prompt as released
 from vptracker.boxes import render_vptracker_released
 from vptracker.datasets.base import Sequence
 from vptracker.prompts import raw_language, vptracker_training_prompt
