@@ -9,7 +9,7 @@ import pytest
 # Nothing in the test suite may touch the network.
 for _var, _val in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                    "MODELSCOPE_OFFLINE": "1", "USE_HF": "1", "TOKENIZERS_PARALLELISM": "false",
-                   "WANDB_MODE": "disabled", "GOMP_SPINCOUNT": "1000"}.items():   # as the CLI (vptracker/cli.py)
+                   "WANDB_MODE": "disabled"}.items():
     os.environ.setdefault(_var, _val)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

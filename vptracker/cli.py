@@ -9,16 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import pkgutil
 import sys
-
-# GNU OpenMP (torch's CPU threads) spins 300,000 times before a waiting thread sleeps. Beside another
-# busy process that spinning takes the core the awaited thread needs: the demos' tiny-model steps ran
-# 3.1x slower beside one busy loop (bench/threads_bench.py), 1.9x with 1,000 spins, for +4% idle. Set
-# before torch loads (the command's modules import it lazily) and inherited by training subprocesses;
-# the arithmetic, and so every result, is the same.
-os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 import vptracker.commands as commands_pkg
 
