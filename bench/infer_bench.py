@@ -9,7 +9,7 @@ frames when absent): the serial loop (concurrency 1, one request per engine call
 code does) on a subset, then the batched loop (every active sequence's request in one call) on all
 16. The model is random: a tiny one (``--family``, ``--hidden``), or (``--preset``) one with a
 preset's published widths and vocabulary (151,936 output rows) but ``--layers`` / ``--vision-layers``
-layers (:func:`vptracker.tiny_model.make_real_width_model`) and the real Qwen tokenizer when setup
+layers (:func:`vptracker.tiny.model.make_real_width_model`) and the real Qwen tokenizer when setup
 wrote it. ``--profile`` splits each loop's seconds per tracked frame into the vision encoder,
 prefill, decode and output layer (``bench/model_phases.py``), the rest of the engine call (swift's
 template encoding, sampling) and the time outside it, with the prefill padding. ``--before-after``
@@ -88,7 +88,7 @@ OTB = REPO.parent / "shared" / "data" / "otb"
 from vptracker.boxes import smart_resize
 from vptracker.config import load_config
 from vptracker.datasets.base import Sequence, Track
-from vptracker.families import get_family
+from vptracker.models.families import get_family
 from vptracker.infer import CallableEngine, TaskOptions, get_task, make_engine, run_batched
 from vptracker.infer.common import truncate
 
@@ -196,15 +196,15 @@ def build_model(args, tmp: Path) -> Path:
     if args.model:
         return Path(args.model)
     if args.preset:
-        from vptracker.qwen_tokenizer import find_tokenizer
-        from vptracker.tiny_model import make_real_width_model
+        from vptracker.models.qwen_tokenizer import find_tokenizer
+        from vptracker.tiny.model import make_real_width_model
 
         tokenizer = find_tokenizer()   # the real Qwen tokenizer when setup wrote it, else the small BPE
         print(f"building {args.preset} widths with {args.layers} LLM / {args.vision_depth or 2} ViT layers, "
               f"tokenizer {tokenizer or 'small BPE (real Qwen tokenizer not built)'}", flush=True)
         return make_real_width_model(args.preset, tmp / "model", args.layers, args.vision_depth or 2,
                                      tokenizer_dir=tokenizer)
-    from vptracker.tiny_model import make_tiny_model
+    from vptracker.tiny.model import make_tiny_model
 
     return make_tiny_model(args.family, tmp / "model", args.hidden, args.layers, args.vision_depth or 2)
 

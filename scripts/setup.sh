@@ -12,11 +12,11 @@ if ! $VPY -c "import torch,sys; sys.exit(0 if torch.__version__.startswith('2.13
 fi
 $VPY -m pip install -q --no-warn-script-location -c scripts/constraints.txt -e ".[dev]"
 # The registry torchvision is CUDA-linked; on a CPU-only torch its ops must be declared before import.
-$VPY -m vptracker.torchvision_hook install
+$VPY -m vptracker.models.torchvision_hook install
 # The real Qwen tokenizer (BPE ranks from the dashscope wheel, sha256 checked) where token budgets look for it
-# (vptracker/qwen_tokenizer.py); without it they are estimated, with a message.
+# (vptracker/models/qwen_tokenizer.py); without it they are estimated, with a message.
 if [ ! -f .venv/share/vptracker/qwen_tokenizer/tokenizer.json ]; then
-  $VPY -m vptracker.qwen_tokenizer --out .venv/share/vptracker/qwen_tokenizer \
+  $VPY -m vptracker.models.qwen_tokenizer --out .venv/share/vptracker/qwen_tokenizer \
     || echo "setup: could not build the Qwen tokenizer (needs the package registry once); token counts will be estimated."
 fi
 if ! command -v java >/dev/null 2>&1; then

@@ -27,7 +27,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_factory(tmp_path_factory):
     """``factory(family) -> Path`` building each tiny model once per test session."""
-    from vptracker.tiny_model import make_tiny_model
+    from vptracker.tiny.model import make_tiny_model
 
     built: dict[str, Path] = {}
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vptracker import boxes as B
-from vptracker.families import FAMILIES, get_family
+from vptracker.models.families import FAMILIES, get_family
 
 
 @st.composite

@@ -118,7 +118,7 @@ def test_sincos_vision_positions_replace_the_random_table(tmp_path):
     from safetensors.torch import load_file
 
     from vptracker.demo.pipeline import _sincos_vision_positions, sincos_2d
-    from vptracker.tiny_model import make_tiny_model
+    from vptracker.tiny.model import make_tiny_model
 
     table = sincos_2d(16, 128)
     assert table.shape == (256, 128)

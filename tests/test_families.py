@@ -10,9 +10,9 @@ import yaml
 
 from vptracker.boxes import parse_trajectory
 from vptracker.datasets import load
-from vptracker.families import FAMILIES, Family, detect_family, family_of_model_type, get_family, register_family
+from vptracker.models.families import FAMILIES, Family, detect_family, family_of_model_type, get_family, register_family
 from vptracker.infer.common import TaskOptions
-from vptracker.model_dir import ModelDirError
+from vptracker.models.folder import ModelDirError
 from vptracker.tasks.prepare import prepare
 from vptracker.train.stages import CONFIG_DIR, load_stage
 
@@ -160,7 +160,7 @@ def test_registry_names_are_what_swift_registers_for_each_checkpoint_class():
     from swift.model import MODEL_MAPPING
     from transformers import CONFIG_MAPPING
 
-    from vptracker.tiny_model import tiny_families
+    from vptracker.tiny.model import tiny_families
 
     assert set(tiny_families()) == set(FAMILIES)         # make-tiny-model builds every family
     for family in FAMILIES.values():

@@ -13,8 +13,8 @@ from PIL import Image
 from vptracker.config import apply_overrides, load_config
 from vptracker.datasets.base import DatasetFormatError
 from vptracker.datasets.textfiles import read_boxes, read_flags
-from vptracker.families import detect_family, get_family
-from vptracker.tiny_model import FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS, qwen_families, tiny_families
+from vptracker.models.families import detect_family, get_family
+from vptracker.tiny.model import FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS, qwen_families, tiny_families
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,7 +38,7 @@ def test_torchvision_imports_on_this_torch():
 def test_torchvision_hook_is_inert_on_cuda_builds(monkeypatch, tmp_path):
     import torch
 
-    from vptracker import torchvision_hook
+    from vptracker.models import torchvision_hook
 
     monkeypatch.setattr(torchvision_hook, "_site_packages", lambda: tmp_path)
     (tmp_path / torchvision_hook.PTH_NAME).write_text("import x\n")
@@ -101,7 +101,7 @@ def test_tiny_models_never_sample_a_media_token(family, tiny_model_factory):
     tiny model's suppress list it picks them."""
     from swift import InferRequest, RequestConfig, TransformersEngine
 
-    from vptracker.tiny_model import MEDIA_TOKENS
+    from vptracker.tiny.model import MEDIA_TOKENS
 
     path = tiny_model_factory(family)
     config = json.loads((path / "config.json").read_text())

@@ -109,7 +109,7 @@ def test_mot_oracle_scores_perfectly_on_motchallenge_layout(tmp_path):
 def mot_oracle(by_name):
     """The three MOT queries answered from the annotations, in the order the prompt gives."""
     from vptracker.boxes import parse_trajectory, render_trajectory
-    from vptracker.prompts import MOT_QUERY_DETECT, MOT_QUERY_NEW
+    from vptracker.prompts.texts import MOT_QUERY_DETECT, MOT_QUERY_NEW
 
     def fn(request):
         seq = by_name[request.audit["sequence"]]

@@ -14,7 +14,7 @@ from vptracker.infer import CallableEngine, TaskOptions, run_batched, run_task
 from vptracker.infer.engine import Request
 from vptracker.infer.multi import OmniMOT, OmniReferring
 from vptracker.infer.sot import OmniSOTTracker, VPTrackerSOTTracker
-from vptracker.prompts import MOT_QUERY_DETECT, MOT_QUERY_NEW, MOT_QUERY_TRACK, vptracker_prompt
+from vptracker.prompts.texts import MOT_QUERY_DETECT, MOT_QUERY_NEW, MOT_QUERY_TRACK, vptracker_prompt
 
 W, H = 96, 64
 

@@ -173,7 +173,7 @@ def test_make_engine_errors_are_clear(tmp_path, monkeypatch):
         make_engine(tmp_path / "nope", "qwen2_5_vl")
     with pytest.raises(ValueError, match="backend"):
         make_engine(tmp_path, "qwen2_5_vl", backend="onnx")
-    from vptracker.model_dir import ModelDirError
+    from vptracker.models.folder import ModelDirError
 
     with pytest.raises(ModelDirError, match="config.json"):
         make_engine(tmp_path)

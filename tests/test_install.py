@@ -51,7 +51,7 @@ def test_gpu_extra_resolves_from_wheels_under_the_constraints(tmp_path):
 def test_flash_attention_falls_back_to_sdpa_when_not_built(monkeypatch):
     import importlib.util
 
-    from vptracker.attn import usable_attn_impl
+    from vptracker.models.attn import usable_attn_impl
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "flash_attn" else real(name, *a))

@@ -1,7 +1,7 @@
 """Length budgets: token counts of prepared rows from real frame sizes, the policies, the card, and
 the check that refuses data a stage's max_length would cut.
 
-Text is counted with the real Qwen tokenizer (:mod:`vptracker.qwen_tokenizer`, written by
+Text is counted with the real Qwen tokenizer (:mod:`vptracker.models.qwen_tokenizer`, written by
 scripts/setup.sh); the tests whose numbers depend on it skip, saying so, where it is absent."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from vptracker.boxes import render_box, render_trajectories
 from vptracker.datasets import synthetic
-from vptracker.qwen_tokenizer import find_tokenizer
+from vptracker.models.qwen_tokenizer import find_tokenizer
 from vptracker.tasks import get_task
 from vptracker.tasks import lengths as lengths_module
 from vptracker.tasks.lengths import (
@@ -46,7 +46,7 @@ def test_image_tokens_hand_computed():
 def qwen():
     """The real Qwen tokenizer's counter (the default for Qwen families), or a skip naming the fix."""
     if find_tokenizer() is None:
-        pytest.skip("the real Qwen tokenizer is not built: `python -m vptracker.qwen_tokenizer` (scripts/setup.sh "
+        pytest.skip("the real Qwen tokenizer is not built: `python -m vptracker.models.qwen_tokenizer` (scripts/setup.sh "
                     "runs it; or set VPTRACKER_QWEN_TOKENIZER to a folder it wrote)")
     count, what = text_counter("qwen2_5_vl")
     assert what.startswith("qwen (")
@@ -64,7 +64,7 @@ def test_qwen_families_count_with_the_real_tokenizer_by_default(qwen):
 
 
 def test_without_the_tokenizer_counts_are_estimated_with_a_message(tmp_path, monkeypatch, caplog):
-    import vptracker.qwen_tokenizer as qt
+    import vptracker.models.qwen_tokenizer as qt
 
     monkeypatch.delenv(qt.ENV, raising=False)
     monkeypatch.setattr(qt, "default_dir", lambda: tmp_path / "absent")
@@ -73,7 +73,7 @@ def test_without_the_tokenizer_counts_are_estimated_with_a_message(tmp_path, mon
     try:
         with caplog.at_level(logging.WARNING, logger="vptracker.tasks.lengths"):
             assert LengthBudget(family="qwen2_5_vl").counted_with == "estimate"
-        assert "token counts for qwen2_5_vl are estimated" in caplog.text and "vptracker.qwen_tokenizer" in caplog.text
+        assert "token counts for qwen2_5_vl are estimated" in caplog.text and "vptracker.models.qwen_tokenizer" in caplog.text
         monkeypatch.setenv(qt.ENV, str(tmp_path / "absent"))
         with pytest.raises(FileNotFoundError, match="no tokenizer.json there"):
             text_counter("qwen2_5_vl")

@@ -10,7 +10,7 @@ import sys
 import pytest
 from omnipt_data import chain_overrides, prepare_stages, write_datasets
 
-from vptracker import prompts
+from vptracker.prompts import texts as prompts
 from vptracker.train import last_checkpoint
 from vptracker.train.stages import OMNIPT_STAGES, REPO_ROOT
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from vptracker.config import load_config
-from vptracker.model_shapes import model_shapes
-from vptracker.plan import GB, Cluster, Training
-from vptracker.plan_data import row_lengths, visual_tokens
-from vptracker.plan_run import plan_infer, plan_stage
+from vptracker.models.shapes import model_shapes
+from vptracker.plan.memory import GB, Cluster, Training
+from vptracker.plan.rows import row_lengths, visual_tokens
+from vptracker.plan.run import plan_infer, plan_stage
 from vptracker.train.stages import OMNIPT_STAGES, available_stages, load_stage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -193,8 +193,8 @@ def test_clip_builds_training_arguments_before_the_model(monkeypatch, tmp_path):
 
 
 def test_check_before_run_raises_on_the_former_72b_settings_and_skips_cpu_profiles():
-    from vptracker.plan import PlanError
-    from vptracker.plan_run import check_before_run
+    from vptracker.plan.memory import PlanError
+    from vptracker.plan.run import check_before_run
 
     bad = load_stage("stage4_iou_grpo", ["model_preset=qwen2_5_vl_72b", "rollout.vllm_tensor_parallel_size=1"])
     with pytest.raises(PlanError, match="set rollout.vllm_tensor_parallel_size to 8"):

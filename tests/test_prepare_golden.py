@@ -15,7 +15,7 @@ import random
 import layouts as fx
 import pytest
 
-from vptracker.qwen_tokenizer import find_tokenizer
+from vptracker.models.qwen_tokenizer import find_tokenizer
 from vptracker.tasks.prepare import prepare
 
 N_FRAMES = 40
@@ -113,7 +113,7 @@ CASES = {
 def test_prepared_shards_match_the_golden_digest(roots, tmp_path, case):
     policy, max_length, tokenizer = case
     if tokenizer is None and find_tokenizer() is None:
-        pytest.skip("the real Qwen tokenizer is not built: `python -m vptracker.qwen_tokenizer` (scripts/setup.sh)")
+        pytest.skip("the real Qwen tokenizer is not built: `python -m vptracker.models.qwen_tokenizer` (scripts/setup.sh)")
     root, sources = roots
     config = _config(sources, tmp_path / "out", {"max_length": max_length, "policy": policy, "tokenizer": tokenizer})
     card = prepare(config, progress=False)

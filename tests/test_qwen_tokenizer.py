@@ -9,7 +9,7 @@ import unicodedata
 
 import pytest
 
-from vptracker import prompts
+from vptracker.prompts import texts as prompts
 from vptracker.boxes import render_bbox, render_trajectory
 
 
@@ -19,7 +19,7 @@ def qwen(tmp_path_factory):
     dashscope wheel's (one download)."""
     from transformers import AutoTokenizer
 
-    from vptracker.qwen_tokenizer import fetch_ranks, find_tokenizer, write_tokenizer
+    from vptracker.models.qwen_tokenizer import fetch_ranks, find_tokenizer, write_tokenizer
 
     out = tmp_path_factory.mktemp("qwen_tokenizer")
     built = find_tokenizer()
@@ -35,7 +35,7 @@ def qwen(tmp_path_factory):
 
 
 def test_find_tokenizer_reads_the_variable_then_the_environment(tmp_path, monkeypatch):
-    import vptracker.qwen_tokenizer as qt
+    import vptracker.models.qwen_tokenizer as qt
 
     monkeypatch.delenv(qt.ENV, raising=False)
     monkeypatch.setattr(qt, "default_dir", lambda: tmp_path / "venv_share")
@@ -68,7 +68,7 @@ def test_hello_world_and_special_ids(qwen):
 
 def test_same_ids_as_tiktoken(qwen):
     tiktoken = pytest.importorskip("tiktoken")
-    from vptracker.qwen_tokenizer import PATTERN, read_ranks
+    from vptracker.models.qwen_tokenizer import PATTERN, read_ranks
 
     tok, ranks_path = qwen
     reference = tiktoken.Encoding("qwen", pat_str=PATTERN, mergeable_ranks=read_ranks(ranks_path), special_tokens={})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from vptracker.boxes import render_trajectories, render_trajectory, render_vptracker
-from vptracker.prompts import no_objects_answer
+from vptracker.prompts.texts import no_objects_answer
 from vptracker.train.rewards import (
     box_reward,
     check_solution,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from vptracker.families import get_family
+from vptracker.models.families import get_family
 from vptracker.sweep import run_sweep
 from vptracker.sweep.grid import model_presets
 from vptracker.sweep.toy import preset_family

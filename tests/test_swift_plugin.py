@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from vptracker.boxes import smart_resize
-from vptracker.swift_plugin import render_row_images
+from vptracker.models.swift_plugin import render_row_images
 from vptracker.tasks.prepare import direct_config, prepare
-from vptracker.visual_prompt import VisualPrompt, render
+from vptracker.prompts.visual import VisualPrompt, render
 
 pytestmark = pytest.mark.slow
 
@@ -30,7 +30,7 @@ def _template(model_dir, family):
     from swift.model import get_processor
     from swift.template import get_template
 
-    import vptracker.swift_plugin as plugin
+    import vptracker.models.swift_plugin as plugin
 
     assert f"vptracker_{family}" in plugin.TEMPLATES
     processor = get_processor(str(model_dir), model_type=family)

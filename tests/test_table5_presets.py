@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from vptracker.families import get_family
+from vptracker.models.families import get_family
 from vptracker.train.stages import CONFIG_DIR, StageConfigError
 
 PRESETS = ("qwen2_vl_2b", "qwen2_5_vl_3b", "qwen2_5_vl_7b", "qwen2_5_vl_72b", "qwen3_vl_4b", "internvl2_5_4b",

@@ -29,7 +29,7 @@ from vptracker.boxes import (
 )
 from vptracker.config import ConfigError
 from vptracker.datasets import load
-from vptracker.families import FAMILIES, get_family
+from vptracker.models.families import FAMILIES, get_family
 from vptracker.infer.common import TaskOptions, answer_box
 from vptracker.tasks import get_task, trackable_tasks
 from vptracker.tasks.contract import CONTRACT_FILE, TaskContract, caption_frames
@@ -370,7 +370,7 @@ def _manifest(task, folder: Path) -> dict:
 
 def test_the_stage_must_agree_with_the_contract_of_its_rows(tmp_path):
     from vptracker.config import load_config
-    from vptracker.prompts import VPTRACKER_SPECIAL_TOKENS
+    from vptracker.prompts.texts import VPTRACKER_SPECIAL_TOKENS
     from vptracker.train.runner import _contracts
     from vptracker.train.stages import StageConfigError
 

@@ -8,7 +8,7 @@ import pytest
 
 from vptracker.boxes import CoordMap, parse_box, parse_trajectories, parse_trajectory, smart_resize
 from vptracker.datasets import load
-from vptracker.prompts import IMAGE, no_objects_answer
+from vptracker.prompts.texts import IMAGE, no_objects_answer
 from vptracker.tasks import get_task
 from vptracker.tasks.base import generate
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from vptracker.boxes import CoordMap, parse_trajectory, parse_vptracker
 from vptracker.datasets.base import Sequence, Track
-from vptracker.families import FAMILIES
+from vptracker.models.families import FAMILIES
 from vptracker.tasks import get_task
 from vptracker.tasks.omnipt_common import task_coord
 from vptracker.tasks.vptracker_released import released_boxes

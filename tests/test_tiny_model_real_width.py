@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from vptracker.model_shapes import hf_config, read_config
-from vptracker.tiny_model import real_width_config
+from vptracker.models.shapes import hf_config, read_config
+from vptracker.tiny.model import real_width_config
 
 REPO = Path(__file__).resolve().parents[1]
 real_width = pytest.mark.skipif(os.environ.get("VPTRACKER_REAL_WIDTH") != "1",
@@ -75,7 +75,7 @@ def test_make_tiny_model_preset_builds_and_answers(tmp_path):
 
 @real_width
 def test_planned_memory_within_15_percent_of_a_measured_training_step():
-    result = subprocess.run([sys.executable, "-m", "vptracker.step_memory", "--preset", "qwen2_5_vl_3b", "--layers",
+    result = subprocess.run([sys.executable, "-m", "vptracker.plan.measure", "--preset", "qwen2_5_vl_3b", "--layers",
                              "2", "--vision-layers", "2", "--tokens", "512"], check=False, capture_output=True,
                             text=True, timeout=1200, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 0, result.stderr[-2000:]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vptracker.boxes import render_trajectory, render_trajectory_array
-from vptracker.qwen_tokenizer import find_tokenizer
+from vptracker.models.qwen_tokenizer import find_tokenizer
 from vptracker.tasks.token_count import TextCounter, _tokenizer, estimate_tokens, text_counter
 
 # characters and runs that sit on the split rules' edges: digits, spaces before letters and punctuation,
@@ -25,7 +25,7 @@ def _texts(seed: int, n: int) -> list[str]:
 
 def test_qwen_counts_equal_the_tokenizer_on_random_text():
     if find_tokenizer() is None:
-        pytest.skip("the real Qwen tokenizer is not built: `python -m vptracker.qwen_tokenizer` (scripts/setup.sh)")
+        pytest.skip("the real Qwen tokenizer is not built: `python -m vptracker.models.qwen_tokenizer` (scripts/setup.sh)")
     tokenizer = _tokenizer(str(find_tokenizer()))
     count = text_counter("qwen2_5_vl")[0]
     assert count.pieces  # the real tokenizer is recognised as Qwen2's pattern

@@ -47,7 +47,7 @@ def test_released_vptracker_recipe_values():
     assert _argv_value(train.argv, "--gradient_accumulation_steps") == "4"
     assert "--merge_lora" not in " ".join(train.argv)
     assert _argv_value(train.argv, "--template") == "vptracker_qwen3_vl"
-    assert _argv_value(train.argv, "--external_plugins").endswith("vptracker/swift_plugin.py")
+    assert _argv_value(train.argv, "--external_plugins").endswith("vptracker/models/swift_plugin.py")
     assert _argv_value(train.argv, "--remove_unused_columns") == "false"
 
 
@@ -155,7 +155,7 @@ def test_dry_run_for_a_three_node_cluster():
         assert argv[:5] == ["NPROC_PER_NODE=8", "NNODES=3", "NODE_RANK=0", "MASTER_ADDR=10.0.0.1", "MASTER_PORT=29500"]
         assert _argv_value(argv, "--deepspeed").endswith("configs/deepspeed/zero2.json")
         assert _argv_value(argv, "--template") == "vptracker_qwen2_5_vl"  # the plugin draws crops at load time
-        assert any(p.endswith("vptracker/swift_plugin.py") for p in _argv_values(argv, "--external_plugins"))
+        assert any(p.endswith("vptracker/models/swift_plugin.py") for p in _argv_values(argv, "--external_plugins"))
         assert _argv_value(argv, "--add_version") == "false"
     assert [a[6] for a in trains] == ["rlhf", "sft", "sft", "rlhf"]
     assert _argv_value(trains[0], "--reward_funcs") == "omnipt_format"

@@ -207,7 +207,7 @@ def test_all_chains_the_four_stages_and_a_killed_run_resumes(tiny_model, tiny_da
 
 
 def test_clip_rows_in_swift_embedding_layout(tmp_path):
-    from vptracker.prompts import clip_image_query, clip_text_query
+    from vptracker.prompts.texts import clip_image_query, clip_text_query
     from vptracker.train.clip import read_pairs
 
     rows = tmp_path / "train-clip-00000.jsonl"

@@ -38,8 +38,8 @@ def input_errors() -> tuple[type[BaseException], ...]:
     """Errors that describe the user's input, not a bug: each names the file or key at fault."""
     from vptracker.config import ConfigError
     from vptracker.datasets.base import DatasetFormatError
-    from vptracker.model_dir import ModelDirError
-    from vptracker.plan import PlanError
+    from vptracker.models.folder import ModelDirError
+    from vptracker.plan.memory import PlanError
 
     return ConfigError, ModelDirError, DatasetFormatError, PlanError
 

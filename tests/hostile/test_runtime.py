@@ -12,7 +12,7 @@ from vptracker.infer import CallableEngine, run_task
 from vptracker.infer.locks import release, try_lock
 from vptracker.infer.run_folder import RunFolderError
 from vptracker.infer.runner import unit_lock_path
-from vptracker.model_dir import ModelDirError, check_model_dir, remote_code_guard
+from vptracker.models.folder import ModelDirError, check_model_dir, remote_code_guard
 
 TESTS = Path(__file__).resolve().parents[1]
 CONFIGS = TESTS.parent / "configs" / "infer"

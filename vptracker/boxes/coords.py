@@ -20,12 +20,12 @@ def smart_resize(width: int, height: int, family: str = "qwen2_5_vl",
                  min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """The model-input size ``(width, height)`` the family's processor produces for a frame.
 
-    Only families with a pixel-multiple resize rule (the Qwen-VL ones, :mod:`vptracker.families`)
+    Only families with a pixel-multiple resize rule (the Qwen-VL ones, :mod:`vptracker.models.families`)
     have one; InternVL2.5 tiles and LLaVA-NeXT's any-resolution grid are refused here.
     """
     from qwen_vl_utils.vision_process import smart_resize as qwen_smart_resize
 
-    from vptracker.families import get_family
+    from vptracker.models.families import get_family
 
     factor = get_family(family).resize_factor
     if factor is None:
@@ -56,12 +56,12 @@ class CoordMap:
     @classmethod
     def for_family(cls, family: str, width: int, height: int, scale: str | None = None,
                    min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS) -> CoordMap:
-        """The family's own convention (:mod:`vptracker.families`) unless ``scale`` overrides it.
+        """The family's own convention (:mod:`vptracker.models.families`) unless ``scale`` overrides it.
 
         The resized size is known only for families that resize to a pixel multiple, so ``resized``
         is refused for the others.
         """
-        from vptracker.families import get_family
+        from vptracker.models.families import get_family
 
         fam = get_family(family)
         if fam.resize_factor is None:

@@ -28,7 +28,7 @@ _FLAGS = ("task", "model", "adapter", "family", "backend", "dataset", "root", "s
 
 
 def add_arguments(parser) -> None:
-    from vptracker.families import FAMILIES
+    from vptracker.models.families import FAMILIES
     from vptracker.tasks import trackable_tasks
 
     parser.add_argument("--config", help=f"YAML config (default: {REPO_CONFIGS / 'base.yaml'})")
@@ -91,7 +91,7 @@ def _options(cfg: dict, family: str, task):
     from dataclasses import asdict
 
     from vptracker.config import ConfigError
-    from vptracker.families import get_family
+    from vptracker.models.families import get_family
     from vptracker.infer.common import TaskOptions
     from vptracker.infer.runner import resolve_options
 
@@ -141,10 +141,10 @@ def _nothing_to_do(request):
 def describe_run(cfg: dict) -> dict:
     """The run a config makes: family, task options, decoding, identity and run id (no model loaded)."""
     from vptracker.config import ConfigError
-    from vptracker.families import detect_family
+    from vptracker.models.families import detect_family
     from vptracker.infer.engine import Decoding
     from vptracker.infer.run_folder import run_id, run_identity
-    from vptracker.model_dir import check_model_dir
+    from vptracker.models.folder import check_model_dir
     from vptracker.tasks import get_task
 
     if not cfg.get("model"):

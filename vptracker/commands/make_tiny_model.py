@@ -7,7 +7,7 @@ HELP = ("build a tiny random-weight model of any family (or a real-width, few-la
 
 
 def add_arguments(parser) -> None:
-    from vptracker.tiny_model import tiny_families
+    from vptracker.tiny.model import tiny_families
 
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--family", choices=tiny_families(),
@@ -24,7 +24,7 @@ def add_arguments(parser) -> None:
                         help="ViT layers (default: 2 for --family, 4 for --preset)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tokenizer", help="--preset only: a tokenizer directory to use (e.g. the real Qwen one "
-                                            "written by `python -m vptracker.qwen_tokenizer --out DIR`)")
+                                            "written by `python -m vptracker.models.qwen_tokenizer --out DIR`)")
     parser.add_argument("--compact-vocab", action="store_true",
                         help="--family (Qwen-VL) only: special tokens right after the small BPE (~640 rows, not 151,680); "
                              "needs the vptracker_<family> templates, which the vptracker engines and stage "
@@ -36,13 +36,13 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     if args.preset:
-        from vptracker.tiny_model import make_real_width_model
+        from vptracker.tiny.model import make_real_width_model
 
         out = make_real_width_model(args.preset, args.out, args.layers, args.vision_depth or 4, args.seed,
                                     tokenizer_dir=args.tokenizer)
         print(f"{args.preset} widths, {args.layers} LLM and {args.vision_depth or 4} ViT layers: written to {out}")
         return 0
-    from vptracker.tiny_model import make_tiny_model
+    from vptracker.tiny.model import make_tiny_model
 
     out = make_tiny_model(args.family, args.out, args.hidden, args.layers, args.vision_depth or 2, args.seed,
                           compact_vocab=args.compact_vocab, merge_size=args.merge_size)

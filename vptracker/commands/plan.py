@@ -33,9 +33,9 @@ def is_infer_config(path: Path) -> bool:
 
 def run(args) -> int:
     from vptracker.config import load_config
-    from vptracker.plan import Cluster
-    from vptracker.plan_data import row_lengths
-    from vptracker.plan_run import plan_infer, plan_stage, resolve_model
+    from vptracker.plan.memory import Cluster
+    from vptracker.plan.rows import row_lengths
+    from vptracker.plan.run import plan_infer, plan_stage, resolve_model
 
     cluster = Cluster.from_env(args.nnodes, args.nproc, args.gpu_mem)
     path = Path(args.config)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vptracker.boxes import Form, parse_trajectories, parse_trajectory, xywh_to_xyxy
 from vptracker.demo import pipeline as p
-from vptracker.prompts import no_objects_answer
+from vptracker.prompts.texts import no_objects_answer
 from vptracker.sweep.grid import SHORT   # the stages' short names, one table for the demo and the sweep
 
 BENCHMARK = "MOT17"  # gt rows with flag 1 and class 1: TrackEval's MOT17 preprocessing keeps them all

@@ -22,7 +22,7 @@ from vptracker.boxes import (
     render_vptracker,
     strip_trajectory_tokens,
 )
-from vptracker.prompts import VPTRACKER_SPECIAL_TOKENS, omnipt_sot, vptracker_prompt
+from vptracker.prompts.texts import VPTRACKER_SPECIAL_TOKENS, omnipt_sot, vptracker_prompt
 
 PROTOCOL = "ostrack"  # frames without a valid target count as misses for every tracker alike
 
@@ -74,7 +74,7 @@ def make_data(cfg: dict, out: Path) -> dict[str, Path]:
 
 
 def make_model(cfg: dict, out: Path) -> Path:
-    from vptracker.tiny_model import make_tiny_model
+    from vptracker.tiny.model import make_tiny_model
 
     m = cfg["model"]
     # The BPE learns the prompts' words and the answers' punctuation, so that the released VPTracker

@@ -19,7 +19,7 @@ from vptracker.boxes import render_box, xywh_to_xyxy
 from vptracker.datasets.base import Sequence, Track, tracks_from_rows
 from vptracker.infer.common import SequenceTracker, TaskOptions, frame_box, frame_number
 from vptracker.infer.engine import Request
-from vptracker.prompts import omnipt_instance_caption, omnipt_video_caption
+from vptracker.prompts.texts import omnipt_instance_caption, omnipt_video_caption
 from vptracker.tasks.contract import caption_frames
 from vptracker.tasks.omnipt_common import usable_mask
 

@@ -19,7 +19,7 @@ from vptracker.boxes import (
 from vptracker.config import ConfigError, nearest
 from vptracker.datasets.base import Sequence
 from vptracker.infer.loop import TrackerBase
-from vptracker.visual_prompt import TEMPLATE_SCALE, TEST_VP_SCALE, VP_COLOR, VP_LINE_WIDTH
+from vptracker.prompts.visual import TEMPLATE_SCALE, TEST_VP_SCALE, VP_COLOR, VP_LINE_WIDTH
 
 
 @dataclass
@@ -27,7 +27,7 @@ class TaskOptions:
     """Knobs of the tracking loops (config keys of the same names, see configs/infer/base.yaml)."""
 
     family: str = "qwen2_5_vl"
-    box_scale: str | None = None          # None: the task's training default; "family": the family's own (vptracker.families)
+    box_scale: str | None = None          # None: the task's training default; "family": the family's own (vptracker.models.families)
     grammar: str = "bbox"                 # OmniPT priors: "bbox" <bbox>x,y,w,h</bbox> | "qwen" <|box_start|>
     min_pixels: int = DEFAULT_MIN_PIXELS
     max_pixels: int = DEFAULT_MAX_PIXELS

@@ -10,7 +10,7 @@ top_p, top_k, repetition_penalty) comes from our config, and the checkpoint's ow
 ``generation_config.json`` (real Qwen2.5-VL checkpoints carry ``repetition_penalty 1.05``) is set
 aside with a message naming what it held. Greedy by default. Model folders are data: a folder whose
 config files name their own code is refused unless ``trust_remote_code`` is set (see
-:mod:`vptracker.model_dir`). Every image is resized by the engine under ``min_pixels`` /
+:mod:`vptracker.models.folder`). Every image is resized by the engine under ``min_pixels`` /
 ``max_pixels`` passed per request (swift hands them to qwen-vl-utils' ``fetch_image``), and the
 trackers map boxes with :meth:`vptracker.boxes.CoordMap.for_family` under the same two numbers,
 so the model's coordinates and ours agree. On a CPU the transformers engine runs the ViT's patch
@@ -28,9 +28,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from vptracker.config import ConfigError
-from vptracker.families import detect_family, get_family  # detect_family: part of vptracker.infer's API
+from vptracker.models.families import detect_family, get_family  # detect_family: part of vptracker.infer's API
 from vptracker.infer.engine_speed import patch_embed_as_matmul, patch_embeds, prompt_tokens
-from vptracker.model_dir import ModelDirError, check_model_dir, remote_code_guard
+from vptracker.models.folder import ModelDirError, check_model_dir, remote_code_guard
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +308,7 @@ def make_engine(model_dir: str | Path, family: str | None = None, adapter: str |
         raise FileNotFoundError(f"adapter directory {adapter} does not exist")
     model_type = check_model_dir(model_dir, trust_remote_code).get("model_type")
     if adapter is not None and not trust_remote_code:
-        from vptracker.model_dir import remote_code_entries
+        from vptracker.models.folder import remote_code_entries
 
         if code := remote_code_entries(adapter):
             name = next(iter(code))
@@ -321,7 +321,7 @@ def make_engine(model_dir: str | Path, family: str | None = None, adapter: str |
     decoding = decoding or Decoding(max_tokens=max_tokens, temperature=temperature)
     # Checkpoints trained through our rendering templates name them (vptracker_<family>) in their
     # args.json, which swift reads back when loading; importing the plugin registers them.
-    from vptracker.swift_plugin import TEMPLATE_PREFIX
+    from vptracker.models.swift_plugin import TEMPLATE_PREFIX
 
     kwargs = dict(engine_kwargs or {})
     if "trust_remote_code" in kwargs:

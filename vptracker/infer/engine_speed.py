@@ -13,7 +13,7 @@ matrix products and the work it pads:
 """
 from __future__ import annotations
 
-from vptracker.families import get_family
+from vptracker.models.families import get_family
 
 
 def prompt_tokens(request, family: str, max_pixels: int) -> int:

@@ -30,7 +30,7 @@ from vptracker.datasets.base import Sequence
 from vptracker.infer.common import TaskOptions, answer_box, frame_number, windows
 from vptracker.infer.engine import Request
 from vptracker.infer.loop import TrackerBase
-from vptracker.prompts import omnipt_crmot, omnipt_mot_first, omnipt_mot_new, omnipt_mot_track, omnipt_rmot
+from vptracker.prompts.texts import omnipt_crmot, omnipt_mot_first, omnipt_mot_new, omnipt_mot_track, omnipt_rmot
 from vptracker.tasks.lengths import text_counter
 
 DUPLICATE_IOU = 0.7  # a "new" object this close to a known track on the same frame is that track

@@ -39,7 +39,7 @@ def choices() -> dict[str, tuple]:
     """The closed sets some keys choose from (read from the registries that define them)."""
     from vptracker.boxes import GRAMMARS, SCALES
     from vptracker.datasets import available
-    from vptracker.families import FAMILIES
+    from vptracker.models.families import FAMILIES
     from vptracker.tasks import trackable_tasks
 
     return {"task": tuple(trackable_tasks()), "dataset": tuple(available()), "family": tuple(sorted(FAMILIES)),

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from vptracker import visual_prompt as released
+from vptracker.prompts import visual as released
 from vptracker.boxes import (
     Box,
     is_valid_xyxy,
@@ -26,8 +26,8 @@ from vptracker.boxes import (
 from vptracker.datasets.base import Sequence
 from vptracker.infer.common import SequenceTracker, TaskOptions, answer_box, initial_box, load_rgb, windows
 from vptracker.infer.engine import Request
-from vptracker.prompts import omnipt_sot, raw_language, vptracker_prompt
-from vptracker.visual_prompt import crop_template, render
+from vptracker.prompts.texts import omnipt_sot, raw_language, vptracker_prompt
+from vptracker.prompts.visual import crop_template, render
 
 
 class SOTTracker(SequenceTracker):
@@ -52,7 +52,7 @@ class VPTrackerSOTTracker(SOTTracker):
     Template: the square crop around the frame-1 box, fixed for the whole sequence. Search: frame t
     with the outline (``vp_scale`` times the previous box, about its centre). Every step equals
     ``evaluation/infer_tracking_qwen_vlt_crop_absent.py``: the prompt with the raw description, the
-    released geometry (:mod:`vptracker.visual_prompt`), and the keep/move decision of
+    released geometry (:mod:`vptracker.prompts.visual`), and the keep/move decision of
     :func:`~vptracker.boxes.parse_vptracker_released` + :func:`~vptracker.boxes.released_box_accepted`.
     Without a frame-1 box (language-only initialisation, where the released loop stops with "Too
     small bounding box") the first call shows the whole first frame as the template and the search

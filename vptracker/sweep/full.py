@@ -83,8 +83,8 @@ def summaries(cfg: dict, name: str, out: Path, row: SweepRow, seed: int) -> list
 
 def verdict(stages: list[tuple[str, list[str]]]) -> list[str]:
     """The memory plan of every stage to train, for the cluster shape in the environment."""
-    from vptracker.plan import Cluster
-    from vptracker.plan_run import plan_stage
+    from vptracker.plan.memory import Cluster
+    from vptracker.plan.run import plan_stage
     from vptracker.train.stages import load_stage
 
     lines = []

@@ -66,7 +66,7 @@ def group_config(cfg: dict, row: SweepRow, seed: int) -> dict:
     out["model"]["family"] = preset_family(row.preset)
     if out["model"]["family"] != "qwen3_vl":   # the sine-cosine table is written into Qwen3-VL's pos_embed
         out["model"]["vision_pos"] = None
-    from vptracker.families import get_family
+    from vptracker.models.families import get_family
 
     if get_family(out["model"]["family"]).resize_factor is None:   # tiling families have no merge size to choose
         out["model"]["merge_size"] = 2

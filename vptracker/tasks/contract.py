@@ -1,7 +1,7 @@
 """The task contract: what training rows and the tracking loop must agree on, resolved once.
 
 A builder's options decide how its answers are written: the answer grammar, the box scale of the
-model family (:mod:`vptracker.families`), the pixel cap the images were resized under, the frames a
+model family (:mod:`vptracker.models.families`), the pixel cap the images were resized under, the frames a
 sample shows, the special tokens its prompts use and the visual-prompt outline. ``Task.contract()``
 resolves them into one :class:`TaskContract`; ``vptracker prepare`` writes it into ``card.json``
 (``contracts``: tracking task -> contract), the train runner copies it into the stage's output
@@ -28,7 +28,7 @@ import numpy as np
 
 from vptracker.boxes import CoordMap
 from vptracker.config import ConfigError
-from vptracker.families import get_family
+from vptracker.models.families import get_family
 
 CONTRACT_FILE = "vptracker_contract.json"
 FORMAT = 1

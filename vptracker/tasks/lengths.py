@@ -4,14 +4,14 @@ ms-swift deletes a training row longer than ``max_length`` without a word, so a 
 1080p frames (about 20,800 tokens at the paper's 28x28x646 pixels) simply disappears under
 ``max_length: 16384``. Here every row is counted before it is written:
 
-* image tokens from the frame's real size (:meth:`vptracker.families.Family.image_tokens`): a
+* image tokens from the frame's real size (:meth:`vptracker.models.families.Family.image_tokens`): a
   Qwen-VL processor resizes it to multiples of ``patch x merge`` under ``max_pixels``
   (:func:`vptracker.boxes.smart_resize`), one token per ``(patch x merge)^2`` pixels, plus
   ``<|vision_start|>`` and ``<|vision_end|>``; InternVL2.5 and LLaVA-NeXT count their tiles;
 * text tokens counted by a tokenizer (:func:`text_counter`), plus a few tokens of chat template per
   turn. ``length_budget.tokenizer``: a model directory; ``estimate`` for :func:`estimate_tokens`;
   unset (the default): for the Qwen-VL families the real Qwen tokenizer that setup writes
-  (:func:`vptracker.qwen_tokenizer.find_tokenizer`; exact, Qwen2/2.5/3-VL share its BPE), and the
+  (:func:`vptracker.models.qwen_tokenizer.find_tokenizer`; exact, Qwen2/2.5/3-VL share its BPE), and the
   estimate, with a logged message, where it is absent or for other families. The estimate counts
   one token per digit, word and punctuation mark; it errs high (a ``<bbox>`` box is 22 estimated
   tokens against 17-21 real ones). Each row is counted once, all its texts in one call, from
@@ -32,7 +32,7 @@ typical boxes); a 16-frame answer passes 2,048 tokens from 7 objects on.
 * ``fewer_frames``: draw the row again with fewer frames (3/4 each try, down to 2) for tasks with a
   ``frames`` option, so the row keeps a consistent answer for the frames it shows;
 * ``lower_max_pixels``: give the row a ``max_pixels`` column low enough to fit (down to the
-  family's minimum), which the swift plugin (``vptracker/swift_plugin.py``) applies when it loads
+  family's minimum), which the swift plugin (``vptracker/models/swift_plugin.py``) applies when it loads
   the row's images; boxes in normalised scales do not depend on it (refused with ``scale:
   resized``, whose boxes are pixels of the resized image).
 
@@ -51,7 +51,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from vptracker.boxes import DEFAULT_MIN_PIXELS
-from vptracker.families import get_family
+from vptracker.models.families import get_family
 from vptracker.tasks.token_count import (  # noqa: F401  (re-exported: the counters live there)
     ESTIMATE,
     QWEN_BPE_FAMILIES,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vptracker.prompts import omnipt_instance_caption, omnipt_video_caption
+from vptracker.prompts.texts import omnipt_instance_caption, omnipt_video_caption
 from vptracker.tasks.base import Task, Tracking, chat, register_task
 from vptracker.tasks.contract import caption_frames
 from vptracker.tasks.omnipt_common import (

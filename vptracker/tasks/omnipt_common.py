@@ -30,7 +30,7 @@ from vptracker.boxes import (
     xywh_to_xyxy,
 )
 from vptracker.datasets.base import Sequence, Track
-from vptracker.families import FAMILIES, get_family
+from vptracker.models.families import FAMILIES, get_family
 from vptracker.tasks.contract import TaskContract, resolve_scale
 
 OMNIPT_MAX_PIXELS = 28 * 28 * 646   # the paper's cap, for training and inference (the task contract)

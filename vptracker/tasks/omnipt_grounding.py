@@ -13,7 +13,7 @@ import random
 
 import numpy as np
 
-from vptracker.prompts import omnipt_grounding
+from vptracker.prompts.texts import omnipt_grounding
 from vptracker.tasks.base import Task, chat, register_task
 from vptracker.tasks.omnipt_common import (
     BoxOptions,

@@ -20,7 +20,7 @@ import numpy as np
 
 from vptracker.boxes import join_trajectories, render_box, render_trajectory_array
 from vptracker.datasets.base import Sequence
-from vptracker.prompts import (
+from vptracker.prompts.texts import (
     no_objects_answer,
     omnipt_mot_first,
     omnipt_mot_new,

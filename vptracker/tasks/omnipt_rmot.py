@@ -18,7 +18,7 @@ from collections import defaultdict
 import numpy as np
 
 from vptracker.boxes import render_trajectories
-from vptracker.prompts import omnipt_crmot, omnipt_rmot
+from vptracker.prompts.texts import omnipt_crmot, omnipt_rmot
 from vptracker.tasks.base import Task, Tracking, chat, register_task
 from vptracker.tasks.omnipt_common import (
     OmniPTOptions,

@@ -21,7 +21,7 @@ import numpy as np
 
 from vptracker.boxes import render_box, render_trajectory
 from vptracker.datasets.base import Sequence, Track
-from vptracker.prompts import omnipt_sot, pretext_location
+from vptracker.prompts.texts import omnipt_sot, pretext_location
 from vptracker.tasks.base import Task, Tracking, chat, register_task
 from vptracker.tasks.omnipt_common import (
     PriorOptions,

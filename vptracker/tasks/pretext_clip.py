@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from vptracker.prompts import clip_image_query, clip_text_query
+from vptracker.prompts.texts import clip_image_query, clip_text_query
 from vptracker.tasks.base import Task, register_task
 
 

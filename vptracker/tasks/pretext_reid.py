@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vptracker.boxes import clip_xyxy, xywh_to_xyxy
-from vptracker.prompts import pretext_reid, reid_answer
+from vptracker.prompts.texts import pretext_reid, reid_answer
 from vptracker.tasks.base import Task, chat, register_task
 from vptracker.tasks.omnipt_common import usable_mask
 

@@ -103,7 +103,7 @@ def text_counter(family: str, tokenizer: str | None = None) -> tuple[TextCounter
     ``tokenizer``: a tokenizer folder, ``"estimate"``, or None: the real Qwen tokenizer for the
     Qwen-VL families when setup wrote it, else the estimate (logged once per family).
     """
-    from vptracker.qwen_tokenizer import ENV
+    from vptracker.models.qwen_tokenizer import ENV
 
     return _resolve(family, tokenizer, os.environ.get(ENV))
 
@@ -116,7 +116,7 @@ def _resolve(family: str, tokenizer: str | None, env: str | None) -> tuple[TextC
     if tokenizer:
         return _count_with(str(tokenizer)), str(tokenizer)
     if family in QWEN_BPE_FAMILIES:
-        from vptracker.qwen_tokenizer import find_tokenizer
+        from vptracker.models.qwen_tokenizer import find_tokenizer
 
         found = find_tokenizer()
         if found is not None:
@@ -133,10 +133,10 @@ def _estimate() -> TextCounter:
 @cache
 def _fallback_note(family: str) -> None:
     if family in QWEN_BPE_FAMILIES:
-        from vptracker.qwen_tokenizer import default_dir
+        from vptracker.models.qwen_tokenizer import default_dir
 
         log.warning("token counts for %s are estimated (errs high by about 10%% on boxes): the real Qwen tokenizer "
-                    "is not at %s; write it with `python -m vptracker.qwen_tokenizer` (scripts/setup.sh does)",
+                    "is not at %s; write it with `python -m vptracker.models.qwen_tokenizer` (scripts/setup.sh does)",
                     family, default_dir())
     else:
         log.warning("token counts for %s are estimated: set length_budget.tokenizer to the model's folder to count "
@@ -156,7 +156,7 @@ def qwen_pieces(tokenizer) -> bool:
     """Whether ``tokenizer`` splits text with Qwen2's pattern (so :class:`TextCounter` may key on
     pieces): its ``tokenizer.json`` pattern, a byte-level BPE, added tokens without digits or spaces
     (they are cut out before the pattern applies) and every digit a single token."""
-    from vptracker.qwen_tokenizer import PATTERN
+    from vptracker.models.qwen_tokenizer import PATTERN
 
     spec = _spec(tokenizer)
     splits = (spec.get("pre_tokenizer") or {}).get("pretokenizers") or []

@@ -10,12 +10,12 @@ Restated from jcwang0602/VPTracker at 4e5555c (``dataset/sampling_dataset.py``,
 * Pair: a uniformly random sequence; the template a uniformly random visible frame among all but
   the last; the search frame uniformly random after it, visible or not. A sequence without such a
   template frame yields no row (the released sampler drops the row).
-* Prompt: the sampler's own text (:func:`vptracker.prompts.vptracker_training_prompt`) with the
+* Prompt: the sampler's own text (:func:`vptracker.prompts.texts.vptracker_training_prompt`) with the
   description stripped; answer: :func:`vptracker.boxes.render_vptracker_released`, the search box
   as annotated (an absent frame keeps its annotated box, normally ``[0, 0, 0, 0]``).
 * Outline: ``scale = randint(2, 8)``, drawn around the search box *whether or not the target is
   visible*, so an absent frame gets an outline around ``[0, 0, 0, 0]``: PIL's corner blob, a
-  point, or the random fallback rectangle (:mod:`vptracker.visual_prompt`).
+  point, or the random fallback rectangle (:mod:`vptracker.prompts.visual`).
 
 The jitter is drawn when the row is written rather than when swift loads it (one epoch: the same
 distribution).
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vptracker import visual_prompt as released
+from vptracker.prompts import visual as released
 from vptracker.boxes import render_vptracker_released
 from vptracker.datasets.base import Sequence
-from vptracker.prompts import raw_language, vptracker_training_prompt
+from vptracker.prompts.texts import raw_language, vptracker_training_prompt
 from vptracker.tasks.base import chat
 
 RELEASED_SCALES = ("abs", "norm1000")

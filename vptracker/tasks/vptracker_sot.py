@@ -1,7 +1,7 @@
 """VPTracker SOT pairs (SPEC section 4): a template frame and a later search frame per row.
 
 A row keeps the two *source frame paths* and a ``visual_prompt`` record (template crop region,
-outline rectangle, colour, width); ``vptracker/swift_plugin.py`` renders the crop and the outline
+outline rectangle, colour, width); ``vptracker/models/swift_plugin.py`` renders the crop and the outline
 when ms-swift loads the row, so a million samples do not mean two million image files. The rows
 are the released sampler's (``dataset/sampling_dataset.py`` + ``dataset/track_dataset.py`` + the
 fork's ``_draw_bbox``), see :mod:`vptracker.tasks.vptracker_released`; the answer is VPTracker's
@@ -14,12 +14,12 @@ import random
 from dataclasses import dataclass, field
 
 from vptracker.datasets.base import Sequence
-from vptracker.families import get_family
-from vptracker.prompts import VPTRACKER_SPECIAL_TOKENS
+from vptracker.models.families import get_family
+from vptracker.prompts.texts import VPTRACKER_SPECIAL_TOKENS
 from vptracker.tasks.base import Task, Tracking, register_task
 from vptracker.tasks.contract import TaskContract
 from vptracker.tasks.vptracker_released import RELEASED_SCALES, released_index, released_sample
-from vptracker.visual_prompt import INBBOX_RATIO, TEMPLATE_SCALE, TRAIN_SCALE_RANGE, VP_COLOR, VP_LINE_WIDTH
+from vptracker.prompts.visual import INBBOX_RATIO, TEMPLATE_SCALE, TRAIN_SCALE_RANGE, VP_COLOR, VP_LINE_WIDTH
 
 # the released recipe's cap at training (train.sh IMAGE_MAX_TOKEN_NUM=1024); its inference sets none
 VISUAL_TOKENS_PER_IMAGE = 1024

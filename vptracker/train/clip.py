@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vptracker.families import family_names
-from vptracker.prompts import CLS_TOKEN, IMAGE, clip_image_query, clip_text_query
+from vptracker.models.families import family_names
+from vptracker.prompts.texts import CLS_TOKEN, IMAGE, clip_image_query, clip_text_query
 
 VISION_TOKENS = "<|vision_start|><|image_pad|><|vision_end|>"
 

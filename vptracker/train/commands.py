@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vptracker.attn import usable_attn_impl
+from vptracker.models.attn import usable_attn_impl
 from vptracker.config import ConfigError
 from vptracker.train.stages import (
     RENDER_COLUMNS,
@@ -197,7 +197,7 @@ def _job_of(path: str) -> str:
 def check_render_columns(cfg: StageConfig, key: str, files: list[str]) -> None:
     """Refuses rows whose visual prompt, crops or pixel cap the stage's template would ignore.
 
-    Only ``vptracker/swift_plugin.py`` applies those columns, and only for the templates it wraps
+    Only ``vptracker/models/swift_plugin.py`` applies those columns, and only for the templates it wraps
     (the Qwen-VL families) with ``render_images`` auto or true. Any other stage would train on the
     uncropped, unmarked frames without a word from swift, so it stops here, before anything runs,
     naming the file, line, job and family.
@@ -206,7 +206,7 @@ def check_render_columns(cfg: StageConfig, key: str, files: list[str]) -> None:
         return
     model = cfg["model"]
     why = ("render_images is false" if cfg.get("render_images") is False else
-           f"vptracker/swift_plugin.py draws them for templates {render_templates()} only")
+           f"vptracker/models/swift_plugin.py draws them for templates {render_templates()} only")
     for name in files:
         hit = _first_rendered_row(name) if Path(name).is_file() else None
         if hit:

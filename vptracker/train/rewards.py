@@ -73,7 +73,7 @@ from vptracker.boxes import (
     swap_bbox_and_qwen,
     trajectory_texts,
 )
-from vptracker.prompts import no_objects_answer
+from vptracker.prompts.texts import no_objects_answer
 
 NO_OBJECTS = no_objects_answer()
 logger = logging.getLogger(__name__)

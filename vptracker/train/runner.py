@@ -22,8 +22,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from vptracker.plan import Cluster
-from vptracker.plan_run import check_before_run
+from vptracker.plan.memory import Cluster
+from vptracker.plan.run import check_before_run
 from vptracker.tasks.contract import (
     find_contract_file,
     merge_contracts,
@@ -260,7 +260,7 @@ def _start_contracts(cfg: StageConfig) -> tuple[Path, dict] | None:
 
 def _stage_max_pixels(swift: dict, family: str) -> int | None:
     """The pixel cap a stage trains under: swift's max_pixels, else qwen-vl-utils' IMAGE_MAX_TOKEN_NUM."""
-    from vptracker.families import get_family
+    from vptracker.models.families import get_family
 
     if swift.get("max_pixels"):
         return int(swift["max_pixels"])

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from vptracker.config import ConfigError, _merge, apply_overrides, load_yaml, parse_override
-from vptracker.families import FAMILIES, family_names, family_of_model_type
-from vptracker.model_dir import ModelDirError, check_model_dir
+from vptracker.models.families import FAMILIES, family_names, family_of_model_type
+from vptracker.models.folder import ModelDirError, check_model_dir
 from vptracker.train.settings import CLIP_TYPES, MODEL_TYPES, TOP_TYPES, check_value, swift_types
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,7 @@ RUNNER_OWNED = {"model", "dataset", "val_dataset", "output_dir", "external_plugi
                 "add_version", "rlhf_type", "adapters", "model_type", "template"}
 
 
-RENDER_PLUGIN = "vptracker/swift_plugin.py"
+RENDER_PLUGIN = "vptracker/models/swift_plugin.py"
 # Row columns only that plugin applies (swift's own templates ignore them): the drawing, crops and pixel cap.
 RENDER_COLUMNS = ("visual_prompt", "crops", "max_pixels")
 
@@ -99,7 +99,7 @@ class StageConfig:
 
 
 def render_templates() -> tuple[str, ...]:
-    """Templates vptracker/swift_plugin.py wraps as vptracker_<template> to draw visual prompts and crops."""
+    """Templates vptracker/models/swift_plugin.py wraps as vptracker_<template> to draw visual prompts and crops."""
     return tuple(t for f in FAMILIES.values() if f.render_plugin for t in f.templates)
 
 
@@ -345,7 +345,7 @@ def validate(cfg: StageConfig) -> None:
     if data.get("render_images", "auto") not in ("auto", True, False):
         fail("render_images", f"expected auto, true or false, got {data.get('render_images')!r}")
     elif data.get("render_images") is True and model.get("template") not in render_templates():
-        fail("render_images", f"vptracker/swift_plugin.py renders for templates {render_templates()}, "
+        fail("render_images", f"vptracker/models/swift_plugin.py renders for templates {render_templates()}, "
                               f"not {model.get('template')!r}; set render_images=auto or false")
     _check_types(cfg, errors)
     if errors:

@@ -46,7 +46,7 @@ class Family:
     media_tokens: dict[str, str] = field(default_factory=dict)
     lora_targets: str = "all-linear"
     clip_phase: bool = False        # vptracker/train/clip.py reads the Qwen-VL vision tower and merger
-    render_plugin: bool = False     # vptracker/swift_plugin.py wraps its template as vptracker_<template>
+    render_plugin: bool = False     # vptracker/models/swift_plugin.py wraps its template as vptracker_<template>
 
     def __post_init__(self):
         if self.box_scale not in SCALES:
@@ -135,7 +135,7 @@ def family_of_model_type(model_type: str, where: str = "config.json") -> str:
 
 def detect_family(model_dir: str | Path, trust_remote_code: bool = False) -> str:
     """The family of a model folder, from its config.json's ``model_type`` (read as data, no code run)."""
-    from vptracker.model_dir import ModelDirError, check_model_dir
+    from vptracker.models.folder import ModelDirError, check_model_dir
 
     path = Path(model_dir) / "config.json"
     if not path.is_file():

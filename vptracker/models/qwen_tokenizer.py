@@ -7,7 +7,7 @@ ranks into a Hugging Face tokenizer: each token's bytes in the byte-level alphab
 way a token splits into two lower-ranked tokens (ordered by the merged token's rank, which is the
 order tiktoken merges in), Qwen2's pre-tokenizer regex, NFC, and the special tokens from 151643.
 
-``python -m vptracker.qwen_tokenizer --out DIR`` writes it anywhere; ``scripts/setup.sh`` writes it
+``python -m vptracker.models.qwen_tokenizer --out DIR`` writes it anywhere; ``scripts/setup.sh`` writes it
 to :func:`default_dir` (``<venv>/share/vptracker/qwen_tokenizer``) where the registry is reachable,
 and :func:`find_tokenizer` is where token-budget code and tests look for it (``$VPTRACKER_QWEN_TOKENIZER``
 first).
@@ -24,7 +24,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from vptracker.tiny_model import FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS, save_qwen_tokenizer
+from vptracker.tiny.model import FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS, save_qwen_tokenizer
 
 ENV = "VPTRACKER_QWEN_TOKENIZER"
 WHEEL = "dashscope==2.0.2"
@@ -48,7 +48,7 @@ def find_tokenizer() -> Path | None:
         folder = Path(os.environ[ENV])
         if not (folder / "tokenizer.json").is_file():
             raise FileNotFoundError(f"${ENV}={folder}: no tokenizer.json there (write one with "
-                                    f"`python -m vptracker.qwen_tokenizer --out {folder}`)")
+                                    f"`python -m vptracker.models.qwen_tokenizer --out {folder}`)")
         return folder
     folder = default_dir()
     return folder if (folder / "tokenizer.json").is_file() else None

@@ -16,7 +16,7 @@ The two tiling families of OmniPT's Table 5, built offline so that the presets `
 
 The tiles are small (56 and 28 pixels instead of 448 and 336) so that an image costs about as many
 tokens as one of the tiny Qwen-VL models: 4 per tile, at most 5 tiles. The tokenizer is the small
-BPE of :mod:`vptracker.tiny_model` with the family's special tokens right after it (a compact
+BPE of :mod:`vptracker.tiny.model` with the family's special tokens right after it (a compact
 vocabulary): swift's templates for both families read every token id from the tokenizer.
 """
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vptracker.families import get_family
+from vptracker.models.families import get_family
 
 PATCH = 14
 INTERNVL_TILE = 56            # 4 x 4 patches -> 4 tokens after the 0.5 pixel shuffle
@@ -68,7 +68,7 @@ def _text(vocab_size: int, hidden: int, layers: int) -> dict:
 def _internvl(out: Path, hidden: int, layers: int, vision_depth: int, extra_corpus, bpe_vocab: int):
     from transformers import GotOcr2ImageProcessor, InternVLConfig, InternVLProcessor, InternVLVideoProcessor
 
-    from vptracker.tiny_model import bpe_tokenizer
+    from vptracker.tiny.model import bpe_tokenizer
 
     fast, first, vocab_size = bpe_tokenizer(
         INTERNVL_TOKENS, None, extra_corpus, bpe_vocab, eos_token="<|im_end|>", pad_token="<|endoftext|>",
@@ -95,7 +95,7 @@ def _internvl(out: Path, hidden: int, layers: int, vision_depth: int, extra_corp
 def _llava_next(out: Path, hidden: int, layers: int, vision_depth: int, extra_corpus, bpe_vocab: int):
     from transformers import LlavaNextConfig, LlavaNextImageProcessor, LlavaNextProcessor
 
-    from vptracker.tiny_model import bpe_tokenizer
+    from vptracker.tiny.model import bpe_tokenizer
 
     fast, _, vocab_size = bpe_tokenizer(
         LLAMA3_TOKENS, None, extra_corpus, bpe_vocab, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
@@ -129,7 +129,7 @@ def make_tiling_model(family: str, out: str | Path, hidden: int = 64, layers: in
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from vptracker.tiny_model import set_generation_ids
+    from vptracker.tiny.model import set_generation_ids
 
     if family not in BUILDERS:
         raise ValueError(f"no tiny tiling model for family {family!r}; expected one of {sorted(BUILDERS)}")

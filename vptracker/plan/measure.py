@@ -1,11 +1,11 @@
 """Peak memory of one training step at real width on CPU, measured and planned, side by side.
 
-``python -m vptracker.step_memory --preset qwen2_5_vl_3b --layers 2 --vision-layers 2 --tokens 512``
-builds the preset's real widths with few layers (:func:`vptracker.tiny_model.real_width_config`),
+``python -m vptracker.plan.measure --preset qwen2_5_vl_3b --layers 2 --vision-layers 2 --tokens 512``
+builds the preset's real widths with few layers (:func:`vptracker.tiny.model.real_width_config`),
 runs one LoRA SFT step as the OmniPT stages do (rank 16, dropout 0.05 on every LLM linear layer,
 AdamW, SDPA attention, float32: the CPU profile) on one image and ``tokens`` tokens, and prints the
 process's resident memory before the step and at the step's peak (``VmHWM``, reset just before
-the step), next to what :func:`vptracker.plan_run.plan_stage` plans for the same run.
+the step), next to what :func:`vptracker.plan.run.plan_stage` plans for the same run.
 """
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def measure(preset: str, layers: int, vision_layers: int, tokens: int, side: int
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
-    from vptracker.model_shapes import hf_config
-    from vptracker.tiny_model import real_width_config
+    from vptracker.models.shapes import hf_config
+    from vptracker.tiny.model import real_width_config
 
     baseline = _status("VmRSS")
     cfg = real_width_config(preset, layers, vision_layers)
@@ -69,10 +69,10 @@ def measure(preset: str, layers: int, vision_layers: int, tokens: int, side: int
 
 def planned(preset: str, layers: int, vision_layers: int, tokens: int, visual_tokens: int) -> float:
     """The plan's bytes for the same step (CPU profile: float32, no DeepSpeed, no checkpointing)."""
-    from vptracker.plan import GB, Cluster
-    from vptracker.plan_data import RowLengths
-    from vptracker.plan_run import plan_stage
-    from vptracker.tiny_model import real_width_config
+    from vptracker.plan.memory import GB, Cluster
+    from vptracker.plan.rows import RowLengths
+    from vptracker.plan.run import plan_stage
+    from vptracker.tiny.model import real_width_config
     from vptracker.train.stages import load_stage
 
     with tempfile.TemporaryDirectory() as tmp:

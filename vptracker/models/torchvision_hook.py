@@ -70,5 +70,5 @@ def install() -> str:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["install"]:
-        sys.exit("usage: python -m vptracker.torchvision_hook install")
+        sys.exit("usage: python -m vptracker.models.torchvision_hook install")
     print(install())

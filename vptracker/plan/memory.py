@@ -2,7 +2,7 @@
 
 From a stage or inference config, a cluster shape and the model's ``config.json`` (no weights), the
 plan adds up what one GPU process holds in each phase of the run and refuses a run that cannot fit,
-naming the setting to change. The counts are exact (:mod:`vptracker.model_shapes`); the byte rules:
+naming the setting to change. The counts are exact (:mod:`vptracker.models.shapes`); the byte rules:
 
 * training state (ZeRO, Rajbhandari et al. 2020): bf16/fp16 weights 2 bytes per parameter, gradients
   2, Adam's fp32 master copy + two moments 12 per trainable parameter; ZeRO-1 splits the optimizer
@@ -26,7 +26,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from vptracker.model_shapes import ModelShapes
+from vptracker.models.shapes import ModelShapes
 
 GB = 1e9
 CUDA_RESERVE = 2 * GB        # CUDA context, NCCL buffers and allocator slack per process

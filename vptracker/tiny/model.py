@@ -1,7 +1,7 @@
 """Builds tiny random-weight models offline, for tests, benchmarks and the CPU demo.
 
-Every family of :mod:`vptracker.families` is built: the Qwen-VL ones here, InternVL2.5 and
-LLaVA-NeXT by :mod:`vptracker.tiny_tiling` (through :func:`make_tiny_model` as well).
+Every family of :mod:`vptracker.models.families` is built: the Qwen-VL ones here, InternVL2.5 and
+LLaVA-NeXT by :mod:`vptracker.tiny.tiling` (through :func:`make_tiny_model` as well).
 
 The tokenizer is a small byte-level BPE trained here, padded with inert filler tokens so that the
 Qwen special tokens keep their real ids: ms-swift's own Qwen templates hard-code those ids.
@@ -9,7 +9,7 @@ Qwen special tokens keep their real ids: ms-swift's own Qwen templates hard-code
 ``compact_vocab=True`` drops the filler: the special tokens follow the BPE's ~600 tokens and the
 whole vocabulary has ~640 rows instead of 151,680, so the output layer stops dominating a CPU
 training step. Such a model needs templates that read the media token ids from the tokenizer:
-the ``vptracker_<family>`` templates of :mod:`vptracker.swift_plugin` do (and so do the engines of
+the ``vptracker_<family>`` templates of :mod:`vptracker.models.swift_plugin` do (and so do the engines of
 :mod:`vptracker.infer.engine`, which use them).
 """
 from __future__ import annotations
@@ -17,12 +17,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vptracker.families import family_names, family_of_model_type, get_family
+from vptracker.models.families import family_names, family_of_model_type, get_family
 
 
 def tiny_families() -> tuple[str, ...]:
     """The families :func:`make_tiny_model` builds: every registered one."""
-    from vptracker.tiny_tiling import BUILDERS
+    from vptracker.tiny.tiling import BUILDERS
 
     return (*qwen_families(), *BUILDERS)
 
@@ -120,7 +120,7 @@ def _config(family: str, hidden: int, layers: int, vision_depth: int, first: int
             vocab_size: int = VOCAB_SIZE, merge: int = 2):
     from transformers import Qwen2_5_VLConfig, Qwen2VLConfig, Qwen3VLConfig
 
-    patch = get_family(family).patch_size   # the family's resize rule (vptracker.families)
+    patch = get_family(family).patch_size   # the family's resize rule (vptracker.models.families)
     heads, head_dim = 4, hidden // 4
     half = head_dim // 2
     mrope = [half - 2 * (half // 4 + half // 8), half // 4 + half // 8, half // 4 + half // 8]
@@ -157,7 +157,7 @@ def _processor(family: str, out: Path, tokenizer_dir: Path, merge: int = 2) -> N
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    patch = get_family(family).patch_size   # the family's resize rule (vptracker.families)
+    patch = get_family(family).patch_size   # the family's resize rule (vptracker.models.families)
     if family == "qwen3_vl":
         from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
 
@@ -214,14 +214,14 @@ def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int 
     ``merge_size`` is the ViT's spatial merge (2 in every real Qwen-VL): at 1 each visual token is one
     patch, four times as many tokens per image: a finer grid for a model trained from scratch
     (the CPU demo's setting; pair it with ``abs`` or ``norm`` boxes: the ``resized`` grid assumes the real merge of 2).
-    InternVL2.5 and LLaVA-NeXT (:mod:`vptracker.tiny_tiling`) always have a compact vocabulary (their
+    InternVL2.5 and LLaVA-NeXT (:mod:`vptracker.tiny.tiling`) always have a compact vocabulary (their
     swift templates read every token id from the tokenizer) and no merge size to choose.
     """
     import torch
     from transformers import AutoModelForImageTextToText
 
     if family not in qwen_families():
-        from vptracker.tiny_tiling import make_tiling_model
+        from vptracker.tiny.tiling import make_tiling_model
 
         if merge_size != 2:
             raise ValueError(f"merge_size={merge_size}: only the Qwen-VL families have a spatial merge, not {family}")
@@ -245,7 +245,7 @@ def real_width_config(preset: str, layers: int, vision_layers: int) -> dict:
     """A preset's published ``config.json`` with only the depths cut: real widths, heads, vocabulary,
     rope sections; window attention kept (only the last ViT layer attends globally, as each of the
     real model's full-attention layers closes a window block) and Qwen3-VL's deepstack taps scaled."""
-    from vptracker.model_shapes import read_config
+    from vptracker.models.shapes import read_config
 
     cfg, _ = read_config(preset)
     if family_of_model_type(cfg.get("model_type", ""), f"preset {preset}") not in qwen_families():
@@ -271,12 +271,12 @@ def make_real_width_model(preset: str, out: str | Path, layers: int = 2, vision_
                           seed: int = 0, dtype: str = "float32", tokenizer_dir: str | Path | None = None) -> Path:
     """A random-weight model with a preset's real widths and vocabulary size but few layers, so that
     CPU tests run real shapes (window attention, mrope, the 151,936-row output layer). The tokenizer
-    is ``tokenizer_dir``'s (e.g. the real Qwen one, :mod:`vptracker.qwen_tokenizer`), else the small
+    is ``tokenizer_dir``'s (e.g. the real Qwen one, :mod:`vptracker.models.qwen_tokenizer`), else the small
     padded BPE above, its special tokens at their real ids (below the real vocab size)."""
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from vptracker.model_shapes import hf_config
+    from vptracker.models.shapes import hf_config
 
     cfg = real_width_config(preset, layers, vision_layers)
     family = family_of_model_type(cfg["model_type"])

@@ -3,21 +3,21 @@
 Rows written by ``vptracker prepare`` keep *source frame paths* in ``images`` plus a description of
 what to draw, so that a million training pairs do not mean two million image files:
 
-* ``visual_prompt`` (VPTracker rows, see :class:`vptracker.visual_prompt.VisualPrompt`): image 0 is
+* ``visual_prompt`` (VPTracker rows, see :class:`vptracker.prompts.visual.VisualPrompt`): image 0 is
   cropped to the template region, image 1 gets the coloured outline. The drawing is
-  :func:`vptracker.visual_prompt.render`, the same function inference uses.
+  :func:`vptracker.prompts.visual.render`, the same function inference uses.
 * ``crops`` (ReID rows): one ``[x1, y1, x2, y2]`` or ``null`` per image; the image is cropped.
 * ``max_pixels`` (rows that ``prepare``'s ``length_budget.policy: lower_max_pixels`` fitted, see
   :mod:`vptracker.tasks.lengths`): every image is resized to the family's size under that many
   pixels before swift's own resize, so the row's token count is the one ``prepare`` counted.
 
 Importing this module registers, for each family marked ``render_plugin`` in
-:mod:`vptracker.families`, a template ``vptracker_<template>`` (``vptracker_qwen2_vl``,
+:mod:`vptracker.models.families`, a template ``vptracker_<template>`` (``vptracker_qwen2_vl``,
 ``vptracker_qwen2_5_vl``, ``vptracker_qwen3_vl``): the family's own
 ms-swift template class and meta with the rendering step added before swift's own image loading
 and resizing (``max_pixels``), exactly where the released VPTracker fork drew it. Use::
 
-    swift sft --external_plugins vptracker/swift_plugin.py --template vptracker_qwen3_vl \\
+    swift sft --external_plugins vptracker/models/swift_plugin.py --template vptracker_qwen3_vl \\
         --remove_unused_columns false --dataset data/train-*.jsonl ...
 
 ``--remove_unused_columns false`` keeps the ``visual_prompt`` / ``crops`` columns until the
@@ -35,13 +35,13 @@ import sys
 from pathlib import Path
 
 # Loaded by swift as a file path: make the package importable from a source checkout.
-_REPO = Path(__file__).resolve().parents[1]
+_REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from vptracker.families import FAMILIES
+from vptracker.models.families import FAMILIES
 from vptracker.train.stages import RENDER_COLUMNS as ROW_FIELDS  # noqa: F401  the stage runner checks rows for them
-from vptracker.visual_prompt import VisualPrompt, render
+from vptracker.prompts.visual import VisualPrompt, render
 
 TEMPLATE_PREFIX = "vptracker_"
 

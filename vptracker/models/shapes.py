@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PRESET_DIR = Path(__file__).resolve().parents[1] / "configs" / "models"
+PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "models"
 # Substrings of parameter names, checked in this order (the merger lives inside the vision module).
 ALIGNER_KEYS = ("merger", "multi_modal_projector", "image_newline", "mlp1")
 VISION_KEYS = ("visual", "vision_tower", "vision_model")

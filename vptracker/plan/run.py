@@ -3,7 +3,7 @@
 :func:`plan_stage` reads a resolved stage config (``vptracker.train.stages.load_stage``): its
 ``swift:``, ``rollout:`` and ``clip:`` blocks hold ms-swift's own names, and ms-swift's defaults
 apply where a key is absent. :func:`plan_infer` reads a ``configs/infer/*.yaml`` config. Both
-return a :class:`vptracker.plan.Plan` whose ``refusals`` name the setting to change.
+return a :class:`vptracker.plan.memory.Plan` whose ``refusals`` name the setting to change.
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 from vptracker.config import load_yaml
-from vptracker.model_shapes import PRESET_DIR, ModelShapes, model_shapes
-from vptracker.plan import (
+from vptracker.models.shapes import PRESET_DIR, ModelShapes, model_shapes
+from vptracker.plan.memory import (
     CUDA_RESERVE,
     DTYPE_BYTES,
     GB,
@@ -26,7 +26,7 @@ from vptracker.plan import (
     split,
     vllm_engine,
 )
-from vptracker.plan_data import RowLengths, visual_tokens
+from vptracker.plan.rows import RowLengths, visual_tokens
 
 # ms-swift 4.6's defaults for the keys the plan reads (swift/arguments, rlhf_trainers/args_mixin.py).
 SWIFT_DEFAULTS = {"tuner_type": "lora", "lora_rank": 8, "lora_dropout": 0.05, "freeze_llm": False, "freeze_vit": True,
@@ -280,11 +280,11 @@ def plan_infer(cfg: dict, cluster: Cluster, model: str | None = None,
 def check_before_run(cfg, cluster: Cluster | None = None) -> Plan | None:
     """What the stage runner calls before it launches anything (and prints under ``--dry-run``).
 
-    GPU runs only (the ``gpu`` profile): raises :class:`vptracker.plan.PlanError` with the rendered
+    GPU runs only (the ``gpu`` profile): raises :class:`vptracker.plan.memory.PlanError` with the rendered
     plan when it cannot fit. Returns None, after saying why, when there is no config.json to plan
     with (a hub id that is not a preset's and no local directory).
     """
-    from vptracker.plan import PlanError
+    from vptracker.plan.memory import PlanError
 
     if (cfg.get("profile") or "gpu") != "gpu":
         return None
