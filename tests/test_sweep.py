@@ -68,7 +68,7 @@ def test_finished_rows_are_not_rerun_and_seeds_give_mean_and_spread(tmp_path, mo
         raise AssertionError("a finished row ran again")
 
     monkeypatch.setattr(toy, "run_rows", refuse)
-    manifest = run_sweep("table6", ["quick=true", f"out={out}", "seeds=2"], echo=lambda line: None)
+    manifest = run_sweep("table6", ["quick=true", f"out={out}", "seeds=2", "tasks=[mot]"], echo=lambda line: None)
     assert list(manifest["rows"]) == ["SFT", "MT+SFT", "SFT+RL", "MT+SFT+RL"]
     entry = manifest["rows"]["MT+SFT"]
     assert entry["settings"]["stages"] == ["stage1_format_grpo", "stage2_midtrain", "stage3_sft"]
@@ -81,7 +81,7 @@ def test_finished_rows_are_not_rerun_and_seeds_give_mean_and_spread(tmp_path, mo
     assert "11.00" in report
     # the same out with other settings is refused: its finished rows were made with these
     with pytest.raises(ConfigError, match="holds a sweep with other settings"):
-        run_sweep("table6", ["quick=true", f"out={out}", "seeds=2", "frames=4"], echo=lambda line: None)
+        run_sweep("table6", ["quick=true", f"out={out}", "seeds=2", "frames=4", "tasks=[mot]"], echo=lambda line: None)
 
 
 def test_rows_of_each_table_and_bad_keys():

@@ -220,7 +220,7 @@ def make_sot_sequence(seed: int, split: str, index: int, cfg: SyntheticConfig = 
     return f"synth_{split}_{index:04d}", frames, gt, visible, language
 
 
-def _save(frame: np.ndarray, path: Path, ext: str) -> None:
+def save_frame(frame: np.ndarray, path: Path, ext: str) -> None:
     img = Image.fromarray(frame)
     if ext == "jpg":
         img.save(path, quality=92, subsampling=0)
@@ -237,7 +237,7 @@ def write_sot(root: str | Path, splits: dict[str, int], seed: int = 0, cfg: Synt
             seq_dir = root / split / name
             (seq_dir / "imgs").mkdir(parents=True, exist_ok=True)
             for t, frame in enumerate(frames, start=1):
-                _save(frame, seq_dir / "imgs" / f"{t:05d}.{cfg.ext}", cfg.ext)
+                save_frame(frame, seq_dir / "imgs" / f"{t:05d}.{cfg.ext}", cfg.ext)
             rows = "\n".join(",".join(str(int(v)) for v in box) for box in gt) + "\n"
             (seq_dir / "groundtruth.txt").write_text(rows)
             (seq_dir / "language.txt").write_text(language + "\n")
@@ -247,8 +247,23 @@ def write_sot(root: str | Path, splits: dict[str, int], seed: int = 0, cfg: Synt
     return root
 
 
-def make_mot_sequence(seed: int, split: str, index: int, cfg: SyntheticConfig = SyntheticConfig(), people: int = 4):
-    """``(name, frames, gt rows [frame, id, x, y, w, h, 1, 1, visibility])``: pedestrians-like boxes."""
+@dataclass
+class MotScene:
+    """One synthetic MOT video and what drew it: the objects (colour, shape, texture, path), the
+    pillar (``(x, width)`` or None), per-object boxes ``(K, T, 4)`` and visible fractions ``(K, T)``;
+    object ``k`` is gt id ``k + 1`` in the frames where its fraction reaches :data:`MIN_VISIBLE`."""
+
+    name: str
+    frames: list
+    rows: list
+    objects: list[_Object]
+    occluder: tuple[int, int] | None
+    boxes: np.ndarray
+    fractions: np.ndarray
+
+
+def mot_scene(seed: int, split: str, index: int, cfg: SyntheticConfig = SyntheticConfig(), people: int = 4) -> MotScene:
+    """The scene :func:`make_mot_sequence` writes, with the generator's knowledge of every object."""
     rng = _rng(seed, split, index, salt=7)
     # Tall objects, half of them allowed to walk out of the frame and back.
     objects = []
@@ -264,7 +279,13 @@ def make_mot_sequence(seed: int, split: str, index: int, cfg: SyntheticConfig = 
         for k in range(people):
             if fractions[k, t] >= MIN_VISIBLE:
                 rows.append([t + 1, k + 1, *boxes[k, t], 1, 1, round(min(fractions[k, t], 1.0), 3)])
-    return f"SYNTH-{split}-{index:02d}", frames, rows
+    return MotScene(f"SYNTH-{split}-{index:02d}", frames, rows, objects, occluder, boxes, fractions)
+
+
+def make_mot_sequence(seed: int, split: str, index: int, cfg: SyntheticConfig = SyntheticConfig(), people: int = 4):
+    """``(name, frames, gt rows [frame, id, x, y, w, h, 1, 1, visibility])``: pedestrians-like boxes."""
+    scene = mot_scene(seed, split, index, cfg, people)
+    return scene.name, scene.frames, scene.rows
 
 
 def write_mot(root: str | Path, splits: dict[str, int], seed: int = 0, cfg: SyntheticConfig = SyntheticConfig(),
@@ -280,7 +301,7 @@ def write_mot(root: str | Path, splits: dict[str, int], seed: int = 0, cfg: Synt
             (seq_dir / "img1").mkdir(parents=True, exist_ok=True)
             (seq_dir / "gt").mkdir(exist_ok=True)
             for t, frame in enumerate(frames, start=1):
-                _save(frame, seq_dir / "img1" / f"{t:06d}.jpg", "jpg")
+                save_frame(frame, seq_dir / "img1" / f"{t:06d}.jpg", "jpg")
             (seq_dir / "gt" / "gt.txt").write_text(
                 "".join(",".join(str(int(v)) for v in r[:8]) + f",{r[8]}\n" for r in rows))
             (seq_dir / "seqinfo.ini").write_text(

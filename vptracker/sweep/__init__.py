@@ -7,12 +7,17 @@ report's format (each row's settings, the git commit, its summaries; ``vptracker
 not rerun; a stage finished on disk is reused. ``seeds=N`` trains each row N times and reports mean
 and spread. ``scale=toy`` (the default) runs on a CPU with the MOT demo's synthetic set and tiny
 models (:mod:`vptracker.sweep.toy`); ``scale=full`` runs the paper's datasets and presets
-(:mod:`vptracker.sweep.full`, ``configs/sweeps/full.yaml``).
+(:mod:`vptracker.sweep.full`, ``configs/sweeps/full.yaml``). At toy scale a row is scored on the MOT
+columns and, on the same videos written with templated expressions and captions, on the table's RMOT
+and caption columns (:mod:`vptracker.sweep.toy_text`): Table 5 RMOT HOTA and instance captions,
+Table 6 RMOT and SMOT (instance CIDEr), Table 7 video and instance METEOR and CIDEr.
 
 Sweep keys: ``scale``, ``out``, ``seeds``, ``rows=[...]`` (a subset, by the paper's row keys),
 ``stages=[...]`` / ``model_preset=`` / ``frames=`` (what the table does not vary), ``quick=true``
-(toy: ``mot_quick.yaml``). Any other ``key=value`` is a demo config override at toy scale (checked
-against ``configs/demo/mot_demo.yaml``) and ``full.<key>=value`` one of ``configs/sweeps/full.yaml``.
+(toy: ``mot_quick.yaml``), ``tasks=[mot,...]`` (toy: a subset of the table's tasks, e.g. ``[mot]``
+for the MOT columns alone; the sizes of the RMOT and caption data are the demo config's ``sweep:``
+keys). Any other ``key=value`` is a demo config override at toy scale (checked against
+``configs/demo/mot_demo.yaml``) and ``full.<key>=value`` one of ``configs/sweeps/full.yaml``.
 """
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from vptracker.sweep import results
 from vptracker.sweep.grid import SWEEP_TABLES, stage_label, stage_runs, sweep_rows
 from vptracker.train.stages import OMNIPT_STAGES, REPO_ROOT
 
-SWEEP_KEYS = {"scale", "out", "seeds", "rows", "stages", "model_preset", "frames", "quick"}
+SWEEP_KEYS = {"scale", "out", "seeds", "rows", "stages", "model_preset", "frames", "quick", "tasks"}
 DEFAULTS = {"toy": {"model_preset": "qwen3_vl_4b", "frames": None},   # the demo's tiny Qwen3-VL and frames
             "full": {"model_preset": "qwen2_5_vl_72b", "frames": 8}}  # OmniPT's model; shipped configs train at 8
 
@@ -47,7 +52,7 @@ def parse(name: str, items: list[str]) -> tuple[dict, list[str], list[str]]:
         raise ConfigError(f"sweep: scale={settings['scale']!r}; expected toy or full")
     if not isinstance(settings["seeds"], int) or settings["seeds"] < 1:
         raise ConfigError(f"sweep: seeds={settings['seeds']!r}; expected an integer >= 1")
-    if settings["scale"] == "full" and demo:
+    if settings["scale"] == "full" and (demo or settings.get("tasks")):
         raise ConfigError(f"sweep scale=full: unknown keys {demo}; sweep keys are {sorted(SWEEP_KEYS)}, "
                           "full.<key>=value sets configs/sweeps/full.yaml")
     for key, value in DEFAULTS[settings["scale"]].items():
@@ -85,6 +90,11 @@ def run_sweep(name: str, items: list[str], dry_run: bool = False, echo=print, st
     settings, demo, full_overrides = parse(name, items)
     scale, seeds, out = settings["scale"], int(settings["seeds"]), Path(settings["out"]).resolve()
     cfg = _toy_config(settings, demo) if scale == "toy" else None
+    tasks = ("mot",)
+    if scale == "toy":
+        from vptracker.sweep.toy_text import toy_tasks
+
+        tasks = toy_tasks(name, settings.get("tasks"))
     if scale == "full":
         from vptracker.sweep.full import full_config
 
@@ -93,7 +103,8 @@ def run_sweep(name: str, items: list[str], dry_run: bool = False, echo=print, st
     rows = sweep_rows(name, stages, settings["model_preset"], int(settings["frames"]), settings.get("rows"))
     if name == "table7" and scale == "toy":   # every row's samples must fit in a synthetic sequence
         cfg["data"]["frames"] = max(int(cfg["data"]["frames"]), max(r.frames for r in rows) + 1)
-    pending = [(r, s) for r in rows for s in range(seeds) if not results.seed_summary(out, r.key, s).is_file()]
+    pending = [(r, s) for r in rows for s in range(seeds) if not all(
+        results.seed_summary(out, r.key, s, t).is_file() for t in tasks)]
     if scale == "full":
         from vptracker.sweep.full import summaries
 
@@ -101,9 +112,9 @@ def run_sweep(name: str, items: list[str], dry_run: bool = False, echo=print, st
             cfg, name, out, r, s))]
     runs, alone = stage_runs(sorted({r for r, _ in pending}, key=rows.index), seeds)
     if dry_run:
-        _print_plan(name, scale, cfg, rows, seeds, out, pending, settings, echo)
+        _print_plan(name, scale, cfg, rows, seeds, out, pending, settings, echo, tasks)
         return {}
-    _check_same(out, {"table": name, "scale": scale, "seeds": seeds, "stages": list(stages),
+    _check_same(out, {"table": name, "scale": scale, "seeds": seeds, "stages": list(stages), "tasks": list(tasks),
                       "model_preset": settings["model_preset"], "frames": settings["frames"], "config": cfg})
     echo(f"[sweep] {name} ({scale}): {len(rows)} rows x {seeds} seeds, {len(pending)} to run; "
          f"{runs} stage runs at most ({alone} without shared prefixes) -> {out}")
@@ -112,7 +123,8 @@ def run_sweep(name: str, items: list[str], dry_run: bool = False, echo=print, st
 
         todo = set(pending)
         if todo:   # a finished sweep rewrites its table and manifest without touching data or models
-            toy.run_rows(cfg, rows, seeds, out, echo, stream or (lambda line: None), lambda r, s: (r, s) in todo)
+            toy.run_rows(cfg, rows, seeds, out, echo, stream or (lambda line: None), lambda r, s: (r, s) in todo,
+                         tasks)
         base = toy.baseline(cfg, out)
     else:
         from vptracker.sweep.full import row_commands, run_commands
@@ -123,18 +135,17 @@ def run_sweep(name: str, items: list[str], dry_run: bool = False, echo=print, st
             run_commands(commands, echo)
         base = None
     commit = git_state().get("commit")
-    task = "mot" if scale == "toy" else None
     entries = {}
     for row in rows:
-        if scale == "toy" and results.row_done(out, row.key, seeds):
-            entries[row.key] = results.write_row(out, row, seeds, commit, task)
+        if scale == "toy" and results.row_done(out, row.key, seeds, tasks):
+            entries[row.key] = results.write_row(out, row, seeds, commit, tasks)
         elif scale == "full":
             entries[row.key] = _full_entry(cfg, name, out, row, seeds, commit)
     manifest = {"table": name, "scale": scale, "rows": entries}
-    results.write_manifest(out, name, scale, entries, {"seeds": seeds})
+    results.write_manifest(out, name, scale, entries, {"seeds": seeds, "tasks": list(tasks)})
     note = f"{scale} scale, {seeds} seed{'s' if seeds > 1 else ''}"
     if scale == "toy":
-        (out / "table.md").write_text(results.markdown(out, name, rows, entries, base, note))
+        (out / "table.md").write_text(results.markdown(out, name, rows, entries, base, note, tasks))
         echo((out / "table.md").read_text())
     echo(f"[sweep] manifest: {out / 'manifest.json'}")
     return manifest
@@ -148,22 +159,31 @@ def _full_entry(cfg: dict, name: str, out: Path, row, seeds: int, commit) -> dic
             "commit": commit, "seeds": seeds}
 
 
-def _print_plan(name, scale, cfg, rows, seeds, out, pending, settings, echo) -> None:
+def _print_plan(name, scale, cfg, rows, seeds, out, pending, settings, echo, tasks=("mot",)) -> None:
     runs, alone = stage_runs(rows, seeds)
     todo = stage_runs(sorted({r for r, _ in pending}, key=rows.index), seeds)[0] if pending else 0
     echo(f"# sweep {name} ({scale}) -> {out}: {len(rows)} rows x {seeds} seeds; {runs} stage runs with shared "
          f"prefixes ({alone} if every row trained alone); {len(pending)} row-seeds to run, {todo} stage runs")
     if scale == "toy":
+        from vptracker.sweep.toy_text import with_text_steps
+
+        sft = with_text_steps(cfg, tasks, ["stage3_sft"])["stage3_sft"]["max_steps"]
         for row in rows:
             for seed in range(seeds):
                 state = "to run" if (row, seed) in pending else "finished (skipped)"
                 echo(f"# row {row.key} seed {seed}: stages {stage_label(row.stages)}, preset {row.preset}, "
                      f"frames {row.frames}: {state}")
                 echo(f"#   train: vptracker.sweep.toy.train_rows -> {out}/groups/{row.group(seed)}/runs/"
-                     f"from-*/<stage> (the MOT demo's stage settings, {cfg['stage3_sft']['max_steps']} SFT steps)")
+                     f"from-*/<stage> (the MOT demo's stage settings, {sft} SFT steps)")
                 echo(f"#   track: the MOT loop on {cfg['data']['test_sequences']} synthetic test sequences -> "
                      f"{results.seed_summary(out, row.key, seed).parent.parent}/results")
                 echo(f"#   score: vptracker eval mot --benchmark MOT17 -> {results.seed_summary(out, row.key, seed)}")
+                if "rmot" in tasks:
+                    echo(f"#   rmot: the omnipt_rmot loop on the synthetic Refer-KITTI test videos, vptracker eval "
+                         f"rmot -> {results.seed_summary(out, row.key, seed, 'rmot')}")
+                if "smot" in tasks:
+                    echo(f"#   smot: the omnipt_caption loop on the MOT tracks of the synthetic BenSMOT test videos, "
+                         f"vptracker eval smot -> {results.seed_summary(out, row.key, seed, 'smot')}")
         echo("# verdict: CPU profile (toy scale): no GPU memory plan; the toy stages run on this machine")
         return
     from vptracker.sweep.full import row_commands, verdict

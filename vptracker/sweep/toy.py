@@ -3,8 +3,9 @@
 Everything but the grid is the MOT demo's (:mod:`vptracker.demo.mot`, ``configs/demo/mot_demo.yaml``,
 ``quick=true``: ``mot_quick.yaml``): the synthetic MOTChallenge set, a tiny model of each preset's
 family, rows from the real builders for each (family, frames) pair, the real stage configs, the
-multi-round MOT loop and TrackEval. Columns: the MOT ones (HOTA, DetA, AssA, MOTA, IDF1); the
-synthetic set has no referring expressions or captions.
+multi-round MOT loop and TrackEval. Columns: the MOT ones (HOTA, DetA, AssA, MOTA, IDF1), and the
+RMOT and caption columns of the table (:mod:`vptracker.sweep.toy_text`: the same videos with
+templated referring expressions and captions, the real readers, builders, loops and scorers).
 
 :func:`train_rows` is the one implementation of prefix sharing; the demo's ``table6=true`` calls it.
 """
@@ -88,14 +89,19 @@ def _once(marker: Path, make, *args):
     return value
 
 
-def run_rows(cfg: dict, rows: list[SweepRow], seeds: int, out: Path, echo, stream, pending) -> None:
-    """Trains, tracks and scores every (row, seed) that ``pending`` says is not finished."""
+def run_rows(cfg: dict, rows: list[SweepRow], seeds: int, out: Path, echo, stream, pending,
+             tasks: tuple[str, ...] = ("mot",)) -> None:
+    """Trains, tracks and scores every (row, seed) that ``pending`` says is not finished, on ``tasks``
+    (``mot`` and those of :mod:`vptracker.sweep.toy_text`)."""
     from vptracker.datasets import load
     from vptracker.demo import mot
     from vptracker.demo import pipeline as p
+    from vptracker.sweep import toy_text
     from vptracker.sweep.results import seed_summary
 
     root = Path(_once(out / "data" / "done.json", lambda: str(mot.make_data(cfg, out))))
+    text = len(tasks) > 1
+    roots = _once(out / "data" / "text_done.json", toy_text.make_data, cfg, out, tasks) if text else {}
     test = load("synthetic_mot", root, "test")
     groups: dict[str, list[tuple[SweepRow, int]]] = {}
     for row in rows:
@@ -111,13 +117,20 @@ def run_rows(cfg: dict, rows: list[SweepRow], seeds: int, out: Path, echo, strea
         data_key = f"{family}-f{gcfg['task_options']['frames']}-seed{seed}-{'-'.join(mot.SHORT[s] for s in needed)}"
         files = _once(out / "rows_data" / data_key / "done.json", mot.prepare_rows, gcfg, root,
                       out / "rows_data" / data_key, needed)
+        if text:   # the RMOT and caption rows join the stages' MOT rows; SFT runs longer to see them once
+            extra = _once(out / "rows_data" / data_key / "text_done.json", toy_text.prepare_rows, gcfg, roots,
+                          out / "rows_data" / data_key / "text", needed, tasks)
+            files = {stage: files[stage] + extra[stage] for stage in needed}
+            gcfg = toy_text.with_text_steps(gcfg, tasks, needed)
         echo(f"[sweep] group {key}: rows {', '.join(r.key for r, _ in members)}")
         done = train_rows(gcfg, model_dir, files, out / "groups" / key, echo, stream,
                           [(r.key, r.stages) for r, _ in members])
         for row, _ in members:
-            results = seed_summary(out, row.key, seed).parent.parent / "results"
-            mot.track(gcfg, done[row.key][0], test, results)
-            write_summary(root, results, seed_summary(out, row.key, seed), row.key)
+            seed_dir = seed_summary(out, row.key, seed).parent.parent
+            mot.track(gcfg, done[row.key][0], test, seed_dir / "results")
+            write_summary(root, seed_dir / "results", seed_summary(out, row.key, seed), row.key)
+            if text:
+                toy_text.track_and_score(gcfg, done[row.key][0], roots, seed_dir, seed_dir / "results", tasks, row.key)
 
 
 def write_summary(root: Path, results: Path, path: Path, name: str) -> dict:
