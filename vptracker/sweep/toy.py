@@ -73,6 +73,10 @@ def group_config(cfg: dict, row: SweepRow, seed: int) -> dict:
         out["model"]["merge_size"] = 2
         # their tiles cost thousands of tokens per frame (LLaVA-NeXT: a 2-frame MOT row ~6,200)
         out["max_length"] = 8192
+    elif row.frames > 8:
+        # Table 7's 16- and 32-frame MOT rows (~1,100 and ~2,200 tokens at 64x64) pass the demo's 1,024,
+        # and the stage refuses rows ms-swift would drop: they train whole
+        out["max_length"] = 4096
     out["task_options"] = {**(cfg["task_options"] or {}), "frames": row.frames}
     out["stages"] = list(row.stages)
     out["model_preset"] = row.preset
