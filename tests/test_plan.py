@@ -138,6 +138,7 @@ def test_visual_tokens_match_qwen_vl_utils(size):
 
 def test_row_lengths_of_rows_written_by_the_builders(tmp_path):
     import layouts
+
     from vptracker.tasks.prepare import direct_config, prepare
 
     layouts.write_tnl2k(tmp_path / "data", "train", "seq", [(10, 10, 20, 20)] * 6, "a box", size=(56, 56))
@@ -146,7 +147,7 @@ def test_row_lengths_of_rows_written_by_the_builders(tmp_path):
                           options={"frames": 3}), progress=False)
     lengths = row_lengths(out, 506464)
     assert lengths.rows == 4 and lengths.max_images == 3
-    assert lengths.max_visual_tokens == 3 * 4  # 56x56 frames: 2x2 tokens each
+    assert lengths.max_visual_tokens == 3 * (4 + 2)  # 56x56 frames: 2x2 tokens and the vision start/end
     assert lengths.max_tokens > lengths.max_visual_tokens + 50  # the prompt's words and the answer's digits
     cfg = load_stage("stage3_sft", ["model_preset=qwen2_5_vl_7b"])
     plan = plan_stage(cfg, C1, lengths=lengths)
@@ -211,7 +212,8 @@ def test_row_lengths_of_rows_prepared_from_real_frames(shared_data, tmp_path):
     prepare(direct_config("otb", str(shared_data / "otb"), "omnipt_sot", 6, 0, str(tmp_path)), progress=False)
     lengths = row_lengths(tmp_path, 506464)
     rows = [json.loads(line) for f in tmp_path.glob("*.jsonl") for line in f.read_text().splitlines()]
-    expected = max(sum(visual_tokens(*Image.open(p).size, 506464) for p in row["images"]) for row in rows)
+    # the prepare's own count (+2: <|vision_start|>, <|vision_end|>), and Qwen's resize itself
+    expected = max(sum(visual_tokens(*Image.open(p).size, 506464) + 2 for p in row["images"]) for row in rows)
     assert lengths.rows == len(rows) == 6 and lengths.max_images == 16
     assert lengths.max_visual_tokens == expected
     plan = plan_stage(load_stage("stage3_sft", ["model_preset=qwen2_5_vl_7b"]), C1, lengths=lengths)

@@ -33,6 +33,7 @@ def is_infer_config(path: Path) -> bool:
 
 def run(args) -> int:
     from vptracker.config import load_config
+    from vptracker.models.families import family_of_model_type
     from vptracker.plan.memory import Cluster
     from vptracker.plan.rows import row_lengths
     from vptracker.plan.run import plan_infer, plan_stage, resolve_model
@@ -53,7 +54,7 @@ def run(args) -> int:
         if args.data:
             max_pixels = int((cfg.get("swift") or {}).get("max_pixels") or 12845056)
             shapes = resolve_model(cfg.get("model"), args.model, cfg.get("init"))
-            lengths = row_lengths(args.data, max_pixels, shapes.patch * shapes.merge)
+            lengths = row_lengths(args.data, max_pixels, family_of_model_type(shapes.model_type))
             print(f"data: {lengths.describe()}")
         plan = plan_stage(cfg, cluster, args.model, lengths)
     print(plan.render())

@@ -96,7 +96,7 @@ def image_size(path: str, per_folder: bool = True) -> tuple[int, int]:
     return _FOLDER_SIZE[folder]
 
 
-def _row_image_sizes(row: dict) -> list[tuple[float, float]]:
+def row_image_sizes(row: dict) -> list[tuple[float, float]]:
     """The size of each image the model sees: crops (ReID) and the VPTracker template are cut."""
     images = row.get("images") or []
     # a path, or swift's {"bytes", "path"} entry once its dataset loader has read the row
@@ -117,7 +117,7 @@ def image_tokens(width: int, height: int, family: str, max_pixels: int) -> int:
     return get_family(family).image_tokens(width, height, max_pixels)
 
 
-def _row_texts(row: dict) -> list[str]:
+def row_texts(row: dict) -> list[str]:
     """Every text turn of a row (and its ``solution``) as the tokenizer sees it: images are counted apart."""
     turns = list(row.get("messages") or [])
     if row.get("solution"):
@@ -164,13 +164,13 @@ class LengthBudget:
 
     def _text_tokens(self, rows: list[dict]) -> list[int]:
         """Each row's text tokens, every turn plus its chat wrapping, counted in one call for all rows."""
-        texts = [_row_texts(row) for row in rows]
+        texts = [row_texts(row) for row in rows]
         counts = iter(text_counter(self.family, self.tokenizer)[0].many([t for turns in texts for t in turns]))
         return [sum(next(counts) for _ in turns) + TURN_OVERHEAD * len(turns) for turns in texts]
 
     def _image_tokens(self, row: dict, max_pixels: int | None = None) -> int:
         pixels = int(max_pixels or row.get("max_pixels") or self.max_pixels)
-        return sum(image_tokens(max(int(w), 1), max(int(h), 1), self.family, pixels) for w, h in _row_image_sizes(row))
+        return sum(image_tokens(max(int(w), 1), max(int(h), 1), self.family, pixels) for w, h in row_image_sizes(row))
 
     def row_tokens(self, row: dict, max_pixels: int | None = None) -> int:
         """The tokens of a row: its images at ``max_pixels`` and every text turn (and ``solution``)."""
