@@ -85,12 +85,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 OTB = REPO.parent / "shared" / "data" / "otb"
 
-from vptracker.boxes import smart_resize
 from vptracker.config import load_config
 from vptracker.datasets.base import Sequence, Track
-from vptracker.models.families import get_family
 from vptracker.infer import CallableEngine, TaskOptions, get_task, make_engine, run_batched
 from vptracker.infer.common import truncate
+from vptracker.models.families import get_family, smart_resize
 
 TASK_CONFIGS = ("vptracker_sot", "omnipt_sot", "omnipt_mot", "omnipt_rmot", "omnipt_caption")
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vptracker import boxes as B
-from vptracker.models.families import FAMILIES, get_family
+from vptracker.models.families import FAMILIES, coord_map, get_family, smart_resize
 
 
 @st.composite
@@ -25,7 +25,7 @@ def frame_and_box(draw):
 
 
 def _coord_map(family, scale, width, height, max_pixels):
-    return B.CoordMap.for_family(family, width, height, scale=scale, max_pixels=max_pixels)
+    return coord_map(family, width, height, scale=scale, max_pixels=max_pixels)
 
 
 def _tolerance(cmap: B.CoordMap) -> tuple[float, float]:
@@ -77,7 +77,7 @@ def test_round_trip_is_exact_up_to_rounding(grammar, scale, family, fb, max_pixe
                                                                                 max_size=12))
 def test_trajectory_round_trip_keeps_none_positions(grammar, form, fb, family, pattern):
     width, height, frame_box = fb
-    cmap = B.CoordMap.for_family(family, width, height)
+    cmap = coord_map(family, width, height)
     model = cmap.to_model(frame_box)
     text = B.render_trajectory([model if p else None for p in pattern], cmap.decimals, grammar)
     parsed = B.parse_trajectory(text)
@@ -114,26 +114,26 @@ def test_grammars_mix_in_written_order_and_unknown_ones_are_refused():
 
 
 def test_norm_scales_and_resize_match_family_conventions():
-    cmap = B.CoordMap.for_family("qwen2_5_vl", 1280, 720, max_pixels=1280 * 28 * 28)
+    cmap = coord_map("qwen2_5_vl", 1280, 720, max_pixels=1280 * 28 * 28)
     assert cmap.scale == "resized"
     assert cmap.resized_width % 28 == 0 and cmap.resized_height % 28 == 0
     assert cmap.resized_width * cmap.resized_height <= 1280 * 28 * 28
-    assert B.CoordMap.for_family("qwen3_vl", 1280, 720).resized_width % 32 == 0
-    n = B.CoordMap.for_family("qwen2_vl", 1000, 500)
+    assert coord_map("qwen3_vl", 1280, 720).resized_width % 32 == 0
+    n = coord_map("qwen2_vl", 1000, 500)
     assert n.scale == "norm1000"
     assert n.to_model((100, 50, 500, 250)) == (100.0, 100.0, 500.0, 500.0)
     assert B.CoordMap("norm1", 200, 100).to_model((20, 10, 40, 30)) == (0.1, 0.1, 0.2, 0.3)
     with pytest.raises(ValueError, match="unknown box scale"):
         B.CoordMap("pixels", 10, 10)
     with pytest.raises(ValueError, match="unknown model family"):
-        B.CoordMap.for_family("llava", 10, 10)
+        coord_map("llava", 10, 10)
     # the tiling families: their own convention, relative to the frame, and no resized size to map to
-    assert B.CoordMap.for_family("internvl2_5", 1000, 500).to_model((100, 50, 500, 250)) == (100.0, 100.0, 500.0, 500.0)
-    assert B.CoordMap.for_family("llava_next", 200, 100).to_model((20, 10, 40, 30)) == (0.1, 0.1, 0.2, 0.3)
+    assert coord_map("internvl2_5", 1000, 500).to_model((100, 50, 500, 250)) == (100.0, 100.0, 500.0, 500.0)
+    assert coord_map("llava_next", 200, 100).to_model((20, 10, 40, 30)) == (0.1, 0.1, 0.2, 0.3)
     with pytest.raises(ValueError, match="'internvl2_5' tiles the image"):
-        B.CoordMap.for_family("internvl2_5", 1000, 500, "resized")
+        coord_map("internvl2_5", 1000, 500, "resized")
     with pytest.raises(ValueError, match="'llava_next' has no smart_resize rule"):
-        B.smart_resize(1000, 500, "llava_next")
+        smart_resize(1000, 500, "llava_next")
 
 
 @pytest.mark.parametrize("text,form,box", [

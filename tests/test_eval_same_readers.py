@@ -14,9 +14,9 @@ import pytest
 
 from vptracker.datasets import load
 from vptracker.datasets.base import DatasetFormatError, register
-from vptracker.registry import Registry
 from vptracker.eval.sot import SOT_PROTOCOLS, get_protocol
 from vptracker.eval.sot_eval import evaluate_sot, sot_ground_truth
+from vptracker.registry import Registry
 
 
 class _NoSynonyms:

@@ -10,8 +10,8 @@ import yaml
 
 from vptracker.boxes import parse_trajectory
 from vptracker.datasets import load
-from vptracker.models.families import FAMILIES, Family, detect_family, family_of_model_type, get_family, register_family
 from vptracker.infer.common import TaskOptions
+from vptracker.models.families import FAMILIES, Family, detect_family, family_of_model_type, get_family, register_family
 from vptracker.models.folder import ModelDirError
 from vptracker.tasks.prepare import prepare
 from vptracker.train.stages import CONFIG_DIR, load_stage

@@ -14,7 +14,8 @@ from vptracker.config import apply_overrides, load_config
 from vptracker.datasets.base import DatasetFormatError
 from vptracker.datasets.textfiles import read_boxes, read_flags
 from vptracker.models.families import detect_family, get_family
-from vptracker.tiny.model import FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS, qwen_families, tiny_families
+from vptracker.models.qwen_tokenizer import FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS
+from vptracker.tiny.model import qwen_families, tiny_families
 
 ROOT = Path(__file__).resolve().parents[1]
 

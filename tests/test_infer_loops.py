@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vptracker.boxes import CoordMap, render_bbox, render_qwen_box, render_trajectory, render_vptracker
+from vptracker.boxes import render_bbox, render_qwen_box, render_trajectory, render_vptracker
 from vptracker.datasets.base import Sequence, Track
 from vptracker.infer import CallableEngine, TaskOptions, run_batched, run_task
 from vptracker.infer.engine import Request
 from vptracker.infer.multi import OmniMOT, OmniReferring
 from vptracker.infer.sot import OmniSOTTracker, VPTrackerSOTTracker
+from vptracker.models.families import coord_map
 from vptracker.prompts.texts import MOT_QUERY_DETECT, MOT_QUERY_NEW, MOT_QUERY_TRACK, vptracker_prompt
 
 W, H = 96, 64
@@ -97,7 +98,7 @@ def test_vptracker_request_is_the_released_prompt_template_and_outline(tmp_path)
 def test_vptracker_maps_the_family_convention_back_to_frame_pixels(tmp_path):
     seq = make_sequence(tmp_path, n=2)
     opts = TaskOptions(family="qwen2_vl")           # 0-1000 relative coordinates
-    cmap = CoordMap.for_family("qwen2_vl", W, H)
+    cmap = coord_map("qwen2_vl", W, H)
     model_box = cmap.to_model((48, 16, 72, 40))
     tracker = run_one(VPTrackerSOTTracker(seq, opts), answers(vp(model_box)))
     np.testing.assert_allclose(tracker.result()[1], (48, 16, 24, 24), atol=0.1)

@@ -14,6 +14,7 @@ from test_infer_loops import H, W, make_sequence
 from vptracker.datasets.base import Sequence
 from vptracker.infer import CallableEngine, merge, parse_shard, plan, run_task
 from vptracker.infer.engine import Decoding, SwiftEngine, make_engine
+from vptracker.infer.sides import tracking
 from vptracker.infer.units import Unit
 
 TASKS = ("vptracker_sot", "omnipt_sot", "omnipt_mot", "omnipt_rmot", "omnipt_caption")
@@ -220,14 +221,13 @@ def test_every_inference_config_resolves_to_a_task_and_known_options():
 
     from vptracker.config import load_config
     from vptracker.infer import TaskOptions
-    from vptracker.tasks import get_task
 
     known = {f.name for f in fields(TaskOptions)} | {"max_visual_tokens"}
     configs = sorted((Path(__file__).resolve().parents[1] / "configs" / "infer").glob("*.yaml"))
     assert len(configs) >= 8
     for path in configs:
         cfg = load_config(path)
-        get_task(cfg["task"]).tracking()
+        tracking(cfg["task"])
         assert set(cfg["options"]) <= known, f"{path.name}: unknown options {set(cfg['options']) - known}"
         assert cfg["backend"] in ("transformers", "vllm") and cfg["loop"] in ("batched", "async")
 

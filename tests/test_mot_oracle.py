@@ -19,8 +19,8 @@ from vptracker.datasets import synthetic
 from vptracker.eval.mot import evaluate_mot
 from vptracker.infer import CallableEngine, TaskOptions, run_task
 from vptracker.infer.multi import OmniMOT
-from vptracker.prompts.texts import MOT_QUERY_TRACK, no_objects_answer
 from vptracker.models.qwen_tokenizer import find_tokenizer
+from vptracker.prompts.texts import MOT_QUERY_TRACK, no_objects_answer
 from vptracker.tasks.lengths import TOKEN_PIECE, _tokenizer, estimate_tokens, text_counter
 
 MAX_TOKENS = 2048

@@ -9,8 +9,8 @@ import unicodedata
 
 import pytest
 
-from vptracker.prompts import texts as prompts
 from vptracker.boxes import render_bbox, render_trajectory
+from vptracker.prompts import texts as prompts
 
 
 @pytest.fixture(scope="module")

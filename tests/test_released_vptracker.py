@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from vptracker.prompts import visual as released
 from vptracker.boxes import parse_vptracker_released, released_box_accepted, xywh_to_xyxy
 from vptracker.config import load_config
 from vptracker.datasets import load
@@ -28,11 +27,12 @@ from vptracker.datasets.base import DatasetFormatError
 from vptracker.infer import CallableEngine, TaskOptions, run_batched
 from vptracker.infer.common import truncate
 from vptracker.infer.sot import VPTrackerSOTTracker
+from vptracker.prompts import visual as released
 from vptracker.prompts.texts import vptracker_prompt, vptracker_training_prompt
+from vptracker.prompts.visual import VisualPrompt, crop_template, render
 from vptracker.tasks import get_task
 from vptracker.tasks.base import generate
 from vptracker.tasks.vptracker_released import released_boxes
-from vptracker.prompts.visual import VisualPrompt, crop_template, render
 
 RED = np.array([255, 0, 0], dtype=np.uint8)
 

@@ -8,10 +8,10 @@ import layouts as fx
 import pytest
 from PIL import Image
 
-from vptracker.boxes import smart_resize
+from vptracker.models.families import smart_resize
 from vptracker.models.swift_plugin import render_row_images
-from vptracker.tasks.prepare import direct_config, prepare
 from vptracker.prompts.visual import VisualPrompt, render
+from vptracker.tasks.prepare import direct_config, prepare
 
 pytestmark = pytest.mark.slow
 

@@ -29,8 +29,8 @@ from vptracker.boxes import (
 )
 from vptracker.config import ConfigError
 from vptracker.datasets import load
-from vptracker.models.families import FAMILIES, get_family
 from vptracker.infer.common import TaskOptions, answer_box
+from vptracker.models.families import FAMILIES, get_family
 from vptracker.tasks import get_task, trackable_tasks
 from vptracker.tasks.contract import CONTRACT_FILE, TaskContract, caption_frames
 

@@ -6,8 +6,9 @@ import layouts as fx
 import numpy as np
 import pytest
 
-from vptracker.boxes import CoordMap, parse_box, parse_trajectories, parse_trajectory, smart_resize
+from vptracker.boxes import CoordMap, parse_box, parse_trajectories, parse_trajectory
 from vptracker.datasets import load
+from vptracker.models.families import smart_resize
 from vptracker.prompts.texts import IMAGE, no_objects_answer
 from vptracker.tasks import get_task
 from vptracker.tasks.base import generate

@@ -12,6 +12,7 @@ from vptracker.infer import CallableEngine, run_task
 from vptracker.infer.locks import release, try_lock
 from vptracker.infer.run_folder import RunFolderError
 from vptracker.infer.runner import unit_lock_path
+from vptracker.infer.sides import tracking
 from vptracker.models.folder import ModelDirError, check_model_dir, remote_code_guard
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -227,9 +228,8 @@ def test_shard_markers_belong_to_their_run(tiny_model_factory, tmp_path, shared_
 def test_a_unit_another_process_holds_is_left_to_it(tmp_path):
     seqs = [make_sequence(tmp_path / "d", f"s{i}", n=3) for i in range(3)]
     out = tmp_path / "out"
-    from vptracker.tasks import get_task
 
-    held = try_lock(unit_lock_path(out, get_task("vptracker_sot").tracking().units(seqs)[1]))
+    held = try_lock(unit_lock_path(out, tracking("vptracker_sot").units(seqs)[1]))
     assert held is not None
     summary = run_task("vptracker_sot", CallableEngine(lambda r: "no"), seqs, out, OPTS, progress=False)
     assert summary.locked == ["s1"] and sorted(summary.finished) == ["s0", "s2"] and not summary.merged
@@ -253,7 +253,7 @@ def test_two_runs_on_one_folder_never_track_the_same_unit(tmp_path):
         seen.append(request.audit["sequence"])
         time.sleep(0.05)
         return "no"
-    from vptracker.boxes import smart_resize
+    from vptracker.models.families import smart_resize
 
     smart_resize(96, 64)   # the first call imports torch: not inside one thread while the other runs
     summaries = []

@@ -1,8 +1,8 @@
 """Coordinate scales and resize maps: how a frame box is written for a model and read back.
 
 Part of :mod:`vptracker.boxes` (import from there). The scales are ``abs``, ``resized``, ``norm1``
-and ``norm1000``; :func:`smart_resize` is the model-input size of a family that resizes to a pixel
-multiple, and :class:`CoordMap` converts frame boxes to a scale and back.
+and ``norm1000``; :class:`CoordMap` converts frame boxes to a scale and back. Which scale and
+resized size a model family uses is the family's (:func:`vptracker.models.families.coord_map`).
 """
 from __future__ import annotations
 
@@ -14,27 +14,6 @@ from vptracker.boxes.geometry import Box
 SCALES = ("abs", "resized", "norm1", "norm1000")
 DEFAULT_MIN_PIXELS = 4 * 28 * 28
 DEFAULT_MAX_PIXELS = 16384 * 28 * 28
-
-
-def smart_resize(width: int, height: int, family: str = "qwen2_5_vl",
-                 min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """The model-input size ``(width, height)`` the family's processor produces for a frame.
-
-    Only families with a pixel-multiple resize rule (the Qwen-VL ones, :mod:`vptracker.models.families`)
-    have one; InternVL2.5 tiles and LLaVA-NeXT's any-resolution grid are refused here.
-    """
-    from qwen_vl_utils.vision_process import smart_resize as qwen_smart_resize
-
-    from vptracker.models.families import get_family
-
-    factor = get_family(family).resize_factor
-    if factor is None:
-        raise ValueError(f"model family {family!r} has no smart_resize rule (its processor tiles the image); "
-                         "its boxes are relative to the frame, not to a resized image")
-    h, w = qwen_smart_resize(int(height), int(width), factor=factor, min_pixels=min_pixels,
-                             max_pixels=max_pixels)
-    # qwen-vl-utils can floor a thin side to 0 under max_pixels; the processor would then fail.
-    return max(int(w), factor), max(int(h), factor)
 
 
 @dataclass(frozen=True)
@@ -52,25 +31,6 @@ class CoordMap:
             raise ValueError(f"unknown box scale {self.scale!r}; expected one of {SCALES}")
         if self.scale == "resized" and not (self.resized_width and self.resized_height):
             raise ValueError("scale 'resized' needs resized_width and resized_height")
-
-    @classmethod
-    def for_family(cls, family: str, width: int, height: int, scale: str | None = None,
-                   min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS) -> CoordMap:
-        """The family's own convention (:mod:`vptracker.models.families`) unless ``scale`` overrides it.
-
-        The resized size is known only for families that resize to a pixel multiple, so ``resized``
-        is refused for the others.
-        """
-        from vptracker.models.families import get_family
-
-        fam = get_family(family)
-        if fam.resize_factor is None:
-            if scale == "resized":
-                raise ValueError(f"box scale 'resized' needs a family that resizes to a pixel multiple "
-                                 f"(Qwen-VL); {family!r} tiles the image: use {fam.box_scale}, abs, norm1 or norm1000")
-            return cls(scale or fam.box_scale, width, height)
-        rw, rh = smart_resize(width, height, family, min_pixels, max_pixels)
-        return cls(scale or fam.box_scale, width, height, rw, rh)
 
     def _factors(self) -> tuple[float, float]:
         if self.scale == "abs":

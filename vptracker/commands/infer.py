@@ -91,9 +91,9 @@ def _options(cfg: dict, family: str, task):
     from dataclasses import asdict
 
     from vptracker.config import ConfigError
-    from vptracker.models.families import get_family
     from vptracker.infer.common import TaskOptions
     from vptracker.infer.runner import resolve_options
+    from vptracker.models.families import get_family
 
     options = dict(cfg.get("options") or {})
     tokens = options.pop("max_visual_tokens", None)
@@ -141,9 +141,10 @@ def _nothing_to_do(request):
 def describe_run(cfg: dict) -> dict:
     """The run a config makes: family, task options, decoding, identity and run id (no model loaded)."""
     from vptracker.config import ConfigError
-    from vptracker.models.families import detect_family
     from vptracker.infer.engine import Decoding
     from vptracker.infer.run_folder import run_id, run_identity
+    from vptracker.infer.sides import tracking
+    from vptracker.models.families import detect_family
     from vptracker.models.folder import check_model_dir
     from vptracker.tasks import get_task
 
@@ -157,7 +158,7 @@ def describe_run(cfg: dict) -> dict:
         check_model_dir(cfg["model"], trust)   # before anything reads the folder: refuses folders naming code
     family = cfg.get("family") or detect_family(cfg["model"], trust)
     task = get_task(cfg["task"])
-    task.tracking()   # a training-only task is refused here, before any model is read
+    tracking(task)   # a training-only task is refused here, before any model is read
     options, contract = _options(cfg, family, task)
     decoding = Decoding.from_config(cfg).to_dict()
     identity = run_identity(cfg, family, options, decoding)
@@ -189,6 +190,7 @@ def run(args) -> int:
     from vptracker.infer.outputs import atomic_write_text
     from vptracker.infer.run_folder import claim, shard_marker
     from vptracker.infer.runner import is_finished
+    from vptracker.infer.sides import tracking
     from vptracker.tasks import get_task
 
     cfg = resolve_config(args)
@@ -202,7 +204,7 @@ def run(args) -> int:
         print(f"merged {', '.join(str(p) for p in written.values()) or 'nothing (no finished units)'}")
         return 0
     task = get_task(cfg.get("task") or DEFAULT_TASK)
-    side = task.tracking()
+    side = tracking(task)
     shard = parse_shard(cfg.get("shard"))
     run = describe_run(cfg)
     family, options = run["family"], run["options"]

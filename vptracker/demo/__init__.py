@@ -140,10 +140,9 @@ def _run_steps(cfg: dict, out: Path, quick: bool, demo_log) -> dict:
 
 def _gif(cfg: dict, test, results: Path, out: Path) -> Path | None:
     """The held-out sequence where the trained tracker gains most over holding the first box."""
+    from vptracker.demo.pipeline import PROTOCOL
     from vptracker.eval.sot_eval import evaluate_sot
     from vptracker.infer.visualize import render_sequence
-
-    from vptracker.demo.pipeline import PROTOCOL
 
     trained = evaluate_sot(test, results, protocol=PROTOCOL)["per_sequence"]
     baseline = evaluate_sot(test, results.parent / "hold_first_box", protocol=PROTOCOL)["per_sequence"]

@@ -19,6 +19,7 @@ from vptracker.boxes import (
 from vptracker.config import ConfigError, nearest
 from vptracker.datasets.base import Sequence
 from vptracker.infer.loop import TrackerBase
+from vptracker.models.families import coord_map as family_coord_map
 from vptracker.prompts.visual import TEMPLATE_SCALE, TEST_VP_SCALE, VP_COLOR, VP_LINE_WIDTH
 
 
@@ -64,8 +65,8 @@ class TaskOptions:
 
     def coord_map(self, width: int, height: int) -> CoordMap:
         scale = None if self.box_scale in (None, "family") else self.box_scale
-        return CoordMap.for_family(self.family, width, height, scale=scale,
-                                   min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+        return family_coord_map(self.family, width, height, scale=scale,
+                                min_pixels=self.min_pixels, max_pixels=self.max_pixels)
 
 
 def load_rgb(path) -> Image.Image:

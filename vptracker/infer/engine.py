@@ -12,7 +12,7 @@ aside with a message naming what it held. Greedy by default. Model folders are d
 config files name their own code is refused unless ``trust_remote_code`` is set (see
 :mod:`vptracker.models.folder`). Every image is resized by the engine under ``min_pixels`` /
 ``max_pixels`` passed per request (swift hands them to qwen-vl-utils' ``fetch_image``), and the
-trackers map boxes with :meth:`vptracker.boxes.CoordMap.for_family` under the same two numbers,
+trackers map boxes with :func:`vptracker.models.families.coord_map` under the same two numbers,
 so the model's coordinates and ours agree. On a CPU the transformers engine runs the ViT's patch
 embedding as a matrix product and orders the requests of a call that swift cuts into chunks by
 prompt length (:mod:`vptracker.infer.engine_speed`, measured in ``bench/infer_bench.py``).
@@ -28,8 +28,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from vptracker.config import ConfigError
-from vptracker.models.families import detect_family, get_family  # detect_family: part of vptracker.infer's API
 from vptracker.infer.engine_speed import patch_embed_as_matmul, patch_embeds, prompt_tokens
+from vptracker.models.families import detect_family, get_family  # detect_family: part of vptracker.infer's API
 from vptracker.models.folder import ModelDirError, check_model_dir, remote_code_guard
 
 log = logging.getLogger(__name__)

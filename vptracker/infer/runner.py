@@ -1,7 +1,7 @@
 """Running a task over a dataset: units of work, shards, resume, progress and result files.
 
 The task (``vptracker.tasks.get_task(name)``, the one registry) says what its units are, how to
-track one and which files it writes (``Task.tracking()``, :mod:`vptracker.infer.units`); this module
+track one and which files it writes (:mod:`vptracker.infer.sides`, :mod:`vptracker.infer.units`); this module
 runs them. A unit is finished when all its files exist (they are written atomically), so a
 restarted run skips it. ``--shard i/n`` gives each worker a share of the units, longest first,
 balanced by frame count. A unit is tracked under a file lock (``.locks/``), so two processes on one
@@ -78,10 +78,11 @@ def run_task(task, engine: Engine, sequences: Iterable[Sequence], out_dir: str |
     ``task`` is a task name or a :class:`vptracker.tasks.Task`; with ``model_dir`` the checkpoint's
     contract (``vptracker_contract.json``) fills the options it fixes (see :func:`resolve_options`).
     """
+    from vptracker.infer.sides import tracking
     from vptracker.tasks import get_task
 
     definition = get_task(task) if isinstance(task, str) else task
-    side = definition.tracking()
+    side = tracking(definition)
     options = _resolve_options(options, engine, definition, model_dir, adapter)
     shard = shard if isinstance(shard, tuple) else parse_shard(shard)
     out_dir = Path(out_dir)

@@ -13,7 +13,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from vptracker.prompts import visual as released
 from vptracker.boxes import (
     Box,
     is_valid_xyxy,
@@ -26,6 +25,7 @@ from vptracker.boxes import (
 from vptracker.datasets.base import Sequence
 from vptracker.infer.common import SequenceTracker, TaskOptions, answer_box, initial_box, load_rgb, windows
 from vptracker.infer.engine import Request
+from vptracker.prompts import visual as released
 from vptracker.prompts.texts import omnipt_sot, raw_language, vptracker_prompt
 from vptracker.prompts.visual import crop_template, render
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vptracker.boxes import SCALES
+from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, SCALES, CoordMap
 from vptracker.registry import Registry
 
 
@@ -62,8 +62,6 @@ class Family:
     def image_tokens(self, width: int, height: int, max_pixels: int) -> int:
         """Vision tokens of one ``width x height`` image (``max_pixels`` bounds only the Qwen-VL resize)."""
         if self.resize_factor:
-            from vptracker.boxes import smart_resize
-
             w, h = smart_resize(width, height, self.name, max_pixels=max_pixels)
             return (w // self.resize_factor) * (h // self.resize_factor) + 2   # + <|vision_start|>, <|vision_end|>
         if self.tiling == "internvl":
@@ -164,3 +162,39 @@ for _family in (
            tiling="anyres", tile_size=336, tile_tokens=576, max_tiles=4),
 ):
     register_family(_family)
+
+
+def smart_resize(width: int, height: int, family: str = "qwen2_5_vl",
+                 min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """The model-input size ``(width, height)`` the family's processor produces for a frame.
+
+    Only families with a pixel-multiple resize rule (the Qwen-VL ones) have one; InternVL2.5 tiles
+    and LLaVA-NeXT's any-resolution grid are refused here.
+    """
+    from qwen_vl_utils.vision_process import smart_resize as qwen_smart_resize  # imports torch: not at CLI start
+
+    factor = get_family(family).resize_factor
+    if factor is None:
+        raise ValueError(f"model family {family!r} has no smart_resize rule (its processor tiles the image); "
+                         "its boxes are relative to the frame, not to a resized image")
+    h, w = qwen_smart_resize(int(height), int(width), factor=factor, min_pixels=min_pixels,
+                             max_pixels=max_pixels)
+    # qwen-vl-utils can floor a thin side to 0 under max_pixels; the processor would then fail.
+    return max(int(w), factor), max(int(h), factor)
+
+
+def coord_map(family: str, width: int, height: int, scale: str | None = None,
+              min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS) -> CoordMap:
+    """The family's own convention unless ``scale`` overrides it, for a ``width x height`` frame.
+
+    The resized size is known only for families that resize to a pixel multiple, so ``resized``
+    is refused for the others.
+    """
+    fam = get_family(family)
+    if fam.resize_factor is None:
+        if scale == "resized":
+            raise ValueError(f"box scale 'resized' needs a family that resizes to a pixel multiple "
+                             f"(Qwen-VL); {family!r} tiles the image: use {fam.box_scale}, abs, norm1 or norm1000")
+        return CoordMap(scale or fam.box_scale, width, height)
+    rw, rh = smart_resize(width, height, family, min_pixels, max_pixels)
+    return CoordMap(scale or fam.box_scale, width, height, rw, rh)

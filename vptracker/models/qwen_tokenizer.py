@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -24,7 +25,25 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from vptracker.tiny.model import FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS, save_qwen_tokenizer
+# The Qwen2/2.5/3-VL special tokens, at their real ids from 151643 on.
+QWEN_SPECIAL_TOKENS = (
+    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
+    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
+    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>",
+    "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
+    "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>", "<think>", "</think>",
+)
+FIRST_SPECIAL_ID = 151643
+# Qwen-VL's chat template: the tokenizers written here and the tiny models' use it.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in content %}"
+    "<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}"
+    "<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 ENV = "VPTRACKER_QWEN_TOKENIZER"
 WHEEL = "dashscope==2.0.2"
@@ -34,6 +53,17 @@ RANKS_IN_WHEEL = "dashscope/resources/qwen.tiktoken"
 # punctuation runs, newlines, spaces.
 PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"
            r"\s+(?!\S)|\s+")
+
+
+def save_qwen_tokenizer(fast, out: Path) -> None:
+    """Saves a fast tokenizer as a Qwen one: the chat template, and the class name swift's loaders expect."""
+    fast.chat_template = CHAT_TEMPLATE
+    fast.model_max_length = 32768
+    fast.save_pretrained(out)
+    cfg_path = Path(out) / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["tokenizer_class"] = "Qwen2Tokenizer"
+    cfg_path.write_text(json.dumps(cfg, indent=2))
 
 
 def default_dir() -> Path:

@@ -39,8 +39,7 @@ _REPO = Path(__file__).resolve().parents[2]
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
-from vptracker.models.families import FAMILIES
-from vptracker.train.stages import RENDER_COLUMNS as ROW_FIELDS  # noqa: F401  the stage runner checks rows for them
+from vptracker.models.families import FAMILIES, smart_resize
 from vptracker.prompts.visual import VisualPrompt, render
 
 TEMPLATE_PREFIX = "vptracker_"
@@ -62,7 +61,6 @@ def render_row_images(images: list, visual_prompt: dict | None, crops: list | No
             if region is not None:
                 images[i] = load(images[i]).convert("RGB").crop(tuple(round(v) for v in region))
     if max_pixels:
-        from vptracker.boxes import smart_resize
 
         for i, image in enumerate(images):
             image = (image if hasattr(image, "resize") else load(image)).convert("RGB")

@@ -232,13 +232,14 @@ def plan_infer(cfg: dict, cluster: Cluster, model: str | None = None,
     """One inference worker's GPUs: the transformers engine on one GPU, or vLLM over tensor_parallel_size.
     Frames are taken to be ``frame_size`` (full HD by default), resized under ``options.max_pixels``."""
     from vptracker.infer.common import TaskOptions
+    from vptracker.infer.sides import tracking
     from vptracker.tasks import get_task
 
     s = resolve_model({"path": cfg.get("model")}, model or cfg.get("model"))
     opts = cfg.get("options") or {}
     task = cfg.get("task", "vptracker_sot")
     options = TaskOptions.from_dict(opts)   # unset (null) options take their defaults
-    images = get_task(task).tracking().images_per_request(options)
+    images = tracking(get_task(task)).images_per_request(options)
     width, height = frame_size
     cap = options.max_pixels
     if opts.get("max_visual_tokens"):   # a cap on tokens, as the command turns it into pixels

@@ -1,8 +1,8 @@
 """Tasks, one module each; importing this package registers them all in the one task registry.
 
 A task is one definition for training and inference: its builder (rows for ms-swift), and for a
-trackable task its tracking side (``Task.tracking()``: units, tracker, result files) and the
-contract both sides follow (``Task.contract()``, :mod:`vptracker.tasks.contract`).
+trackable task the contract its tracking side follows (``Task.contract()``,
+:mod:`vptracker.tasks.contract`); the tracking side itself is in :mod:`vptracker.infer.sides`.
 ``get_task(name)`` is the only lookup.
 
 Adding a task: one file here with a :class:`~vptracker.tasks.base.Task` subclass decorated by
@@ -18,4 +18,4 @@ from vptracker.tasks import (
     pretext_reid,  # noqa: F401
     vptracker_sot,  # noqa: F401
 )
-from vptracker.tasks.base import Task, Tracking, generate, get_task, register_task, tasks, trackable_tasks  # noqa: F401
+from vptracker.tasks.base import Task, generate, get_task, register_task, tasks, trackable_tasks  # noqa: F401

@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import random
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,6 +27,7 @@ import numpy as np
 from vptracker.datasets.base import Sequence
 from vptracker.registry import Registry
 from vptracker.tasks.options import NoOptions, defaults_of, make_options
+from vptracker.tasks.solutions import check_solution
 
 _TASKS: Registry[type[Task]] = Registry("task")
 
@@ -60,24 +61,9 @@ def accepted_options(name: str) -> dict[str, Any]:
 
 
 def get_task(name: str, **options) -> Task:
-    """THE task lookup, for training (the builder) and inference (``.tracking()``, ``.contract()``)."""
+    """THE task lookup, for training (the builder) and inference (``.contract()``)."""
     import vptracker.tasks  # noqa: F401
     return _TASKS.get(name)(**options)
-
-
-@dataclass(frozen=True)
-class Tracking:
-    """The tracking side of a task (see :mod:`vptracker.infer.runner` for units, resume and shards).
-
-    ``units`` lists what one tracker handles (and the files it writes), ``tracker`` makes the tracker
-    of one unit from :class:`~vptracker.infer.common.TaskOptions`, ``write`` writes its result files,
-    ``images_per_request`` is the most images one request carries (vLLM reserves memory for them).
-    """
-
-    units: Callable[[list], list]
-    tracker: Callable[[Any, Any], Any]
-    write: Callable[[Any, Any, Path], None]
-    images_per_request: Callable[[Any], int]
 
 
 class Task:
@@ -85,8 +71,8 @@ class Task:
     task accepts with its type and default; ``defaults`` lists them. The values are converted and
     checked when the task is made (``self.opts``, also set as attributes), so builders use them as is.
 
-    A trackable task sets ``trackable = True`` and defines ``tracking_side()`` (its
-    :class:`Tracking`); a training-only task (pretexts, grounding, GRPO variants) does not. A task
+    A trackable task sets ``trackable = True`` (its tracking side is registered in
+    :mod:`vptracker.infer.sides`); a training-only task (pretexts, grounding, GRPO variants) does not. A task
     whose rows train a tracking task (``serves``: itself, or e.g. ``omnipt_sot`` for
     ``omnipt_sot_grpo``) defines ``resolve_contract()``, what its rows and that tracking loop agree on.
     """
@@ -113,13 +99,6 @@ class Task:
 
     def validate(self) -> None:
         """Checks option values; raises ``ValueError`` naming the option."""
-
-    def tracking(self) -> Tracking:
-        """The tracking side; a training-only task refuses, naming the trackable ones."""
-        if not self.trackable:
-            raise ValueError(f"task {self.name} is training-only: it has no tracking side; tasks that track: "
-                             f"{', '.join(trackable_tasks())}")
-        return self.tracking_side()
 
     def contract(self):
         """The :class:`~vptracker.tasks.contract.TaskContract` of the tracking task these rows train
@@ -220,8 +199,6 @@ def generate(task: Task, indices: dict[str, Any], ratios: dict[str, float], num_
 def check_grpo_row(row: dict, path: Path, line: int) -> None:
     """Refuses a GRPO row whose ``solution`` the rewards could not score, naming file and line
     (ms-swift does not catch reward errors: one such row would end a training run)."""
-    from vptracker.train.rewards import check_solution
-
     try:
         check_solution(row["solution"], row.get("reward_matching") or "order")
     except ValueError as err:

@@ -28,6 +28,7 @@ import numpy as np
 
 from vptracker.boxes import CoordMap
 from vptracker.config import ConfigError
+from vptracker.models.families import coord_map as family_coord_map
 from vptracker.models.families import get_family
 
 CONTRACT_FILE = "vptracker_contract.json"
@@ -110,8 +111,8 @@ class TaskContract:
     def coord_map(self, width: int, height: int) -> CoordMap:
         """The training side's map from frame boxes to answer boxes for one image size."""
         if self.box_scale == "resized":
-            return CoordMap.for_family(self.family, width, height, "resized", min_pixels=self.min_pixels,
-                                       max_pixels=self.train_max_pixels)
+            return family_coord_map(self.family, width, height, "resized", min_pixels=self.min_pixels,
+                                    max_pixels=self.train_max_pixels)
         return CoordMap(self.box_scale, width, height)
 
 

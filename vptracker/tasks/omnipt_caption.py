@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vptracker.prompts.texts import omnipt_instance_caption, omnipt_video_caption
-from vptracker.tasks.base import Task, Tracking, chat, register_task
+from vptracker.tasks.base import Task, chat, register_task
 from vptracker.tasks.contract import caption_frames
 from vptracker.tasks.omnipt_common import (
     OmniPTOptions,
@@ -98,13 +98,6 @@ class InstanceCaption(_Captions):
 @register_task("omnipt_caption")
 class Captions(_Captions):
     trackable = True
-
-    def tracking_side(self) -> Tracking:
-        from vptracker.infer.caption import CaptionTracker
-        from vptracker.infer.units import CAPTION_UNITS, write_caption
-
-        return Tracking(CAPTION_UNITS, lambda unit, options: CaptionTracker(unit.sequences[0], options),
-                        write_caption, lambda options: int(options.caption_frames))
 
     def index(self, sequences):
         out = []

@@ -31,6 +31,7 @@ from vptracker.boxes import (
 )
 from vptracker.datasets.base import Sequence, Track
 from vptracker.models.families import FAMILIES, get_family
+from vptracker.models.families import coord_map as family_coord_map
 from vptracker.tasks.contract import TaskContract, resolve_scale
 
 OMNIPT_MAX_PIXELS = 28 * 28 * 646   # the paper's cap, for training and inference (the task contract)
@@ -114,7 +115,7 @@ def omnipt_contract(task, frames_per_sample: int | None = None, caption_frames: 
 def coord_map(family: str, scale: str, width: int, height: int, max_pixels: int) -> CoordMap:
     scale = get_family(family).box_scale if scale == "family" else scale
     if scale == "resized":
-        return CoordMap.for_family(family, width, height, "resized", max_pixels=max_pixels)
+        return family_coord_map(family, width, height, "resized", max_pixels=max_pixels)
     return CoordMap(scale, width, height)
 
 

@@ -27,7 +27,7 @@ from vptracker.prompts.texts import (
     omnipt_mot_track,
     pretext_detection,
 )
-from vptracker.tasks.base import Task, Tracking, register_task
+from vptracker.tasks.base import Task, register_task
 from vptracker.tasks.omnipt_common import (
     BoxOptions,
     PriorOptions,
@@ -85,13 +85,6 @@ class MOTOptions(PriorOptions):
 class OmniPTMOT(Task):
     Options = MOTOptions
     trackable = True
-
-    def tracking_side(self) -> Tracking:
-        from vptracker.infer.multi import OmniMOT
-        from vptracker.infer.units import per_sequence, write_mot
-
-        return Tracking(per_sequence(".txt"), lambda unit, options: OmniMOT(unit.sequences[0], options),
-                        write_mot, lambda options: int(options.frames_per_sample))
 
     def resolve_contract(self):
         return omnipt_contract(self, frames_per_sample=self.frames)

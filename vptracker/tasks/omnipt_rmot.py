@@ -19,7 +19,7 @@ import numpy as np
 
 from vptracker.boxes import render_trajectories
 from vptracker.prompts.texts import omnipt_crmot, omnipt_rmot
-from vptracker.tasks.base import Task, Tracking, chat, register_task
+from vptracker.tasks.base import Task, chat, register_task
 from vptracker.tasks.omnipt_common import (
     OmniPTOptions,
     frame_paths,
@@ -38,14 +38,6 @@ from vptracker.tasks.omnipt_mot import draw_window, mot_index
 class OmniPTRMOT(Task):
     Options = OmniPTOptions
     trackable = True
-
-    def tracking_side(self) -> Tracking:
-        from vptracker.infer.multi import OmniReferring
-        from vptracker.infer.units import rmot_units, write_rmot
-
-        return Tracking(rmot_units, lambda unit, options: OmniReferring(unit.key, unit.sequences, unit.language,
-                                                                        options),
-                        write_rmot, lambda options: int(options.frames_per_sample))
 
     def resolve_contract(self):
         return omnipt_contract(self, frames_per_sample=self.frames)
@@ -81,15 +73,6 @@ def frames_per_view(frames: int, n_views: int) -> int:
 class OmniPTCRMOT(Task):
     Options = OmniPTOptions
     trackable = True
-
-    def tracking_side(self) -> Tracking:
-        from vptracker.infer.multi import OmniReferring
-        from vptracker.infer.units import crmot_units, write_crmot
-
-        # at least two frames per view; CRTrack has up to 4 views
-        return Tracking(crmot_units, lambda unit, options: OmniReferring(unit.key, unit.sequences, unit.language,
-                                                                         options),
-                        write_crmot, lambda options: max(int(options.frames_per_sample), 8))
 
     def resolve_contract(self):
         return omnipt_contract(self, frames_per_sample=self.frames)

@@ -22,7 +22,7 @@ import numpy as np
 from vptracker.boxes import render_box, render_trajectory
 from vptracker.datasets.base import Sequence, Track
 from vptracker.prompts.texts import omnipt_sot, pretext_location
-from vptracker.tasks.base import Task, Tracking, chat, register_task
+from vptracker.tasks.base import Task, chat, register_task
 from vptracker.tasks.omnipt_common import (
     PriorOptions,
     frame_paths,
@@ -75,13 +75,6 @@ class LocationOptions(PriorOptions):
 class OmniPTSOT(Task):
     Options = PriorOptions
     trackable = True
-
-    def tracking_side(self) -> Tracking:
-        from vptracker.infer.sot import OmniSOTTracker
-        from vptracker.infer.units import per_sequence, write_sot
-
-        return Tracking(per_sequence(".txt"), lambda unit, options: OmniSOTTracker(unit.sequences[0], options),
-                        write_sot, lambda options: int(options.frames_per_sample))
 
     def resolve_contract(self):
         return omnipt_contract(self, frames_per_sample=self.frames)

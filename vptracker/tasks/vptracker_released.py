@@ -28,9 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vptracker.prompts import visual as released
 from vptracker.boxes import render_vptracker_released
 from vptracker.datasets.base import Sequence
+from vptracker.prompts import visual as released
 from vptracker.prompts.texts import raw_language, vptracker_training_prompt
 from vptracker.tasks.base import chat
 

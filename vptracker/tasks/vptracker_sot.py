@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from vptracker.datasets.base import Sequence
 from vptracker.models.families import get_family
 from vptracker.prompts.texts import VPTRACKER_SPECIAL_TOKENS
-from vptracker.tasks.base import Task, Tracking, register_task
+from vptracker.prompts.visual import INBBOX_RATIO, TEMPLATE_SCALE, TRAIN_SCALE_RANGE, VP_COLOR, VP_LINE_WIDTH
+from vptracker.tasks.base import Task, register_task
 from vptracker.tasks.contract import TaskContract
 from vptracker.tasks.vptracker_released import RELEASED_SCALES, released_index, released_sample
-from vptracker.prompts.visual import INBBOX_RATIO, TEMPLATE_SCALE, TRAIN_SCALE_RANGE, VP_COLOR, VP_LINE_WIDTH
 
 # the released recipe's cap at training (train.sh IMAGE_MAX_TOKEN_NUM=1024); its inference sets none
 VISUAL_TOKENS_PER_IMAGE = 1024
@@ -42,13 +42,6 @@ class VPTrackerOptions:
 class VPTrackerSOT(Task):
     Options = VPTrackerOptions
     trackable = True
-
-    def tracking_side(self) -> Tracking:
-        from vptracker.infer.sot import VPTrackerSOTTracker
-        from vptracker.infer.units import per_sequence, write_sot
-
-        return Tracking(per_sequence(".txt"), lambda unit, options: VPTrackerSOTTracker(unit.sequences[0], options),
-                        write_sot, lambda options: 2)   # the template crop and the search frame
 
     def train_max_pixels(self) -> int | None:
         """The cap the training images are resized under (None for a family that tiles)."""

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from vptracker.models.families import family_names, family_of_model_type, get_family
+from vptracker.models.qwen_tokenizer import CHAT_TEMPLATE, FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS, save_qwen_tokenizer
 
 
 def tiny_families() -> tuple[str, ...]:
@@ -33,26 +34,7 @@ def qwen_families() -> tuple[str, ...]:
     return family_names(render_plugin=True)
 
 
-# The Qwen2/2.5/3-VL special tokens, at their real ids from 151643 on.
-QWEN_SPECIAL_TOKENS = (
-    "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
-    "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
-    "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>", "<tool_call>",
-    "</tool_call>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
-    "<|repo_name|>", "<|file_sep|>", "<tool_response>", "</tool_response>", "<think>", "</think>",
-)
-FIRST_SPECIAL_ID = 151643
 VOCAB_SIZE = 151680  # the next multiple of 64 above the last special id
-
-CHAT_TEMPLATE = (
-    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
-    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
-    "{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' or 'image' in content %}"
-    "<|vision_start|><|image_pad|><|vision_end|>{% elif content['type'] == 'video' or 'video' in content %}"
-    "<|vision_start|><|video_pad|><|vision_end|>{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
 
 # Text the BPE learns its merges from: digits, punctuation and the words of our prompts and answers.
 _CORPUS = [
@@ -103,17 +85,6 @@ def _tokenizer(out: Path, extra_corpus: tuple[str, ...] = (), bpe_vocab: int = 6
                                       bpe_vocab, eos_token="<|im_end|>", pad_token="<|endoftext|>")
     save_qwen_tokenizer(fast, out)
     return first, size
-
-
-def save_qwen_tokenizer(fast, out: Path) -> None:
-    """Saves a fast tokenizer as a Qwen one: the chat template, and the class name swift's loaders expect."""
-    fast.chat_template = CHAT_TEMPLATE
-    fast.model_max_length = 32768
-    fast.save_pretrained(out)
-    cfg_path = Path(out) / "tokenizer_config.json"
-    cfg = json.loads(cfg_path.read_text())
-    cfg["tokenizer_class"] = "Qwen2Tokenizer"
-    cfg_path.write_text(json.dumps(cfg, indent=2))
 
 
 def _config(family: str, hidden: int, layers: int, vision_depth: int, first: int = FIRST_SPECIAL_ID,

@@ -20,8 +20,8 @@ embedding layout (``messages`` with the image, ``positive_messages`` with the ca
 from __future__ import annotations
 
 import argparse
-import math
 import json
+import math
 import sys
 from pathlib import Path
 

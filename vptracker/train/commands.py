@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vptracker.models.attn import usable_attn_impl
 from vptracker.config import ConfigError
+from vptracker.models.attn import usable_attn_impl
 from vptracker.train.stages import (
     RENDER_COLUMNS,
     RENDER_PLUGIN,

@@ -68,18 +68,21 @@ from vptracker.boxes import (
     iou_xyxy,
     parse_box,
     parse_slots,
-    parse_trajectory,
     parse_vptracker,
     swap_bbox_and_qwen,
-    trajectory_texts,
 )
-from vptracker.prompts.texts import no_objects_answer
+from vptracker.tasks.solutions import (  # noqa: F401  (check_solution: the rewards' own check, re-exported)
+    MATCHINGS,
+    NO_OBJECTS,
+    check_solution,
+    is_vptracker_answer,
+    says_no_objects,
+    solution_trajectories,
+)
 
-NO_OBJECTS = no_objects_answer()
 logger = logging.getLogger(__name__)
 
 FORM_SCORE = {Form.EXACT: 2.0, Form.NONE: 2.0, Form.OTHER: 0.6, Form.UNTAGGED: 0.4, Form.NO_BOX: 0.0}
-MATCHINGS = ("order", "set")
 
 
 def stage1_map(iou: float) -> float:
@@ -152,28 +155,7 @@ def _score_trajectories(pred, truth, mapping, matching: str) -> float:
     return total / n if n else 0.0
 
 
-def _trajectories(text: str, matching: str = "order") -> list[list[ParsedBox]]:
-    """Slots per trajectory. Without trajectory headings an answer is one trajectory (``order``:
-    one slot per frame, whatever form each is written in) or, for ``set``, a list of objects with
-    one slot each (the first-frame boxes of MOT, the boxes of detection)."""
-    pieces = trajectory_texts(text)
-    if not pieces:
-        slots = parse_slots(text)
-        if matching == "set":
-            return [[s] for s in slots]
-        return [slots] if slots else []
-    if len(pieces) == 1:  # one heading: read every slot after it, whatever form each is written in
-        return [parse_slots(pieces[0])]
-    return [parse_trajectory(piece) for piece in pieces]
 
-
-def says_no_objects(text: str) -> bool:
-    """``text`` is the empty answer ("There are no objects."), ignoring case and outer spaces."""
-    return isinstance(text, str) and text.strip().lower() == NO_OBJECTS.lower()
-
-
-def _is_vptracker(solution: str) -> bool:
-    return isinstance(solution, str) and parse_vptracker(solution).visible is not None
 
 
 def _vptracker_reward(completion: str, solution: str, mapping) -> float:
@@ -191,22 +173,6 @@ def _vptracker_reward(completion: str, solution: str, mapping) -> float:
     return FORM_SCORE[form] * mapping(overlap)
 
 
-def check_solution(solution, matching: str = "order") -> None:
-    """Raises ``ValueError`` unless ``solution`` is an answer the rewards can score: a VPTracker JSON
-    answer, at least one box or ``<None>``, or the empty answer; ``matching`` one of ``MATCHINGS``.
-    ``vptracker prepare`` calls it for every GRPO row it writes (see ``tasks.base.write_jsonl``)."""
-    if matching not in MATCHINGS:
-        raise ValueError(f"reward matching {matching!r}: expected one of {MATCHINGS}")
-    if not isinstance(solution, str):
-        # ValueError like every other refusal: prepare reports them all the same way
-        raise ValueError(f"reward solution must be text, got {type(solution).__name__}")  # noqa: TRY004
-    if _is_vptracker(solution) or says_no_objects(solution):
-        return
-    if has_qwen_token(solution):  # Qwen grammar is set 1: read it as the exact form
-        solution = swap_bbox_and_qwen(solution)
-    if not _trajectories(solution, matching):
-        raise ValueError(f"reward solution holds no box, no <None> and is not {NO_OBJECTS!r}: {solution[:120]!r}")
-
 
 def box_reward(completion: str, solution: str, mapping: Callable[[float], float],
                matching: str = "order") -> float:
@@ -215,14 +181,14 @@ def box_reward(completion: str, solution: str, mapping: Callable[[float], float]
     check_solution(solution, matching)
     if not isinstance(completion, str):
         return 0.0
-    if _is_vptracker(solution):
+    if is_vptracker_answer(solution):
         return _vptracker_reward(completion, solution, mapping)
     if says_no_objects(solution):  # nothing to find: only the empty answer itself is right
         hit = NO_OBJECTS.lower() in completion.lower() and not parse_slots(completion)
         return FORM_SCORE[Form.EXACT] * mapping(1.0) if hit else 0.0
     if has_qwen_token(solution):
         completion, solution = swap_bbox_and_qwen(completion), swap_bbox_and_qwen(solution)
-    return _score_trajectories(_trajectories(completion, matching), _trajectories(solution, matching),
+    return _score_trajectories(solution_trajectories(completion, matching), solution_trajectories(solution, matching),
                                mapping, matching)
 
 

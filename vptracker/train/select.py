@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -168,8 +169,6 @@ def metric_value(summary: dict, metric: str) -> float:
 
 
 def score_checkpoint(spec: dict, checkpoint: Path) -> float:
-    from vptracker.cli import main
-
     folder = Path(spec["out"]) / checkpoint.name
     summary_path = folder / "eval" / "summary.json"
     # a retrained stage reuses the names checkpoint-N: a score counts only for the weights it was made with
@@ -183,7 +182,8 @@ def score_checkpoint(spec: dict, checkpoint: Path) -> float:
         for argv in (_infer_argv(spec, checkpoint, folder / "results"), _eval_argv(spec, folder / "results",
                                                                                    folder / "eval")):
             print("# vptracker " + " ".join(argv), flush=True)
-            if main(argv) != 0:
+            # the documented commands, as a user would run them (train/ sits below the command line)
+            if subprocess.run([sys.executable, "-m", "vptracker", *argv], check=False).returncode != 0:
                 raise SystemExit(f"select: `vptracker {' '.join(argv)}` failed")
     return metric_value(json.loads(summary_path.read_text()), spec["metric"])
 
