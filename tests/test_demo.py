@@ -184,7 +184,6 @@ def test_table6_rows_share_their_first_stages(tmp_path, monkeypatch):
     11), each from the weights of the prefix before it, each prefix in its own run folder."""
     import vptracker.train.runner as runner
     from vptracker.demo import mot
-    from vptracker.sweep.toy import train_rows
 
     calls = []
 
@@ -197,7 +196,7 @@ def test_table6_rows_share_their_first_stages(tmp_path, monkeypatch):
     cfg = demo_config(False, ["task=omnipt_mot"])
     files = {s: [f"{s}.jsonl"] for s in mot.SHORT}
     rows = [(name, stages) for name, stages, _ in mot.table6_rows()]
-    done = train_rows(cfg, tmp_path / "base", files, tmp_path, print, None, rows)
+    done = mot.train_rows(cfg, tmp_path / "base", files, tmp_path, print, None, rows)
     assert [c[0] for c in calls] == ["stage1_format_grpo", "stage3_sft", "stage2_midtrain", "stage3_sft",
                                      "stage4_iou_grpo", "stage4_iou_grpo"]
     w = {i + 1: str(tmp_path / f"w{i + 1}") for i in range(6)}

@@ -17,11 +17,7 @@ LAYERS = (("registry", "config"), ("boxes",), ("prompts",), ("models",), ("datas
           ("cli", "__main__", "__init__"))
 RANK = {name: i for i, group in enumerate(LAYERS) for name in group}
 # Arrows that still run the wrong way, each with why it is there; the list only shrinks.
-KNOWN = {
-    # the MOT demo's table6=true runs the sweep's prefix sharing; the stage short names
-    ("vptracker.demo.mot", "vptracker.sweep.grid"),
-    ("vptracker.demo.mot", "vptracker.sweep.toy"),
-}
+KNOWN: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path) -> str:

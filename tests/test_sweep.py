@@ -29,7 +29,7 @@ def test_table6_rows_train_each_stage_prefix_once_and_a_resumed_sweep_trains_not
     calls: list = []
     monkeypatch.setattr(mot, "train_stage", _fake_stage(calls))
     rows = [(r.key, r.stages) for r in sweep_rows("table6", (), "qwen3_vl_4b", 2)]
-    done = toy.train_rows({}, tmp_path / "model", {}, tmp_path, print, None, rows)
+    done = mot.train_rows({}, tmp_path / "model", {}, tmp_path, print, None, rows)
     assert stage_runs(sweep_rows("table6", (), "qwen3_vl_4b", 2), 1) == (6, 12)
     assert len(calls) == 6   # s1; s1->s3; s1->s2; s1->s2->s3; s1->s3->s4; s1->s2->s3->s4
     assert [c[0] for c in calls].count("stage1_format_grpo") == 1
@@ -41,11 +41,11 @@ def test_table6_rows_train_each_stage_prefix_once_and_a_resumed_sweep_trains_not
     assert done["SFT"][1]["stage3_sft"] == runs / "from-s1" / "stage3_sft"
     # resumed: every prefix is finished on disk
     calls.clear()
-    assert toy.train_rows({}, tmp_path / "model", {}, tmp_path, print, None, rows) == done
+    assert mot.train_rows({}, tmp_path / "model", {}, tmp_path, print, None, rows) == done
     assert calls == []
     # a stage that did not finish (no complete manifest) is trained again, and only it
     (runs / "from-s1-s2-s3" / "stage4_iou_grpo" / "manifest.json").write_text(json.dumps({"status": "failed"}))
-    toy.train_rows({}, tmp_path / "model", {}, tmp_path, print, None, rows)
+    mot.train_rows({}, tmp_path / "model", {}, tmp_path, print, None, rows)
     assert [c[0] for c in calls] == ["stage4_iou_grpo"]
 
 

@@ -17,7 +17,8 @@ from pathlib import Path
 from vptracker.boxes import Form, parse_trajectories, parse_trajectory, xywh_to_xyxy
 from vptracker.demo import pipeline as p
 from vptracker.prompts.texts import no_objects_answer
-from vptracker.sweep.grid import SHORT   # the stages' short names, one table for the demo and the sweep
+from vptracker.train.manifest import read_manifest
+from vptracker.train.stages import SHORT
 
 BENCHMARK = "MOT17"  # gt rows with flag 1 and class 1: TrackEval's MOT17 preprocessing keeps them all
 GRPO_STAGES = ("stage1_format_grpo", "stage4_iou_grpo")
@@ -96,13 +97,48 @@ def train(cfg: dict, model_dir: Path, files: dict[str, list[str]], out: Path, ec
     return weights
 
 
+def prefix_folder(prefix: tuple[str, ...]) -> str:
+    """The run folder of a prefix's last stage, named by the stages before it (``from-s1-s2``)."""
+    return "from-" + ("-".join(SHORT.get(x, x) for x in prefix[:-1]) or "base")
+
+
+def finished_stage(stage_dir: Path) -> Path | None:
+    """The final weights of a stage whose manifest says it finished (a resumed sweep reuses them)."""
+    manifest = read_manifest(stage_dir) or {}
+    output = manifest.get("output")
+    return Path(output) if manifest.get("status") == "complete" and output and Path(output).exists() else None
+
+
+def train_rows(cfg: dict, model_dir: Path, files: dict[str, list[str]], out: Path, echo, stream,
+               rows: list[tuple[str, tuple[str, ...]]], trained: dict | None = None
+               ) -> dict[str, tuple[Path, dict[str, Path]]]:
+    """Trains every ``(label, stages)`` row, each stage prefix once (``runs/from-<earlier>/<stage>``);
+    a prefix finished on disk is reused. Returns ``{label: (weights, {stage: stage_dir})}``."""
+    trained = {} if trained is None else trained
+    done = {}
+    for label, stages in rows:
+        weights = model_dir
+        for i, stage in enumerate(stages):
+            prefix = tuple(stages[: i + 1])
+            run_dir = out / "runs" / prefix_folder(prefix)
+            if prefix not in trained:
+                reuse = finished_stage(run_dir / stage)
+                if reuse is None:
+                    reuse = train_stage(cfg, model_dir, weights, stage, files, run_dir, echo, stream)
+                else:
+                    echo(f"[sweep] {stage} after {prefix_folder(prefix)}: finished earlier, reused ({reuse})")
+                trained[prefix] = (reuse, run_dir / stage)
+            weights = trained[prefix][0]
+        done[label] = (weights, {s: trained[tuple(stages[: i + 1])][1] for i, s in enumerate(stages)})
+    return done
+
+
 def table6_rows() -> tuple[tuple[str, tuple[str, ...], float], ...]:
     """The paper's Table 6 (vptracker.eval.published): label, stages, the paper's MOT HOTA. Stage 1
     (format RL) runs in every row: the paper calls it necessary and leaves it out of the table."""
-    from vptracker.eval.published import published
-    from vptracker.sweep.grid import sweep_rows
+    from vptracker.eval.published import published, table
 
-    return tuple((r.key, r.stages, published("table6", r.key, "MOT")) for r in sweep_rows("table6", (), "", 0))
+    return tuple((r.key, tuple(r.settings["stages"]), published("table6", r.key, "MOT")) for r in table("table6").rows)
 
 
 def track(cfg: dict, model_dir: Path, sequences, results: Path) -> Path:
@@ -179,8 +215,6 @@ def run_steps(cfg: dict, out: Path, quick: bool, log) -> dict:
     hold_first_frame(test, results / "hold_first_frame")
     steps.step("track (untrained)", track, cfg, model_dir, test, results / "untrained")
     if cfg.get("table6"):
-        from vptracker.sweep.toy import train_rows  # the sweep's prefix sharing (vptracker sweep table6)
-
         done = steps.step("stages of Table 6's rows", train_rows, cfg, model_dir, files, out, log.echo,
                           log.stage_output, [(name, stages) for name, stages, _ in rows])
     else:

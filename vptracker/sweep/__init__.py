@@ -173,7 +173,7 @@ def _print_plan(name, scale, cfg, rows, seeds, out, pending, settings, echo, tas
                 state = "to run" if (row, seed) in pending else "finished (skipped)"
                 echo(f"# row {row.key} seed {seed}: stages {stage_label(row.stages)}, preset {row.preset}, "
                      f"frames {row.frames}: {state}")
-                echo(f"#   train: vptracker.sweep.toy.train_rows -> {out}/groups/{row.group(seed)}/runs/"
+                echo(f"#   train: vptracker.demo.mot.train_rows -> {out}/groups/{row.group(seed)}/runs/"
                      f"from-*/<stage> (the MOT demo's stage settings, {sft} SFT steps)")
                 echo(f"#   track: the MOT loop on {cfg['data']['test_sequences']} synthetic test sequences -> "
                      f"{results.seed_summary(out, row.key, seed).parent.parent}/results")

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from vptracker.config import ConfigError, load_config
-from vptracker.sweep.grid import SweepRow, prefix_folder
+from vptracker.demo.mot import prefix_folder
+from vptracker.sweep.grid import SweepRow
 from vptracker.train.stages import CONFIG_DIR, REPO_ROOT
 
 FULL_CONFIG = CONFIG_DIR / "sweeps" / "full.yaml"

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 from vptracker.config import ConfigError
 from vptracker.eval.published import Row, table
+from vptracker.train.stages import SHORT
 
 SWEEP_TABLES = ("table5", "table6", "table7")
-SHORT = {"stage1_format_grpo": "s1", "stage2_midtrain": "s2", "stage3_sft": "s3", "stage4_iou_grpo": "s4"}
 # the tracking column of each table, the one a toy MOT run fills (Table 7 tracks BenSMOT; MOT stands in)
 TRACKING_COLUMN = {"table5": "HOTA", "table6": "MOT", "table7": "HOTA"}
 
@@ -72,8 +72,3 @@ def stage_runs(rows: list[SweepRow], seeds: int) -> tuple[int, int]:
     """(stage runs with prefixes shared, stage runs if every row trained alone)."""
     shared = {(r.group(s), r.stages[:i + 1]) for r in rows for s in range(seeds) for i in range(len(r.stages))}
     return len(shared), sum(len(r.stages) for r in rows) * seeds
-
-
-def prefix_folder(prefix: tuple[str, ...]) -> str:
-    """The run folder of a prefix's last stage, named by the stages before it (``from-s1-s2``)."""
-    return "from-" + ("-".join(SHORT.get(x, x) for x in prefix[:-1]) or "base")

@@ -7,7 +7,7 @@ multi-round MOT loop and TrackEval. Columns: the MOT ones (HOTA, DetA, AssA, MOT
 RMOT and caption columns of the table (:mod:`vptracker.sweep.toy_text`: the same videos with
 templated referring expressions and captions, the real readers, builders, loops and scorers).
 
-:func:`train_rows` is the one implementation of prefix sharing; the demo's ``table6=true`` calls it.
+Prefix sharing is the demo's :func:`vptracker.demo.mot.train_rows` (its ``table6=true`` uses it too).
 """
 from __future__ import annotations
 
@@ -15,42 +15,8 @@ import copy
 import json
 from pathlib import Path
 
-from vptracker.sweep.grid import SweepRow, prefix_folder
-
-
-def finished_stage(stage_dir: Path) -> Path | None:
-    """The final weights of a stage whose manifest says it finished (a resumed sweep reuses them)."""
-    from vptracker.train.manifest import read_manifest
-
-    manifest = read_manifest(stage_dir) or {}
-    output = manifest.get("output")
-    return Path(output) if manifest.get("status") == "complete" and output and Path(output).exists() else None
-
-
-def train_rows(cfg: dict, model_dir: Path, files: dict[str, list[str]], out: Path, echo, stream,
-               rows: list[tuple[str, tuple[str, ...]]], trained: dict | None = None
-               ) -> dict[str, tuple[Path, dict[str, Path]]]:
-    """Trains every ``(label, stages)`` row, each stage prefix once (``runs/from-<earlier>/<stage>``);
-    a prefix finished on disk is reused. Returns ``{label: (weights, {stage: stage_dir})}``."""
-    from vptracker.demo.mot import train_stage
-
-    trained = {} if trained is None else trained
-    done = {}
-    for label, stages in rows:
-        weights = model_dir
-        for i, stage in enumerate(stages):
-            prefix = tuple(stages[: i + 1])
-            run_dir = out / "runs" / prefix_folder(prefix)
-            if prefix not in trained:
-                reuse = finished_stage(run_dir / stage)
-                if reuse is None:
-                    reuse = train_stage(cfg, model_dir, weights, stage, files, run_dir, echo, stream)
-                else:
-                    echo(f"[sweep] {stage} after {prefix_folder(prefix)}: finished earlier, reused ({reuse})")
-                trained[prefix] = (reuse, run_dir / stage)
-            weights = trained[prefix][0]
-        done[label] = (weights, {s: trained[tuple(stages[: i + 1])][1] for i, s in enumerate(stages)})
-    return done
+from vptracker.demo.mot import train_rows
+from vptracker.sweep.grid import SweepRow
 
 
 def preset_family(preset: str) -> str:

@@ -36,6 +36,8 @@ CLIP_KEYS = set(CLIP_TYPES)
 # DeepSpeed configs ms-swift ships under these names (anything else must be a JSON file).
 SWIFT_DEEPSPEED = {"zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload"}
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+# the stages' short names (s1 ... s4), in run folders and tables of the demo and the sweeps
+SHORT = {"stage1_format_grpo": "s1", "stage2_midtrain": "s2", "stage3_sft": "s3", "stage4_iou_grpo": "s4"}
 SHORTCUTS = {"model": "model.path", "lr": "swift.learning_rate", "max_steps": "swift.max_steps",
              "epochs": "swift.num_train_epochs"}
 # Keys the runner sets itself from the config's structure; a config that sets them would be ignored.
