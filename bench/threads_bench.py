@@ -7,10 +7,14 @@ Each setting runs in its own process (the OpenMP runtime reads its environment o
 SOT demo's model (``configs/demo/demo.yaml``: tiny Qwen3-VL, hidden 128, 3 layers, compact
 vocabulary, 64 px frames, one visual token per 16 px patch) takes ``--steps`` SFT steps of batch 8 on
 rows of the demo's shape (template + search image, ~230 prompt tokens, a ~35-token answer), then one
-tracking pass (greedy decoding of 16 requests of 48 tokens). "loaded" starts one busy loop first
-(``nice -n 19``, or ``--nice 0`` for a neighbour as busy as us), as a laptop's other work or a CI
-neighbour would. The table prints seconds per SFT
-step and per tracking pass, and loaded / idle.
+tracking pass (greedy decoding of 16 requests of 48 tokens). "loaded" starts one competing process
+first (``nice -n 19``, or ``--nice 0`` for a neighbour as busy as us): ``--competitor busy`` a
+Python busy loop that never sleeps; ``--competitor torch`` another torch job (two threads, bursts of
+small matrix products with 2 ms pauses, as a test suite or a second small training run runs). The
+kernel's scheduler treats them differently: a task that never sleeps soon has used its small nice-19
+share, while one that wakes again and again is let in each time it wakes, and then takes a core away
+from one of our two threads while the other waits for it at the next barrier. The table prints
+seconds per SFT step and per tracking pass, and loaded / idle.
 
 Settings: ``threads2`` (the demos' default until now: 2 OpenMP threads, active waiting),
 ``threads2_passive`` (the same threads, ``OMP_WAIT_POLICY=PASSIVE``: a thread that waits for the one
@@ -36,6 +40,11 @@ SETTINGS = {
     "threads2_spin1k": {"threads": 2, "env": {"GOMP_SPINCOUNT": "1000"}},
     "threads1": {"threads": 1, "env": {}},
     "threads2_interop1": {"threads": 2, "env": {}, "interop": 1},
+}
+COMPETITORS = {
+    "busy": "while True: pass",
+    "torch": ("import time, torch\ntorch.set_num_threads(2)\nx = torch.randn(192, 192)\nwhile True:\n"
+              "    for _ in range(40):\n        x = torch.tanh(x @ x.T / 192)\n    time.sleep(0.002)"),
 }
 
 
@@ -100,6 +109,8 @@ def main() -> int:
     parser.add_argument("--loaded-steps", type=int, default=10)
     parser.add_argument("--settings", default=",".join(SETTINGS))
     parser.add_argument("--nice", type=int, default=19, help="the competing process's niceness (0: as busy as us)")
+    parser.add_argument("--competitor", choices=sorted(COMPETITORS), default="busy",
+                        help="busy: a loop that never sleeps; torch: another small torch job, in bursts")
     parser.add_argument("--worker")
     parser.add_argument("--model")
     args = parser.parse_args()
@@ -111,7 +122,8 @@ def main() -> int:
         rows = []
         for setting in args.settings.split(","):
             idle = _run(setting, args.steps, model_dir)
-            hog = subprocess.Popen(["nice", "-n", str(args.nice), sys.executable, "-c", "while True: pass"])
+            hog = subprocess.Popen(["nice", "-n", str(args.nice), sys.executable, "-c", COMPETITORS[args.competitor]],
+                                   env={k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))})
             try:
                 time.sleep(1.0)
                 loaded = _run(setting, args.loaded_steps, model_dir)
@@ -121,6 +133,7 @@ def main() -> int:
             rows.append((setting, idle, loaded))
             print(f"{setting}: idle {idle['step_s']:.3f} s/step {idle['track_s']:.2f} s/pass; loaded "
                   f"{loaded['step_s']:.3f} s/step {loaded['track_s']:.2f} s/pass", flush=True)
+    print(f"\ncompetitor: {args.competitor}, nice {args.nice}")
     print("\n| setting | SFT step idle (s) | loaded (s) | loaded/idle | tracking pass idle (s) | loaded (s) | "
           "loaded/idle |\n|---|---:|---:|---:|---:|---:|---:|")
     for setting, idle, loaded in rows:
