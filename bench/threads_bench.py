@@ -20,7 +20,9 @@ Settings: ``threads2`` (the demos' default until now: 2 OpenMP threads, active w
 ``threads2_passive`` (the same threads, ``OMP_WAIT_POLICY=PASSIVE``: a thread that waits for the one
 whose core is taken sleeps instead of spinning; same arithmetic, so the same numbers),
 ``threads2_spin10k`` / ``threads2_spin1k`` (active waiting cut short: ``GOMP_SPINCOUNT``, same arithmetic),
-``threads1`` (one thread: other sums, other last bits), ``threads2_interop1`` (one inter-op thread).
+``threads1`` (one thread: other sums, other last bits), ``threads2_interop1`` (one inter-op thread),
+``auto`` (the demos' ``threads: auto``: the child counts the idle cores when it starts, after the
+competitor, and takes that many threads, at most two).
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ SETTINGS = {
     "threads2_spin1k": {"threads": 2, "env": {"GOMP_SPINCOUNT": "1000"}},
     "threads1": {"threads": 1, "env": {}},
     "threads2_interop1": {"threads": 2, "env": {}, "interop": 1},
+    "auto": {"threads": "auto", "env": {}},
 }
 COMPETITORS = {
     "busy": "while True: pass",
@@ -54,7 +57,13 @@ def worker(setting: str, steps: int, model_dir: Path) -> dict:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     spec = SETTINGS[setting]
-    torch.set_num_threads(spec["threads"])
+    threads = spec["threads"]
+    if threads == "auto":
+        from vptracker.demo.pipeline import AUTO_MOST
+        from vptracker.infer.threads import choose_threads
+
+        threads = choose_threads("auto", most=AUTO_MOST)
+    torch.set_num_threads(threads)
     if spec.get("interop"):
         torch.set_num_interop_threads(spec["interop"])
     torch.manual_seed(0)
@@ -81,7 +90,7 @@ def worker(setting: str, steps: int, model_dir: Path) -> dict:
     start = time.perf_counter()
     with torch.no_grad():
         model.generate(**requests, max_new_tokens=48, min_new_tokens=48, do_sample=False)
-    return {"setting": setting, "step_s": step_s, "track_s": time.perf_counter() - start}
+    return {"setting": setting, "threads": threads, "step_s": step_s, "track_s": time.perf_counter() - start}
 
 
 def _build_model(folder: Path) -> Path:
@@ -94,8 +103,11 @@ def _build_model(folder: Path) -> Path:
 
 def _run(setting: str, steps: int, model_dir: Path) -> dict:
     spec = SETTINGS[setting]
-    env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"]), "MKL_NUM_THREADS": str(spec["threads"]),
-           **spec["env"]}
+    env = {**os.environ, **spec["env"]}
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.pop(var, None)
+        if spec["threads"] != "auto":
+            env[var] = str(spec["threads"])
     if "OMP_WAIT_POLICY" not in spec["env"]:
         env.pop("OMP_WAIT_POLICY", None)
     out = subprocess.run([sys.executable, __file__, "--worker", setting, "--steps", str(steps),
@@ -111,6 +123,10 @@ def main() -> int:
     parser.add_argument("--nice", type=int, default=19, help="the competing process's niceness (0: as busy as us)")
     parser.add_argument("--competitor", choices=sorted(COMPETITORS), default="busy",
                         help="busy: a loop that never sleeps; torch: another small torch job, in bursts")
+    parser.add_argument("--session", choices=["same", "new"], default="same",
+                        help="new: the competitor in a session of its own, as a job started from another terminal "
+                             "(the kernel's autogroups then share the CPU between sessions and niceness counts "
+                             "only inside one)")
     parser.add_argument("--worker")
     parser.add_argument("--model")
     args = parser.parse_args()
@@ -123,7 +139,8 @@ def main() -> int:
         for setting in args.settings.split(","):
             idle = _run(setting, args.steps, model_dir)
             hog = subprocess.Popen(["nice", "-n", str(args.nice), sys.executable, "-c", COMPETITORS[args.competitor]],
-                                   env={k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))})
+                                   env={k: v for k, v in os.environ.items() if not k.startswith(("OMP_", "GOMP_"))},
+                                   start_new_session=args.session == "new")
             try:
                 time.sleep(1.0)
                 loaded = _run(setting, args.loaded_steps, model_dir)
@@ -131,13 +148,14 @@ def main() -> int:
                 hog.kill()
                 hog.wait()
             rows.append((setting, idle, loaded))
-            print(f"{setting}: idle {idle['step_s']:.3f} s/step {idle['track_s']:.2f} s/pass; loaded "
-                  f"{loaded['step_s']:.3f} s/step {loaded['track_s']:.2f} s/pass", flush=True)
-    print(f"\ncompetitor: {args.competitor}, nice {args.nice}")
-    print("\n| setting | SFT step idle (s) | loaded (s) | loaded/idle | tracking pass idle (s) | loaded (s) | "
-          "loaded/idle |\n|---|---:|---:|---:|---:|---:|---:|")
+            print(f"{setting}: idle {idle['threads']} threads {idle['step_s']:.3f} s/step {idle['track_s']:.2f} s/pass; "
+                  f"loaded {loaded['threads']} threads {loaded['step_s']:.3f} s/step {loaded['track_s']:.2f} s/pass",
+                  flush=True)
+    print(f"\ncompetitor: {args.competitor}, nice {args.nice}, session {args.session}")
+    print("\n| setting | threads idle / loaded | SFT step idle (s) | loaded (s) | loaded/idle | tracking pass idle (s) "
+          "| loaded (s) | loaded/idle |\n|---|---|---:|---:|---:|---:|---:|---:|")
     for setting, idle, loaded in rows:
-        print(f"| {setting} | {idle['step_s']:.3f} | {loaded['step_s']:.3f} | {loaded['step_s'] / idle['step_s']:.1f}x "
+        print(f"| {setting} | {idle['threads']} / {loaded['threads']} | {idle['step_s']:.3f} | {loaded['step_s']:.3f} | {loaded['step_s'] / idle['step_s']:.1f}x "
               f"| {idle['track_s']:.2f} | {loaded['track_s']:.2f} | {loaded['track_s'] / idle['track_s']:.1f}x |")
     return 0
 

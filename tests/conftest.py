@@ -12,6 +12,15 @@ for _var, _val in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATAS
                    "WANDB_MODE": "disabled"}.items():
     os.environ.setdefault(_var, _val)
 
+# The tests' torch and every subprocess they start (training runs, the CLI) use the demos' setting,
+# ``threads: auto`` (vptracker/infer/threads.py), chosen once here: two threads on an idle 2-core
+# machine, one when another session's process holds a core (two would wait for it at every barrier).
+if "OMP_NUM_THREADS" not in os.environ:
+    from vptracker.demo.pipeline import AUTO_MOST
+    from vptracker.infer.threads import choose_threads
+
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(choose_threads("auto", most=AUTO_MOST))
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = SHARED / "data"
 

@@ -88,6 +88,8 @@ def test_quick_demo_runs_the_whole_pipeline(tmp_path, capsys):
     for key in ("auc_trained", "auc_untrained", "auc_hold_first_box", "parse_rate_before", "parse_rate_after"):
         assert 0.0 <= summary[key] <= 100.0, key
     assert summary["task"] == demo_config(True)["task"]
+    # threads: auto chose a count for every timed step and wrote it down beside the step's time.
+    assert set(summary["threads"]) == set(summary["step_seconds"]) and set(summary["threads"].values()) <= {1, 2}
     # The first frame is the ground truth, so no tracker can score zero; the baseline is exact.
     assert summary["auc_hold_first_box"] > 0
     for section in SECTIONS:
@@ -142,6 +144,7 @@ def test_quick_mot_demo_runs_the_four_stages_the_mot_loop_and_trackeval(tmp_path
     assert main(["demo", "--quick", "--out", str(out), "task=omnipt_mot"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     cfg = demo_config(True, ["task=omnipt_mot"])
+    assert set(summary["threads"]) == set(summary["step_seconds"]) and set(summary["threads"].values()) <= {1, 2}
     assert summary["stages"] == cfg["stages"] == ["stage1_format_grpo", "stage2_midtrain", "stage3_sft",
                                                   "stage4_iou_grpo"]
     for stage in cfg["stages"]:

@@ -34,7 +34,14 @@ def demo_config(quick: bool = False, overrides: list[str] | tuple[str, ...] = ()
     problems = [p for p in (_unknown(base, parts, CONFIG_DIR / name) for parts, _ in parsed) if p]
     if problems:
         raise ConfigError("\n".join(problems))
-    return apply_overrides(base, parsed)
+    cfg = apply_overrides(base, parsed)
+    from vptracker.infer.threads import check_threads
+
+    try:
+        cfg["threads"] = check_threads(cfg["threads"])
+    except ValueError as err:
+        raise ConfigError(f"{CONFIG_DIR / name}: {err}") from None
+    return cfg
 
 
 def _unknown(base: dict, parts: list[str], path: Path) -> str | None:
@@ -81,7 +88,7 @@ def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | tuple[
     out.mkdir(parents=True, exist_ok=True)
     (out / MARKER).write_text("written by `vptracker demo`; the next run into this folder empties it\n")
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
-    make_deterministic(int(cfg["seed"]), int(cfg["threads"]))
+    make_deterministic(int(cfg["seed"]), cfg["threads"])
     demo_log = DemoLog(out / LOG, verbose)
     try:
         with demo_log.libraries_to_file():
@@ -100,7 +107,7 @@ def _run_steps(cfg: dict, out: Path, quick: bool, demo_log) -> dict:
     from vptracker.demo.report import summary_json, write_report
 
     echo, stage_output = demo_log.echo, demo_log.stage_output
-    log = p.StepLog(echo)
+    log = p.StepLog(echo, cfg["threads"])
     roots = log.step("synthetic data", p.make_data, cfg, out)
     test = load("synthetic_sot", roots["sot"], "test")
     model_dir = log.step("tiny model", p.make_model, cfg, out)
@@ -125,7 +132,7 @@ def _run_steps(cfg: dict, out: Path, quick: bool, demo_log) -> dict:
             scores[name] = p.score(test, results / name)
             parse_rates[name] = p.parse_rate(results / name, cfg["task"])
     gif = log.step("tracking GIF", _gif, cfg, test, results / "trained", out)
-    extra = {"quick": quick, "task": cfg["task"], "final_weights": str(final), "recipe": {k: cfg[k] for k in ("model", "sft", "grpo")}}
+    extra = {"quick": quick, "task": cfg["task"], "threads": log.used, "final_weights": str(final), "recipe": {k: cfg[k] for k in ("model", "sft", "grpo")}}
     summary = summary_json(scores, parse_rates, log.times, log.total, extra)
     stage_dirs = {"sft": sft.parent, "grpo": final.parent} if final != sft else {"sft": sft.parent}
     write_report(out, summary, scores, cfg, gif, stage_dirs, quick)

@@ -8,7 +8,6 @@ shows both, as a plain ``vptracker train`` run would.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import re
 import sys
@@ -102,16 +101,18 @@ class DemoLog:
             logging.captureWarnings(False)
 
 
-def make_deterministic(seed: int, threads: int) -> None:
-    """Seeds every generator and fixes the number of CPU threads for this process and the training
-    subprocesses it starts (float sums split across threads differ in their last bits, and a
-    tracker that keeps or loses a target turns such bits into whole AUC points)."""
+def make_deterministic(seed: int, threads) -> None:
+    """Seeds every generator and sets the CPU threads for this process and the training subprocesses
+    it starts (float sums split across threads differ in their last bits, and a tracker that keeps or
+    loses a target turns such bits into whole AUC points). ``threads``: a number, or ``auto``
+    (:mod:`vptracker.infer.threads`; each step then chooses again)."""
     import numpy as np
     import torch
 
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    torch.set_num_threads(threads)
+    from vptracker.demo.pipeline import AUTO_MOST
+    from vptracker.infer.threads import choose_threads, use_threads
+
+    use_threads(choose_threads(threads, most=AUTO_MOST))
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)

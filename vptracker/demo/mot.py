@@ -201,7 +201,7 @@ def run_steps(cfg: dict, out: Path, quick: bool, log) -> dict:
     from vptracker.datasets import load
     from vptracker.demo.report import log_points, plot_training
 
-    steps = p.StepLog(log.echo)
+    steps = p.StepLog(log.echo, cfg["threads"])
     root = steps.step("synthetic data", make_data, cfg, out)
     test = load("synthetic_mot", root, "test")
     model_dir = steps.step("tiny model", p.make_model, cfg, out)
@@ -242,7 +242,8 @@ def run_steps(cfg: dict, out: Path, quick: bool, log) -> dict:
                    margin_over_baseline=round(scores["trained"]["HOTA"] - scores["hold_first_frame"]["HOTA"], 2),
                    margin_over_untrained=round(scores["trained"]["HOTA"] - scores["untrained"]["HOTA"], 2),
                    task="omnipt_mot", stages=list(cfg["stages"]), quick=quick, benchmark=BENCHMARK,
-                   num_sequences=len(test), step_seconds=steps.times, total_seconds=steps.total)
+                   num_sequences=len(test), step_seconds=steps.times, threads=steps.used,
+                   total_seconds=steps.total)
     curves = []
     for stage, stage_dir in done[main][1].items():
         key = "reward" if stage in GRPO_STAGES else "loss"
