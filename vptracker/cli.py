@@ -13,6 +13,10 @@ import pkgutil
 import sys
 
 import vptracker.commands as commands_pkg
+from vptracker.config import ConfigError
+from vptracker.datasets.base import DatasetFormatError
+from vptracker.models.folder import ModelDirError
+from vptracker.plan.memory import PlanError
 
 
 def _commands() -> dict[str, object]:
@@ -36,11 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def input_errors() -> tuple[type[BaseException], ...]:
     """Errors that describe the user's input, not a bug: each names the file or key at fault."""
-    from vptracker.config import ConfigError
-    from vptracker.datasets.base import DatasetFormatError
-    from vptracker.models.folder import ModelDirError
-    from vptracker.plan.memory import PlanError
-
     return ConfigError, ModelDirError, DatasetFormatError, PlanError
 
 

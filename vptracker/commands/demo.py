@@ -23,7 +23,7 @@ def run(args) -> int:
         os.environ.setdefault(var, "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("WANDB_MODE", "disabled")
-    from vptracker.demo import run_demo
+    from vptracker.demo import run_demo  # after the variables above: the hub libraries it loads read them
 
     run_demo(args.out, quick=args.quick, overrides=args.overrides, verbose=args.verbose)
     return 0

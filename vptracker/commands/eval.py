@@ -13,14 +13,21 @@ import json
 import sys
 from pathlib import Path
 
+from vptracker.config import ConfigError
+from vptracker.datasets.base import DatasetFormatError
+from vptracker.eval.captions import CaptionInputError, evaluate_captions, format_caption_table, load_caption_file
+from vptracker.eval.mot import MOT_BENCHMARKS, evaluate_mot, format_mot_table
+from vptracker.eval.package import package_bensmot, package_dancetrack, read_seqmap
+from vptracker.eval.plots import plot_curves
+from vptracker.eval.report import write_report
+from vptracker.eval.rmot import evaluate_rmot
+from vptracker.eval.sot import SOT_PROTOCOLS, ResultError
+from vptracker.eval.sot_eval import SOT_READERS, format_sot_table, sot_ground_truth, write_sot_outputs
+
 HELP = "evaluate SOT, MOT/RMOT/SMOT, CRMOT and caption results (official protocols)"
 
 
 def add_arguments(parser) -> None:
-    from vptracker.eval.mot import MOT_BENCHMARKS
-    from vptracker.eval.sot import SOT_PROTOCOLS
-    from vptracker.eval.sot_eval import SOT_READERS
-
     sub = parser.add_subparsers(dest="eval_task", metavar="TASK", required=True)
 
     p = sub.add_parser("sot", help="success / precision / normalised precision (TNL2K, TNLLT, LaSOT, OTB), "
@@ -115,8 +122,7 @@ def _write_rows_csv(path: Path, rows: dict[str, dict], first: str) -> None:
 
 
 def _run_sot(args) -> int:
-    from vptracker.eval.plots import plot_curves
-    from vptracker.eval.sot_eval import evaluate_sot, format_sot_table, sot_ground_truth, write_sot_outputs
+    from vptracker.eval.sot_eval import evaluate_sot  # looked up per run: tests replace it
 
     gt = sot_ground_truth(args.gt_root, args.dataset, args.split)
     root = Path(args.gt_root).resolve()
@@ -156,8 +162,6 @@ def _run_sot(args) -> int:
 
 
 def _run_mot(args) -> int:
-    from vptracker.eval.mot import evaluate_mot, format_mot_table
-
     r = evaluate_mot(args.gt_root, args.results, args.benchmark, args.seqs or None)
     r.update({"task": "mot", "benchmark": args.benchmark, "name": args.name or Path(args.results).name})
     out = Path(args.out)
@@ -168,9 +172,6 @@ def _run_mot(args) -> int:
 
 
 def _run_rmot(args) -> int:
-    from vptracker.eval.mot import format_mot_table
-    from vptracker.eval.rmot import evaluate_rmot
-
     sizes = {v: tuple(args.image_size) for v in args.videos} if args.image_size else None
     r = evaluate_rmot(args.data_root, args.results, tuple(args.videos), image_sizes=sizes)
     r.update({"task": "rmot", "benchmark": args.benchmark_name, "name": args.name or Path(args.results).name})
@@ -183,6 +184,7 @@ def _run_rmot(args) -> int:
 
 
 def _run_crmot(args) -> int:
+    # trackeval and scipy: kept out of the CLI's start
     from vptracker.eval.crmot import evaluate_crmot
 
     r = evaluate_crmot(args.gt_root, args.results, allow_missing=args.allow_missing, strict=args.strict)
@@ -198,8 +200,6 @@ def _run_crmot(args) -> int:
 
 
 def _run_captions(args) -> int:
-    from vptracker.eval.captions import evaluate_captions, format_caption_table, load_caption_file
-
     refs = load_caption_file(args.refs, many=True)
     preds = load_caption_file(args.preds, many=False)
     r = evaluate_captions(refs, preds, args.protocol)
@@ -215,9 +215,7 @@ def _run_captions(args) -> int:
 
 
 def _run_smot(args) -> int:
-    from vptracker.eval.captions import format_caption_table
-    from vptracker.eval.mot import format_mot_table
-    from vptracker.eval.smot import evaluate_smot, smot_table_row
+    from vptracker.eval.smot import evaluate_smot, smot_table_row  # scipy: kept out of the CLI's start
 
     r = evaluate_smot(args.gt_root, args.results, args.caption_protocol)
     r.update({"task": "smot", "benchmark": "BenSMOT", "name": args.name or Path(args.results).name,
@@ -235,17 +233,12 @@ def _run_smot(args) -> int:
 
 
 def _run_report(args) -> int:
-    from vptracker.eval.report import write_report
-
     path = write_report(args.summaries, args.out)
     print(path.read_text())
     return 0
 
 
 def _run_package(args) -> int:
-    from vptracker.config import ConfigError
-    from vptracker.eval.package import package_bensmot, package_dancetrack, read_seqmap
-
     if args.benchmark == "bensmot":
         if not args.gt_root:
             raise ConfigError("eval package --benchmark bensmot needs --gt-root (the BenSMOT split folder): "
@@ -271,11 +264,6 @@ def run(args) -> int:
     import traceback
 
     from trackeval.utils import TrackEvalException
-
-    from vptracker.config import ConfigError
-    from vptracker.datasets.base import DatasetFormatError
-    from vptracker.eval.captions import CaptionInputError
-    from vptracker.eval.sot import ResultError
 
     try:
         return _RUNNERS[args.eval_task](args)

@@ -19,6 +19,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from vptracker.config import ConfigError, apply_overrides, load_config, parse_override
+from vptracker.datasets import load
+from vptracker.infer import CallableEngine, merge, parse_shard, plan, run_task
+from vptracker.infer.common import TaskOptions, truncate
+from vptracker.infer.engine import Decoding
+from vptracker.infer.outputs import atomic_write_text
+from vptracker.infer.run_folder import claim, run_id, run_identity, shard_marker
+from vptracker.infer.runner import is_finished, resolve_options
+from vptracker.infer.settings import check_settings
+from vptracker.infer.sides import tracking
+from vptracker.models.families import FAMILIES, detect_family, get_family
+from vptracker.models.folder import check_model_dir
+from vptracker.tasks import get_task, trackable_tasks
+
 HELP = "track every sequence of a dataset with a model (batched, resumable, sharded)"
 
 REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "infer"
@@ -28,9 +42,6 @@ _FLAGS = ("task", "model", "adapter", "family", "backend", "dataset", "root", "s
 
 
 def add_arguments(parser) -> None:
-    from vptracker.models.families import FAMILIES
-    from vptracker.tasks import trackable_tasks
-
     parser.add_argument("--config", help=f"YAML config (default: {REPO_CONFIGS / 'base.yaml'})")
     parser.add_argument("--task", help=" | ".join(trackable_tasks()))
     parser.add_argument("--model", help="model directory")
@@ -63,9 +74,6 @@ def add_arguments(parser) -> None:
 def resolve_config(args) -> dict:
     """The run's settings: the YAML file, then the flags, then ``key=value`` overrides, checked
     against the typed inference config (:mod:`vptracker.infer.settings`; unknown keys refused)."""
-    from vptracker.config import ConfigError, apply_overrides, load_config, parse_override
-    from vptracker.infer.settings import check_settings
-
     path = args.config or (REPO_CONFIGS / "base.yaml")
     if args.config and not Path(args.config).is_file():
         raise ConfigError(f"--config {args.config}: no such file")
@@ -90,11 +98,6 @@ def _options(cfg: dict, family: str, task):
     defaults): unset options come from the checkpoint's contract file, then from the defaults."""
     from dataclasses import asdict
 
-    from vptracker.config import ConfigError
-    from vptracker.infer.common import TaskOptions
-    from vptracker.infer.runner import resolve_options
-    from vptracker.models.families import get_family
-
     options = dict(cfg.get("options") or {})
     tokens = options.pop("max_visual_tokens", None)
     if tokens:
@@ -109,9 +112,6 @@ def _options(cfg: dict, family: str, task):
 
 
 def _sequences(cfg: dict):
-    from vptracker.config import ConfigError
-    from vptracker.datasets import load
-
     for key in ("dataset", "root"):
         if not cfg.get(key):
             raise ConfigError(f"missing {key}: pass --{key} or {key}=...")
@@ -128,8 +128,6 @@ def _sequences(cfg: dict):
     if cfg.get("limit"):
         sequences = sequences[:int(cfg["limit"])]
     if cfg.get("max_frames"):
-        from vptracker.infer.common import truncate
-
         sequences = [truncate(s, int(cfg["max_frames"])) for s in sequences]
     return sequences
 
@@ -140,14 +138,6 @@ def _nothing_to_do(request):
 
 def describe_run(cfg: dict) -> dict:
     """The run a config makes: family, task options, decoding, identity and run id (no model loaded)."""
-    from vptracker.config import ConfigError
-    from vptracker.infer.engine import Decoding
-    from vptracker.infer.run_folder import run_id, run_identity
-    from vptracker.infer.sides import tracking
-    from vptracker.models.families import detect_family
-    from vptracker.models.folder import check_model_dir
-    from vptracker.tasks import get_task
-
     if not cfg.get("model"):
         raise ConfigError("missing model: pass --model DIR or model=DIR")
     cfg = {**cfg, "task": cfg.get("task") or DEFAULT_TASK}   # infer.sh and the workers must agree on the id
@@ -183,15 +173,7 @@ def _describe(cfg: dict) -> int:
 
 
 def run(args) -> int:
-    from vptracker.config import ConfigError
-    from vptracker.infer import CallableEngine, make_engine, merge, parse_shard, plan, run_task
-    from vptracker.infer.common import TaskOptions
-    from vptracker.infer.engine import Decoding
-    from vptracker.infer.outputs import atomic_write_text
-    from vptracker.infer.run_folder import claim, shard_marker
-    from vptracker.infer.runner import is_finished
-    from vptracker.infer.sides import tracking
-    from vptracker.tasks import get_task
+    from vptracker.infer import make_engine  # looked up per run: tests replace vptracker.infer.make_engine
 
     cfg = resolve_config(args)
     if args.describe:

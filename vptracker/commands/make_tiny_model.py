@@ -2,13 +2,13 @@
 tests and demos."""
 from __future__ import annotations
 
+from vptracker.tiny.model import make_real_width_model, make_tiny_model, tiny_families
+
 HELP = ("build a tiny random-weight model of any family (or a real-width, few-layer Qwen-VL preset), tokenizer "
         "and processor offline")
 
 
 def add_arguments(parser) -> None:
-    from vptracker.tiny.model import tiny_families
-
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--family", choices=tiny_families(),
                        help="a tiny model of this family (widths from --hidden); InternVL2.5 and LLaVA-NeXT are "
@@ -36,13 +36,10 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     if args.preset:
-        from vptracker.tiny.model import make_real_width_model
-
         out = make_real_width_model(args.preset, args.out, args.layers, args.vision_depth or 4, args.seed,
                                     tokenizer_dir=args.tokenizer)
         print(f"{args.preset} widths, {args.layers} LLM and {args.vision_depth or 4} ViT layers: written to {out}")
         return 0
-    from vptracker.tiny.model import make_tiny_model
 
     out = make_tiny_model(args.family, args.out, args.hidden, args.layers, args.vision_depth or 2, args.seed,
                           compact_vocab=args.compact_vocab, merge_size=args.merge_size)

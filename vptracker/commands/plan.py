@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vptracker.config import load_config, load_yaml
+from vptracker.models.families import family_of_model_type
+from vptracker.plan.memory import Cluster
+from vptracker.plan.rows import row_lengths
+from vptracker.plan.run import plan_infer, plan_stage, resolve_model
+from vptracker.train.stages import load_stage
+
 HELP = "memory per GPU for a stage or inference config and a cluster shape; refuses plans that cannot fit"
 
 
@@ -25,19 +32,11 @@ def add_arguments(parser) -> None:
 
 
 def is_infer_config(path: Path) -> bool:
-    from vptracker.config import load_yaml
-
     return path.suffix in (".yaml", ".yml") and path.is_file() and "task" in load_yaml(path) \
         and "kind" not in load_yaml(path)
 
 
 def run(args) -> int:
-    from vptracker.config import load_config
-    from vptracker.models.families import family_of_model_type
-    from vptracker.plan.memory import Cluster
-    from vptracker.plan.rows import row_lengths
-    from vptracker.plan.run import plan_infer, plan_stage, resolve_model
-
     cluster = Cluster.from_env(args.nnodes, args.nproc, args.gpu_mem)
     path = Path(args.config)
     if is_infer_config(path):
@@ -47,8 +46,6 @@ def run(args) -> int:
             raise SystemExit(f"--frame-size {args.frame_size!r}: expected WxH, e.g. 1920x1080") from None
         plan = plan_infer(load_config(path, args.overrides), cluster, args.model, (width, height))
     else:
-        from vptracker.train.stages import load_stage
-
         cfg = load_stage(args.config, args.overrides)
         lengths = None
         if args.data:

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import json
 
+from vptracker.config import ConfigError, apply_overrides, load_config, parse_pairs, parse_value
+from vptracker.datasets import available
+from vptracker.tasks import get_task, tasks
+from vptracker.tasks.prepare import direct_config, prepare
+
 HELP = "build ms-swift JSONL training data from benchmark datasets (config or one dataset + task)"
 
 
@@ -30,13 +35,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     """Bad settings raise :class:`vptracker.config.ConfigError` (the CLI prints one line, exit 2)."""
-    from vptracker.config import ConfigError, apply_overrides, load_config, parse_pairs, parse_value
-    from vptracker.tasks.prepare import direct_config, prepare
-
     if args.list:
-        from vptracker.datasets import available
-        from vptracker.tasks import get_task, tasks
-
         print("datasets: " + ", ".join(available()))
         for name in tasks():
             options = ", ".join(f"{k}={v}" for k, v in get_task(name).options.items())

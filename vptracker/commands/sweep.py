@@ -6,6 +6,8 @@ commands and each stage's memory plan). See docs/sweeps.md and :mod:`vptracker.s
 """
 from __future__ import annotations
 
+from vptracker.sweep import run_sweep
+
 HELP = "run an ablation table (table5: presets, table6: stages, table7: frames per sample) and write it"
 
 
@@ -20,8 +22,6 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     import sys
-
-    from vptracker.sweep import run_sweep
 
     stream = sys.stdout.write if args.verbose else None
     try:

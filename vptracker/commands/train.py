@@ -1,6 +1,8 @@
 """vptracker train: run one stage config, or chain the OmniPT stages, over ms-swift."""
 from __future__ import annotations
 
+from vptracker.train import StageFailed, run_chain, run_stage
+
 HELP = "train a stage (configs/stages/NAME.yaml) or chain the OmniPT stages ('all') over ms-swift"
 
 
@@ -23,8 +25,6 @@ def run(args) -> int:
     """Bad settings raise ConfigError/StageConfigError before anything starts (the CLI: one line per
     problem, exit 2); a stage command that fails is reported with its log (exit 1)."""
     import sys
-
-    from vptracker.train import StageFailed, run_chain, run_stage
 
     overrides = list(args.overrides) + (["trust_remote_code=true"] if args.trust_remote_code else [])
     try:

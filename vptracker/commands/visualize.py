@@ -4,6 +4,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from vptracker.datasets import load
+from vptracker.infer.visualize import find_prediction, render_sequence
+
 HELP = "draw predicted and ground-truth boxes on a dataset's frames (gif or mp4 and a PNG contact sheet)"
 
 
@@ -23,9 +26,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from vptracker.datasets import load
-    from vptracker.infer.visualize import find_prediction, render_sequence
-
     if not Path(args.pred).is_dir():
         raise FileNotFoundError(f"prediction directory {args.pred} does not exist")
     sequences = load(args.dataset, args.root, split=args.split)
