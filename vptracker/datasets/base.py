@@ -125,12 +125,12 @@ def register(*names: str):
 
 
 def available() -> list[str]:
-    import vptracker.datasets  # noqa: F401  (importing the package registers every reader)
+    import vptracker.datasets  # noqa: F401  (registers every reader; the package imports this module)
     return sorted(_READERS)
 
 
 def load(name: str, root: str | Path, split: str | None = None, **options) -> list[Sequence]:
-    import vptracker.datasets  # noqa: F401
+    import vptracker.datasets  # noqa: F401  (registers every reader, as above)
     sequences = _READERS.get(name)(Path(root), split=split, **options)
     report_boxes_outside(name, sequences)
     return sequences

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vptracker.datasets.base import DatasetFormatError
+from vptracker.datasets.numparse import parse_numbers
 
 _SPLIT = re.compile(r"[,\t ;]+")
 UTF8 = "UTF-8 text (with or without a BOM)"
@@ -67,8 +68,6 @@ def _fast_numbers(path: Path) -> tuple[np.ndarray, np.ndarray] | None:
     """``(values, values per line)`` of a plain-ASCII decimal file at numpy speed (trailing blank
     lines dropped), or None when the file needs the line reader (a BOM, exponents, other text).
     The values are the same doubles ``float()`` gives, so both paths read a file identically."""
-    from vptracker.datasets.numparse import parse_numbers
-
     try:
         parsed = parse_numbers(path.read_bytes())
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):

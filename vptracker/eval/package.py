@@ -24,7 +24,8 @@ import zipfile
 from pathlib import Path
 
 from vptracker.datasets.base import DatasetFormatError
-from vptracker.eval.motfiles import MIN_COLUMNS, read_mot_lines
+from vptracker.eval.captions import load_caption_file
+from vptracker.eval.motfiles import MIN_COLUMNS, read_mot_lines, read_mot_rows
 
 # DanceTrack's dancetrack/test_seqmap.txt (the 35 test videos whose annotations are not public).
 DANCETRACK_TEST = tuple(f"dancetrack{n:04d}" for n in (
@@ -89,9 +90,7 @@ def package_dancetrack(results: str | Path, out: str | Path, sequences: list[str
 
 def package_bensmot(results: str | Path, gt_root: str | Path, out: str | Path) -> dict:
     """SMOTer's evaluation layout for a BenSMOT split (``gt_root``: ``<category>/<seq>/...``)."""
-    from vptracker.eval.captions import load_caption_file
-    from vptracker.eval.motfiles import read_mot_rows
-    from vptracker.eval.smot import bensmot_sequences, captions_by_gt, track_assignment
+    from vptracker.eval.smot import bensmot_sequences, captions_by_gt, track_assignment  # scipy: not at CLI start
 
     results, out = Path(results), Path(out)
     seqs = bensmot_sequences(Path(gt_root))

@@ -24,14 +24,13 @@ from pathlib import Path
 
 from vptracker.config import ConfigError
 from vptracker.eval.published import LITERATURE, NOT_NUMBERS, TABLES, Table, table
+from vptracker.eval.sot import protocol_class
 from vptracker.registry import Registry
 
 MISSING = "missing"
 
 
 def _sot_row(summary: dict) -> dict[str, float]:
-    from vptracker.eval.sot import protocol_class
-
     return {column: summary[field] for column, field in protocol_class(summary["protocol"]).columns.items()}
 
 

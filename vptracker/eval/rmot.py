@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vptracker.datasets import load
 from vptracker.datasets.base import DatasetFormatError, Sequence
 from vptracker.eval.mot import run_trackeval
 from vptracker.eval.motfiles import clean_mot_file
@@ -42,8 +43,6 @@ def _prediction_file(results_dir: Path, video: str, expression: str) -> Path:
 def evaluate_rmot(data_root: str | Path, results_dir: str | Path, videos: tuple[str, ...] = REFER_KITTI_TEST_VIDEOS,
                   image_sizes: dict[str, tuple[int, int]] | None = None, benchmark: str = "MOT17") -> dict:
     """HOTA/CLEAR/Identity per expression-sequence (``"<vid>/<expression>"``) and COMBINED."""
-    from vptracker.datasets import load
-
     data_root, results_dir = Path(data_root), Path(results_dir)
     sequences = load("refer_kitti", data_root, None, videos=list(videos), annotation_only=True,
                      image_sizes=image_sizes)

@@ -23,6 +23,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from vptracker.boxes import iou_xywh_matrix
+from vptracker.datasets import load
 from vptracker.datasets.base import DatasetFormatError, Sequence
 from vptracker.eval.captions import evaluate_captions, load_caption_file, nltk_wordnet
 from vptracker.eval.mot import run_trackeval
@@ -31,8 +32,6 @@ from vptracker.eval.motfiles import read_mot_rows
 
 def bensmot_sequences(gt_root: Path) -> list[Sequence]:
     """The sequences of a BenSMOT folder, read annotation-first by the training reader."""
-    from vptracker.datasets import load
-
     sequences = load("bensmot", gt_root, None, annotation_only=True, allow_missing=True)
     names = [s.name for s in sequences]
     if len(set(names)) != len(names):  # results are keyed by sequence name alone

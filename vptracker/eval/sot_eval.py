@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vptracker.datasets import load
 from vptracker.datasets.base import DatasetFormatError, Sequence
 from vptracker.datasets.frames import split_dir
 from vptracker.datasets.numparse import boxes_many
@@ -53,8 +54,6 @@ def detect_sot_dataset(root: Path) -> str:
 def sot_ground_truth(root: str | Path, dataset: str | None = None, split: str | None = None) -> list[Sequence]:
     """The sequences of ``root`` read annotation-first by the dataset reader training uses
     (``dataset`` names it; by default it is told from the layout). No image is opened."""
-    from vptracker.datasets import load
-
     root = Path(root)
     if not root.is_dir():
         raise DatasetFormatError(root, None, "a ground-truth folder")

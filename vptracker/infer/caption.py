@@ -19,6 +19,7 @@ from vptracker.boxes import render_box, xywh_to_xyxy
 from vptracker.datasets.base import Sequence, Track, tracks_from_rows
 from vptracker.infer.common import SequenceTracker, TaskOptions, frame_box, frame_number
 from vptracker.infer.engine import Request
+from vptracker.infer.visualize import read_prediction
 from vptracker.prompts.texts import omnipt_instance_caption, omnipt_video_caption
 from vptracker.tasks.contract import caption_frames
 from vptracker.tasks.omnipt_common import usable_mask
@@ -28,8 +29,6 @@ logger = logging.getLogger(__name__)
 
 def predicted_tracks(seq: Sequence, results_dir: str | Path) -> list[Track]:
     """The tracks of a MOTChallenge result file ``<results_dir>/<seq>.txt`` on the sequence's frames."""
-    from vptracker.infer.visualize import read_prediction
-
     path = Path(results_dir) / f"{seq.name}.txt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no tracking result to caption (run omnipt_mot into {results_dir} first)")

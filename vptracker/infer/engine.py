@@ -30,7 +30,7 @@ from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from vptracker.config import ConfigError
 from vptracker.infer.engine_speed import patch_embed_as_matmul, patch_embeds, prompt_tokens
 from vptracker.models.families import detect_family, get_family  # detect_family: part of vptracker.infer's API
-from vptracker.models.folder import ModelDirError, check_model_dir, remote_code_guard
+from vptracker.models.folder import ModelDirError, check_model_dir, remote_code_entries, remote_code_guard
 
 log = logging.getLogger(__name__)
 
@@ -307,20 +307,18 @@ def make_engine(model_dir: str | Path, family: str | None = None, adapter: str |
     if adapter is not None and not Path(adapter).is_dir():
         raise FileNotFoundError(f"adapter directory {adapter} does not exist")
     model_type = check_model_dir(model_dir, trust_remote_code).get("model_type")
-    if adapter is not None and not trust_remote_code:
-        from vptracker.models.folder import remote_code_entries
-
-        if code := remote_code_entries(adapter):
-            name = next(iter(code))
-            raise ModelDirError(f"{Path(adapter) / name}: auto_map names code shipped in the adapter folder; "
-                                "refused (pass --trust-remote-code only for a folder whose code you have read)")
+    if adapter is not None and not trust_remote_code and (code := remote_code_entries(adapter)):
+        name = next(iter(code))
+        raise ModelDirError(f"{Path(adapter) / name}: auto_map names code shipped in the adapter folder; "
+                            "refused (pass --trust-remote-code only for a folder whose code you have read)")
     fam = get_family(family or detect_family(model_dir, trust_remote_code))
     family = fam.name
     # swift's names for this checkpoint: InternVL2.5 as remote code (internvl_chat) or native (internvl)
     swift_model_type, template = fam.swift_names(model_type)
     decoding = decoding or Decoding(max_tokens=max_tokens, temperature=temperature)
     # Checkpoints trained through our rendering templates name them (vptracker_<family>) in their
-    # args.json, which swift reads back when loading; importing the plugin registers them.
+    # args.json, which swift reads back when loading; importing the plugin registers them (here, not at
+    # the top: it loads torch, transformers and ms-swift).
     from vptracker.models.swift_plugin import TEMPLATE_PREFIX
 
     kwargs = dict(engine_kwargs or {})

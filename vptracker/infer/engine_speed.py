@@ -14,14 +14,13 @@ matrix products and the work it pads:
 from __future__ import annotations
 
 from vptracker.models.families import get_family
+from vptracker.tasks.lengths import estimate_tokens
 
 
 def prompt_tokens(request, family: str, max_pixels: int) -> int:
     """A request's prompt length for ordering: its images' tokens at ``max_pixels`` (the family's
     resize rule) plus the estimated tokens of its text."""
     from PIL import Image
-
-    from vptracker.tasks.lengths import estimate_tokens
 
     fam = get_family(family)
     total = 0

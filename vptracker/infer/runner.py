@@ -20,7 +20,10 @@ from vptracker.infer.engine import Engine
 from vptracker.infer.locks import LOCKS_DIR, release, try_lock
 from vptracker.infer.loop import LoopStats, run_async, run_batched
 from vptracker.infer.outputs import merge, safe_name, write_responses_part
+from vptracker.infer.sides import tracking
 from vptracker.infer.units import Unit
+from vptracker.tasks import get_task
+from vptracker.tasks.contract import apply_contract, contract_for
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -78,9 +81,6 @@ def run_task(task, engine: Engine, sequences: Iterable[Sequence], out_dir: str |
     ``task`` is a task name or a :class:`vptracker.tasks.Task`; with ``model_dir`` the checkpoint's
     contract (``vptracker_contract.json``) fills the options it fixes (see :func:`resolve_options`).
     """
-    from vptracker.infer.sides import tracking
-    from vptracker.tasks import get_task
-
     definition = get_task(task) if isinstance(task, str) else task
     side = tracking(definition)
     options = _resolve_options(options, engine, definition, model_dir, adapter)
@@ -161,9 +161,6 @@ def resolve_options(task, options: dict | None, model_dir=None, adapter=None) ->
     disagrees is a :class:`~vptracker.config.ConfigError`. Without a contract the inference
     defaults stay (one log line says so) and the contract is the task's with its default options;
     ``box_scale`` left unset becomes that contract's scale (what the builders write by default)."""
-    from vptracker.tasks import get_task
-    from vptracker.tasks.contract import apply_contract, contract_for
-
     definition = get_task(task) if isinstance(task, str) else task
     out = dict(options or {})
     contract = None

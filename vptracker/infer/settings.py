@@ -12,7 +12,12 @@ import typing
 from collections.abc import Callable
 from dataclasses import fields
 
+from vptracker.boxes import GRAMMARS, SCALES
 from vptracker.config import ConfigError, nearest
+from vptracker.datasets import available
+from vptracker.infer.common import TaskOptions
+from vptracker.models.families import FAMILIES
+from vptracker.tasks import trackable_tasks
 from vptracker.tasks.options import convert_value, describe_type
 
 # key -> (type, check or None, what the check expects); None in a value always means "the default"
@@ -37,11 +42,6 @@ TEXT_KEYS = ("model", "adapter", "root", "split", "out", "shard", "torch_dtype")
 
 def choices() -> dict[str, tuple]:
     """The closed sets some keys choose from (read from the registries that define them)."""
-    from vptracker.boxes import GRAMMARS, SCALES
-    from vptracker.datasets import available
-    from vptracker.models.families import FAMILIES
-    from vptracker.tasks import trackable_tasks
-
     return {"task": tuple(trackable_tasks()), "dataset": tuple(available()), "family": tuple(sorted(FAMILIES)),
             "backend": ("transformers", "vllm"), "loop": ("batched", "async"),
             "options.box_scale": ("family", *SCALES), "options.grammar": tuple(GRAMMARS),
@@ -49,8 +49,6 @@ def choices() -> dict[str, tuple]:
 
 
 def option_types() -> dict[str, typing.Any]:
-    from vptracker.infer.common import TaskOptions
-
     hints = typing.get_type_hints(TaskOptions)
     return {**{f.name: hints[f.name] for f in fields(TaskOptions)}, **CONFIG_ONLY_OPTIONS}
 

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 
 from vptracker.datasets.base import Sequence
 from vptracker.infer.common import frame_number, load_rgb
+from vptracker.infer.outputs import path_part
 
 GT_COLOR = (0, 220, 0)
 SOT_COLOR = (255, 40, 40)
@@ -129,7 +130,6 @@ def render_sequence(seq: Sequence, prediction: str | Path, out_dir: str | Path, 
     frames = [draw_frame(seq, t, kind, pred, max_width) for t in range(0, n, max(1, stride))]
     if not frames:
         raise ValueError(f"{seq.name}: no frames to draw")
-    from vptracker.infer.outputs import path_part
 
     stem = path_part(seq.name)
     picks = sorted(set(np.rint(np.linspace(0, len(frames) - 1, min(sheet_frames, len(frames)))).astype(int).tolist()))
@@ -141,8 +141,6 @@ def render_sequence(seq: Sequence, prediction: str | Path, out_dir: str | Path, 
 
 def find_prediction(pred_dir: str | Path, seq: Sequence) -> Path | None:
     """Where this package writes a sequence's result: ``<name>.txt`` or ``<video>/<expr>/predict.txt``."""
-    from vptracker.infer.outputs import path_part
-
     pred_dir = Path(pred_dir)
     video = path_part(seq.scene or seq.name)
     expression = path_part(seq.expression or seq.name)

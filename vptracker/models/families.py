@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, SCALES, CoordMap
+from vptracker.models.folder import ModelDirError, check_model_dir
 from vptracker.registry import Registry
 
 
@@ -133,8 +134,6 @@ def family_of_model_type(model_type: str, where: str = "config.json") -> str:
 
 def detect_family(model_dir: str | Path, trust_remote_code: bool = False) -> str:
     """The family of a model folder, from its config.json's ``model_type`` (read as data, no code run)."""
-    from vptracker.models.folder import ModelDirError, check_model_dir
-
     path = Path(model_dir) / "config.json"
     if not path.is_file():
         raise ModelDirError(f"{path}: expected a model directory with config.json; pass --family "

@@ -52,6 +52,7 @@ from pathlib import Path
 
 from vptracker.boxes import DEFAULT_MIN_PIXELS
 from vptracker.models.families import get_family
+from vptracker.tasks.base import get_task
 from vptracker.tasks.token_count import (  # noqa: F401  (re-exported: the counters live there)
     ESTIMATE,
     QWEN_BPE_FAMILIES,
@@ -243,8 +244,6 @@ class LengthBudget:
 
     def _fewer_frames(self, task, redraw):
         """A redraw with fewer frames that fits and its rows' tokens, or None."""
-        from vptracker.tasks.base import get_task
-
         frames = int(task.options["frames"])
         while frames > 2:
             frames = max(2, int(frames * 0.75))  # 32, 24, 18, 13, 9, 6, 4, 3, 2: keep as many as fit

@@ -29,6 +29,8 @@ import re
 from collections.abc import Callable, Iterable
 from functools import cache, lru_cache
 
+from vptracker.models.qwen_tokenizer import ENV, PATTERN, find_tokenizer
+
 log = logging.getLogger("vptracker.tasks.lengths")
 
 ESTIMATE = "estimate"
@@ -103,8 +105,6 @@ def text_counter(family: str, tokenizer: str | None = None) -> tuple[TextCounter
     ``tokenizer``: a tokenizer folder, ``"estimate"``, or None: the real Qwen tokenizer for the
     Qwen-VL families when setup wrote it, else the estimate (logged once per family).
     """
-    from vptracker.models.qwen_tokenizer import ENV
-
     return _resolve(family, tokenizer, os.environ.get(ENV))
 
 
@@ -116,8 +116,6 @@ def _resolve(family: str, tokenizer: str | None, env: str | None) -> tuple[TextC
     if tokenizer:
         return _count_with(str(tokenizer)), str(tokenizer)
     if family in QWEN_BPE_FAMILIES:
-        from vptracker.models.qwen_tokenizer import find_tokenizer
-
         found = find_tokenizer()
         if found is not None:
             return _count_with(str(found)), f"qwen ({found})"
@@ -133,7 +131,7 @@ def _estimate() -> TextCounter:
 @cache
 def _fallback_note(family: str) -> None:
     if family in QWEN_BPE_FAMILIES:
-        from vptracker.models.qwen_tokenizer import default_dir
+        from vptracker.models.qwen_tokenizer import default_dir  # looked up per call: tests replace it
 
         log.warning("token counts for %s are estimated (errs high by about 10%% on boxes): the real Qwen tokenizer "
                     "is not at %s; write it with `python -m vptracker.models.qwen_tokenizer` (scripts/setup.sh does)",
@@ -156,8 +154,6 @@ def qwen_pieces(tokenizer) -> bool:
     """Whether ``tokenizer`` splits text with Qwen2's pattern (so :class:`TextCounter` may key on
     pieces): its ``tokenizer.json`` pattern, a byte-level BPE, added tokens without digits or spaces
     (they are cut out before the pattern applies) and every digit a single token."""
-    from vptracker.models.qwen_tokenizer import PATTERN
-
     spec = _spec(tokenizer)
     splits = (spec.get("pre_tokenizer") or {}).get("pretokenizers") or []
     patterns = [(s.get("pattern") or {}).get("Regex") for s in splits if s.get("type") == "Split"]

@@ -19,11 +19,12 @@ from pathlib import Path
 
 from vptracker.models.families import family_names, family_of_model_type, get_family
 from vptracker.models.qwen_tokenizer import CHAT_TEMPLATE, FIRST_SPECIAL_ID, QWEN_SPECIAL_TOKENS, save_qwen_tokenizer
+from vptracker.models.shapes import hf_config, read_config
 
 
 def tiny_families() -> tuple[str, ...]:
     """The families :func:`make_tiny_model` builds: every registered one."""
-    from vptracker.tiny.tiling import BUILDERS
+    from vptracker.tiny.tiling import BUILDERS  # tiny.tiling imports this module: a cycle at the top
 
     return (*qwen_families(), *BUILDERS)
 
@@ -192,7 +193,7 @@ def make_tiny_model(family: str, out: str | Path, hidden: int = 64, layers: int 
     from transformers import AutoModelForImageTextToText
 
     if family not in qwen_families():
-        from vptracker.tiny.tiling import make_tiling_model
+        from vptracker.tiny.tiling import make_tiling_model  # a cycle at the top, as above
 
         if merge_size != 2:
             raise ValueError(f"merge_size={merge_size}: only the Qwen-VL families have a spatial merge, not {family}")
@@ -216,8 +217,6 @@ def real_width_config(preset: str, layers: int, vision_layers: int) -> dict:
     """A preset's published ``config.json`` with only the depths cut: real widths, heads, vocabulary,
     rope sections; window attention kept (only the last ViT layer attends globally, as each of the
     real model's full-attention layers closes a window block) and Qwen3-VL's deepstack taps scaled."""
-    from vptracker.models.shapes import read_config
-
     cfg, _ = read_config(preset)
     if family_of_model_type(cfg.get("model_type", ""), f"preset {preset}") not in qwen_families():
         raise ValueError(f"preset {preset!r} is a {cfg.get('model_type')} model; real-width models are built for "
@@ -246,8 +245,6 @@ def make_real_width_model(preset: str, out: str | Path, layers: int = 2, vision_
     padded BPE above, its special tokens at their real ids (below the real vocab size)."""
     import torch
     from transformers import AutoModelForImageTextToText
-
-    from vptracker.models.shapes import hf_config
 
     cfg = real_width_config(preset, layers, vision_layers)
     family = family_of_model_type(cfg["model_type"])

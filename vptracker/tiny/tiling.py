@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 
 from vptracker.models.families import get_family
+from vptracker.tiny.model import bpe_tokenizer, set_generation_ids
 
 PATCH = 14
 INTERNVL_TILE = 56            # 4 x 4 patches -> 4 tokens after the 0.5 pixel shuffle
@@ -68,8 +69,6 @@ def _text(vocab_size: int, hidden: int, layers: int) -> dict:
 def _internvl(out: Path, hidden: int, layers: int, vision_depth: int, extra_corpus, bpe_vocab: int):
     from transformers import GotOcr2ImageProcessor, InternVLConfig, InternVLProcessor, InternVLVideoProcessor
 
-    from vptracker.tiny.model import bpe_tokenizer
-
     fast, first, vocab_size = bpe_tokenizer(
         INTERNVL_TOKENS, None, extra_corpus, bpe_vocab, eos_token="<|im_end|>", pad_token="<|endoftext|>",
         extra_special_tokens={"start_image_token": "<img>", "end_image_token": "</img>",
@@ -94,8 +93,6 @@ def _internvl(out: Path, hidden: int, layers: int, vision_depth: int, extra_corp
 
 def _llava_next(out: Path, hidden: int, layers: int, vision_depth: int, extra_corpus, bpe_vocab: int):
     from transformers import LlavaNextConfig, LlavaNextImageProcessor, LlavaNextProcessor
-
-    from vptracker.tiny.model import bpe_tokenizer
 
     fast, _, vocab_size = bpe_tokenizer(
         LLAMA3_TOKENS, None, extra_corpus, bpe_vocab, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
@@ -128,8 +125,6 @@ def make_tiling_model(family: str, out: str | Path, hidden: int = 64, layers: in
     """Writes a random-weight ``family`` model (``internvl2_5`` or ``llava_next``), tokenizer and processor."""
     import torch
     from transformers import AutoModelForImageTextToText
-
-    from vptracker.tiny.model import set_generation_ids
 
     if family not in BUILDERS:
         raise ValueError(f"no tiny tiling model for family {family!r}; expected one of {sorted(BUILDERS)}")
