@@ -12,6 +12,15 @@ import shutil
 from pathlib import Path
 
 from vptracker.config import ConfigError, apply_overrides, load_config, nearest, parse_override
+from vptracker.datasets import load
+from vptracker.demo import pipeline as p
+from vptracker.demo.logs import DemoLog, make_deterministic
+from vptracker.demo.pipeline import PROTOCOL
+from vptracker.demo.report import LOG, summary_json, write_report
+from vptracker.eval.sot_eval import evaluate_sot
+from vptracker.infer.threads import check_threads
+from vptracker.infer.visualize import render_sequence
+from vptracker.tasks.base import accepted_options, tasks
 from vptracker.train.stages import REPO_ROOT
 
 CONFIG_DIR = REPO_ROOT / "configs" / "demo"
@@ -35,7 +44,6 @@ def demo_config(quick: bool = False, overrides: list[str] | tuple[str, ...] = ()
     if problems:
         raise ConfigError("\n".join(problems))
     cfg = apply_overrides(base, parsed)
-    from vptracker.infer.threads import check_threads
 
     try:
         cfg["threads"] = check_threads(cfg["threads"])
@@ -47,8 +55,6 @@ def demo_config(quick: bool = False, overrides: list[str] | tuple[str, ...] = ()
 def _unknown(base: dict, parts: list[str], path: Path) -> str | None:
     """What is wrong with an override key, or None."""
     if parts[0] == "task_options" and len(parts) == 2:
-        from vptracker.tasks.base import accepted_options, tasks
-
         # task_options reach every task of the demo that takes them (the rows of each stage)
         known = sorted({k for task in tasks() for k in accepted_options(task)})
         if parts[1] in known:
@@ -74,9 +80,6 @@ def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | tuple[
 
     The terminal shows the steps and progress bars; library and training output goes to
     ``<out>/demo.log`` (``verbose``: to the terminal too)."""
-    from vptracker.demo.logs import DemoLog, make_deterministic
-    from vptracker.demo.report import LOG
-
     cfg = demo_config(quick, overrides)
     out = Path(out).resolve()
     if out.exists() and any(out.iterdir()):
@@ -93,7 +96,7 @@ def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | tuple[
     try:
         with demo_log.libraries_to_file():
             if cfg["task"] == "omnipt_mot":
-                from vptracker.demo.mot import run_steps
+                from vptracker.demo.mot import run_steps  # demo.mot imports this package: a cycle at the top
 
                 return run_steps(cfg, out, quick, demo_log)
             return _run_steps(cfg, out, quick, demo_log)
@@ -102,10 +105,6 @@ def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | tuple[
 
 
 def _run_steps(cfg: dict, out: Path, quick: bool, demo_log) -> dict:
-    from vptracker.datasets import load
-    from vptracker.demo import pipeline as p
-    from vptracker.demo.report import summary_json, write_report
-
     echo, stage_output = demo_log.echo, demo_log.stage_output
     log = p.StepLog(echo, cfg["threads"])
     roots = log.step("synthetic data", p.make_data, cfg, out)
@@ -147,10 +146,6 @@ def _run_steps(cfg: dict, out: Path, quick: bool, demo_log) -> dict:
 
 def _gif(cfg: dict, test, results: Path, out: Path) -> Path | None:
     """The held-out sequence where the trained tracker gains most over holding the first box."""
-    from vptracker.demo.pipeline import PROTOCOL
-    from vptracker.eval.sot_eval import evaluate_sot
-    from vptracker.infer.visualize import render_sequence
-
     trained = evaluate_sot(test, results, protocol=PROTOCOL)["per_sequence"]
     baseline = evaluate_sot(test, results.parent / "hold_first_box", protocol=PROTOCOL)["per_sequence"]
     seq = max(test, key=lambda s: trained[s.name]["auc"] - baseline[s.name]["auc"])

@@ -14,6 +14,9 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from vptracker.demo.pipeline import AUTO_MOST
+from vptracker.infer.threads import choose_threads, use_threads
+
 # ms-swift's training bar as the subprocess prints it: "Train:  45%|####5     | 900/2000 [...]"
 _BAR = re.compile(r"Train:\s+\d+%\|.*?\|\s*(\d+)/(\d+)\s*\[[^\]]*\]")
 # the libraries whose INFO and WARNING lines belong in the log, not on the terminal
@@ -108,9 +111,6 @@ def make_deterministic(seed: int, threads) -> None:
     (:mod:`vptracker.infer.threads`; each step then chooses again)."""
     import numpy as np
     import torch
-
-    from vptracker.demo.pipeline import AUTO_MOST
-    from vptracker.infer.threads import choose_threads, use_threads
 
     use_threads(choose_threads(threads, most=AUTO_MOST))
     random.seed(seed)

@@ -15,8 +15,17 @@ import json
 from pathlib import Path
 
 from vptracker.boxes import Form, parse_trajectories, parse_trajectory, xywh_to_xyxy
+from vptracker.datasets import load
+from vptracker.datasets.synthetic import write_mot
 from vptracker.demo import pipeline as p
+from vptracker.demo.report import LOG, log_points, plot_training
+from vptracker.eval.mot import evaluate_mot
+from vptracker.eval.published import published, table
+from vptracker.infer.engine import make_engine
+from vptracker.infer.outputs import mot_text
+from vptracker.infer.runner import run_task
 from vptracker.prompts.texts import no_objects_answer
+from vptracker.tasks.prepare import prepare
 from vptracker.train.manifest import read_manifest
 from vptracker.train.stages import SHORT
 
@@ -26,8 +35,6 @@ FIELDS = ("HOTA", "DetA", "AssA", "MOTA", "IDF1")
 
 
 def make_data(cfg: dict, out: Path) -> Path:
-    from vptracker.datasets.synthetic import write_mot
-
     d = cfg["data"]
     splits = {"train": int(d["train_sequences"]), "test": int(d["test_sequences"])}
     return write_mot(out / "data" / "mot", splits, seed=int(cfg["seed"]), cfg=p.synthetic_config(cfg),
@@ -36,8 +43,6 @@ def make_data(cfg: dict, out: Path) -> Path:
 
 def prepare_rows(cfg: dict, root: Path, out: Path, stages: list[str]) -> dict[str, list[str]]:
     """One job per stage that runs: the rows each stage trains on, from the real builders."""
-    from vptracker.tasks.prepare import prepare
-
     source = {"synthetic": {"dataset": "synthetic_mot", "root": str(root), "split": "train"}}
     options = {"scale": cfg["prepare"]["scale"], "family": cfg["model"]["family"], **(cfg["task_options"] or {})}
     samples = cfg["prepare"]["samples"]
@@ -61,7 +66,7 @@ def prepare_rows(cfg: dict, root: Path, out: Path, stages: list[str]) -> dict[st
 def train_stage(cfg: dict, model_dir: Path, weights: Path, stage: str, files: dict[str, list[str]], run_dir: Path,
                 echo, stream) -> Path:
     """Runs one stage of the demo from ``weights`` into ``run_dir``; returns its final weights."""
-    from vptracker.train.runner import run_stage
+    from vptracker.train.runner import run_stage  # looked up per call: tests replace it
 
     s = cfg[stage]
     steps = int(s["max_steps"])
@@ -136,15 +141,10 @@ def train_rows(cfg: dict, model_dir: Path, files: dict[str, list[str]], out: Pat
 def table6_rows() -> tuple[tuple[str, tuple[str, ...], float], ...]:
     """The paper's Table 6 (vptracker.eval.published): label, stages, the paper's MOT HOTA. Stage 1
     (format RL) runs in every row: the paper calls it necessary and leaves it out of the table."""
-    from vptracker.eval.published import published, table
-
     return tuple((r.key, tuple(r.settings["stages"]), published("table6", r.key, "MOT")) for r in table("table6").rows)
 
 
 def track(cfg: dict, model_dir: Path, sequences, results: Path) -> Path:
-    from vptracker.infer.engine import make_engine
-    from vptracker.infer.runner import run_task
-
     i = cfg["infer"]
     engine = make_engine(model_dir, cfg["model"]["family"], max_batch_size=int(i["batch_size"]),
                          max_tokens=int(i["max_tokens"]), torch_dtype="float32",
@@ -159,8 +159,6 @@ def track(cfg: dict, model_dir: Path, sequences, results: Path) -> Path:
 
 def hold_first_frame(sequences, results: Path) -> Path:
     """The baseline: the first frame's ground-truth boxes, held still with their ids to the end."""
-    from vptracker.infer.outputs import mot_text
-
     results.mkdir(parents=True, exist_ok=True)
     for seq in sequences:
         rows = [(t + 1, track.id, xywh_to_xyxy(track.boxes[0])) for t in range(len(seq))
@@ -170,8 +168,6 @@ def hold_first_frame(sequences, results: Path) -> Path:
 
 
 def score(root: Path, results: Path) -> dict:
-    from vptracker.eval.mot import evaluate_mot
-
     return evaluate_mot(root / "test", results, benchmark=BENCHMARK)
 
 
@@ -198,9 +194,6 @@ def parse_rate(results: Path) -> float:
 
 def run_steps(cfg: dict, out: Path, quick: bool, log) -> dict:
     """Every step of the MOT demo; writes ``summary.json`` and ``report.md``; returns the summary."""
-    from vptracker.datasets import load
-    from vptracker.demo.report import log_points, plot_training
-
     steps = p.StepLog(log.echo, cfg["threads"])
     root = steps.step("synthetic data", make_data, cfg, out)
     test = load("synthetic_mot", root, "test")
@@ -262,8 +255,6 @@ def run_steps(cfg: dict, out: Path, quick: bool, log) -> dict:
 
 
 def write_report(out: Path, summary: dict, scores: dict, cfg: dict, curves: list) -> Path:
-    from vptracker.demo.report import LOG
-
     names = {"trained": "trained", "untrained": "untrained", "hold_first_frame": "first frame held (baseline)"}
     lines = [f"# CPU demo: omnipt_mot on synthetic data{' (--quick smoke run)' if summary['quick'] else ''}", "",
              "## Summary", "",

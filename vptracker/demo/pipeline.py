@@ -22,8 +22,16 @@ from vptracker.boxes import (
     render_vptracker,
     strip_trajectory_tokens,
 )
+from vptracker.datasets.synthetic import SyntheticConfig, write_mot, write_sot
+from vptracker.eval.sot_eval import evaluate_sot
+from vptracker.infer.engine import make_engine
+from vptracker.infer.outputs import sot_text
+from vptracker.infer.runner import track_sot
 from vptracker.infer.threads import check_threads, choose_threads, use_threads
 from vptracker.prompts.texts import VPTRACKER_SPECIAL_TOKENS, omnipt_sot, vptracker_prompt
+from vptracker.tasks.contract import contract_for
+from vptracker.tasks.prepare import prepare
+from vptracker.tiny.model import make_tiny_model
 
 PROTOCOL = "ostrack"  # frames without a valid target count as misses for every tracker alike
 
@@ -70,8 +78,6 @@ class StepLog:
 # --------------------------------------------------------------------------- data and model
 
 def synthetic_config(cfg: dict):
-    from vptracker.datasets.synthetic import SyntheticConfig
-
     d = cfg["data"]
     return SyntheticConfig(width=int(d["width"]), height=int(d["height"]), frames=int(d["frames"]),
                            size_range=tuple(d["size_range"]), speed_range=tuple(d["speed_range"]),
@@ -82,8 +88,6 @@ def synthetic_config(cfg: dict):
 
 
 def make_data(cfg: dict, out: Path) -> dict[str, Path]:
-    from vptracker.datasets.synthetic import write_mot, write_sot
-
     d = cfg["data"]
     syn = synthetic_config(cfg)
     sot = write_sot(out / "data" / "sot", {"train": int(d["train_sequences"]), "test": int(d["test_sequences"])},
@@ -93,8 +97,6 @@ def make_data(cfg: dict, out: Path) -> dict[str, Path]:
 
 
 def make_model(cfg: dict, out: Path) -> Path:
-    from vptracker.tiny.model import make_tiny_model
-
     m = cfg["model"]
     # The BPE learns the prompts' words and the answers' punctuation, so that the released VPTracker
     # prompt costs ~230 tokens instead of ~460 (step time grows with sequence length).
@@ -168,8 +170,6 @@ def _rescale_embedding(model_dir: Path, std: float, seed: int) -> None:
 
 def prepare_rows(cfg: dict, sot_root: Path, out: Path) -> dict[str, list[str]]:
     """Training rows from the real task builders, via the same driver as ``vptracker prepare``."""
-    from vptracker.tasks.prepare import prepare
-
     task = cfg["task"]
     source = {"synthetic": {"dataset": "synthetic_sot", "root": str(sot_root), "split": "train"}}
     options = {"scale": cfg["prepare"]["scale"], "family": cfg["model"]["family"], **(cfg["task_options"] or {})}
@@ -207,7 +207,7 @@ def _freeze(names) -> str:
 
 
 def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=print, output=None) -> Path:
-    from vptracker.train.runner import run_stage
+    from vptracker.train.runner import run_stage  # looked up per call: tests replace it
 
     s = cfg["sft"]
     steps = int(s["max_steps"])
@@ -222,7 +222,7 @@ def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=prin
 
 def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Path, echo=print,
                output=None) -> Path:
-    from vptracker.train.runner import run_stage
+    from vptracker.train.runner import run_stage  # looked up per call: tests replace it
 
     g = cfg["grpo"]
     steps = int(g["max_steps"])
@@ -242,8 +242,6 @@ def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Pa
 def contract_pixels(task: str, model_dir: Path) -> dict:
     """The image size limits a trained checkpoint's task contract fixes (none for an untrained model),
     so the engine resizes frames as the training rows were resized."""
-    from vptracker.tasks.contract import contract_for
-
     contract, _ = contract_for(task, model_dir)
     if contract is None:
         return {}
@@ -252,9 +250,6 @@ def contract_pixels(task: str, model_dir: Path) -> dict:
 
 def track(cfg: dict, model_dir: Path, sequences, results: Path) -> Path:
     """Runs the real batched SOT loop of ``cfg['task']``; writes ``<seq>.txt`` + ``responses.jsonl``."""
-    from vptracker.infer.engine import make_engine
-    from vptracker.infer.runner import track_sot
-
     i = cfg["infer"]
     engine = make_engine(model_dir, cfg["model"]["family"], max_batch_size=int(i["batch_size"]),
                          max_tokens=int(i["max_tokens"]), special_tokens=VPTRACKER_SPECIAL_TOKENS,
@@ -270,8 +265,6 @@ def track(cfg: dict, model_dir: Path, sequences, results: Path) -> Path:
 
 def hold_first_box(sequences, results: Path) -> Path:
     """The baseline every tracker must beat: the first frame's box, repeated."""
-    from vptracker.infer.outputs import sot_text
-
     results.mkdir(parents=True, exist_ok=True)
     for seq in sequences:
         (results / f"{seq.name}.txt").write_text(sot_text([seq.target.boxes[0]] * len(seq)))
@@ -296,6 +289,4 @@ def parse_rate(results: Path, task: str = "vptracker_sot") -> float:
 
 
 def score(sequences, results: Path) -> dict:
-    from vptracker.eval.sot_eval import evaluate_sot
-
     return evaluate_sot(sequences, results, protocol=PROTOCOL)

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from vptracker.eval.plots import plot_curves
+from vptracker.eval.sot_eval import format_sot_table
+
 LOG = "demo.log"
 SECTIONS = ("## Summary", "## SOT results", "## Success and precision", "## Tracking example", "## Training",
             "## Pipeline", "## Timing")
@@ -77,9 +80,6 @@ def plot_training(points: list[tuple[int, float]], path: Path, ylabel: str) -> P
 
 def write_report(out: Path, summary: dict, scores: dict[str, dict], cfg: dict, gif: Path | None,
                  stage_dirs: dict[str, Path], quick: bool) -> Path:
-    from vptracker.eval.plots import plot_curves
-    from vptracker.eval.sot_eval import format_sot_table
-
     names = {"trained": "trained (SFT+GRPO)", "after_sft": "after SFT only", "untrained": "untrained",
              "hold_first_box": "hold first box"}
     plots = plot_curves({names[k]: v for k, v in scores.items()}, out / "plots", title="held-out synthetic SOT")

@@ -17,6 +17,13 @@ import sys
 import tempfile
 from pathlib import Path
 
+from vptracker.models.shapes import hf_config
+from vptracker.plan.memory import GB, Cluster
+from vptracker.plan.rows import RowLengths
+from vptracker.plan.run import plan_stage
+from vptracker.tiny.model import real_width_config
+from vptracker.train.stages import load_stage
+
 LORA_TARGETS = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
 
 
@@ -33,9 +40,6 @@ def measure(preset: str, layers: int, vision_layers: int, tokens: int, side: int
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
-
-    from vptracker.models.shapes import hf_config
-    from vptracker.tiny.model import real_width_config
 
     baseline = _status("VmRSS")
     cfg = real_width_config(preset, layers, vision_layers)
@@ -69,12 +73,6 @@ def measure(preset: str, layers: int, vision_layers: int, tokens: int, side: int
 
 def planned(preset: str, layers: int, vision_layers: int, tokens: int, visual_tokens: int) -> float:
     """The plan's bytes for the same step (CPU profile: float32, no DeepSpeed, no checkpointing)."""
-    from vptracker.plan.memory import GB, Cluster
-    from vptracker.plan.rows import RowLengths
-    from vptracker.plan.run import plan_stage
-    from vptracker.tiny.model import real_width_config
-    from vptracker.train.stages import load_stage
-
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "config.json").write_text(json.dumps(real_width_config(preset, layers, vision_layers)))
         cfg = load_stage("stage3_sft", ["profile=cpu", f"model={tmp}", f"swift.max_length={tokens}",

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 
 from vptracker.config import load_yaml
+from vptracker.infer.common import TaskOptions
+from vptracker.infer.sides import tracking
 from vptracker.models.shapes import PRESET_DIR, ModelShapes, model_shapes
 from vptracker.plan.memory import (
     CUDA_RESERVE,
@@ -20,6 +22,7 @@ from vptracker.plan.memory import (
     Line,
     Phase,
     Plan,
+    PlanError,
     Training,
     activations,
     kv_bytes_per_token,
@@ -27,6 +30,7 @@ from vptracker.plan.memory import (
     vllm_engine,
 )
 from vptracker.plan.rows import RowLengths, visual_tokens
+from vptracker.tasks import get_task
 
 # ms-swift 4.6's defaults for the keys the plan reads (swift/arguments, rlhf_trainers/args_mixin.py).
 SWIFT_DEFAULTS = {"tuner_type": "lora", "lora_rank": 8, "lora_dropout": 0.05, "freeze_llm": False, "freeze_vit": True,
@@ -65,6 +69,7 @@ def zero_stage(deepspeed) -> int | None:
     name = str(deepspeed)
     if name in ("zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload"):
         return int(name[4])
+    # vptracker.train (imported with train.stages) imports train.runner, which imports this module
     from vptracker.train.stages import resolve_path
 
     path = resolve_path(name)
@@ -231,10 +236,6 @@ def plan_infer(cfg: dict, cluster: Cluster, model: str | None = None,
                frame_size: tuple[int, int] = (1920, 1080)) -> Plan:
     """One inference worker's GPUs: the transformers engine on one GPU, or vLLM over tensor_parallel_size.
     Frames are taken to be ``frame_size`` (full HD by default), resized under ``options.max_pixels``."""
-    from vptracker.infer.common import TaskOptions
-    from vptracker.infer.sides import tracking
-    from vptracker.tasks import get_task
-
     s = resolve_model({"path": cfg.get("model")}, model or cfg.get("model"))
     opts = cfg.get("options") or {}
     task = cfg.get("task", "vptracker_sot")
@@ -285,8 +286,6 @@ def check_before_run(cfg, cluster: Cluster | None = None) -> Plan | None:
     plan when it cannot fit. Returns None, after saying why, when there is no config.json to plan
     with (a hub id that is not a preset's and no local directory).
     """
-    from vptracker.plan.memory import PlanError
-
     if (cfg.get("profile") or "gpu") != "gpu":
         return None
     try:

@@ -25,8 +25,12 @@ import json
 from pathlib import Path
 
 from vptracker.config import ConfigError, apply_overrides, parse_override
+from vptracker.demo import demo_config
 from vptracker.sweep import results
+from vptracker.sweep.full import full_config, row_commands, run_commands, summaries, verdict
 from vptracker.sweep.grid import SWEEP_TABLES, stage_label, stage_runs, sweep_rows
+from vptracker.sweep.toy_text import toy_tasks, with_text_steps
+from vptracker.train.manifest import git_state
 from vptracker.train.stages import OMNIPT_STAGES, REPO_ROOT
 
 SWEEP_KEYS = {"scale", "out", "seeds", "rows", "stages", "model_preset", "frames", "quick", "tasks"}
@@ -62,8 +66,6 @@ def parse(name: str, items: list[str]) -> tuple[dict, list[str], list[str]]:
 
 
 def _toy_config(settings: dict, demo: list[str]) -> dict:
-    from vptracker.demo import demo_config
-
     cfg = demo_config(bool(settings["quick"]), ["task=omnipt_mot", *demo])
     if settings["frames"] is None:
         settings["frames"] = int(cfg["task_options"]["frames"])
@@ -85,19 +87,13 @@ def _check_same(out: Path, record: dict) -> None:
 
 def run_sweep(name: str, items: list[str], dry_run: bool = False, echo=print, stream=None) -> dict:
     """Runs (or, ``dry_run``, prints) one ablation table; returns the manifest."""
-    from vptracker.train.manifest import git_state
-
     settings, demo, full_overrides = parse(name, items)
     scale, seeds, out = settings["scale"], int(settings["seeds"]), Path(settings["out"]).resolve()
     cfg = _toy_config(settings, demo) if scale == "toy" else None
     tasks = ("mot",)
     if scale == "toy":
-        from vptracker.sweep.toy_text import toy_tasks
-
         tasks = toy_tasks(name, settings.get("tasks"))
     if scale == "full":
-        from vptracker.sweep.full import full_config
-
         cfg = full_config(full_overrides)
     stages = tuple(settings.get("stages") or (cfg["stages"] if scale == "toy" else OMNIPT_STAGES))
     rows = sweep_rows(name, stages, settings["model_preset"], int(settings["frames"]), settings.get("rows"))
@@ -106,8 +102,6 @@ def run_sweep(name: str, items: list[str], dry_run: bool = False, echo=print, st
     pending = [(r, s) for r in rows for s in range(seeds) if not all(
         results.seed_summary(out, r.key, s, t).is_file() for t in tasks)]
     if scale == "full":
-        from vptracker.sweep.full import summaries
-
         pending = [(r, s) for r in rows for s in range(seeds) if not all(p.is_file() for p in summaries(
             cfg, name, out, r, s))]
     runs, alone = stage_runs(sorted({r for r, _ in pending}, key=rows.index), seeds)
@@ -119,7 +113,7 @@ def run_sweep(name: str, items: list[str], dry_run: bool = False, echo=print, st
     echo(f"[sweep] {name} ({scale}): {len(rows)} rows x {seeds} seeds, {len(pending)} to run; "
          f"{runs} stage runs at most ({alone} without shared prefixes) -> {out}")
     if scale == "toy":
-        from vptracker.sweep import toy
+        from vptracker.sweep import toy  # sweep.toy imports this package: a cycle at the top
 
         todo = set(pending)
         if todo:   # a finished sweep rewrites its table and manifest without touching data or models
@@ -127,8 +121,6 @@ def run_sweep(name: str, items: list[str], dry_run: bool = False, echo=print, st
                          tasks)
         base = toy.baseline(cfg, out)
     else:
-        from vptracker.sweep.full import row_commands, run_commands
-
         planned: set = set()
         for row, seed in pending:
             commands, _, _ = row_commands(cfg, row, name, seed, out, 8, planned)
@@ -152,8 +144,6 @@ def run_sweep(name: str, items: list[str], dry_run: bool = False, echo=print, st
 
 
 def _full_entry(cfg: dict, name: str, out: Path, row, seeds: int, commit) -> dict:
-    from vptracker.sweep.full import summaries
-
     paths = [p for s in range(seeds) for p in summaries(cfg, name, out, row, s)]
     return {"summaries": [p.relative_to(out).as_posix() for p in paths if p.is_file()], "settings": row.settings,
             "commit": commit, "seeds": seeds}
@@ -165,8 +155,6 @@ def _print_plan(name, scale, cfg, rows, seeds, out, pending, settings, echo, tas
     echo(f"# sweep {name} ({scale}) -> {out}: {len(rows)} rows x {seeds} seeds; {runs} stage runs with shared "
          f"prefixes ({alone} if every row trained alone); {len(pending)} row-seeds to run, {todo} stage runs")
     if scale == "toy":
-        from vptracker.sweep.toy_text import with_text_steps
-
         sft = with_text_steps(cfg, tasks, ["stage3_sft"])["stage3_sft"]["max_steps"]
         for row in rows:
             for seed in range(seeds):
@@ -186,7 +174,6 @@ def _print_plan(name, scale, cfg, rows, seeds, out, pending, settings, echo, tas
                          f"vptracker eval smot -> {results.seed_summary(out, row.key, seed, 'smot')}")
         echo("# verdict: CPU profile (toy scale): no GPU memory plan; the toy stages run on this machine")
         return
-    from vptracker.sweep.full import row_commands, verdict
 
     planned: set = set()
     for row in rows:

@@ -16,8 +16,11 @@ from pathlib import Path
 
 from vptracker.config import ConfigError, load_config
 from vptracker.demo.mot import prefix_folder
+from vptracker.plan.memory import Cluster
+from vptracker.plan.run import plan_stage
 from vptracker.sweep.grid import SweepRow
-from vptracker.train.stages import CONFIG_DIR, REPO_ROOT
+from vptracker.train.commands import final_weights
+from vptracker.train.stages import CONFIG_DIR, REPO_ROOT, load_stage
 
 FULL_CONFIG = CONFIG_DIR / "sweeps" / "full.yaml"
 
@@ -43,9 +46,6 @@ def stage_overrides(cfg: dict, row: SweepRow, root: str, runs: Path) -> list[str
 def row_commands(cfg: dict, row: SweepRow, name: str, seed: int, out: Path, default_frames: int,
                  planned: set) -> tuple[list[str], Path, list[tuple[str, list[str]]]]:
     """(shell commands, final weights, [(stage, overrides)] of the stages this row trains first)."""
-    from vptracker.train.commands import final_weights
-    from vptracker.train.stages import load_stage
-
     root = data_root(cfg, row, default_frames)
     commands: list[str] = []
     if root != f"{cfg['prepared']}/omnipt" and ("prepare", root) not in planned:
@@ -84,10 +84,6 @@ def summaries(cfg: dict, name: str, out: Path, row: SweepRow, seed: int) -> list
 
 def verdict(stages: list[tuple[str, list[str]]]) -> list[str]:
     """The memory plan of every stage to train, for the cluster shape in the environment."""
-    from vptracker.plan.memory import Cluster
-    from vptracker.plan.run import plan_stage
-    from vptracker.train.stages import load_stage
-
     lines = []
     cluster = Cluster.from_env()
     for stage, overrides in stages:

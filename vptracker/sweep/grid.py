@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from vptracker.config import ConfigError
 from vptracker.eval.published import Row, table
-from vptracker.train.stages import SHORT
+from vptracker.train.stages import CONFIG_DIR, SHORT
 
 SWEEP_TABLES = ("table5", "table6", "table7")
 # the tracking column of each table, the one a toy MOT run fills (Table 7 tracks BenSMOT; MOT stands in)
@@ -63,8 +63,6 @@ def sweep_rows(name: str, stages: tuple[str, ...], preset: str, frames: int,
 
 
 def model_presets() -> list[str]:
-    from vptracker.train.stages import CONFIG_DIR
-
     return sorted(p.stem for p in (CONFIG_DIR / "models").glob("*.yaml"))
 
 

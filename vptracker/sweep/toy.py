@@ -15,14 +15,19 @@ import copy
 import json
 from pathlib import Path
 
+from vptracker.config import load_yaml
+from vptracker.datasets import load
+from vptracker.demo import mot
+from vptracker.demo import pipeline as p
 from vptracker.demo.mot import train_rows
+from vptracker.models.families import get_family
+from vptracker.sweep import toy_text
 from vptracker.sweep.grid import SweepRow
+from vptracker.sweep.results import seed_summary
+from vptracker.train.stages import CONFIG_DIR
 
 
 def preset_family(preset: str) -> str:
-    from vptracker.config import load_yaml
-    from vptracker.train.stages import CONFIG_DIR
-
     return load_yaml(CONFIG_DIR / "models" / f"{preset}.yaml")["family"]
 
 
@@ -33,7 +38,6 @@ def group_config(cfg: dict, row: SweepRow, seed: int) -> dict:
     out["model"]["family"] = preset_family(row.preset)
     if out["model"]["family"] != "qwen3_vl":   # the sine-cosine table is written into Qwen3-VL's pos_embed
         out["model"]["vision_pos"] = None
-    from vptracker.models.families import get_family
 
     if get_family(out["model"]["family"]).resize_factor is None:   # tiling families have no merge size to choose
         out["model"]["merge_size"] = 2
@@ -63,12 +67,6 @@ def run_rows(cfg: dict, rows: list[SweepRow], seeds: int, out: Path, echo, strea
              tasks: tuple[str, ...] = ("mot",)) -> None:
     """Trains, tracks and scores every (row, seed) that ``pending`` says is not finished, on ``tasks``
     (``mot`` and those of :mod:`vptracker.sweep.toy_text`)."""
-    from vptracker.datasets import load
-    from vptracker.demo import mot
-    from vptracker.demo import pipeline as p
-    from vptracker.sweep import toy_text
-    from vptracker.sweep.results import seed_summary
-
     root = Path(_once(out / "data" / "done.json", lambda: str(mot.make_data(cfg, out))))
     text = len(tasks) > 1
     roots = _once(out / "data" / "text_done.json", toy_text.make_data, cfg, out, tasks) if text else {}
@@ -105,8 +103,6 @@ def run_rows(cfg: dict, rows: list[SweepRow], seeds: int, out: Path, echo, strea
 
 def write_summary(root: Path, results: Path, path: Path, name: str) -> dict:
     """What ``vptracker eval mot`` writes for ``results``, with the answers' parse rate."""
-    from vptracker.demo import mot
-
     summary = mot.score(root, results)
     summary.update(task="mot", benchmark=mot.BENCHMARK, name=name, parse_rate=round(mot.parse_rate(results), 2)
                    if (results / "responses.jsonl").is_file() else None)
@@ -117,9 +113,6 @@ def write_summary(root: Path, results: Path, path: Path, name: str) -> dict:
 
 def baseline(cfg: dict, out: Path) -> dict | None:
     """The first frame's ground-truth boxes held still: the floor every row should clear."""
-    from vptracker.datasets import load
-    from vptracker.demo import mot
-
     marker = out / "data" / "done.json"
     if not marker.is_file():
         return None

@@ -27,6 +27,17 @@ import math
 import shutil
 from pathlib import Path
 
+from vptracker.config import ConfigError
+from vptracker.datasets import load
+from vptracker.datasets.synthetic_text import refer_kitti_video, write_bensmot, write_refer_kitti
+from vptracker.demo import pipeline as p
+from vptracker.demo.mot import GRPO_STAGES
+from vptracker.eval.rmot import evaluate_rmot
+from vptracker.infer.engine import make_engine
+from vptracker.infer.runner import run_task
+from vptracker.tasks.base import accepted_options
+from vptracker.tasks.prepare import prepare
+
 # the tasks a toy sweep of each table trains and scores, by the columns the table has
 TOY_TASKS = {"table5": ("mot", "rmot", "smot"), "table6": ("mot", "rmot", "smot"), "table7": ("mot", "smot")}
 RMOT_BENCHMARK = "Refer-KITTI (synthetic)"
@@ -34,8 +45,6 @@ RMOT_BENCHMARK = "Refer-KITTI (synthetic)"
 
 def toy_tasks(name: str, chosen=None) -> tuple[str, ...]:
     """The table's tasks, or ``chosen`` (the sweep key ``tasks=[...]``, MOT always first)."""
-    from vptracker.config import ConfigError
-
     if not chosen:
         return TOY_TASKS[name]
     unknown = [t for t in chosen if t not in TOY_TASKS[name]]
@@ -47,9 +56,6 @@ def toy_tasks(name: str, chosen=None) -> tuple[str, ...]:
 
 def make_data(cfg: dict, out: Path, tasks: tuple[str, ...]) -> dict[str, str]:
     """Writes the Refer-KITTI (``rmot``) and BenSMOT (``smot``) layouts; returns their roots."""
-    from vptracker.datasets.synthetic_text import write_bensmot, write_refer_kitti
-    from vptracker.demo import pipeline as p
-
     d, s = cfg["data"], cfg["sweep"]
     common = {"seed": int(cfg["seed"]), "cfg": p.synthetic_config(cfg), "people": int(d["people"])}
     roots = {}
@@ -65,8 +71,6 @@ def make_data(cfg: dict, out: Path, tasks: tuple[str, ...]) -> dict[str, str]:
 
 def _jobs(cfg: dict, tasks: tuple[str, ...], stages: list[str]) -> dict[str, tuple[str, str, int]]:
     """``{job: (task, dataset kind, samples)}`` for the stages that train on language rows."""
-    from vptracker.demo.mot import GRPO_STAGES
-
     s = cfg["sweep"]
     jobs = {}
     for stage in stages:
@@ -82,9 +86,6 @@ def _jobs(cfg: dict, tasks: tuple[str, ...], stages: list[str]) -> dict[str, tup
 def prepare_rows(cfg: dict, roots: dict[str, str], out: Path, stages: list[str],
                  tasks: tuple[str, ...]) -> dict[str, list[str]]:
     """The RMOT and caption rows of each stage, from the real builders (``vptracker prepare``)."""
-    from vptracker.tasks.base import accepted_options
-    from vptracker.tasks.prepare import prepare
-
     jobs = _jobs(cfg, tasks, stages)
     files: dict[str, list[str]] = {stage: [] for stage in stages}
     if not jobs:
@@ -104,8 +105,6 @@ def prepare_rows(cfg: dict, roots: dict[str, str], out: Path, stages: list[str],
 
 def with_text_steps(cfg: dict, tasks: tuple[str, ...], stages: list[str]) -> dict:
     """``cfg`` with each SFT stage of ``stages`` ``rows / batch`` steps longer for its RMOT and caption rows."""
-    from vptracker.demo.mot import GRPO_STAGES
-
     out = copy.deepcopy(cfg)
     for stage in stages:
         extra = sum(samples for _, _, samples in _jobs(cfg, tasks, [stage]).values())
@@ -117,10 +116,7 @@ def with_text_steps(cfg: dict, tasks: tuple[str, ...], stages: list[str]) -> dic
 def track_and_score(cfg: dict, weights: Path, roots: dict[str, str], seed_dir: Path, mot_results: Path,
                     tasks: tuple[str, ...], name: str) -> None:
     """Tracks and scores the row's RMOT and caption tasks into ``<seed_dir>/{rmot,smot}_eval``."""
-    from vptracker.datasets import load
-    from vptracker.datasets.synthetic_text import refer_kitti_video
-    from vptracker.eval.rmot import evaluate_rmot
-    from vptracker.eval.smot import evaluate_smot, smot_table_row
+    from vptracker.eval.smot import evaluate_smot, smot_table_row  # scipy: kept out of the CLI's start
 
     frames = int(cfg["task_options"]["frames"])
     if "rmot" in tasks and not (seed_dir / "rmot_eval" / "summary.json").is_file():
@@ -146,10 +142,6 @@ def track_and_score(cfg: dict, weights: Path, roots: dict[str, str], seed_dir: P
 
 
 def _run(cfg: dict, weights: Path, task: str, sequences, results: Path, extra: dict) -> None:
-    from vptracker.demo import pipeline as p
-    from vptracker.infer.engine import make_engine
-    from vptracker.infer.runner import run_task
-
     i = cfg["infer"]
     engine = make_engine(weights, cfg["model"]["family"], max_batch_size=int(i["batch_size"]),
                          max_tokens=int(i["max_tokens"]), torch_dtype="float32", **p.contract_pixels(task, weights))

@@ -22,6 +22,8 @@ from typing import Any
 
 from vptracker.config import ConfigError
 from vptracker.models.attn import usable_attn_impl
+from vptracker.tasks.prepare import STAGING, card_files
+from vptracker.train.select import chosen_checkpoint, payload
 from vptracker.train.stages import (
     RENDER_COLUMNS,
     RENDER_PLUGIN,
@@ -147,8 +149,6 @@ def expand_datasets(cfg: StageConfig, key: str, entries: list | None, must_exist
 
 def _check_prepared(cfg: StageConfig, key: str, files: list[str]) -> None:
     """Refuses shards of an unfinished ``vptracker prepare`` and shards its card does not list."""
-    from vptracker.tasks.prepare import STAGING, card_files
-
     listed: dict[Path, set[str] | None] = {}
     for name in files:
         folder = Path(name).parent
@@ -337,7 +337,6 @@ def train_command(cfg: StageConfig, model: str, output_dir: Path, datasets: list
 
 def merge_command(cfg: StageConfig, train_dir: Path, merged_dir: Path, env: dict) -> Command:
     model_cfg = cfg["model"]
-    from vptracker.train.select import chosen_checkpoint
 
     argv = [swift_executable(), "export", "--adapters", str(chosen_checkpoint(cfg, train_dir)), "--merge_lora", "true",
             "--model_type", model_cfg["model_type"], "--template", model_cfg["template"],
@@ -373,8 +372,6 @@ def clip_command(cfg: StageConfig, model: str, output_dir: Path, env: dict, must
 
 def select_command(cfg: StageConfig, model: str, train_dir: Path) -> Command | None:
     """Scores every saved checkpoint on the stage's validation split (``select:``; vptracker/train/select.py)."""
-    from vptracker.train.select import payload
-
     spec = payload(cfg, model, train_dir)
     if spec is None:
         return None
@@ -391,7 +388,6 @@ def final_weights(cfg: StageConfig) -> Path:
     lora = (cfg.get("swift") or {}).get("tuner_type", "lora") == "lora"
     if lora and cfg.get("merge_lora", True):
         return cfg.stage_dir / "merged"
-    from vptracker.train.select import chosen_checkpoint
 
     return chosen_checkpoint(cfg, train_dir)
 

@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from vptracker.tasks.contract import merge_contracts, read_card_contracts
 from vptracker.train.stages import REPO_ROOT
 
 PACKAGES = ("vptracker", "torch", "ms-swift", "transformers", "trl", "peft", "accelerate", "datasets",
@@ -73,8 +74,6 @@ def data_cards(files: list[str]) -> list[dict[str, Any]]:
 def stage_contracts(data: list[dict[str, Any]], stage: str) -> tuple[dict, list[str]]:
     """``({task: TaskContract}, card paths)`` over the data cards of a stage; one task trained under
     two contracts is an error naming the stage."""
-    from vptracker.tasks.contract import merge_contracts, read_card_contracts
-
     contracts: dict = {}
     sources: list[str] = []
     for entry in data:

@@ -22,6 +22,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+from vptracker.config import apply_overrides
+from vptracker.models.families import get_family
 from vptracker.plan.memory import Cluster
 from vptracker.plan.run import check_before_run
 from vptracker.tasks.contract import (
@@ -260,8 +262,6 @@ def _start_contracts(cfg: StageConfig) -> tuple[Path, dict] | None:
 
 def _stage_max_pixels(swift: dict, family: str) -> int | None:
     """The pixel cap a stage trains under: swift's max_pixels, else qwen-vl-utils' IMAGE_MAX_TOKEN_NUM."""
-    from vptracker.models.families import get_family
-
     if swift.get("max_pixels"):
         return int(swift["max_pixels"])
     tokens = (swift.get("model_kwargs") or {}).get("IMAGE_MAX_TOKEN_NUM")
@@ -271,8 +271,6 @@ def _stage_max_pixels(swift: dict, family: str) -> int | None:
 
 def chain_stages(overrides: Sequence[str]) -> tuple[list[str], list[str]]:
     """The stages an ``all`` run covers (``stages=[...]`` override, else the four OmniPT stages)."""
-    from vptracker.config import apply_overrides
-
     rest, stages = [], list(OMNIPT_STAGES)
     for item in overrides:
         if item.split("=", 1)[0].strip() == "stages":

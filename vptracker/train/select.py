@@ -30,6 +30,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from vptracker.eval.report import summary_row
 from vptracker.train.stages import CONFIG_DIR, StageConfig, resolve_path
 
 RULES = ("last", "best")
@@ -159,8 +160,6 @@ def _eval_argv(spec: dict, results: Path, out: Path) -> list[str]:
 def metric_value(summary: dict, metric: str) -> float:
     """``metric`` from an eval summary, by the report's column names (CIDEr: the instance CIDEr of
     smot, as Table 6 reads it)."""
-    from vptracker.eval.report import summary_row
-
     row = summary_row(summary)
     for column in (metric, f"instance {metric}", f"{metric}-D"):
         if column in row and row[column] is not None:
