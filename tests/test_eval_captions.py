@@ -97,6 +97,7 @@ class _NoSynonyms:
         return []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("java") is None, reason="the coco protocol needs Java")
 def test_coco_protocol_through_cli_matches_reference_loops(corpus, tmp_path):
     from vptracker.cli import main
@@ -124,6 +125,7 @@ def test_coco_protocol_through_cli_matches_reference_loops(corpus, tmp_path):
     assert (out / "per_caption.csv").read_text().splitlines()[0] == "id,BLEU-1,BLEU-2,BLEU-3,BLEU-4,METEOR,ROUGE-L,CIDEr-D"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("java") is None, reason="the coco protocol needs Java")
 def test_coco_perfect_predictions(corpus):
     refs, _ = corpus
@@ -184,6 +186,7 @@ def _setup_wordnet(tmp_path, monkeypatch):
     return WordNetCorpusReader(str(folder), None)
 
 
+@pytest.mark.slow
 def test_setup_wordnet_and_smoter_equal_eval_vu_on_real_text(corpus, tmp_path, monkeypatch):
     wordnet = _setup_wordnet(tmp_path, monkeypatch)
     assert wordnet.get_version() == "3.0" and wordnet.synset("dog.n.01").lexname() == "noun.animal"

@@ -17,6 +17,7 @@ def crtracker(shared_data):
     return evaluate_crmot(root / "gt", root / "CRTracker")
 
 
+@pytest.mark.slow
 def test_crtracker_reproduces_published_table(crtracker):
     # OmniPT Table 2 / CRTrack paper: CRTracker in-domain CVRIDF1 54.88, CVRMA 35.97
     assert crtracker["num_pairs"] == 40
@@ -27,6 +28,7 @@ def test_crtracker_reproduces_published_table(crtracker):
     assert any(p["mota_raw"] < 0 == p["cvrma"] for p in crtracker["per_pair"].values())
 
 
+@pytest.mark.slow
 def test_stock_trackeval_id_switches_miss_the_published_cvrma(shared_data, crtracker):
     root = shared_data / "crmot_in_domain"
     stock = []

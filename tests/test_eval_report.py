@@ -166,6 +166,7 @@ def test_cli_report_from_summary_folders(tmp_path, shared_data):
     assert "## Table 7:" in report.read_text()
 
 
+@pytest.mark.slow
 def test_cli_smot_smoter_needs_wordnet_or_scores(bensmot, capsys):
     import nltk
 

@@ -128,6 +128,7 @@ def test_tiny_models_never_sample_a_media_token(family, tiny_model_factory):
     assert any(engine.tokenizer.convert_ids_to_tokens(i) in text for i in media)
 
 
+@pytest.mark.slow
 def test_make_tiny_model_cli(tmp_path):
     out = tmp_path / "m"
     subprocess.run([sys.executable, "-m", "vptracker", "make-tiny-model", "--family", "qwen2_vl", "--out", str(out),

@@ -248,6 +248,7 @@ run_task("vptracker_sot", CallableEngine(slow), seqs, {out!r}, OPTS, progress=Fa
 """
 
 
+@pytest.mark.slow
 def test_a_process_killed_at_random_points_resumes_to_the_same_files(tmp_path):
     import os
     import signal

@@ -28,6 +28,7 @@ def _pip(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
                           check=False)
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_gpu_extra_resolves_from_wheels_under_the_constraints(tmp_path):
     probe = _pip("index", "versions", "vllm", timeout=120)

@@ -38,6 +38,7 @@ def test_vptracker_recipe_values():
     assert job["options"]["scale_range"] == [2, 8] and job["options"]["inbbox_ratio"] == 0.9
 
 
+@pytest.mark.slow
 def test_data_preparation_script_reproduces_the_recipe_small(tmp_path):
     data = tmp_path / "data"
     boxes = [(4 + i, 4, 10, 8) for i in range(6)]

@@ -250,6 +250,7 @@ def test_solution_grammar_decides_set_one():
     assert format_reward("<|box_start|>(1,2),(3<|box_end|>", truth) == pytest.approx(0.0)
 
 
+@pytest.mark.slow
 def test_loading_the_file_as_a_swift_plugin_registers_the_orms():
     import subprocess
     import sys

@@ -140,6 +140,7 @@ def test_wsd_decay_steps_follow_the_data(tmp_path):
     assert _argv_value(argv, "--dataset") == str(data)
 
 
+@pytest.mark.slow
 def test_dry_run_for_a_three_node_cluster():
     env = {**os.environ, **CLUSTER}
     done = subprocess.run(["bash", str(REPO_ROOT / "train.sh"), "all", "--dry-run"], env=env, capture_output=True,

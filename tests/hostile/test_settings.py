@@ -219,6 +219,7 @@ def _agrees(out: Path) -> int:
     return lines
 
 
+@pytest.mark.slow
 def test_prepare_killed_mid_write_leaves_a_card_that_tells_the_truth(tmp_path):
     root, out = _tnl2k(tmp_path), tmp_path / "out"
     assert main(_prepare_argv(root, out, 1000, 500)) == 0
