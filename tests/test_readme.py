@@ -9,6 +9,10 @@ node counts are dropped (one process, one node); training gets ``profile=tiny``,
 the vLLM inference config becomes its transformers twin. Never frames, scales,
 pixel caps or contracts. The multi-node ``--dry-run`` runs as printed and its plan must fit.
 A command that fails fails the test; a command missing from the README fails it too.
+
+Each section runs in a copy of its own, so the three run side by side under parallel test workers; a
+section runs after the commands of an earlier one it needs, as a user would (the ablations train on the
+rows of the OmniPT block's ``data_preparation.sh omnipt``).
 """
 from __future__ import annotations
 
@@ -59,11 +63,15 @@ FAMILY_OF = (("Qwen3-VL", "qwen3_vl"), ("Qwen2.5-VL", "qwen2_5_vl"), ("Qwen2-VL"
 NODE_VARS = re.compile(r"\b(NNODES|NODE_RANK|MASTER_ADDR|MASTER_PORT|NPROC_PER_NODE)=\S+\s+")
 
 
-def readme_commands(text: str) -> list[str]:
+# commands of an earlier section a section needs first: the ablations' chains read data/prepared/omnipt
+NEEDS = {SECTIONS[2]: (SECTIONS[1], r"^DATA_ROOT=data bash data_preparation\.sh omnipt\b")}
+
+
+def readme_commands(text: str, sections: tuple[str, ...] = SECTIONS) -> list[str]:
     """The commands of the reproduction sections, in order: every line of their ``bash`` blocks and
     every ``bash ...`` / ``.venv/bin/vptracker ...`` span of their tables."""
     commands: list[str] = []
-    for title in SECTIONS:
+    for title in sections:
         assert title in text, f"README.md has no section {title!r}"
         body = text.split(title, 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
         in_block = False
@@ -121,11 +129,17 @@ def _copy_repo(dest: Path) -> None:
     (dest / ".venv").symlink_to(REPO / ".venv")
 
 
-def test_readme_recipes_run_as_printed(tiny_model_factory, tmp_path):
-    repo = tmp_path / "repo"
-    _copy_repo(repo)
-    write_all(repo / "data")
-    commands = [adapt(c, tiny_model_factory) for c in readme_commands((REPO / "README.md").read_text())]
+def section_commands(text: str, section: str) -> list[str]:
+    """One section's commands, after the commands of an earlier section it needs (:data:`NEEDS`)."""
+    needs = []
+    if section in NEEDS:
+        earlier, pattern = NEEDS[section]
+        needs = [c for c in readme_commands(text, (earlier,)) if re.search(pattern, c)]
+        assert needs, f"README.md's {earlier!r} lost the command {pattern!r} that {section!r} needs"
+    return needs + readme_commands(text, (section,))
+
+
+def _run(commands: list[str], repo: Path) -> str:
     script = ["set -euo pipefail"]
     for i, command in enumerate(commands):
         script += [f"echo '@@ {i}' >&2", f"echo '@@ {i}'", command]
@@ -137,22 +151,46 @@ def test_readme_recipes_run_as_printed(tiny_model_factory, tmp_path):
     failed = re.findall(r"@@ (\d+)", done.stdout)
     where = commands[int(failed[-1])] if failed else "before the first command"
     assert done.returncode == 0, f"README command failed: {where}\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
+    return done.stdout
 
-    # the multi-node dry run printed every stage's plan, and each fits 3 nodes of 8 80 GB GPUs
-    dry = done.stdout.split("@@ ")[next(i for i, c in enumerate(commands) if "--dry-run" in c) + 1]
-    assert dry.count("#   fits") == 4 and "does not fit" not in dry, dry[-3000:]
-    # every table's evaluation wrote its summary, and the report holds the paper's tables beside them
+
+def test_the_ablations_need_the_omnipt_rows_first():
+    commands = section_commands((REPO / "README.md").read_text(), SECTIONS[2])
+    assert commands[0].startswith("DATA_ROOT=data bash data_preparation.sh omnipt")
+    assert commands[1:] == readme_commands((REPO / "README.md").read_text(), (SECTIONS[2],))
+
+
+# the longest first (ablations ~8 min, OmniPT ~5, VPTracker ~1 on 2 cores): parallel workers start them first
+@pytest.mark.parametrize("section", SECTIONS[::-1], ids=("ablations", "omnipt", "vptracker"))
+def test_readme_recipes_run_as_printed(section, tiny_model_factory, tmp_path):
+    repo = tmp_path / "repo"
+    _copy_repo(repo)
+    write_all(repo / "data")
+    text = (REPO / "README.md").read_text()
+    commands = [adapt(c, tiny_model_factory) for c in section_commands(text, section)]
+    stdout = _run(commands, repo)
     outputs = repo / "outputs"
-    for name in ("tnl2k/eval", "tnl2k/eval_ostrack", "tnllt/eval", "bensmot/eval", "crmot/eval", "dancetrack/eval",
-                 "rmot/eval"):
-        assert (outputs / name / "summary.json").is_file(), name
-    report = (outputs / "report.md").read_text()
-    assert "Table 4" in report and "76.56" in report
-    # the chain's final weights know every task of every stage and the frame counts they trained with
-    contract = json.loads((repo / "output/omnipt/stage4_iou_grpo/merged/vptracker_contract.json").read_text())
-    tasks = contract["tasks"]
-    assert {"omnipt_mot", "omnipt_rmot", "omnipt_crmot", "omnipt_sot", "omnipt_caption"} <= set(tasks)
-    assert tasks["omnipt_mot"]["frames_per_sample"] == [8] and tasks["omnipt_crmot"]["frames_per_sample"] == [9]
-    assert tasks["omnipt_caption"]["caption_frames"] == [32]
-    f4 = json.loads((repo / "output/table7/f4/stage4_iou_grpo/merged/vptracker_contract.json").read_text())
-    assert f4["tasks"]["omnipt_mot"]["frames_per_sample"] == [4]
+    if section == SECTIONS[0]:
+        for name in ("tnl2k/eval", "tnl2k/eval_ostrack", "tnllt/eval"):
+            assert (outputs / name / "summary.json").is_file(), name
+    elif section == SECTIONS[1]:
+        # the multi-node dry run printed every stage's plan, and each fits 3 nodes of 8 80 GB GPUs
+        dry = stdout.split("@@ ")[next(i for i, c in enumerate(commands) if "--dry-run" in c) + 1]
+        assert dry.count("#   fits") == 4 and "does not fit" not in dry, dry[-3000:]
+        # every table's evaluation wrote its summary, and the report holds the paper's tables beside them
+        for name in ("bensmot/eval", "crmot/eval", "dancetrack/eval", "rmot/eval"):
+            assert (outputs / name / "summary.json").is_file(), name
+        report = (outputs / "report.md").read_text()
+        assert "Table 4" in report and "76.56" in report
+        # the chain's final weights know every task of every stage and the frame counts they trained with
+        contract = json.loads((repo / "output/omnipt/stage4_iou_grpo/merged/vptracker_contract.json").read_text())
+        tasks = contract["tasks"]
+        assert {"omnipt_mot", "omnipt_rmot", "omnipt_crmot", "omnipt_sot", "omnipt_caption"} <= set(tasks)
+        assert tasks["omnipt_mot"]["frames_per_sample"] == [8] and tasks["omnipt_crmot"]["frames_per_sample"] == [9]
+        assert tasks["omnipt_caption"]["caption_frames"] == [32]
+    else:
+        for run in ("table5/qwen2_5_vl_3b/stage4_iou_grpo", "table6/sft/stage3_sft", "table7/f4/stage4_iou_grpo"):
+            assert (repo / "output" / run / "merged").is_dir(), run
+        f4 = json.loads((repo / "output/table7/f4/stage4_iou_grpo/merged/vptracker_contract.json").read_text())
+        assert f4["tasks"]["omnipt_mot"]["frames_per_sample"] == [4]
+        assert (outputs / "table7_f4").is_dir()
