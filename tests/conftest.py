@@ -12,14 +12,22 @@ for _var, _val in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATAS
                    "WANDB_MODE": "disabled"}.items():
     os.environ.setdefault(_var, _val)
 
-# The tests' torch and every subprocess they start (training runs, the CLI) use the demos' setting,
-# ``threads: auto`` (vptracker/infer/threads.py), chosen once here: two threads on an idle 2-core
-# machine, one when another session's process holds a core (two would wait for it at every barrier).
-if "OMP_NUM_THREADS" not in os.environ:
+
+def pytest_configure(config):
+    """The tests' torch and every subprocess they start (training runs, the CLI) use the demos' setting,
+    ``threads: auto`` (vptracker/infer/threads.py), chosen once here in the main process: two threads on
+    an idle 2-core machine, one when another session's process holds a core (two would wait for it at
+    every barrier). Parallel workers (pytest-xdist's ``-n``) inherit the choice split between them, so
+    two workers on two idle cores run one thread each."""
+    if "OMP_NUM_THREADS" in os.environ:   # set by the caller, or inherited by a worker
+        return
     from vptracker.demo.pipeline import AUTO_MOST
     from vptracker.infer.threads import choose_threads
 
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(choose_threads("auto", most=AUTO_MOST))
+    workers = getattr(config.option, "numprocesses", None) or 1
+    threads = max(1, choose_threads("auto", most=AUTO_MOST) // workers)
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SHARED_DATA = SHARED / "data"
@@ -54,7 +62,7 @@ def tiny_model(tiny_model_factory) -> Path:
 
 # Helpers shared by test files (official dataset layouts, OmniPT data) live beside them in tests/;
 # files in sub-folders (tests/hostile/) import them too.
-import sys as _sys  # noqa: E402
+import sys as _sys
 
 _sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -63,6 +71,16 @@ _sys.path.insert(0, str(Path(__file__).resolve().parent))
 # fixture or calls the builders / runners itself. `pytest -m "not slow"` is then the quick loop.
 _MODEL_FIXTURES = {"tiny_model_factory"}
 _MODEL_CALLS = ("make_tiny_model(", "run_stage(", "run_chain(", "make_engine(", "\"train\", \"--stage\"", "\"demo\"")
+
+# The files whose tests take minutes, the longest first (measured: docs/tests.md). They start first and
+# the short tests fill both workers at the end; the order changes only how the workers share the run.
+FIRST = ("test_readme.py", "test_sweep_table5.py", "test_train_stages.py", "test_omnipt_chain.py",
+         "test_stage_select.py", "test_synthetic_text.py", "test_demo.py")
+
+
+def _start_rank(item) -> tuple[int, bool]:
+    name = item.path.name
+    return (FIRST.index(name) if name in FIRST else len(FIRST), not item.get_closest_marker("slow"))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -78,3 +96,4 @@ def pytest_collection_modifyitems(config, items):
             source = ""
         if uses or any(call in source for call in _MODEL_CALLS):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=_start_rank)   # stable: file order inside each rank
