@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 
 from vptracker.models.families import get_family
-from vptracker.tiny.model import bpe_tokenizer, set_generation_ids
+from vptracker.tiny.tokens import bpe_tokenizer, set_generation_ids
 
 PATCH = 14
 INTERNVL_TILE = 56            # 4 x 4 patches -> 4 tokens after the 0.5 pixel shuffle
