@@ -15,6 +15,16 @@ from typing import Any
 
 import yaml
 
+# The repository holds the shipped configs; a relative path in a config is relative to it.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+def resolve_path(value: str | Path) -> Path:
+    """Relative paths in configs are relative to the repository root, not the working directory."""
+    path = Path(str(value)).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
 
 class ConfigError(ValueError):
     """A setting that cannot be used; the message names the file or key and what was expected.

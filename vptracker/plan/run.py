@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vptracker.config import load_yaml
+from vptracker.config import load_yaml, resolve_path
 from vptracker.infer.common import TaskOptions
 from vptracker.infer.sides import tracking
 from vptracker.models.shapes import PRESET_DIR, ModelShapes, model_shapes
@@ -69,9 +69,6 @@ def zero_stage(deepspeed) -> int | None:
     name = str(deepspeed)
     if name in ("zero0", "zero1", "zero2", "zero3", "zero2_offload", "zero3_offload"):
         return int(name[4])
-    # vptracker.train (imported with train.stages) imports train.runner, which imports this module
-    from vptracker.train.stages import resolve_path
-
     path = resolve_path(name)
     try:
         return int(json.loads(path.read_text()).get("zero_optimization", {}).get("stage", 0))

@@ -21,13 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vptracker.config import ConfigError, _merge, apply_overrides, load_yaml, parse_override
+from vptracker.config import (  # noqa: F401  (CONFIG_DIR, REPO_ROOT, resolve_path: imported from here too)
+    CONFIG_DIR,
+    REPO_ROOT,
+    ConfigError,
+    _merge,
+    apply_overrides,
+    load_yaml,
+    parse_override,
+    resolve_path,
+)
 from vptracker.models.families import FAMILIES, family_names, family_of_model_type
 from vptracker.models.folder import ModelDirError, check_model_dir
 from vptracker.train.settings import CLIP_TYPES, MODEL_TYPES, TOP_TYPES, check_value, swift_types
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = REPO_ROOT / "configs"
 OMNIPT_STAGES = ("stage1_format_grpo", "stage2_midtrain", "stage3_sft", "stage4_iou_grpo")
 KINDS = ("sft", "grpo", "midtrain")
 TOP_KEYS = set(TOP_TYPES) | {"model", "swift", "rollout", "clip"}
@@ -103,12 +110,6 @@ class StageConfig:
 def render_templates() -> tuple[str, ...]:
     """Templates vptracker/models/swift_plugin.py wraps as vptracker_<template> to draw visual prompts and crops."""
     return tuple(t for f in FAMILIES.values() if f.render_plugin for t in f.templates)
-
-
-def resolve_path(value: str | Path) -> Path:
-    """Relative paths in configs are relative to the repository root, not the working directory."""
-    path = Path(str(value)).expanduser()
-    return path if path.is_absolute() else REPO_ROOT / path
 
 
 def available_stages(config_dir: Path = CONFIG_DIR) -> list[str]:
