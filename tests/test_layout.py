@@ -42,7 +42,9 @@ def imports() -> list[tuple[str, str, bool]]:
                 if isinstance(child, ast.Import):
                     targets = [a.name for a in child.names]
                 elif isinstance(child, ast.ImportFrom) and child.module and child.level == 0:
-                    targets = [child.module] + [f"{child.module}.{a.name}" for a in child.names]
+                    # `from pkg import sub` reads the module pkg.sub; `from pkg import name`, pkg's __init__
+                    subs = [f"{child.module}.{a.name}" for a in child.names if f"{child.module}.{a.name}" in modules]
+                    targets = subs + ([child.module] if len(subs) < len(child.names) else [])
                 out.extend((name, t, top) for t in targets if t in modules)
                 visit(child, inner)
         visit(ast.parse(path.read_text()), True)

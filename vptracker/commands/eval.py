@@ -15,6 +15,7 @@ from pathlib import Path
 
 from vptracker.config import ConfigError
 from vptracker.datasets.base import DatasetFormatError
+from vptracker.eval import sot_eval
 from vptracker.eval.captions import CaptionInputError, evaluate_captions, format_caption_table, load_caption_file
 from vptracker.eval.mot import MOT_BENCHMARKS, evaluate_mot, format_mot_table
 from vptracker.eval.package import package_bensmot, package_dancetrack, read_seqmap
@@ -122,8 +123,6 @@ def _write_rows_csv(path: Path, rows: dict[str, dict], first: str) -> None:
 
 
 def _run_sot(args) -> int:
-    from vptracker.eval.sot_eval import evaluate_sot  # looked up per run: tests replace it
-
     gt = sot_ground_truth(args.gt_root, args.dataset, args.split)
     root = Path(args.gt_root).resolve()
     # TNL2K/test names the benchmark by its folder, not by its split
@@ -135,7 +134,7 @@ def _run_sot(args) -> int:
             name, folder = spec.split("=", 1)
         else:
             name, folder = Path(spec).name, spec
-        s = evaluate_sot(gt, folder, args.protocol, skip_missing=args.skip_missing)
+        s = sot_eval.evaluate_sot(gt, folder, args.protocol, skip_missing=args.skip_missing)
         s.update({"task": "sot", "benchmark": bench, "name": name})
         summaries[name] = s
         if s["skipped"]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import vptracker.infer
 from vptracker.config import ConfigError, apply_overrides, load_config, parse_override
 from vptracker.datasets import load
 from vptracker.infer import CallableEngine, merge, parse_shard, plan, run_task
@@ -173,8 +174,6 @@ def _describe(cfg: dict) -> int:
 
 
 def run(args) -> int:
-    from vptracker.infer import make_engine  # looked up per run: tests replace vptracker.infer.make_engine
-
     cfg = resolve_config(args)
     if args.describe:
         return _describe(cfg)
@@ -210,7 +209,7 @@ def run(args) -> int:
         if (cfg.get("backend") or "transformers") == "vllm":
             limit = side.images_per_request(TaskOptions.from_dict(options))
             engine_kwargs.setdefault("limit_mm_per_prompt", {"image": limit})
-        engine = make_engine(
+        engine = vptracker.infer.make_engine(
             cfg["model"], family, cfg.get("adapter"), cfg.get("backend") or "transformers",
             max_batch_size=int(cfg.get("max_batch_size") or concurrency),
             decoding=Decoding(**run["decoding"]), trust_remote_code=run["trust_remote_code"],

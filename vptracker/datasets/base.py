@@ -115,6 +115,8 @@ class DatasetFormatError(ValueError):
 
 
 Reader = Callable[..., list[Sequence]]
+# Filled when the package is imported: Python runs vptracker/datasets/__init__.py, which imports every
+# reader module, before any of its modules (this one included), so a lookup below sees every reader.
 _READERS: Registry[Reader] = Registry("dataset")
 
 
@@ -125,12 +127,10 @@ def register(*names: str):
 
 
 def available() -> list[str]:
-    import vptracker.datasets  # noqa: F401  (registers every reader; the package imports this module)
     return sorted(_READERS)
 
 
 def load(name: str, root: str | Path, split: str | None = None, **options) -> list[Sequence]:
-    import vptracker.datasets  # noqa: F401  (registers every reader, as above)
     sequences = _READERS.get(name)(Path(root), split=split, **options)
     report_boxes_outside(name, sequences)
     return sequences

@@ -15,6 +15,7 @@ from vptracker.config import ConfigError, apply_overrides, load_config, nearest,
 from vptracker.datasets import load
 from vptracker.demo import pipeline as p
 from vptracker.demo.logs import DemoLog, make_deterministic
+from vptracker.demo.mot import run_steps
 from vptracker.demo.pipeline import PROTOCOL
 from vptracker.demo.report import LOG, summary_json, write_report
 from vptracker.eval.sot_eval import evaluate_sot
@@ -96,8 +97,6 @@ def run_demo(out: str | Path, quick: bool = False, overrides: list[str] | tuple[
     try:
         with demo_log.libraries_to_file():
             if cfg["task"] == "omnipt_mot":
-                from vptracker.demo.mot import run_steps  # demo.mot imports this package: a cycle at the top
-
                 return run_steps(cfg, out, quick, demo_log)
             return _run_steps(cfg, out, quick, demo_log)
     finally:

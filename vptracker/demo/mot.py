@@ -26,6 +26,7 @@ from vptracker.infer.outputs import mot_text
 from vptracker.infer.runner import run_task
 from vptracker.prompts.texts import no_objects_answer
 from vptracker.tasks.prepare import prepare
+from vptracker.train import runner
 from vptracker.train.manifest import read_manifest
 from vptracker.train.stages import SHORT
 
@@ -66,8 +67,6 @@ def prepare_rows(cfg: dict, root: Path, out: Path, stages: list[str]) -> dict[st
 def train_stage(cfg: dict, model_dir: Path, weights: Path, stage: str, files: dict[str, list[str]], run_dir: Path,
                 echo, stream) -> Path:
     """Runs one stage of the demo from ``weights`` into ``run_dir``; returns its final weights."""
-    from vptracker.train.runner import run_stage  # looked up per call: tests replace it
-
     s = cfg[stage]
     steps = int(s["max_steps"])
     overrides = [o for o in p._model_overrides(cfg, model_dir, run_dir.parent) if not o.startswith("run_dir=")] + [
@@ -91,7 +90,7 @@ def train_stage(cfg: dict, model_dir: Path, weights: Path, stage: str, files: di
         overrides.append("swift.eval_steps=null")
     if stage == "stage2_midtrain":
         overrides.append("kind=sft")  # pretexts only: no captioned crops for the CLIP phase
-    return run_stage(stage, overrides, echo=echo, force=True, stream=stream)
+    return runner.run_stage(stage, overrides, echo=echo, force=True, stream=stream)
 
 
 def train(cfg: dict, model_dir: Path, files: dict[str, list[str]], out: Path, echo, stream) -> Path:

@@ -32,6 +32,7 @@ from vptracker.prompts.texts import VPTRACKER_SPECIAL_TOKENS, omnipt_sot, vptrac
 from vptracker.tasks.contract import contract_for
 from vptracker.tasks.prepare import prepare
 from vptracker.tiny.model import make_tiny_model
+from vptracker.train import runner
 
 PROTOCOL = "ostrack"  # frames without a valid target count as misses for every tracker alike
 
@@ -207,8 +208,6 @@ def _freeze(names) -> str:
 
 
 def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=print, output=None) -> Path:
-    from vptracker.train.runner import run_stage  # looked up per call: tests replace it
-
     s = cfg["sft"]
     steps = int(s["max_steps"])
     overrides = _model_overrides(cfg, model_dir, out) + [
@@ -217,13 +216,11 @@ def train_sft(cfg: dict, model_dir: Path, files: list[str], out: Path, echo=prin
         f"swift.warmup_ratio={s['warmup_ratio']}",
         _freeze(s["freeze_parameters"]), f"swift.save_steps={steps}",
         f"swift.logging_steps={max(1, steps // 20)}", "swift.eval_steps=null"]
-    return run_stage(s["stage"], overrides, echo=echo, force=True, stream=output)
+    return runner.run_stage(s["stage"], overrides, echo=echo, force=True, stream=output)
 
 
 def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Path, echo=print,
                output=None) -> Path:
-    from vptracker.train.runner import run_stage  # looked up per call: tests replace it
-
     g = cfg["grpo"]
     steps = int(g["max_steps"])
     overrides = _model_overrides(cfg, model_dir, out) + [
@@ -234,7 +231,7 @@ def train_grpo(cfg: dict, model_dir: Path, init: Path, files: list[str], out: Pa
         f"rollout.num_generations={g['num_generations']}",
         f"rollout.max_completion_length={g['max_completion_length']}", f"rollout.temperature={g['temperature']}",
         f"rollout.top_k={g['top_k']}"]
-    return run_stage(g["stage"], overrides, echo=echo, force=True, stream=output)
+    return runner.run_stage(g["stage"], overrides, echo=echo, force=True, stream=output)
 
 
 # --------------------------------------------------------------------------- inference and scores

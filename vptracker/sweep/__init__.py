@@ -26,7 +26,7 @@ from pathlib import Path
 
 from vptracker.config import ConfigError, apply_overrides, parse_override
 from vptracker.demo import demo_config
-from vptracker.sweep import results
+from vptracker.sweep import results, toy
 from vptracker.sweep.full import full_config, row_commands, run_commands, summaries, verdict
 from vptracker.sweep.grid import SWEEP_TABLES, stage_label, stage_runs, sweep_rows
 from vptracker.sweep.toy_text import toy_tasks, with_text_steps
@@ -113,8 +113,6 @@ def run_sweep(name: str, items: list[str], dry_run: bool = False, echo=print, st
     echo(f"[sweep] {name} ({scale}): {len(rows)} rows x {seeds} seeds, {len(pending)} to run; "
          f"{runs} stage runs at most ({alone} without shared prefixes) -> {out}")
     if scale == "toy":
-        from vptracker.sweep import toy  # sweep.toy imports this package: a cycle at the top
-
         todo = set(pending)
         if todo:   # a finished sweep rewrites its table and manifest without touching data or models
             toy.run_rows(cfg, rows, seeds, out, echo, stream or (lambda line: None), lambda r, s: (r, s) in todo,

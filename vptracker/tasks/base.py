@@ -29,6 +29,8 @@ from vptracker.registry import Registry
 from vptracker.tasks.options import NoOptions, defaults_of, make_options
 from vptracker.tasks.solutions import check_solution
 
+# Filled when the package is imported: Python runs vptracker/tasks/__init__.py, which imports every task
+# module, before any of its modules (this one included), so a lookup below sees every task.
 _TASKS: Registry[type[Task]] = Registry("task")
 
 
@@ -44,25 +46,21 @@ def register_task(*names: str):
 
 
 def tasks() -> list[str]:
-    import vptracker.tasks  # noqa: F401  (registers every task; the package imports this module)
     return sorted(_TASKS)
 
 
 def trackable_tasks() -> list[str]:
     """The tasks that have a tracking side (``vptracker infer --task``)."""
-    import vptracker.tasks  # noqa: F401  (registers every task, as above)
     return sorted(name for name, cls in _TASKS.items() if cls.trackable)
 
 
 def accepted_options(name: str) -> dict[str, Any]:
     """The options (with defaults) the task ``name`` accepts; empty for an unknown name."""
-    import vptracker.tasks  # noqa: F401  (registers every task, as above)
     return dict(_TASKS[name].defaults) if name in _TASKS else {}
 
 
 def get_task(name: str, **options) -> Task:
     """THE task lookup, for training (the builder) and inference (``.contract()``)."""
-    import vptracker.tasks  # noqa: F401  (registers every task, as above)
     return _TASKS.get(name)(**options)
 
 

@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Iterable
 from functools import cache, lru_cache
 
+from vptracker.models import qwen_tokenizer
 from vptracker.models.qwen_tokenizer import ENV, PATTERN, find_tokenizer
 
 log = logging.getLogger("vptracker.tasks.lengths")
@@ -131,11 +132,9 @@ def _estimate() -> TextCounter:
 @cache
 def _fallback_note(family: str) -> None:
     if family in QWEN_BPE_FAMILIES:
-        from vptracker.models.qwen_tokenizer import default_dir  # looked up per call: tests replace it
-
         log.warning("token counts for %s are estimated (errs high by about 10%% on boxes): the real Qwen tokenizer "
                     "is not at %s; write it with `python -m vptracker.models.qwen_tokenizer` (scripts/setup.sh does)",
-                    family, default_dir())
+                    family, qwen_tokenizer.default_dir())   # an attribute: tests replace it
     else:
         log.warning("token counts for %s are estimated: set length_budget.tokenizer to the model's folder to count "
                     "them exactly", family)
