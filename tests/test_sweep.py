@@ -92,3 +92,18 @@ def test_rows_of_each_table_and_bad_keys():
         sweep_rows("table7", (), "x", 2, ["64"])
     with pytest.raises(ConfigError, match="unknown key"):
         run_sweep("table6", ["quick=true", "stage3_sft.max_stepz=2"], dry_run=True, echo=lambda line: None)
+
+
+def test_table7_rows_answer_budget_grows_with_their_frames():
+    """A 32-frame track answer is 16 times a 2-frame one: the toy rows' tracking budget and GRPO
+    completions grow with the frames, so longer rows are not scored on answers cut at the demo's length."""
+    from vptracker.demo import demo_config
+
+    cfg = demo_config(False, ["task=omnipt_mot"])
+    rows = sweep_rows("table7", tuple(cfg["stages"]), "qwen3_vl_4b", 2)
+    by_frames = {r.frames: toy.group_config(cfg, r, 0) for r in rows}
+    base = cfg["infer"]["max_tokens"]
+    assert [by_frames[f]["infer"]["max_tokens"] for f in (2, 4, 8, 16, 32)] == [base * k for k in (1, 2, 4, 8, 16)]
+    for stage in ("stage1_format_grpo", "stage4_iou_grpo"):
+        assert by_frames[32][stage]["max_completion_length"] == 16 * cfg[stage]["max_completion_length"]
+        assert by_frames[2][stage]["max_completion_length"] == cfg[stage]["max_completion_length"]

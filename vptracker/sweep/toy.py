@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 
 from vptracker.config import load_yaml
 from vptracker.datasets import load
 from vptracker.demo import mot
 from vptracker.demo import pipeline as p
-from vptracker.demo.mot import train_rows
+from vptracker.demo.mot import GRPO_STAGES, train_rows
 from vptracker.models.families import get_family
 from vptracker.sweep import toy_text
 from vptracker.sweep.grid import SweepRow
@@ -47,6 +48,15 @@ def group_config(cfg: dict, row: SweepRow, seed: int) -> dict:
         # Table 7's 16- and 32-frame MOT rows (~1,100 and ~2,200 tokens at 64x64) pass the demo's 1,024,
         # and the stage refuses rows ms-swift would drop: they train whole
         out["max_length"] = 4096
+    base = int((cfg["task_options"] or {}).get("frames") or 2)
+    if row.frames > base:
+        # a track answer grows with its frames (Table 7's 32-frame answers are 16 times the 2-frame ones):
+        # the tracking budget and the GRPO completions grow with them, so no answer is cut at the demo's length
+        grow = row.frames / base
+        out["infer"]["max_tokens"] = math.ceil(int(cfg["infer"]["max_tokens"]) * grow)
+        for stage in GRPO_STAGES:
+            if stage in out and "max_completion_length" in out[stage]:
+                out[stage]["max_completion_length"] = math.ceil(int(cfg[stage]["max_completion_length"]) * grow)
     out["task_options"] = {**(cfg["task_options"] or {}), "frames": row.frames}
     out["stages"] = list(row.stages)
     out["model_preset"] = row.preset
