@@ -107,3 +107,8 @@ def test_table7_rows_answer_budget_grows_with_their_frames():
     for stage in ("stage1_format_grpo", "stage4_iou_grpo"):
         assert by_frames[32][stage]["max_completion_length"] == 16 * cfg[stage]["max_completion_length"]
         assert by_frames[2][stage]["max_completion_length"] == cfg[stage]["max_completion_length"]
+    lines: list[str] = []
+    run_sweep("table7", ["rows=[2,32]"], dry_run=True, echo=lines.append)
+    tracks = [line for line in lines if line.startswith("#   track:")]
+    assert f"answers up to {base} tokens (GRPO completions: stage1_format_grpo 160, stage4_iou_grpo 160)" in tracks[0]
+    assert f"answers up to {16 * base} tokens (GRPO completions: stage1_format_grpo 2560, " in tracks[1]

@@ -161,7 +161,8 @@ def _print_plan(name, scale, cfg, rows, seeds, out, pending, settings, echo, tas
                      f"frames {row.frames}: {state}")
                 echo(f"#   train: vptracker.demo.mot.train_rows -> {out}/groups/{row.group(seed)}/runs/"
                      f"from-*/<stage> (the MOT demo's stage settings, {sft} SFT steps)")
-                echo(f"#   track: the MOT loop on {cfg['data']['test_sequences']} synthetic test sequences -> "
+                echo(f"#   track: the MOT loop on {cfg['data']['test_sequences']} synthetic test sequences, "
+                     f"{toy.budget(toy.group_config(cfg, row, seed))} -> "
                      f"{results.seed_summary(out, row.key, seed).parent.parent}/results")
                 echo(f"#   score: vptracker eval mot --benchmark MOT17 -> {results.seed_summary(out, row.key, seed)}")
                 if "rmot" in tasks:

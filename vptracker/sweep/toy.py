@@ -63,6 +63,13 @@ def group_config(cfg: dict, row: SweepRow, seed: int) -> dict:
     return out
 
 
+def budget(cfg: dict) -> str:
+    """The answer lengths a row runs with (grown with its frames by :func:`group_config`), said aloud."""
+    grpo = [f"{s} {cfg[s]['max_completion_length']}" for s in GRPO_STAGES if s in cfg.get("stages", [])]
+    return f"answers up to {cfg['infer']['max_tokens']} tokens" + (f" (GRPO completions: {', '.join(grpo)})"
+                                                                    if grpo else "")
+
+
 def _once(marker: Path, make, *args):
     """Runs ``make`` unless an earlier run finished it (its marker holds the JSON result)."""
     if marker.is_file():
@@ -100,7 +107,7 @@ def run_rows(cfg: dict, rows: list[SweepRow], seeds: int, out: Path, echo, strea
                           out / "rows_data" / data_key / "text", needed, tasks)
             files = {stage: files[stage] + extra[stage] for stage in needed}
             gcfg = toy_text.with_text_steps(gcfg, tasks, needed)
-        echo(f"[sweep] group {key}: rows {', '.join(r.key for r, _ in members)}")
+        echo(f"[sweep] group {key}: rows {', '.join(r.key for r, _ in members)}; {budget(gcfg)}")
         done = train_rows(gcfg, model_dir, files, out / "groups" / key, echo, stream,
                           [(r.key, r.stages) for r, _ in members])
         for row, _ in members:
