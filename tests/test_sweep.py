@@ -112,3 +112,18 @@ def test_table7_rows_answer_budget_grows_with_their_frames():
     tracks = [line for line in lines if line.startswith("#   track:")]
     assert f"answers up to {base} tokens (GRPO completions: stage1_format_grpo 160, stage4_iou_grpo 160)" in tracks[0]
     assert f"answers up to {16 * base} tokens (GRPO completions: stage1_format_grpo 2560, " in tracks[1]
+
+
+def test_table7_equal_images_gives_an_n_frame_row_base_over_n_of_the_sft_rows_and_steps():
+    from vptracker.demo import demo_config
+
+    cfg = demo_config(False, ["task=omnipt_mot", "sweep.equal_images=true"])
+    rows = sweep_rows("table7", tuple(cfg["stages"]), "qwen3_vl_4b", 2)
+    by = {r.frames: toy.group_config(cfg, r, 0) for r in rows}
+    assert [by[f]["stage3_sft"]["max_steps"] for f in (2, 4, 8, 16, 32)] == [7600, 3800, 1900, 950, 475]
+    assert [by[f]["prepare"]["samples"]["stage3_sft"] for f in (2, 32)] == [30400, 1900]
+    assert by[32]["stage2_midtrain"]["max_steps"] == 125 and by[32]["prepare"]["samples"]["stage2_midtrain"] == 1000
+    # the GRPO stages keep their steps; without the key every row trains the same steps
+    assert by[32]["stage1_format_grpo"]["max_steps"] == cfg["stage1_format_grpo"]["max_steps"]
+    plain = demo_config(False, ["task=omnipt_mot"])
+    assert toy.group_config(plain, rows[-1], 0)["stage3_sft"]["max_steps"] == 7600

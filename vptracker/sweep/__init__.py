@@ -153,16 +153,17 @@ def _print_plan(name, scale, cfg, rows, seeds, out, pending, settings, echo, tas
     echo(f"# sweep {name} ({scale}) -> {out}: {len(rows)} rows x {seeds} seeds; {runs} stage runs with shared "
          f"prefixes ({alone} if every row trained alone); {len(pending)} row-seeds to run, {todo} stage runs")
     if scale == "toy":
-        sft = with_text_steps(cfg, tasks, ["stage3_sft"])["stage3_sft"]["max_steps"]
         for row in rows:
             for seed in range(seeds):
+                row_cfg = toy.group_config(cfg, row, seed)
+                sft = with_text_steps(row_cfg, tasks, ["stage3_sft"])["stage3_sft"]["max_steps"]
                 state = "to run" if (row, seed) in pending else "finished (skipped)"
                 echo(f"# row {row.key} seed {seed}: stages {stage_label(row.stages)}, preset {row.preset}, "
                      f"frames {row.frames}: {state}")
                 echo(f"#   train: vptracker.demo.mot.train_rows -> {out}/groups/{row.group(seed)}/runs/"
                      f"from-*/<stage> (the MOT demo's stage settings, {sft} SFT steps)")
                 echo(f"#   track: the MOT loop on {cfg['data']['test_sequences']} synthetic test sequences, "
-                     f"{toy.budget(toy.group_config(cfg, row, seed))} -> "
+                     f"{toy.budget(row_cfg)} -> "
                      f"{results.seed_summary(out, row.key, seed).parent.parent}/results")
                 echo(f"#   score: vptracker eval mot --benchmark MOT17 -> {results.seed_summary(out, row.key, seed)}")
                 if "rmot" in tasks:

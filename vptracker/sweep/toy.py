@@ -57,6 +57,15 @@ def group_config(cfg: dict, row: SweepRow, seed: int) -> dict:
         for stage in GRPO_STAGES:
             if stage in out and "max_completion_length" in out[stage]:
                 out[stage]["max_completion_length"] = math.ceil(int(cfg[stage]["max_completion_length"]) * grow)
+    if (cfg.get("sweep") or {}).get("equal_images") and row.frames != base:
+        # the same images for every row (docs/sweeps.md): an N-frame row's SFT stages train base/N of the
+        # base row's rows and steps, as the same videos cut into N-image samples for the same epochs would
+        for stage in row.stages:
+            if stage not in GRPO_STAGES:
+                share = base / row.frames
+                out[stage]["max_steps"] = max(1, round(int(cfg[stage]["max_steps"]) * share))
+                out["prepare"]["samples"][stage] = max(int(cfg[stage]["batch_size"]),
+                                                       round(int(cfg["prepare"]["samples"][stage]) * share))
     out["task_options"] = {**(cfg["task_options"] or {}), "frames": row.frames}
     out["stages"] = list(row.stages)
     out["model_preset"] = row.preset
