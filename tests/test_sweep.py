@@ -111,7 +111,7 @@ def test_table7_rows_answer_budget_grows_with_their_frames():
     run_sweep("table7", ["rows=[2,32]"], dry_run=True, echo=lines.append)
     tracks = [line for line in lines if line.startswith("#   track:")]
     assert f"answers up to {base} tokens (GRPO completions: stage1_format_grpo 160, stage4_iou_grpo 160)" in tracks[0]
-    assert f"answers up to {16 * base} tokens (GRPO completions: stage1_format_grpo 2560, " in tracks[1]
+    assert f"answers up to {16 * base} tokens, captions {base} (GRPO completions: stage1_format_grpo 2560, " in tracks[1]
 
 
 def test_table7_equal_images_gives_an_n_frame_row_base_over_n_of_the_sft_rows_and_steps():
@@ -127,3 +127,31 @@ def test_table7_equal_images_gives_an_n_frame_row_base_over_n_of_the_sft_rows_an
     assert by[32]["stage1_format_grpo"]["max_steps"] == cfg["stage1_format_grpo"]["max_steps"]
     plain = demo_config(False, ["task=omnipt_mot"])
     assert toy.group_config(plain, rows[-1], 0)["stage3_sft"]["max_steps"] == 7600
+
+
+def test_a_resumed_row_tracks_only_the_tasks_without_a_score(tmp_path, monkeypatch):
+    """A sweep killed in a row's caption loop resumes there: the row's MOT tracks are scored on disk,
+    so only the caption loop runs again."""
+    from vptracker.demo import demo_config
+
+    cfg = demo_config(True, ["task=omnipt_mot"])
+    row = sweep_rows("table7", ("stage3_sft",), "qwen3_vl_4b", 2, ["2"])[0]
+    made = {"data": str(tmp_path / "data"), "models": str(tmp_path / "model")}
+
+    def once(marker, make, *args):   # data, model and rows made by an earlier run
+        if marker.name == "text_done.json":
+            return {"smot": str(tmp_path)} if marker.parent.name == "data" else {"stage3_sft": []}
+        return made.get(marker.parent.name) or made.get(marker.parent.parent.name) or {"stage3_sft": []}
+
+    tracked, captioned = [], []
+    monkeypatch.setattr(toy, "_once", once)
+    monkeypatch.setattr(toy, "load", lambda *args: [])
+    monkeypatch.setattr(toy, "train_rows", lambda cfg, model, files, out, echo, stream, rows: {
+        key: (tmp_path / "weights", {}) for key, _ in rows})
+    monkeypatch.setattr(toy.mot, "track", lambda cfg, weights, test, results: tracked.append(results))
+    monkeypatch.setattr(toy, "write_summary", lambda root, results, path, name: path.parent.mkdir(parents=True)
+                        or path.write_text(json.dumps(_summary(1.0))))
+    monkeypatch.setattr(toy.toy_text, "track_and_score", lambda *args: captioned.append(args[-1]))
+    for _ in range(2):   # the second time the MOT score is on disk: the caption loop alone runs again
+        toy.run_rows(cfg, [row], 1, tmp_path, lambda line: None, None, lambda r, s: True, ("mot", "smot"))
+    assert len(tracked) == 1 and captioned == ["2", "2"]

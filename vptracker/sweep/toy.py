@@ -54,6 +54,8 @@ def group_config(cfg: dict, row: SweepRow, seed: int) -> dict:
         # the tracking budget and the GRPO completions grow with them, so no answer is cut at the demo's length
         grow = row.frames / base
         out["infer"]["max_tokens"] = math.ceil(int(cfg["infer"]["max_tokens"]) * grow)
+        # a caption does not grow with the frames it describes: it keeps the demo's budget
+        out["infer"]["caption_max_tokens"] = int(cfg["infer"]["max_tokens"])
         for stage in GRPO_STAGES:
             if stage in out and "max_completion_length" in out[stage]:
                 out[stage]["max_completion_length"] = math.ceil(int(cfg[stage]["max_completion_length"]) * grow)
@@ -75,8 +77,10 @@ def group_config(cfg: dict, row: SweepRow, seed: int) -> dict:
 def budget(cfg: dict) -> str:
     """The answer lengths a row runs with (grown with its frames by :func:`group_config`), said aloud."""
     grpo = [f"{s} {cfg[s]['max_completion_length']}" for s in GRPO_STAGES if s in cfg.get("stages", [])]
-    return f"answers up to {cfg['infer']['max_tokens']} tokens" + (f" (GRPO completions: {', '.join(grpo)})"
-                                                                    if grpo else "")
+    i = cfg["infer"]
+    captions = f", captions {i['caption_max_tokens']}" if "caption_max_tokens" in i else ""
+    return f"answers up to {i['max_tokens']} tokens{captions}" + (f" (GRPO completions: {', '.join(grpo)})"
+                                                                 if grpo else "")
 
 
 def _once(marker: Path, make, *args):
@@ -121,8 +125,9 @@ def run_rows(cfg: dict, rows: list[SweepRow], seeds: int, out: Path, echo, strea
                           [(r.key, r.stages) for r, _ in members])
         for row, _ in members:
             seed_dir = seed_summary(out, row.key, seed).parent.parent
-            mot.track(gcfg, done[row.key][0], test, seed_dir / "results")
-            write_summary(root, seed_dir / "results", seed_summary(out, row.key, seed), row.key)
+            if not seed_summary(out, row.key, seed).is_file():   # resumed: a scored task is not tracked again
+                mot.track(gcfg, done[row.key][0], test, seed_dir / "results")
+                write_summary(root, seed_dir / "results", seed_summary(out, row.key, seed), row.key)
             if text:
                 toy_text.track_and_score(gcfg, done[row.key][0], roots, seed_dir, seed_dir / "results", tasks, row.key)
 

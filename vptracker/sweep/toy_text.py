@@ -143,8 +143,9 @@ def track_and_score(cfg: dict, weights: Path, roots: dict[str, str], seed_dir: P
 
 def _run(cfg: dict, weights: Path, task: str, sequences, results: Path, extra: dict) -> None:
     i = cfg["infer"]
+    budget = i.get("caption_max_tokens", i["max_tokens"]) if task == "omnipt_caption" else i["max_tokens"]
     engine = make_engine(weights, cfg["model"]["family"], max_batch_size=int(i["batch_size"]),
-                         max_tokens=int(i["max_tokens"]), torch_dtype="float32", **p.contract_pixels(task, weights))
+                         max_tokens=int(budget), torch_dtype="float32", **p.contract_pixels(task, weights))
     options = {"family": cfg["model"]["family"], "box_scale": cfg["prepare"]["scale"], **extra}
     run_task(task, engine, sequences, results, options, concurrency=int(i["batch_size"]), progress=True,
              model_dir=weights)
