@@ -62,9 +62,9 @@ def group_config(cfg: dict, row: SweepRow, seed: int) -> dict:
     if (cfg.get("sweep") or {}).get("equal_images") and row.frames != base:
         # the same images for every row (docs/sweeps.md): an N-frame row's SFT stages train base/N of the
         # base row's rows and steps, as the same videos cut into N-image samples for the same epochs would
+        share = base / row.frames
         for stage in row.stages:
             if stage not in GRPO_STAGES:
-                share = base / row.frames
                 out[stage]["max_steps"] = max(1, round(int(cfg[stage]["max_steps"]) * share))
                 out["prepare"]["samples"][stage] = max(int(cfg[stage]["batch_size"]),
                                                        round(int(cfg["prepare"]["samples"][stage]) * share))
@@ -124,10 +124,11 @@ def run_rows(cfg: dict, rows: list[SweepRow], seeds: int, out: Path, echo, strea
         done = train_rows(gcfg, model_dir, files, out / "groups" / key, echo, stream,
                           [(r.key, r.stages) for r, _ in members])
         for row, _ in members:
-            seed_dir = seed_summary(out, row.key, seed).parent.parent
-            if not seed_summary(out, row.key, seed).is_file():   # resumed: a scored task is not tracked again
+            summary = seed_summary(out, row.key, seed)
+            seed_dir = summary.parent.parent
+            if not summary.is_file():   # resumed: a scored task is not tracked again
                 mot.track(gcfg, done[row.key][0], test, seed_dir / "results")
-                write_summary(root, seed_dir / "results", seed_summary(out, row.key, seed), row.key)
+                write_summary(root, seed_dir / "results", summary, row.key)
             if text:
                 toy_text.track_and_score(gcfg, done[row.key][0], roots, seed_dir, seed_dir / "results", tasks, row.key)
 
