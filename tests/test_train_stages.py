@@ -126,6 +126,15 @@ def _kill_when(proc: subprocess.Popen, ready) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
+    # the kill reached every process of the run (ms-swift's warm server and its forks too): none writes on
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    raise AssertionError("a process of the killed run is still alive")
 
 
 def test_all_chains_the_four_stages_and_a_killed_run_resumes(tiny_model, tiny_data, tmp_path):

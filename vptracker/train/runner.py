@@ -34,6 +34,7 @@ from vptracker.tasks.contract import (
     write_contract_file,
 )
 from vptracker.tasks.lengths import check_cards
+from vptracker.train import warm
 from vptracker.train.commands import (
     Command,
     expand_datasets,
@@ -83,12 +84,19 @@ def _execute(cmd: Command, log_path: Path, env: dict, stream: Callable[[str], No
     with open(log_path, "a", encoding="utf-8") as log:
         log.write(f"\n# {now()} {cmd.shell()}\n")
         log.flush()
+
+        def echo_line(line: str) -> None:
+            log.write(line)
+            stream(line)
+
+        warm_route = warm.route(cmd.argv, full_env)
+        if warm_route is not None:   # one process: forked from a server with ms-swift imported (warm.py)
+            return warm.run(*warm_route, full_env, echo_line)
         proc = subprocess.Popen(cmd.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=full_env,
                                 text=True, errors="replace")
         assert proc.stdout is not None
         for line in proc.stdout:
-            log.write(line)
-            stream(line)
+            echo_line(line)
         return proc.wait()
 
 
@@ -159,6 +167,8 @@ def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = 
     if previous.get("status") == "complete" and output.exists() and not force:
         echo(f"# {cfg.name}: already complete ({output}); use --force (force=True) to retrain")
         return output
+    if any(warm.route(c.argv, {**os.environ, **env}) for c in commands):
+        warm.start_server()   # it imports ms-swift while the rows below are checked
     rank0 = _is_rank0(env)
     for cmd in commands:
         for note in cmd.notes:
