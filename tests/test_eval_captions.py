@@ -2,6 +2,8 @@
 referring descriptions), through the CLI for the Java-backed COCO protocol."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import shutil
@@ -123,6 +125,35 @@ def test_coco_protocol_through_cli_matches_reference_loops(corpus, tmp_path):
     first = keys[0]
     assert each[first]["ROUGE-L"] == pytest.approx(reference_rouge_l([hyps[0]], [rs[0]]))
     assert (out / "per_caption.csv").read_text().splitlines()[0] == "id,BLEU-1,BLEU-2,BLEU-3,BLEU-4,METEOR,ROUGE-L,CIDEr-D"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("java") is None, reason="the coco protocol needs Java")
+def test_meteor_process_is_kept_between_calls_and_scores_as_a_fresh_one(corpus):
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    from vptracker.eval import captions
+
+    refs, preds = corpus
+    half = dict(list(refs.items())[: len(refs) // 2])
+    evaluate_captions(half, {k: preds[k] for k in half}, "coco")   # an earlier call on other captions
+    kept = captions._meteor.meteor_p.pid
+    again = evaluate_captions(refs, preds, "coco")
+    assert captions._meteor.meteor_p.pid == kept   # one Java process served both calls
+    tokenizer = PTBTokenizer()
+    with contextlib.redirect_stdout(io.StringIO()):
+        gts = tokenizer.tokenize({k: [{"caption": c} for c in v] for k, v in refs.items()})
+        res = tokenizer.tokenize({k: [{"caption": preds[k]}] for k in refs})
+    fresh = Meteor()   # what coco_scores did before: a process of its own for each call
+    score, each = fresh.compute_score(gts, res)
+    del fresh
+    assert again["METEOR"] == score
+    assert [again["per_caption"][k]["METEOR"] for k in gts] == each
+    # a process that died is replaced, not written to
+    captions._meteor.meteor_p.kill()
+    captions._meteor.meteor_p.wait()
+    assert evaluate_captions(refs, preds, "coco")["METEOR"] == score
 
 
 @pytest.mark.slow

@@ -77,13 +77,37 @@ def _per_caption(keys: list[str], columns: dict[str, list[float]]) -> dict[str, 
     return {k: {field: float(values[i]) for field, values in columns.items()} for i, k in enumerate(keys)}
 
 
+_meteor = None   # one METEOR process per Python process (see _meteor_score)
+
+
+def _meteor_score(gts: dict, res: dict) -> tuple[float, list[float]]:
+    """pycocoevalcap's METEOR on one Java process kept for the next call: it takes ~7.5 s to start
+    (its paraphrase table) and each call's scores depend on that call's lines only (every SCORE line
+    gives one caption's statistics, the EVAL line combines the statistics it is given)."""
+    global _meteor
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    if _meteor is None or _meteor.meteor_p.poll() is not None:
+        _meteor = Meteor()
+    try:
+        return _meteor.compute_score(gts, res)
+    except BaseException:
+        # a process left mid-answer is not reused; its lock stays held, so it is killed here (its
+        # __del__ would wait for that lock)
+        broken, _meteor = _meteor, None
+        broken.meteor_p.kill()
+        broken.meteor_p.wait()
+        if broken.lock.locked():
+            broken.lock.release()
+        raise
+
+
 def coco_scores(refs: dict, preds: dict) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """pycocoevalcap exactly as the COCO caption evaluation runs it (SPICE left out: it downloads).
 
     Returns the corpus scores and each caption's own (the scorers' per-image lists)."""
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
-    from pycocoevalcap.meteor.meteor import Meteor
     from pycocoevalcap.rouge.rouge import Rouge
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
@@ -94,9 +118,7 @@ def coco_scores(refs: dict, preds: dict) -> tuple[dict[str, float], dict[str, di
         gts_tok = tokenizer.tokenize({k: [{"caption": c} for c in v] for k, v in gts.items()})
         res_tok = tokenizer.tokenize({k: [{"caption": c} for c in v] for k, v in res.items()})
         bleu, bleu_each = Bleu(4).compute_score(gts_tok, res_tok)
-        meteor_scorer = Meteor()  # a Java subprocess, killed when the scorer is collected
-        meteor, meteor_each = meteor_scorer.compute_score(gts_tok, res_tok)
-        del meteor_scorer
+        meteor, meteor_each = _meteor_score(gts_tok, res_tok)
         rouge, rouge_each = Rouge().compute_score(gts_tok, res_tok)
         cider, cider_each = Cider().compute_score(gts_tok, res_tok)
     scores = {f"BLEU-{i + 1}": float(b) for i, b in enumerate(bleu)}
