@@ -146,14 +146,15 @@ def _count_with(path: str) -> TextCounter:
 
     def count_many(texts: list[str]) -> list[int]:
         return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    return TextCounter(count_many, pieces=qwen_pieces(tokenizer), uncut=_box_cut_breaks(tokenizer))
+    spec = _spec(tokenizer)   # a 151k-token vocabulary's JSON: about a second to write and read, once
+    return TextCounter(count_many, pieces=qwen_pieces(tokenizer, spec), uncut=_box_cut_breaks(spec))
 
 
-def qwen_pieces(tokenizer) -> bool:
+def qwen_pieces(tokenizer, spec: dict | None = None) -> bool:
     """Whether ``tokenizer`` splits text with Qwen2's pattern (so :class:`TextCounter` may key on
     pieces): its ``tokenizer.json`` pattern, a byte-level BPE, added tokens without digits or spaces
     (they are cut out before the pattern applies) and every digit a single token."""
-    spec = _spec(tokenizer)
+    spec = _spec(tokenizer) if spec is None else spec
     splits = (spec.get("pre_tokenizer") or {}).get("pretokenizers") or []
     patterns = [(s.get("pattern") or {}).get("Regex") for s in splits if s.get("type") == "Split"]
     return (patterns == [PATTERN] and (spec.get("model") or {}).get("type") == "BPE"
@@ -162,10 +163,10 @@ def qwen_pieces(tokenizer) -> bool:
             and all(len(ids) == 1 for ids in tokenizer(list("0123456789"), add_special_tokens=False)["input_ids"]))
 
 
-def _box_cut_breaks(tokenizer) -> re.Pattern | None:
+def _box_cut_breaks(spec: dict) -> re.Pattern | None:
     """The added tokens that a cut at ``><`` between letters or digits could split (``<think>``:
     ``<`` or ``>`` beside a letter or digit, or ``><`` inside), as one pattern; None when none could."""
-    risky = [t for t in _added(_spec(tokenizer)) if re.search(r"^<[A-Za-z0-9]|[A-Za-z0-9]>$|><", t)]
+    risky = [t for t in _added(spec) if re.search(r"^<[A-Za-z0-9]|[A-Za-z0-9]>$|><", t)]
     return re.compile("|".join(re.escape(t) for t in risky)) if risky else None
 
 
