@@ -74,8 +74,8 @@ _MODEL_CALLS = ("make_tiny_model(", "run_stage(", "run_chain(", "make_engine(", 
 
 # The files whose tests take minutes, the longest first (measured: docs/tests.md). They start first and
 # the short tests fill both workers at the end; the order changes only how the workers share the run.
-FIRST = ("test_readme.py", "test_sweep_table5.py", "test_train_stages.py", "test_omnipt_chain.py",
-         "test_stage_select.py", "test_synthetic_text.py", "test_demo.py")
+FIRST = ("test_readme.py", "test_train_stages.py", "test_omnipt_chain.py", "test_stage_select.py",
+         "test_sweep_table5.py", "test_install.py", "test_prepare.py")
 
 
 def _start_rank(item) -> tuple[int, bool]:
