@@ -1,6 +1,7 @@
-"""Warm starts (vptracker/train/warm.py): a one-process ms-swift command runs in a fork of a server
-that imported ms-swift once, and behaves as the fresh process would: its arguments, environment,
-folder, threads, output lines and exit status; the runner's own script is not run again."""
+"""Warm starts (vptracker/train/warm.py): a one-process ms-swift command on a machine without a GPU
+runs in a fork of a server that imported ms-swift once, and behaves as the fresh process would: its
+arguments, environment, folder, threads, output lines and exit status; the runner's own script is
+not run again."""
 from __future__ import annotations
 
 import subprocess
@@ -27,6 +28,9 @@ def test_only_one_process_swift_commands_start_warm(argv, env, expected, monkeyp
     for var in ("NPROC_PER_NODE", "NNODES", warm.SWITCH):
         monkeypatch.delenv(var, raising=False)
     assert warm.route(argv, env) == expected
+    monkeypatch.setattr(warm, "_gpus", lambda: 1)   # a GPU machine: every command starts fresh
+    assert warm.route(argv, env) is None
+    monkeypatch.setattr(warm, "_gpus", lambda: 0)
     monkeypatch.setenv(warm.SWITCH, "0")
     assert warm.route(argv, env) is None
 

@@ -8,8 +8,10 @@ the command's module as ``__main__`` with the command's arguments, environment a
 exactly as ``swift sft ...`` would (its front process only starts ``python swift/cli/sft.py ...``).
 The server itself never runs a torch operation, so no thread pool is forked.
 
-Only one-process commands start warm: with NPROC_PER_NODE or NNODES set, ms-swift's own launcher
-(torchrun) starts the ranks as before. ``VPTRACKER_WARM_START=0`` starts every command as a fresh
+Only one-process commands on a machine without a visible GPU start warm: with NPROC_PER_NODE or
+NNODES set, ms-swift's own launcher (torchrun) starts the ranks as before, and where torch sees a GPU
+every command is a fresh process (a fork of a process that asked CUDA for its devices may not use
+CUDA, and a GPU step makes the import time small beside it). ``VPTRACKER_WARM_START=0`` starts every command as a fresh
 process. A command's output reaches the runner through a pipe, line by line, as a subprocess's
 would; its exit status is the subprocess's (negative: killed by that signal).
 """
@@ -22,7 +24,10 @@ import runpy
 import sys
 import types
 from collections.abc import Callable, Mapping, Sequence
+from functools import cache
 from pathlib import Path
+
+from vptracker.train.commands import visible_gpus
 
 # ms-swift's subcommands and the modules its front process runs for them (swift/cli/main.py ROUTE_MAPPING)
 SWIFT_ROUTES = {"sft": "swift.cli.sft", "rlhf": "swift.cli.rlhf", "export": "swift.cli.export"}
@@ -40,9 +45,16 @@ def route(argv: Sequence[str], env: Mapping[str, str]) -> tuple[str, list[str]] 
     """``(module, arguments)`` when ``argv`` may start warm, else None (a fresh process)."""
     if os.environ.get(SWITCH, "1") == "0" or any(env.get(k) or os.environ.get(k) for k in LAUNCHER_VARS):
         return None
+    if _gpus() > 0:   # CUDA does not survive a fork of a process that asked for it: fresh processes on GPUs
+        return None
     if len(argv) >= 2 and Path(argv[0]).name == "swift" and argv[1] in SWIFT_ROUTES:
         return SWIFT_ROUTES[argv[1]], list(argv[2:])
     return None
+
+
+@cache
+def _gpus() -> int:
+    return visible_gpus()
 
 
 def start_server() -> None:
