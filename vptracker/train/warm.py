@@ -11,8 +11,8 @@ The server itself never runs a torch operation, so no thread pool is forked.
 Only one-process commands on a machine without a visible GPU start warm: with NPROC_PER_NODE or
 NNODES set, ms-swift's own launcher (torchrun) starts the ranks as before, and where torch sees a GPU
 every command is a fresh process (a fork of a process that asked CUDA for its devices may not use
-CUDA, and a GPU step makes the import time small beside it). ``VPTRACKER_WARM_START=0`` starts every command as a fresh
-process. A command's output reaches the runner through a pipe, line by line, as a subprocess's
+CUDA, and a GPU step makes the import time small beside it). ``VPTRACKER_WARM_START=0`` starts
+every command as a fresh process. A command's output reaches the runner through a pipe, line by line, as a subprocess's
 would; its exit status is the subprocess's (negative: killed by that signal).
 """
 from __future__ import annotations
