@@ -40,6 +40,10 @@ import os, sys
 print("runner script runs", flush=True)
 sys.path.insert(0, {probe_dir!r})
 from vptracker.train import warm
+said = []
+warm.start_server(said.append)
+warm.start_server(said.append)
+print("said", len(said), said[0])
 lines = []
 code = warm.run("probe", ["--flag", "x"], {{**os.environ, "PROBE": "seen", "OMP_NUM_THREADS": "1",
                                         "PYTHONPATH": {probe_dir!r}}}, lines.append)
@@ -76,6 +80,7 @@ def test_a_warm_command_sees_its_arguments_environment_and_folder_and_returns_it
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert out.count("runner script runs") == 1   # the fork did not run the runner's script again
+    assert "said 1 # ms-swift commands start warm" in out and "VPTRACKER_WARM_START=0 starts each fresh" in out
     assert "exit 3\n" in out and "argv ['--flag', 'x']" in out
     assert f"name __main__ cwd {work}" in out
     assert "env seen threads 1" in out   # the command's OMP_NUM_THREADS, not the server's 2

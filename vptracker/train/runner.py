@@ -168,7 +168,7 @@ def run_stage(stage: str | Path, overrides: Iterable[str] = (), dry_run: bool = 
         echo(f"# {cfg.name}: already complete ({output}); use --force (force=True) to retrain")
         return output
     if any(warm.route(c.argv, {**os.environ, **env}) for c in commands):
-        warm.start_server()   # it imports ms-swift while the rows below are checked
+        warm.start_server(echo)   # it imports ms-swift while the rows below are checked
     rank0 = _is_rank0(env)
     for cmd in commands:
         for note in cmd.notes:

@@ -57,13 +57,17 @@ def _gpus() -> int:
     return visible_gpus()
 
 
-def start_server() -> None:
-    """Starts the server now (it imports :data:`PRELOAD` while the runner checks configs and data)."""
+def start_server(echo: Callable[[str], None] | None = None) -> None:
+    """Starts the server now (it imports :data:`PRELOAD` while the runner checks configs and data);
+    ``echo`` says so, once per process."""
     global _context
     if _context is None:
         _context = multiprocessing.get_context("forkserver")
         # applies only when this process has not started its forkserver yet; otherwise children import cold
         _context.set_forkserver_preload(PRELOAD)
+        if echo is not None:
+            echo(f"# ms-swift commands start warm: forks of one process that imported ms-swift (one process, "
+                 f"no GPU; {SWITCH}=0 starts each fresh)")
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
