@@ -336,3 +336,28 @@ def test_every_box_rule_has_one_home_and_is_exported_from_the_package():
     assert sorted(B.__all__) == sorted(homes)                       # and importable from vptracker.boxes
     for name, (module,) in homes.items():
         assert getattr(B, name) is getattr(getattr(B, module), name)
+
+
+def test_smart_resize_is_qwen_vl_utils_rule():
+    """Every frame size of the real datasets' range and the edges of both caps resize as qwen-vl-utils
+    resizes them, and the same sizes are refused."""
+    import random
+
+    from qwen_vl_utils.vision_process import smart_resize as reference
+
+    from vptracker.boxes import smart_resize
+
+    rng = random.Random(0)
+    sizes = [(rng.randint(1, 4000), rng.randint(1, 4000)) for _ in range(20000)]
+    sizes += [(h, w) for h in (1, 13, 14, 27, 28, 29, 42, 56, 1080) for w in (1, 14, 28, 1920, 2800, 5600)]
+    caps = [(3136, 1003520), (3136, 506464), (56 * 56, 28 * 28 * 646), (200704, 200704), (None, None)]
+    for factor in (28, 32):
+        for height, width in sizes:
+            min_pixels, max_pixels = caps[(height + width) % len(caps)]
+            try:
+                expected = reference(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+            except ValueError:
+                with pytest.raises(ValueError, match="aspect ratio"):
+                    smart_resize(height, width, factor, min_pixels, max_pixels)
+                continue
+            assert smart_resize(height, width, factor, min_pixels, max_pixels) == expected, (height, width, factor)

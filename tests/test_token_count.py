@@ -63,3 +63,55 @@ def test_array_renderer_matches_render_trajectory(grammar, decimals):
     expected = [render_trajectory([b if p else None for b, p in zip(row, keep)], decimals, grammar)
                 for row, keep in zip(boxes.tolist(), present.tolist())]
     assert render_trajectory_array(boxes, present, decimals, grammar) == expected
+
+
+def _transformers_counts(folder, texts):
+    from transformers import AutoTokenizer
+
+    return [len(ids) for ids in AutoTokenizer.from_pretrained(str(folder))(texts, add_special_tokens=False)["input_ids"]]
+
+
+def test_a_tokenizer_folder_counts_as_transformers_does(tmp_path):
+    """Transformers' Qwen2Tokenizer rebuilds the pre-tokenizer and normalizer and adds the tokens its
+    config names: a folder is counted without transformers only where its tokenizer.json already
+    holds all that (a copy of the real one, with a named token it has), through transformers
+    otherwise (a config naming a token the file lacks; a tiny model's byte-level-only file), and the
+    counts equal the AutoTokenizer's either way."""
+    import json
+    import shutil
+
+    from vptracker.tasks.token_count import _count_with, _direct_spec
+    from vptracker.tiny.model import _tokenizer as write_tiny_tokenizer
+
+    if find_tokenizer() is None:
+        pytest.skip("the real Qwen tokenizer is not built: `python -m vptracker.models.qwen_tokenizer` (scripts/setup.sh)")
+    texts = _texts(3, 1500)
+    for named, direct in (("<think>", True), ("<vp_mark>", False)):
+        folder = tmp_path / named.strip("<>")
+        shutil.copytree(find_tokenizer(), folder)
+        config = json.loads((folder / "tokenizer_config.json").read_text())
+        config["additional_special_tokens"] = [named]
+        (folder / "tokenizer_config.json").write_text(json.dumps(config))
+        assert (_direct_spec(str(folder)) is not None) == direct, named
+        marked = [t + named for t in texts[:300]]
+        assert _count_with(str(folder)).many(marked) == _transformers_counts(folder, marked)
+
+    tiny = tmp_path / "tiny"
+    write_tiny_tokenizer(tiny, ("<bbox>12,34,56,78</bbox> the person in red",), 400)
+    assert _direct_spec(str(tiny)) is None
+    assert _count_with(str(tiny)).many(texts) == _transformers_counts(tiny, texts)
+
+
+def test_counting_with_the_qwen_tokenizer_does_not_import_transformers():
+    """`vptracker prepare` counts every row's tokens; loading transformers for that cost each
+    process about 5 s."""
+    import subprocess
+    import sys
+
+    if find_tokenizer() is None:
+        pytest.skip("the real Qwen tokenizer is not built: `python -m vptracker.models.qwen_tokenizer` (scripts/setup.sh)")
+    code = ("import sys; from vptracker.tasks.token_count import text_counter; "
+            "count, what = text_counter('qwen2_5_vl'); assert count('<bbox>1,2,3,4</bbox>') == 13, count('<bbox>1,2,3,4</bbox>'); "
+            "print(what, 'transformers' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().endswith("False"), done.stdout + done.stderr

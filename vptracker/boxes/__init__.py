@@ -20,7 +20,7 @@ conversions, clipping, validity, IoU), :mod:`~vptracker.boxes.coords` (scales,
 ``CoordMap``), :mod:`~vptracker.boxes.render` (answer text from boxes) and
 :mod:`~vptracker.boxes.parse` (boxes from answer text).
 """
-from vptracker.boxes.coords import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, SCALES, CoordMap
+from vptracker.boxes.coords import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, SCALES, CoordMap, smart_resize
 from vptracker.boxes.geometry import (
     Box,
     clip_xyxy,
@@ -79,6 +79,6 @@ __all__ = [
     "parse_slots", "parse_trajectories", "parse_trajectory", "parse_vptracker",
     "parse_vptracker_released", "released_box_accepted", "render_bbox", "render_box", "render_list",
     "render_qwen_box", "render_trajectories", "render_trajectory", "render_trajectory_array", "render_vptracker",
-    "render_vptracker_released", "strip_trajectory_tokens", "swap_bbox_and_qwen",
+    "render_vptracker_released", "smart_resize", "strip_trajectory_tokens", "swap_bbox_and_qwen",
     "trajectory_texts", "xywh_in_image", "xywh_to_xyxy", "xyxy_to_xywh",
 ]

@@ -6,6 +6,7 @@ resized size a model family uses is the family's (:func:`vptracker.models.famili
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,6 +15,35 @@ from vptracker.boxes.geometry import Box
 SCALES = ("abs", "resized", "norm1", "norm1000")
 DEFAULT_MIN_PIXELS = 4 * 28 * 28
 DEFAULT_MAX_PIXELS = 16384 * 28 * 28
+_MAX_ASPECT = 200   # qwen-vl-utils refuses a frame more elongated than this
+
+
+def smart_resize(height: int, width: int, factor: int, min_pixels: int | None = None,
+                 max_pixels: int | None = None) -> tuple[int, int]:
+    """The ``(height, width)`` a Qwen-VL processor resizes a frame to: each side the nearest multiple
+    of ``factor`` (at least one), scaled down to fit ``max_pixels`` or up to reach ``min_pixels``
+    with the aspect kept (sides floored, respectively ceiled, to the multiple).
+
+    The rule of ``qwen_vl_utils.vision_process.smart_resize``, argument for argument and to the
+    pixel (``tests/test_boxes.py`` compares them); here because importing qwen-vl-utils imports
+    torch and torchvision, 2.5 s that every ``vptracker prepare`` process paid for arithmetic.
+    """
+    max_pixels = 16384 * factor ** 2 if max_pixels is None else max_pixels
+    min_pixels = 4 * factor ** 2 if min_pixels is None else min_pixels
+    if max_pixels < min_pixels:
+        raise ValueError(f"max_pixels {max_pixels} is below min_pixels {min_pixels}")
+    if max(height, width) / min(height, width) > _MAX_ASPECT:
+        raise ValueError(f"absolute aspect ratio must be smaller than {_MAX_ASPECT}, "
+                         f"got {max(height, width) / min(height, width)}")
+    h = max(factor, round(height / factor) * factor)   # round(): Python's, halves to even, as theirs
+    w = max(factor, round(width / factor) * factor)
+    if h * w > max_pixels:
+        shrink = math.sqrt(height * width / max_pixels)
+        h, w = math.floor(height / shrink / factor) * factor, math.floor(width / shrink / factor) * factor
+    elif h * w < min_pixels:
+        grow = math.sqrt(min_pixels / (height * width))
+        h, w = math.ceil(height * grow / factor) * factor, math.ceil(width * grow / factor) * factor
+    return h, w
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, SCALES, CoordMap
+from vptracker.boxes import smart_resize as qwen_resize
 from vptracker.models.folder import ModelDirError, check_model_dir
 from vptracker.registry import Registry
 
@@ -170,13 +171,11 @@ def smart_resize(width: int, height: int, family: str = "qwen2_5_vl",
     Only families with a pixel-multiple resize rule (the Qwen-VL ones) have one; InternVL2.5 tiles
     and LLaVA-NeXT's any-resolution grid are refused here.
     """
-    from qwen_vl_utils.vision_process import smart_resize as qwen_smart_resize  # imports torch: not at CLI start
-
     factor = get_family(family).resize_factor
     if factor is None:
         raise ValueError(f"model family {family!r} has no smart_resize rule (its processor tiles the image); "
                          "its boxes are relative to the frame, not to a resized image")
-    h, w = qwen_smart_resize(int(height), int(width), factor=factor, min_pixels=min_pixels,
+    h, w = qwen_resize(int(height), int(width), factor=factor, min_pixels=min_pixels,
                              max_pixels=max_pixels)
     # qwen-vl-utils can floor a thin side to 0 under max_pixels; the processor would then fail.
     return max(int(w), factor), max(int(h), factor)

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from vptracker.boxes import DEFAULT_MIN_PIXELS
+from vptracker.boxes import DEFAULT_MIN_PIXELS, smart_resize
 from vptracker.tasks.lengths import TURN_OVERHEAD, image_tokens, row_image_sizes, row_texts
 from vptracker.tasks.token_count import text_counter
 
@@ -37,8 +37,6 @@ def visual_tokens(width: int, height: int, max_pixels: int, factor: int = 28,
                   min_pixels: int = DEFAULT_MIN_PIXELS) -> int:
     """Tokens of one image after Qwen's smart_resize (qwen-vl-utils, as the processors resize), both
     sides multiples of ``factor``: the inference plan's frames, from the model's own patch and merge."""
-    from qwen_vl_utils.vision_process import smart_resize
-
     h, w = smart_resize(int(height), int(width), factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
     return max(h // factor, 1) * max(w // factor, 1)
 

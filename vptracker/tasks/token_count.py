@@ -28,6 +28,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from functools import cache, lru_cache
+from pathlib import Path
 
 from vptracker.models import qwen_tokenizer
 from vptracker.models.qwen_tokenizer import ENV, PATTERN, find_tokenizer
@@ -142,25 +143,70 @@ def _fallback_note(family: str) -> None:
 
 @lru_cache(maxsize=4)
 def _count_with(path: str) -> TextCounter:
+    spec = _direct_spec(path)
+    if spec is not None:
+        # the Rust tokenizer of the folder's tokenizer.json, without transformers: the same ids as the
+        # AutoTokenizer (tests/test_token_count.py), 0.5 s to load instead of ~5 s, which every
+        # `vptracker prepare` and `train` process paid
+        from tokenizers import Tokenizer
+
+        backend = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+
+        def count_many(texts: list[str]) -> list[int]:
+            return [len(e.ids) for e in backend.encode_batch(texts, add_special_tokens=False)]
+        return TextCounter(count_many, pieces=_qwen_pieces(spec, count_many), uncut=_box_cut_breaks(spec))
     tokenizer = _tokenizer(path)
 
     def count_many(texts: list[str]) -> list[int]:
         return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
     spec = _spec(tokenizer)   # a 151k-token vocabulary's JSON: about a second to write and read, once
-    return TextCounter(count_many, pieces=qwen_pieces(tokenizer, spec), uncut=_box_cut_breaks(spec))
+    return TextCounter(count_many, pieces=_qwen_pieces(spec, count_many), uncut=_box_cut_breaks(spec))
 
 
-def qwen_pieces(tokenizer, spec: dict | None = None) -> bool:
-    """Whether ``tokenizer`` splits text with Qwen2's pattern (so :class:`TextCounter` may key on
-    pieces): its ``tokenizer.json`` pattern, a byte-level BPE, added tokens without digits or spaces
+def _direct_spec(path: str) -> dict | None:
+    """The folder's ``tokenizer.json`` when its Rust tokenizer alone counts as transformers would, else
+    None. Transformers' ``Qwen2Tokenizer`` does not take the file as it is: it rebuilds the normalizer
+    (NFC), the pre-tokenizer (Qwen2's pattern, then byte level) and the BPE from the file's vocabulary
+    and merges, and adds the special tokens its config names. So the file must already hold all of
+    that (the real Qwen tokenizers and the one setup writes do; the tiny models' do not)."""
+    folder = Path(path)
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text())
+        spec = json.loads((folder / "tokenizer.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if config.get("tokenizer_class") not in ("Qwen2Tokenizer", "Qwen2TokenizerFast"):
+        return None
+    model = spec.get("model") or {}
+    expected = [{"type": "Split", "pattern": {"Regex": PATTERN}, "behavior": "Isolated", "invert": False},
+                {"type": "ByteLevel", "add_prefix_space": bool(config.get("add_prefix_space")),
+                 "use_regex": False}]
+    splits = (spec.get("pre_tokenizer") or {}).get("pretokenizers") or []
+    same_split = len(splits) == 2 and all({k: s.get(k) for k in e} == e for s, e in zip(splits, expected))
+    if not (same_split and spec.get("normalizer") == {"type": "NFC"} and model.get("type") == "BPE"
+            and not model.get("byte_fallback") and model.get("dropout") is None and not model.get("ignore_merges")):
+        return None
+    named = {t.get("content") for t in (config.get("added_tokens_decoder") or {}).values()}
+    named |= {_content(config.get(k, "<|endoftext|>" if k == "unk_token" else None))
+              for k in ("bos_token", "eos_token", "pad_token", "unk_token")}
+    named |= {_content(t) for k in ("additional_special_tokens", "extra_special_tokens") for t in config.get(k) or ()}
+    return spec if named - {None} <= set(_added(spec)) else None
+
+
+def _content(token) -> str | None:
+    return token.get("content") if isinstance(token, dict) else token
+
+
+def _qwen_pieces(spec: dict, count_many: Callable[[list[str]], list[int]]) -> bool:
+    """Whether a tokenizer splits text with Qwen2's pattern (so :class:`TextCounter` may key on pieces):
+    its ``tokenizer.json`` pattern, a byte-level BPE, added tokens without digits or spaces
     (they are cut out before the pattern applies) and every digit a single token."""
-    spec = _spec(tokenizer) if spec is None else spec
     splits = (spec.get("pre_tokenizer") or {}).get("pretokenizers") or []
     patterns = [(s.get("pattern") or {}).get("Regex") for s in splits if s.get("type") == "Split"]
     return (patterns == [PATTERN] and (spec.get("model") or {}).get("type") == "BPE"
             and (spec.get("normalizer") or {}).get("type") in (None, "NFC")
             and not any(re.search(r"[0-9 ]", t) for t in _added(spec))
-            and all(len(ids) == 1 for ids in tokenizer(list("0123456789"), add_special_tokens=False)["input_ids"]))
+            and count_many(list("0123456789")) == [1] * 10)
 
 
 def _box_cut_breaks(spec: dict) -> re.Pattern | None:
