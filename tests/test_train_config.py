@@ -237,3 +237,31 @@ def test_single_node_grpo_defaults():
                        "--gradient_accumulation_steps") == "4"
     assert single_node_env({"NNODES": "2"}, gpus=4) == ({"NNODES": "2"}, [])
     assert single_node_env({}, gpus=1) == ({}, [])
+
+
+def test_swift_argument_table_checks_as_the_imported_types():
+    """The table of ms-swift's argument types (kept so that a `vptracker train` process checks its keys
+    without importing ms-swift) gives every argument the message and the verdict of the imported type,
+    and a later process reads it without importing ms-swift."""
+    import json
+    import subprocess
+    import sys
+
+    from vptracker.train import settings
+
+    probes = [True, 0, 3, -1, 1.5, float("nan"), "x", "epoch", "steps", "no", "cosine", ["a"], [1, 2], [],
+              {"a": 1}, "bf16"]
+    for kind in ("sft", "grpo"):
+        imported = settings._read_swift(kind)
+        table = settings.swift_types(kind)
+        assert table.keys() == imported.keys() and len(table) > 100
+        for name, hint in imported.items():
+            assert settings.describe(table[name]) == settings.describe(hint), name
+            for value in probes:
+                assert settings.check_value(name, value, table[name]) == settings.check_value(name, value, hint), \
+                    (name, value)
+    assert '["enum", "IntervalStrategy"]' in json.dumps(settings._swift_table()["sft"])   # enums kept by name
+    code = ("import sys; from vptracker.train.settings import swift_types; "
+            "t = swift_types('grpo'); print(len(t), 'swift' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split()[-1] == "False", done.stdout + done.stderr

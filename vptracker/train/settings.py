@@ -10,9 +10,16 @@ from __future__ import annotations
 import dataclasses
 import enum
 import functools
+import importlib.metadata
+import importlib.util
+import json
 import math
+import os
+import sys
+import tempfile
 import types
 import typing
+from pathlib import Path
 from typing import Any, Literal, Union
 
 # Our own keys (the ``swift:``/``rollout:`` types come from ms-swift's dataclasses).
@@ -56,12 +63,102 @@ RANGES: dict[str, tuple[typing.Callable[[float], bool], str]] = {
 
 @functools.cache
 def swift_types(kind: str) -> dict[str, Any]:
-    """ms-swift's argument types for ``sft`` or ``grpo`` (imports ms-swift, a few seconds once)."""
-    from swift.arguments import RLHFArguments, SftArguments
+    """ms-swift's argument types for ``sft`` or ``grpo``.
+
+    Read from a table written next to the environment's other vptracker files the first time
+    (``<venv>/share/vptracker/``, one file per ms-swift version and argument sources): importing
+    ``swift.arguments`` takes ~7 s, which every ``vptracker train`` process paid to check its keys.
+    Each type is kept as its shape (union, literal, list, enum name, ...), all that the checks and
+    their messages use (``tests/test_train_config.py`` compares both ways on every argument)."""
+    return {name: _from_shape(shape) for name, shape in _swift_table()[kind].items()}
+
+
+def _swift_table() -> dict[str, dict[str, Any]]:
+    key = _swift_key()
+    path = Path(sys.prefix) / "share" / "vptracker" / f"swift_arguments_{key}.json"
+    if key:
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+    table = {kind: {name: _shape(hint) for name, hint in _read_swift(kind).items()} for kind in ("sft", "grpo")}
+    if key:
+        try:   # written aside and moved in: parallel processes never read half a file
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as tmp:
+                json.dump(table, tmp)
+            os.replace(tmp.name, path)
+        except OSError:
+            pass   # a read-only environment checks from the import each time
+    return table
+
+
+def _swift_key() -> str | None:
+    """ms-swift's version and its argument sources' last change, without importing it; None if unknown."""
+    try:
+        version = importlib.metadata.version("ms-swift")
+        spec = importlib.util.find_spec("swift")
+    except (importlib.metadata.PackageNotFoundError, ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    sources = Path(next(iter(spec.submodule_search_locations))) / "arguments"
+    changed = max((f.stat().st_mtime_ns for f in sources.rglob("*.py")), default=0)
+    return f"{version}_{changed}_{SHAPES_VERSION}"
+
+
+def _read_swift(kind: str) -> dict[str, Any]:
+    from swift.arguments import RLHFArguments, SftArguments  # ~7 s: once per ms-swift install
 
     cls = RLHFArguments if kind == "grpo" else SftArguments
     hints = typing.get_type_hints(cls)
     return {f.name: hints.get(f.name, Any) for f in dataclasses.fields(cls)}
+
+
+SHAPES_VERSION = 1   # raise when _shape changes: older tables are then rewritten
+_SIMPLE = {bool: "bool", int: "int", float: "float", str: "str", dict: "dict", type(None): "none"}
+
+
+def _shape(hint: Any) -> list:
+    """A type as JSON: ``["union", [...]]``, ``["literal", [...]]``, ``["list", item or None]``,
+    ``["enum", name]``, ``["other", name]`` or a simple name (``["int"]``)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return ["any"]
+    if origin in (Union, types.UnionType):
+        return ["union", [_shape(a) for a in args]]
+    if origin is Literal and all(isinstance(a, (str, int, float, bool, type(None))) for a in args):
+        return ["literal", list(args)]
+    if origin in (list, tuple):
+        return ["list", _shape(args[0]) if args else None]
+    if origin is dict:
+        return ["dict"]
+    if hint in _SIMPLE:
+        return [_SIMPLE[hint]]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return ["enum", hint.__name__]
+    return ["other", getattr(hint, "__name__", str(hint))]
+
+
+@functools.cache
+def _named(kind: str, name: str) -> type:
+    """A stand-in class of that name: an enum (checked as text) or another class (checked as text)."""
+    return enum.Enum(name, []) if kind == "enum" else type(name, (), {})
+
+
+def _from_shape(shape: list) -> Any:
+    tag, *rest = shape
+    if tag == "union":
+        return Union[tuple(_from_shape(s) for s in rest[0])]  # noqa: UP007  (a union of a runtime tuple)
+    if tag == "literal":
+        return Literal[tuple(rest[0])]
+    if tag == "list":
+        return list[_from_shape(rest[0])] if rest[0] is not None else list
+    if tag in ("enum", "other"):
+        return _named(tag, rest[0])
+    if tag == "any":
+        return Any
+    return {v: k for k, v in _SIMPLE.items()}[tag]
 
 
 def describe(hint: Any) -> str:
