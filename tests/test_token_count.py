@@ -71,6 +71,7 @@ def _transformers_counts(folder, texts):
     return [len(ids) for ids in AutoTokenizer.from_pretrained(str(folder))(texts, add_special_tokens=False)["input_ids"]]
 
 
+@pytest.mark.slow   # builds a tokenizer and loads transformers: ~10 s
 def test_a_tokenizer_folder_counts_as_transformers_does(tmp_path):
     """Transformers' Qwen2Tokenizer rebuilds the pre-tokenizer and normalizer and adds the tokens its
     config names: a folder is counted without transformers only where its tokenizer.json already

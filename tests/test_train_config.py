@@ -239,6 +239,7 @@ def test_single_node_grpo_defaults():
     assert single_node_env({}, gpus=1) == ({}, [])
 
 
+@pytest.mark.slow   # imports ms-swift: ~10 s
 def test_swift_argument_table_checks_as_the_imported_types():
     """The table of ms-swift's argument types (kept so that a `vptracker train` process checks its keys
     without importing ms-swift) gives every argument the message and the verdict of the imported type,
