@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vptracker.boxes import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, SCALES, CoordMap
-from vptracker.boxes import smart_resize as qwen_resize
+from vptracker.boxes import smart_resize as qwen_resize  # (height, width) order; this module's is (width, height)
 from vptracker.models.folder import ModelDirError, check_model_dir
 from vptracker.registry import Registry
 
@@ -175,9 +175,8 @@ def smart_resize(width: int, height: int, family: str = "qwen2_5_vl",
     if factor is None:
         raise ValueError(f"model family {family!r} has no smart_resize rule (its processor tiles the image); "
                          "its boxes are relative to the frame, not to a resized image")
-    h, w = qwen_resize(int(height), int(width), factor=factor, min_pixels=min_pixels,
-                             max_pixels=max_pixels)
-    # qwen-vl-utils can floor a thin side to 0 under max_pixels; the processor would then fail.
+    h, w = qwen_resize(int(height), int(width), factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    # the rule can floor a thin side to 0 under max_pixels; the processor would then fail.
     return max(int(w), factor), max(int(h), factor)
 
 

@@ -143,14 +143,15 @@ def _fallback_note(family: str) -> None:
 
 @lru_cache(maxsize=4)
 def _count_with(path: str) -> TextCounter:
-    spec = _direct_spec(path)
-    if spec is not None:
+    direct = _direct_spec(path)
+    if direct is not None:
         # the Rust tokenizer of the folder's tokenizer.json, without transformers: the same ids as the
         # AutoTokenizer (tests/test_token_count.py), 0.5 s to load instead of ~5 s, which every
         # `vptracker prepare` and `train` process paid
         from tokenizers import Tokenizer
 
-        backend = Tokenizer.from_file(str(Path(path) / "tokenizer.json"))
+        text, spec = direct
+        backend = Tokenizer.from_str(text)
 
         def count_many(texts: list[str]) -> list[int]:
             return [len(e.ids) for e in backend.encode_batch(texts, add_special_tokens=False)]
@@ -163,8 +164,8 @@ def _count_with(path: str) -> TextCounter:
     return TextCounter(count_many, pieces=_qwen_pieces(spec, count_many), uncut=_box_cut_breaks(spec))
 
 
-def _direct_spec(path: str) -> dict | None:
-    """The folder's ``tokenizer.json`` when its Rust tokenizer alone counts as transformers would, else
+def _direct_spec(path: str) -> tuple[str, dict] | None:
+    """The folder's ``tokenizer.json`` (its text and its parse) when its Rust tokenizer alone counts as transformers would, else
     None. Transformers' ``Qwen2Tokenizer`` does not take the file as it is: it rebuilds the normalizer
     (NFC), the pre-tokenizer (Qwen2's pattern, then byte level) and the BPE from the file's vocabulary
     and merges, and adds the special tokens its config names. So the file must already hold all of
@@ -172,7 +173,8 @@ def _direct_spec(path: str) -> dict | None:
     folder = Path(path)
     try:
         config = json.loads((folder / "tokenizer_config.json").read_text())
-        spec = json.loads((folder / "tokenizer.json").read_text())
+        text = (folder / "tokenizer.json").read_text()
+        spec = json.loads(text)
     except (OSError, ValueError):
         return None
     if config.get("tokenizer_class") not in ("Qwen2Tokenizer", "Qwen2TokenizerFast"):
@@ -190,7 +192,7 @@ def _direct_spec(path: str) -> dict | None:
     named |= {_content(config.get(k, "<|endoftext|>" if k == "unk_token" else None))
               for k in ("bos_token", "eos_token", "pad_token", "unk_token")}
     named |= {_content(t) for k in ("additional_special_tokens", "extra_special_tokens") for t in config.get(k) or ()}
-    return spec if named - {None} <= set(_added(spec)) else None
+    return (text, spec) if named - {None} <= set(_added(spec)) else None
 
 
 def _content(token) -> str | None:

@@ -73,6 +73,7 @@ def swift_types(kind: str) -> dict[str, Any]:
     return {name: _from_shape(shape) for name, shape in _swift_table()[kind].items()}
 
 
+@functools.cache   # one read per process, for both kinds
 def _swift_table() -> dict[str, dict[str, Any]]:
     key = _swift_key()
     path = Path(sys.prefix) / "share" / "vptracker" / f"swift_arguments_{key}.json"
@@ -117,6 +118,7 @@ def _read_swift(kind: str) -> dict[str, Any]:
 
 SHAPES_VERSION = 1   # raise when _shape changes: older tables are then rewritten
 _SIMPLE = {bool: "bool", int: "int", float: "float", str: "str", dict: "dict", type(None): "none"}
+_SIMPLE_TYPES = {name: hint for hint, name in _SIMPLE.items()}
 
 
 def _shape(hint: Any) -> list:
@@ -158,7 +160,7 @@ def _from_shape(shape: list) -> Any:
         return _named(tag, rest[0])
     if tag == "any":
         return Any
-    return {v: k for k, v in _SIMPLE.items()}[tag]
+    return _SIMPLE_TYPES[tag]
 
 
 def describe(hint: Any) -> str:
